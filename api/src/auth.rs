@@ -1,0 +1,201 @@
+//! Bearer tokens (HS256 JWTs), password hashing, and the extractors that turn a request's
+//! `Authorization` header into the calling user.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use entity::user;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::services;
+use crate::startup::AppState;
+
+/// The smallest accepted HMAC key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Issues and verifies access tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The user id, as a string as RFC 7519 asks.
+    sub: String,
+    /// Issued at, seconds since the epoch.
+    iat: u64,
+    /// Expiry, seconds since the epoch.
+    exp: u64,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // The library forgives 60 seconds past `exp` by default; an expired token is expired.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.validate_aud = false;
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// Lifetime of a new token, in seconds.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// A signed token for `user_id`, valid for the configured lifetime.
+    pub fn issue(&self, user_id: i64) -> Result<String, ApiError> {
+        let now = unix_seconds();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// The user id and issue time of a valid token. Any other algorithm, a wrong signature, an
+    /// expired token or a missing claim is refused.
+    fn verify(&self, token: &str) -> Result<(i64, u64), ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::Unauthorized("the access token has expired")
+                }
+                _ => ApiError::Unauthorized("the access token is not valid"),
+            })?;
+        let user_id = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| ApiError::Unauthorized("the access token is not valid"))?;
+        Ok((user_id, data.claims.iat))
+    }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Hashes a password with Argon2id (default parameters), off the async workers.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    web::block(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
+}
+
+/// Whether `password` matches the Argon2 PHC string `hash`, computed off the async workers.
+/// To answer an unknown user as slowly as a wrong password, callers verify against a hash of a
+/// password nobody knows ([`crate::startup::AppState::dummy_password_hash`]).
+pub async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    web::block(move || {
+        Argon2::default()
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok()
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+/// The authenticated caller of an endpoint marked **auth**: 401 without a valid token.
+#[derive(Clone, Debug)]
+pub struct AuthUser(pub user::Model);
+
+/// The caller of an endpoint marked **optional auth**: `None` when anonymous. A token that is sent
+/// but not valid is still a 401, never silently ignored.
+#[derive(Clone, Debug)]
+pub struct MaybeAuthUser(pub Option<user::Model>);
+
+impl MaybeAuthUser {
+    pub fn id(&self) -> Option<i64> {
+        self.0.as_ref().map(|u| u.id)
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(&req).await? {
+                Some(user) => Ok(AuthUser(user)),
+                None => Err(ApiError::Unauthorized(
+                    "this endpoint needs 'Authorization: Bearer <token>'",
+                )),
+            }
+        })
+    }
+}
+
+impl FromRequest for MaybeAuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(MaybeAuthUser) })
+    }
+}
+
+/// `None` without an `Authorization` header; the token's user with a valid one; 401 otherwise.
+async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed = ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'");
+    let value = value.to_str().map_err(|_| malformed)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized(
+        "the Authorization header must be 'Bearer <token>'",
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::Unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
+    let (user_id, issued_at) = state.tokens.verify(token.trim())?;
+    let user = services::users::find_by_id(&state.db, user_id)
+        .await?
+        // A token outlives neither its account nor a newer account that reuses the id.
+        .filter(|u| issued_at >= u64::try_from(u.created_at / 1000).unwrap_or(u64::MAX))
+        .ok_or(ApiError::Unauthorized(
+            "the account of this access token no longer exists",
+        ))?;
+    Ok(Some(user))
+}
+
+/// Generates a fresh random secret for signing tokens, hex-encoded (64 bytes of text).
+pub fn generate_secret() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

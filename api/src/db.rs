@@ -1,0 +1,69 @@
+//! Connecting to the database, migrating it, and starting write transactions that behave the same
+//! on SQLite, PostgreSQL and MySQL/MariaDB.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::settings::Settings;
+
+/// Opens the pool and brings the schema up to date.
+pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    if let Some(file) = settings.sqlite_file()
+        && let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            DbErr::Custom(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+
+    let mut options = ConnectOptions::new(settings.database_url.clone());
+    options
+        .max_connections(settings.database_pool_size)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts
+                // Cascades (follows, posts) depend on this, on every pooled connection.
+                .foreign_keys(true)
+                // Readers do not block the writer, nor the writer the readers.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                // Writers queue for the lock instead of failing at once.
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    let db = Database::connect(options).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// Starts a transaction that is going to write.
+///
+/// On SQLite it takes the write lock at `BEGIN` (`BEGIN IMMEDIATE`): a deferred transaction that
+/// reads first and writes later fails with `SQLITE_BUSY` when another connection wrote in between,
+/// which the busy timeout does not cover. PostgreSQL and MySQL take row locks as they go; services
+/// lock the rows they change in a fixed order (ascending user id) so that concurrent writers queue
+/// instead of deadlocking.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
+}

@@ -1,0 +1,183 @@
+//! Validated values. A `Username` that exists is a valid one, so no code past the edge re-checks it.
+//! Lengths count Unicode characters (scalar values), not bytes.
+
+/// A username: 3 to 30 characters of `A-Z a-z 0-9 _`, and not `me` (which names the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let length = raw.chars().count();
+        if !(3..=30).contains(&length) {
+            return Err("must be 3 to 30 characters".into());
+        }
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err("may contain only letters A-Z and a-z, digits and '_'".into());
+        }
+        if raw.eq_ignore_ascii_case("me") {
+            return Err("'me' is reserved".into());
+        }
+        Ok(Username(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-insensitive key under which the username is unique.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+/// The key to look a username up by, or `None` when the text cannot be anybody's username (so the
+/// lookup can answer "not found" without sending odd bytes, such as NUL, to the database).
+pub fn username_lookup_key(raw: &str) -> Option<String> {
+    let plausible =
+        (1..=30).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plausible.then(|| raw.to_ascii_lowercase())
+}
+
+/// A plausible email address of at most 254 characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim();
+        if email.chars().count() > 254 {
+            return Err("must be at most 254 characters".into());
+        }
+        let plausible = match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && local.chars().count() <= 64
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && domain.split('.').all(|label| !label.is_empty())
+                    && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !plausible {
+            return Err("must be an email address such as name@example.com".into());
+        }
+        Ok(Email(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-insensitive key under which the address is unique.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// The key to look an email up by, or `None` when the text cannot be a registered address.
+pub fn email_lookup_key(raw: &str) -> Option<String> {
+    Email::parse(raw).ok().map(|email| email.key())
+}
+
+/// A password of 8 to 128 characters. Never stored, only hashed.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !(8..=128).contains(&raw.chars().count()) {
+            return Err("must be 8 to 128 characters".into());
+        }
+        Ok(Password(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// A display name: at most 50 characters, one line. Blank means "none".
+pub fn parse_display_name(raw: &str) -> Result<Option<String>, String> {
+    let name = raw.trim();
+    if name.chars().count() > 50 {
+        return Err("must be at most 50 characters".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters or line breaks".into());
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// A bio: at most 500 characters; line breaks and tabs are kept. Blank means "none".
+pub fn parse_bio(raw: &str) -> Result<Option<String>, String> {
+    let bio = raw.trim();
+    if bio.chars().count() > 500 {
+        return Err("must be at most 500 characters".into());
+    }
+    if has_forbidden_control(bio) {
+        return Err("must not contain control characters other than line breaks and tabs".into());
+    }
+    Ok((!bio.is_empty()).then(|| bio.to_owned()))
+}
+
+/// The text of a post: 1 to 280 characters after trimming white space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostBody(String);
+
+impl PostBody {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let body = raw.trim();
+        if !(1..=280).contains(&body.chars().count()) {
+            return Err("must be 1 to 280 characters after trimming white space".into());
+        }
+        if has_forbidden_control(body) {
+            return Err(
+                "must not contain control characters other than line breaks and tabs".into(),
+            );
+        }
+        Ok(PostBody(body.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn has_forbidden_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_keyed_case_insensitively() {
+        let name = Username::parse("Susan_1").unwrap();
+        assert_eq!(name.as_str(), "Susan_1");
+        assert_eq!(name.key(), "susan_1");
+        assert_eq!(username_lookup_key("SUSAN_1").as_deref(), Some("susan_1"));
+    }
+
+    #[test]
+    fn lookups_of_impossible_usernames_never_reach_the_database() {
+        assert_eq!(username_lookup_key("bad\0name"), None);
+        assert_eq!(username_lookup_key(""), None);
+        assert_eq!(username_lookup_key(&"a".repeat(31)), None);
+    }
+
+    #[test]
+    fn post_bodies_count_characters_not_bytes() {
+        assert!(PostBody::parse(&"😀".repeat(280)).is_ok());
+        assert!(PostBody::parse(&"😀".repeat(281)).is_err());
+        assert_eq!(PostBody::parse("  hi  ").unwrap().as_str(), "hi");
+        assert!(PostBody::parse(" \n\t ").is_err());
+    }
+}

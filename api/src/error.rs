@@ -1,0 +1,233 @@
+//! The one error type of the service and the problem+json body (RFC 9457) it is written as.
+//!
+//! Every layer funnels into [`ApiError`]: extractor rejections through the handlers installed in
+//! [`crate::startup`], unknown routes and wrong methods through default services, handler and
+//! database failures through `?`. A client never sees actix's plain-text errors.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use sea_orm::DbErr;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Messages per field name, as in the `errors` member of a 422 problem.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// Everything that can go wrong in a request, one variant per documented `code`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_json`: the body is not JSON, or not of the expected shape or types.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 400 `invalid_parameter`: a bad query or path parameter.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// 400 `invalid_cursor`: a cursor this server did not issue for this list.
+    #[error("the cursor is not one this server issued for this list")]
+    InvalidCursor,
+    /// 401 `unauthorized`: no usable bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 401 `invalid_credentials`: wrong username or password (the same answer for both).
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// 403 `forbidden`: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// 404 `user_not_found`.
+    #[error("user '{0}' does not exist")]
+    UserNotFound(String),
+    /// 404 `post_not_found`.
+    #[error("post {0} does not exist")]
+    PostNotFound(i64),
+    /// 404 `not_found`: no such route.
+    #[error("no resource at {0}")]
+    NotFound(String),
+    /// 405 `method_not_allowed`.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// 409 `username_taken`.
+    #[error("the username '{0}' is already taken")]
+    UsernameTaken(String),
+    /// 409 `email_taken`.
+    #[error("the email address is already registered")]
+    EmailTaken,
+    /// 413 `payload_too_large`.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 415 `unsupported_media_type`.
+    #[error("send the body as JSON with 'Content-Type: application/json'")]
+    UnsupportedMediaType,
+    /// 422 `validation_failed`, with the broken rules per field.
+    #[error("some fields are invalid")]
+    Validation(FieldErrors),
+    /// 422 `cannot_follow_self`.
+    #[error("you cannot follow or unfollow yourself")]
+    CannotFollowSelf,
+    /// 429 `rate_limited`, with the seconds after which to retry.
+    #[error("too many requests; retry in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
+    /// 503 `service_unavailable`: a dependency (the database) does not answer.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// 500 `internal`: anything unexpected. The cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// Wraps an unexpected failure, logging its whole cause chain inside the request's span (which
+    /// carries the request id) so the opaque 500 a client sees can be traced.
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let mut chain = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        ApiError::Internal(Box::new(err))
+    }
+
+    /// A single-field validation failure.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::new();
+        errors.insert(field.to_owned(), vec![message.into()]);
+        ApiError::Validation(errors)
+    }
+
+    /// The error to answer with when some layer produced a bare `status` with no problem body.
+    pub fn for_status(status: StatusCode, method: &str, path: &str) -> Self {
+        match status.as_u16() {
+            401 => ApiError::Unauthorized("this endpoint needs 'Authorization: Bearer <token>'"),
+            404 => ApiError::NotFound(path.to_owned()),
+            405 => ApiError::MethodNotAllowed {
+                method: method.to_owned(),
+                path: path.to_owned(),
+            },
+            413 => ApiError::PayloadTooLarge {
+                limit: crate::routes::MAX_BODY_BYTES,
+            },
+            415 => ApiError::UnsupportedMediaType,
+            400..=499 => ApiError::InvalidParameter(format!(
+                "the request was refused: {}",
+                status.canonical_reason().unwrap_or("client error")
+            )),
+            503 => ApiError::Unavailable("the service is unavailable"),
+            _ => ApiError::Internal(Box::new(std::io::Error::other(format!(
+                "a layer answered {status} without a problem body"
+            )))),
+        }
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidParameter(_) => "invalid_parameter",
+            ApiError::InvalidCursor => "invalid_cursor",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::UserNotFound(_) => "user_not_found",
+            ApiError::PostNotFound(_) => "post_not_found",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::UsernameTaken(_) => "username_taken",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::CannotFollowSelf => "cannot_follow_self",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+/// An error response body: `application/problem+json` as in RFC 9457, plus our `code` and, for
+/// validation failures, the broken rules per field.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"type": "about:blank", "title": "Not Found", "status": 404,
+    "code": "user_not_found", "detail": "user 'bob' does not exist"}))]
+pub struct Problem {
+    /// Always `about:blank`: the `code` member says what went wrong.
+    #[serde(rename = "type")]
+    pub problem_type: &'static str,
+    /// The HTTP reason phrase of `status`.
+    pub title: &'static str,
+    /// The HTTP status code, repeated from the response.
+    pub status: u16,
+    /// Stable, machine-readable error code; clients switch on it.
+    pub code: &'static str,
+    /// Human-readable explanation of this occurrence.
+    pub detail: String,
+    /// For `validation_failed`: each invalid field with the rules it breaks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FieldErrors>,
+}
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) | ApiError::InvalidParameter(_) | ApiError::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UserNotFound(_) | ApiError::PostNotFound(_) | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) | ApiError::CannotFollowSelf => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let body = Problem {
+            problem_type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            code: self.code(),
+            detail: self.to_string(),
+            errors: match self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.content_type(PROBLEM_JSON);
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::RateLimited { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            _ => {}
+        }
+        response.json(body)
+    }
+}

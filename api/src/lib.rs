@@ -1,0 +1,48 @@
+//! The social API: a JSON REST service for the follow graph and the timeline.
+//!
+//! Requests flow `routes` (extract, validate, map to wire types) -> `services` (all queries) ->
+//! `entity` (SeaORM models); `domain` holds the validated values and `error` the one error type.
+
+pub mod auth;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod openapi;
+pub mod pagination;
+pub mod routes;
+pub mod services;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+pub mod time;
+
+pub use settings::Settings;
+pub use startup::Application;
+
+/// Runs the server as configured by the environment (and `.env`) until SIGTERM or SIGINT.
+pub async fn run_from_env() -> Result<(), startup::StartupError> {
+    // A missing .env is the normal case; a malformed one is worth a warning.
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("ignoring .env: {err}");
+    }
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    let application = Application::build(settings).await?;
+    tracing::info!(port = application.port(), "listening");
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+/// The process entry point shared by the binaries: runs [`run_from_env`] on actix's runtime and
+/// turns a start-up failure into one line on stderr and exit status 1.
+pub fn main() -> std::process::ExitCode {
+    match actix_web::rt::System::new().block_on(run_from_env()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

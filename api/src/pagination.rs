@@ -1,0 +1,221 @@
+//! Keyset pagination: `limit` and an opaque, signed `cursor`, pages newest first.
+//!
+//! A cursor is the position (timestamp, unique id) of the last item of a page, signed with an HMAC
+//! over the list it belongs to. A cursor that was tampered with, made up, or issued for another list
+//! fails the signature check and answers 400 `invalid_cursor`, never a 500.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// Default and largest page sizes.
+pub const DEFAULT_LIMIT: u64 = 20;
+pub const MAX_LIMIT: u64 = 100;
+
+/// The query parameters of every list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page, 1 to 100.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<String>,
+    /// Opaque cursor from the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A position in a list ordered by (timestamp, id), newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub at: i64,
+    pub id: i64,
+}
+
+/// A validated page request.
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub limit: u64,
+    /// Items strictly after this position (older) are wanted; `None` starts at the newest.
+    pub after: Option<Position>,
+}
+
+/// Signs and checks cursors.
+#[derive(Clone)]
+pub struct CursorCodec {
+    key: Vec<u8>,
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl CursorCodec {
+    /// A codec whose key is derived from the server secret, so that cursors and tokens never share
+    /// a key.
+    pub fn new(secret: &[u8]) -> Self {
+        let key = match <HmacSha256 as Mac>::new_from_slice(secret) {
+            Ok(mut mac) => {
+                mac.update(b"social-api cursor key v1");
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => secret.to_vec(),
+        };
+        CursorCodec { key }
+    }
+
+    fn tag(&self, list: &str, payload: &str) -> Vec<u8> {
+        match <HmacSha256 as Mac>::new_from_slice(&self.key) {
+            Ok(mut mac) => {
+                mac.update(list.as_bytes());
+                mac.update(b"\n");
+                mac.update(payload.as_bytes());
+                mac.finalize().into_bytes()[..16].to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The cursor for `position` in the list named `list` (e.g. `followers:42`).
+    pub fn encode(&self, list: &str, position: Position) -> String {
+        let payload = format!("{}.{}", position.at, position.id);
+        let tag = self.tag(list, &payload);
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload.as_bytes()),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// The position in `cursor`, if this server issued it for `list`.
+    pub fn decode(&self, list: &str, cursor: &str) -> Result<Position, ApiError> {
+        let (payload, tag) = cursor.split_once('.').ok_or(ApiError::InvalidCursor)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(ApiError::InvalidCursor)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| ApiError::InvalidCursor)?;
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.key).map_err(|_| ApiError::InvalidCursor)?;
+        mac.update(list.as_bytes());
+        mac.update(b"\n");
+        mac.update(payload.as_bytes());
+        if tag.len() != 16 {
+            return Err(ApiError::InvalidCursor);
+        }
+        mac.verify_truncated_left(&tag)
+            .map_err(|_| ApiError::InvalidCursor)?;
+        let (at, id) = payload.split_once('.').ok_or(ApiError::InvalidCursor)?;
+        Ok(Position {
+            at: at.parse().map_err(|_| ApiError::InvalidCursor)?,
+            id: id.parse().map_err(|_| ApiError::InvalidCursor)?,
+        })
+    }
+
+    /// Validates the query of a list named `list`.
+    pub fn page_request(&self, list: &str, query: &PageQuery) -> Result<PageRequest, ApiError> {
+        let limit = match query.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "limit must be a whole number from 1 to {MAX_LIMIT}, not '{raw}'"
+                    )));
+                }
+            },
+        };
+        let after = match query.cursor.as_deref() {
+            None => None,
+            Some(cursor) => Some(self.decode(list, cursor)?),
+        };
+        Ok(PageRequest { limit, after })
+    }
+}
+
+/// A page of a list: the items, and the cursor of the next page (`null` on the last page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items of this page, newest first.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Splits `rows` (fetched with `limit + 1`) into this page and the position of its last item when
+/// another page follows.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: u64,
+    position: impl Fn(&T) -> Position,
+) -> (Vec<T>, Option<Position>) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let last = rows.last().map(position);
+        (rows, last)
+    } else {
+        (rows, None)
+    }
+}
+
+/// The 200 response for a page: the body, and `Link: <...>; rel="next"` when there is a next page.
+pub fn page_response<T: Serialize>(
+    req: &HttpRequest,
+    limit: u64,
+    items: Vec<T>,
+    next_cursor: Option<String>,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(cursor) = &next_cursor {
+        let link = format!(
+            "<{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
+            req.uri().path()
+        );
+        response.insert_header((header::LINK, link));
+    }
+    response.json(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_only_for_its_own_list() {
+        let codec = CursorCodec::new(b"0123456789abcdef0123456789abcdef");
+        let position = Position {
+            at: 1_700_000_000_123,
+            id: 42,
+        };
+        let cursor = codec.encode("followers:1", position);
+        assert_eq!(codec.decode("followers:1", &cursor).unwrap(), position);
+        assert!(codec.decode("followers:2", &cursor).is_err());
+        assert!(codec.decode("following:1", &cursor).is_err());
+    }
+
+    #[test]
+    fn tampered_and_made_up_cursors_are_refused() {
+        let codec = CursorCodec::new(b"0123456789abcdef0123456789abcdef");
+        let cursor = codec.encode("posts:1", Position { at: 5, id: 6 });
+        let forged_payload = URL_SAFE_NO_PAD.encode(b"5.7");
+        let (_, tag) = cursor.split_once('.').unwrap();
+        for bad in [
+            format!("{forged_payload}.{tag}"),
+            "garbage".to_owned(),
+            String::new(),
+            ".".to_owned(),
+            format!("{}.", cursor.split_once('.').unwrap().0),
+        ] {
+            assert!(codec.decode("posts:1", &bad).is_err(), "{bad} was accepted");
+        }
+        let other = CursorCodec::new(b"another secret of at least 32 bytes!!");
+        assert!(other.decode("posts:1", &cursor).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Registration and login.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{hash_password, verify_password};
+use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
+use crate::error::{ApiError, FieldErrors, Problem};
+use crate::routes::users::{Profile, profile_for};
+use crate::services::users::{self, NewAccount};
+use crate::startup::AppState;
+
+/// A new account. Unknown fields are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// 3 to 30 characters of `A-Z a-z 0-9 _`, not `me`; unique in any letter case.
+    #[schema(value_type = String, min_length = 3, max_length = 30, pattern = "^[A-Za-z0-9_]{3,30}$", example = "susan")]
+    pub username: Option<String>,
+    /// A plausible email address of at most 254 characters; unique in any letter case.
+    #[schema(value_type = String, max_length = 254, example = "susan@example.com")]
+    pub email: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(value_type = String, min_length = 8, max_length = 128, example = "correct horse battery")]
+    pub password: Option<String>,
+    /// At most 50 characters.
+    #[schema(max_length = 50)]
+    pub display_name: Option<String>,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
+    pub bio: Option<String>,
+}
+
+/// Credentials. `username` may also be the email address.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The username or the email address, in any letter case.
+    #[schema(value_type = String, example = "susan")]
+    pub username: Option<String>,
+    /// The password.
+    #[schema(value_type = String, example = "correct horse battery")]
+    pub password: Option<String>,
+}
+
+/// An access token and the profile of its user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// The token's user.
+    pub user: Profile,
+}
+
+fn required<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    let result = match value {
+        None => Err("is required".to_owned()),
+        Some(raw) => parse(&raw),
+    };
+    result
+        .map_err(|message| errors.entry(field.to_owned()).or_default().push(message))
+        .ok()
+}
+
+async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token, ApiError> {
+    Ok(Token {
+        access_token: state.tokens.issue(user.id)?,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_seconds(),
+        user: profile_for(&state.db, Some(user.id), user).await?,
+    })
+}
+
+/// Creates an account and returns a token for it.
+#[utoipa::path(post, path = "/auth/register", tag = "accounts", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The account was created", body = Token,
+            headers(("Location" = String, description = "The new user's profile, `/users/{username}`"))),
+        (status = 400, description = "The body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks its rules", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let username = required(&mut errors, "username", body.username, Username::parse);
+    let email = required(&mut errors, "email", body.email, Email::parse);
+    let password = required(&mut errors, "password", body.password, Password::parse);
+    let display_name = body
+        .display_name
+        .map(|v| parse_display_name(&v))
+        .transpose()
+        .map_err(|m| errors.entry("display_name".into()).or_default().push(m))
+        .ok()
+        .flatten()
+        .flatten();
+    let bio = body
+        .bio
+        .map(|v| parse_bio(&v))
+        .transpose()
+        .map_err(|m| errors.entry("bio".into()).or_default().push(m))
+        .ok()
+        .flatten()
+        .flatten();
+    let (Some(username), Some(email), Some(password), true) =
+        (username, email, password, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+
+    let password_hash = hash_password(password.expose().to_owned()).await?;
+    let user = users::register(
+        &state.db,
+        NewAccount {
+            username,
+            email,
+            password_hash,
+            display_name,
+            bio,
+        },
+    )
+    .await?;
+    let token = token_for(&state, &user).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/users/{}", user.username)))
+        .json(token))
+}
+
+/// Exchanges a username (or email) and password for a token.
+#[utoipa::path(post, path = "/auth/login", tag = "accounts", operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = Token),
+        (status = 400, description = "The body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: wrong username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = FieldErrors::new();
+    let login = required(&mut errors, "username", body.username, |v| {
+        Ok(v.trim().to_owned())
+    });
+    let password = required(&mut errors, "password", body.password, |v| Ok(v.to_owned()));
+    let (Some(login), Some(password)) = (login, password) else {
+        return Err(ApiError::Validation(errors));
+    };
+
+    let user = users::find_for_login(&state.db, &login).await?;
+    // An unknown user costs the same hash verification as a wrong password.
+    let hash = user.as_ref().map_or_else(
+        || state.dummy_password_hash.clone(),
+        |u| u.password_hash.clone(),
+    );
+    let matches = verify_password(password, hash).await?;
+    match user {
+        Some(user) if matches => Ok(HttpResponse::Ok().json(token_for(&state, &user).await?)),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}

@@ -1,0 +1,199 @@
+//! Accounts: registration, lookup, profile changes and removal.
+
+use entity::{follow, user};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+};
+
+use crate::db::begin_write;
+use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
+use crate::error::ApiError;
+use crate::time::now_millis;
+
+/// What registration stores; the password is already hashed.
+pub struct NewAccount {
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+}
+
+/// Profile fields to change: `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfileChanges {
+    pub display_name: Option<Option<String>>,
+    pub bio: Option<Option<String>>,
+}
+
+pub async fn find_by_id(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<Option<user::Model>, ApiError> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The user called `username` (in any letter case), or 404 `user_not_found` naming it.
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<user::Model, ApiError> {
+    let not_found = || ApiError::UserNotFound(username.to_owned());
+    let key = username_lookup_key(username).ok_or_else(not_found)?;
+    user::Entity::find()
+        .filter(user::Column::UsernameKey.eq(key))
+        .one(db)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// The user whose username or email is `login`, if any.
+pub async fn find_for_login(
+    db: &impl ConnectionTrait,
+    login: &str,
+) -> Result<Option<user::Model>, ApiError> {
+    let condition = if login.contains('@') {
+        email_lookup_key(login).map(|key| user::Column::EmailKey.eq(key))
+    } else {
+        username_lookup_key(login).map(|key| user::Column::UsernameKey.eq(key))
+    };
+    match condition {
+        Some(condition) => Ok(user::Entity::find().filter(condition).one(db).await?),
+        None => Ok(None),
+    }
+}
+
+/// Creates the account, or 409 `username_taken` / `email_taken` when either is in use in any
+/// letter case. The unique indexes decide, so concurrent registrations cannot both win.
+pub async fn register(
+    db: &impl ConnectionTrait,
+    account: NewAccount,
+) -> Result<user::Model, ApiError> {
+    let username_key = account.username.key();
+    let email_key = account.email.key();
+    let row = user::ActiveModel {
+        username: Set(account.username.as_str().to_owned()),
+        username_key: Set(username_key.clone()),
+        email: Set(account.email.as_str().to_owned()),
+        email_key: Set(email_key),
+        password_hash: Set(account.password_hash),
+        display_name: Set(account.display_name),
+        bio: Set(account.bio),
+        created_at: Set(now_millis()),
+        followers_count: Set(0),
+        following_count: Set(0),
+        posts_count: Set(0),
+        ..Default::default()
+    };
+    match row.insert(db).await {
+        Ok(user) => Ok(user),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            let username_exists = user::Entity::find()
+                .filter(user::Column::UsernameKey.eq(username_key))
+                .one(db)
+                .await?
+                .is_some();
+            if username_exists {
+                Err(ApiError::UsernameTaken(
+                    account.username.as_str().to_owned(),
+                ))
+            } else {
+                Err(ApiError::EmailTaken)
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Applies `changes` to the user's profile and returns the updated row.
+pub async fn update_profile(
+    db: &impl ConnectionTrait,
+    user: user::Model,
+    changes: ProfileChanges,
+) -> Result<user::Model, ApiError> {
+    let id = user.id;
+    let mut row: user::ActiveModel = user.into();
+    let mut changed = false;
+    if let Some(display_name) = changes.display_name {
+        row.display_name = Set(display_name);
+        changed = true;
+    }
+    if let Some(bio) = changes.bio {
+        row.bio = Set(bio);
+        changed = true;
+    }
+    if changed {
+        user::Entity::update_many()
+            .set(row)
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+    }
+    find_by_id(db, id).await?.ok_or(ApiError::Unauthorized(
+        "the account of this access token no longer exists",
+    ))
+}
+
+/// Removes the account. The database cascades its posts and every follow in which it is either
+/// side; first, in the same transaction, the counts of the users on the other side of those follows
+/// drop by one, so they stay exact at once.
+pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+    let txn = begin_write(db).await?;
+
+    // Lock every row this changes, in ascending id order like every other writer, so that
+    // concurrent follows and removals queue instead of deadlocking.
+    user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(
+            Condition::any()
+                .add(user::Column::Id.eq(user_id))
+                .add(user::Column::Id.in_subquery(followees_of(user_id)))
+                .add(user::Column::Id.in_subquery(followers_of(user_id))),
+        )
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(&txn)
+        .await?;
+
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FollowersCount,
+            Expr::col(user::Column::FollowersCount).sub(1),
+        )
+        .filter(user::Column::Id.in_subquery(followees_of(user_id)))
+        .exec(&txn)
+        .await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FollowingCount,
+            Expr::col(user::Column::FollowingCount).sub(1),
+        )
+        .filter(user::Column::Id.in_subquery(followers_of(user_id)))
+        .exec(&txn)
+        .await?;
+    user::Entity::delete_by_id(user_id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// `SELECT followed_id FROM follows WHERE follower_id = user_id`
+fn followees_of(user_id: i64) -> SelectStatement {
+    Query::select()
+        .column(follow::Column::FollowedId)
+        .from(follow::Entity)
+        .and_where(follow::Column::FollowerId.eq(user_id))
+        .to_owned()
+}
+
+/// `SELECT follower_id FROM follows WHERE followed_id = user_id`
+fn followers_of(user_id: i64) -> SelectStatement {
+    Query::select()
+        .column(follow::Column::FollowerId)
+        .from(follow::Entity)
+        .and_where(follow::Column::FollowedId.eq(user_id))
+        .to_owned()
+}

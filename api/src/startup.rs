@@ -1,0 +1,255 @@
+//! Building the application from [`Settings`]: the database, the secret, the middleware and the
+//! routes, then serving until SIGTERM or SIGINT.
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
+use argon2::{Argon2, PasswordHasher};
+use sea_orm::DatabaseConnection;
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
+
+use crate::auth::{MIN_SECRET_BYTES, Tokens, generate_secret};
+use crate::db::connect_and_migrate;
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::openapi;
+use crate::pagination::CursorCodec;
+use crate::routes;
+use crate::settings::{Settings, SettingsError};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub tokens: Tokens,
+    pub cursors: CursorCodec,
+    /// An Argon2id hash of a random password, verified when a login names an unknown user.
+    pub dummy_password_hash: String,
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: DatabaseConnection,
+}
+
+/// Why the server could not start, in one line.
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Application {
+    /// Connects and migrates the database, resolves the token secret and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if settings.jwt_secret.is_none() && !settings.is_sqlite() {
+            return Err(SettingsError::new(
+                "JWT_SECRET",
+                format!(
+                    "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
+                ),
+            )
+            .into());
+        }
+        if let Some(secret) = &settings.jwt_secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            return Err(SettingsError::new(
+                "JWT_SECRET",
+                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+            )
+            .into());
+        }
+
+        let db = connect_and_migrate(&settings)
+            .await
+            .map_err(|e| format!("cannot open the database: {e}"))?;
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => match settings.sqlite_file() {
+                Some(file) => secret_beside(&file)?,
+                None => generate_secret()?,
+            },
+        };
+
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
+            cursors: CursorCodec::new(secret.as_bytes()),
+            dummy_password_hash: dummy_password_hash()?,
+        });
+
+        let listener = TcpListener::bind(&settings.bind_addr)
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure)
+                .configure(openapi::configure)
+                .default_service(web::to(routes::not_found))
+                .wrap(ErrorHandlers::new().default_handler(problem_for_plain_errors))
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(request_id))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server, db })
+    }
+
+    /// The port the server listens on (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database pool the server uses.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until the process receives SIGTERM or SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Reads the secret kept beside the SQLite database file, creating it on first start, so tokens
+/// survive a restart without any configuration.
+fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
+    let mut name = database_file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".jwt-secret");
+    let path = database_file.with_file_name(name);
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= MIN_SECRET_BYTES => {
+            return Ok(secret.trim().to_owned());
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{} holds a secret shorter than {MIN_SECRET_BYTES} bytes; remove it to generate a new one",
+                path.display()
+            )
+            .into());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display()).into()),
+    }
+    let secret = generate_secret()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(&path) {
+        Ok(mut file) => {
+            use std::io::Write;
+            file.write_all(secret.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a token secret beside the database");
+            Ok(secret)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
+    }
+}
+
+fn dummy_password_hash() -> Result<String, StartupError> {
+    let password = generate_secret()?;
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string().into())
+}
+
+/// The id of a request: the client's `X-Request-Id` when it sent a usable one, else a new UUID.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Puts an `X-Request-Id` on every response, echoing the request's when it has a sane one.
+async fn request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    // Handlers and the middleware inside this one turn every error into a response, so `Err` does
+    // not happen in practice; the request cannot be kept to build one here (routing needs it
+    // unshared).
+    let mut response = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    Ok(response)
+}
+
+/// Rewrites any error response that is not already problem+json (actix's own answers, should one
+/// slip through) into the contract's problem body, keeping its status.
+fn problem_for_plain_errors<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let (request, _) = response.into_parts();
+    let error = ApiError::for_status(status, request.method().as_str(), request.path());
+    let rewritten = ServiceResponse::new(request, error.error_response());
+    Ok(ErrorHandlerResponse::Response(
+        rewritten.map_into_right_body(),
+    ))
+}
+
+/// The span of a request: method, path, request id and status, logged when it closes.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.path(),
+            request_id = %request_id,
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let status = match outcome {
+            Ok(response) => response.status().as_u16(),
+            Err(err) => err.as_response_error().status_code().as_u16(),
+        };
+        span.record("status", status);
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

@@ -1,0 +1,23 @@
+//! Logging: one structured line per request (method, path, request id, status, time), filtered by
+//! `RUST_LOG`; `LOG_FORMAT=json` writes JSON lines for log shippers.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Installs the global subscriber. Call once, from `main`.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_target(false);
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(err) = result {
+        eprintln!("logging is already set up: {err}");
+    }
+}

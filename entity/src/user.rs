@@ -1,0 +1,42 @@
+//! An account.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `users`. Timestamps are milliseconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// The username as registered.
+    pub username: String,
+    /// The lower-cased username, unique.
+    #[sea_orm(unique)]
+    pub username_key: String,
+    pub email: String,
+    /// The lower-cased email, unique.
+    #[sea_orm(unique)]
+    pub email_key: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    pub created_at: i64,
+    pub followers_count: i64,
+    pub following_count: i64,
+    pub posts_count: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::post::Entity")]
+    Posts,
+}
+
+impl Related<super::post::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Posts.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,31 @@
+//! The schema of the social API, as one ordered set of migrations that runs unchanged on SQLite,
+//! PostgreSQL and MySQL/MariaDB. Every migration has a working `down`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_users;
+mod m20261121_000002_create_follows;
+mod m20261121_000003_create_posts;
+
+/// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_users::Migration),
+            Box::new(m20261121_000002_create_follows::Migration),
+            Box::new(m20261121_000003_create_posts::Migration),
+        ]
+    }
+}
+
+/// Table options for MySQL/MariaDB (the other backends have no such options): `utf8mb4` so that
+/// emoji and every other Unicode character fit, and a binary collation so that comparisons are
+/// exact; case-insensitivity is done with the `*_key` columns.
+pub(crate) fn mysql_table_options(manager: &SchemaManager, table: &mut TableCreateStatement) {
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::MySql {
+        table.character_set("utf8mb4").collate("utf8mb4_bin");
+    }
+}
