@@ -105,6 +105,11 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server (gracefully or not) from elsewhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The database pool the server uses.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db

@@ -1,0 +1,177 @@
+//! Every error class a client can provoke is a problem+json with its documented status and code.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_400_invalid_json() {
+    let app = spawn_app().await;
+    for (case, body) in [
+        ("not JSON", "this is not json"),
+        ("truncated", "{\"username\": \"john\""),
+        ("empty", ""),
+        ("an array", "[1, 2]"),
+        (
+            "a wrong type",
+            "{\"username\": 5, \"email\": \"a@b.co\", \"password\": \"password1\"}",
+        ),
+    ] {
+        let response = app
+            .send(
+                app.client
+                    .post(app.url("/auth/register"))
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        let problem = response.assert_problem(400, "invalid_json");
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_without_the_json_content_type_is_415() {
+    let app = spawn_app().await;
+    let body = r#"{"username": "john", "email": "j@example.com", "password": "password123"}"#;
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = app.client.post(app.url("/auth/register")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        app.send(request)
+            .await
+            .assert_problem(415, "unsupported_media_type");
+    }
+    // A charset parameter is fine.
+    let response = app
+        .send(
+            app.client
+                .post(app.url("/auth/register"))
+                .header("content-type", "application/json; charset=utf-8")
+                .body(body),
+        )
+        .await;
+    response.expect(201);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let big = json!({"username": "john", "email": "j@example.com", "password": "password123",
+                     "bio": "x".repeat(70 * 1024)});
+    app.post("/auth/register", None, &big)
+        .await
+        .assert_problem(413, "payload_too_large");
+    app.get("/users/john", None)
+        .await
+        .assert_problem(404, "user_not_found");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_not_found() {
+    let app = spawn_app().await;
+    for path in ["/nope", "/users", "/users/john/unknown", "/auth"] {
+        app.get(path, None).await.assert_problem(404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_known_path_with_a_wrong_method_is_405() {
+    let app = spawn_app().await;
+    for (method, path) in [
+        (Method::GET, "/auth/register"),
+        (Method::PUT, "/users/me"),
+        (Method::POST, "/users/john"),
+        (Method::DELETE, "/health"),
+    ] {
+        app.request(method, path, None, None)
+            .await
+            .assert_problem(405, "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_the_clients() {
+    let app = spawn_app().await;
+    let generated = app.get("/health", None).await;
+    assert!(
+        generated
+            .header("x-request-id")
+            .is_some_and(|id| id.len() >= 16)
+    );
+    let echoed = app
+        .send(
+            app.client
+                .get(app.url("/nope"))
+                .header("x-request-id", "client-chosen-id-42"),
+        )
+        .await;
+    assert_eq!(echoed.status, 404);
+    assert_eq!(
+        echoed.header("x-request-id").as_deref(),
+        Some("client-chosen-id-42")
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_ok() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/health", None).await.expect(200),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        app.get("/health/ready", None).await.expect(200),
+        json!({"status": "ok", "database": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn readiness_is_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.db.clone().close().await.unwrap();
+    app.get("/health/ready", None)
+        .await
+        .assert_problem(503, "service_unavailable");
+    // Liveness does not depend on the database.
+    app.get("/health", None).await.expect(200);
+}
+
+#[tokio::test]
+async fn error_bodies_never_leak_sql_paths_or_hashes() {
+    let app = spawn_app().await;
+    app.register("john").await;
+    let responses = vec![
+        app.try_register("john").await,
+        app.post(
+            "/auth/login",
+            None,
+            &json!({"username": "john", "password": "wrong-password"}),
+        )
+        .await,
+        app.get("/users/%27%3B%20DROP%20TABLE%20users%3B--", None)
+            .await,
+        app.send(
+            app.client
+                .post(app.url("/auth/register"))
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await,
+    ];
+    for response in responses {
+        assert!(response.status >= 400);
+        let text = response.text.to_lowercase();
+        for leak in [
+            "select ", "insert ", "sqlx", "argon2", "/src/", ".rs:", "sqlite", "postgres", "mysql",
+        ] {
+            assert!(!text.contains(leak), "'{leak}' leaked in {}", response.text);
+        }
+    }
+}

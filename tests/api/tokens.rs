@@ -1,0 +1,284 @@
+//! Bearer tokens: what is accepted, what is refused, and that a secret kept beside the SQLite
+//! database lets tokens survive a restart.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use api::Settings;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+use crate::helpers::{TEST_SECRET, fresh_database_url, spawn_app, spawn_app_with, test_settings};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn sign(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn b64(value: &serde_json::Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+#[tokio::test]
+async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_endpoints() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let id = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entity::user::Entity::find()
+            .filter(entity::user::Column::UsernameKey.eq("john"))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let sub = id.to_string();
+    let valid_claims = json!({"sub": sub, "iat": now(), "exp": now() + 3600});
+    // The real token's header and payload with no signature, as `alg: none`.
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&valid_claims)
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", alg_none),
+        (
+            "signed with another key",
+            sign(
+                Algorithm::HS256,
+                "another-secret-that-is-32-bytes-long!!",
+                valid_claims.clone(),
+            ),
+        ),
+        (
+            "another algorithm with the same key",
+            sign(Algorithm::HS512, TEST_SECRET, valid_claims.clone()),
+        ),
+        (
+            "expired a second ago",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": sub, "iat": now() - 100, "exp": now() - 1}),
+            ),
+        ),
+        (
+            "without exp",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": sub, "iat": now()}),
+            ),
+        ),
+        (
+            "without sub",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"iat": now(), "exp": now() + 3600}),
+            ),
+        ),
+        (
+            "a sub that is not an id",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": "john", "iat": now(), "exp": now() + 3600}),
+            ),
+        ),
+        ("garbage", "not.a.token".to_owned()),
+        ("the real token, tampered", format!("{}x", john.token)),
+    ];
+    for (case, token) in &cases {
+        for path in ["/users/me", "/users/john"] {
+            let response = app.get(path, Some(token)).await;
+            let problem = response.assert_problem(401, "unauthorized");
+            assert_eq!(
+                response.header("www-authenticate").as_deref(),
+                Some("Bearer"),
+                "{case} on {path}"
+            );
+            assert!(problem["detail"].is_string(), "{case}");
+        }
+    }
+    // The control: a token made the same way with the right key and algorithm is accepted.
+    let good = sign(Algorithm::HS256, TEST_SECRET, valid_claims);
+    app.get("/users/me", Some(&good)).await.expect(200);
+}
+
+#[tokio::test]
+async fn the_authorization_header_must_be_a_bearer_token_in_any_letter_case() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = app
+            .send(
+                app.client
+                    .get(app.url("/users/me"))
+                    .header("authorization", format!("{scheme} {}", john.token)),
+            )
+            .await;
+        response.expect(200);
+    }
+    for header in [
+        format!("Basic {}", john.token),
+        john.token.clone(),
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+    ] {
+        let response = app
+            .send(
+                app.client
+                    .get(app.url("/users/john"))
+                    .header("authorization", header.clone()),
+            )
+            .await;
+        response.assert_problem(401, "unauthorized");
+    }
+    app.get("/users/me", None)
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_token_expires_after_its_lifetime_without_leeway() {
+    let mut settings = test_settings().await;
+    settings.jwt_ttl = std::time::Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    app.get("/users/me", Some(&john.token)).await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.get("/users/me", Some(&john.token))
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn without_a_secret_on_sqlite_one_is_kept_beside_the_database_and_tokens_survive_a_restart() {
+    let dir =
+        std::env::temp_dir().join(format!("social-restart-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("sqlite://{}?mode=rwc", dir.join("app.db").display());
+    let mut settings = Settings::for_database(url);
+    settings.bind_addr = "127.0.0.1:0".into();
+    assert!(settings.jwt_secret.is_none());
+
+    let first = spawn_app_with(settings.clone()).await;
+    let john = first.register("john").await;
+    first.stop().await;
+    first.db.clone().close().await.unwrap();
+    assert!(dir.join("app.db.jwt-secret").exists());
+
+    let second = spawn_app_with(settings).await;
+    second.get("/users/me", Some(&john.token)).await.expect(200);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_on_a_server_database_without_a_secret() {
+    for url in [
+        "postgres://postgres@127.0.0.1:5432/social",
+        "mysql://root@127.0.0.1:3306/social",
+    ] {
+        let mut settings = Settings::for_database(url);
+        settings.bind_addr = "127.0.0.1:0".into();
+        let error = api::Application::build(settings)
+            .await
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("JWT_SECRET"), "{error}");
+    }
+    let mut short = Settings::for_database(fresh_database_url().await);
+    short.jwt_secret = Some("too-short".into());
+    let error = api::Application::build(short).await.err().expect("refused");
+    assert!(error.to_string().contains("at least 32 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn the_binary_starts_with_nothing_but_a_port_configured_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("social-bare-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_social"))
+            .current_dir(&dir)
+            .env_clear()
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let wait_ready = || async {
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become ready");
+    };
+
+    let mut server = start();
+    wait_ready().await;
+    let registered: serde_json::Value = client
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"username": "john", "email": "john@example.com", "password": "password123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    assert!(
+        dir.join("data/social.db").exists(),
+        "the default database is under ./data/"
+    );
+
+    let terminate = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(terminate(server.id()).success());
+    let status = server.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM ends the server cleanly: {status}"
+    );
+
+    let mut server = start();
+    wait_ready().await;
+    let me = client
+        .get(format!("{base}/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "the token survives a restart");
+    terminate(server.id());
+    server.wait().unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}
