@@ -24,12 +24,18 @@ follows whom and since when, write short posts and read a timeline. Every error 
         routes::users::update_me,
         routes::users::delete_me,
         routes::users::get_user,
+        routes::follows::follow_user,
+        routes::follows::unfollow_user,
+        routes::follows::list_followers,
+        routes::follows::list_following,
+        routes::follows::get_relationships,
         routes::health::health,
         routes::health::ready,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
+        (name = "follows", description = "The follow graph"),
         (name = "operations", description = "Health probes"),
     )
 )]

@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use sea_orm::{ColumnTrait, Condition};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::{IntoParams, ToSchema};
@@ -181,6 +182,20 @@ pub fn page_response<T: Serialize>(
         response.insert_header((header::LINK, link));
     }
     response.json(Page { items, next_cursor })
+}
+
+/// Rows strictly older than `after` in the order (`at_column` DESC, `id_column` DESC). The
+/// redundant `at_column <= at` gives every database a plain index range to scan.
+pub fn older_than(
+    at_column: impl ColumnTrait,
+    id_column: impl ColumnTrait,
+    after: Position,
+) -> Condition {
+    Condition::all().add(at_column.lte(after.at)).add(
+        Condition::any()
+            .add(at_column.lt(after.at))
+            .add(id_column.lt(after.id)),
+    )
 }
 
 #[cfg(test)]

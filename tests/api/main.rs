@@ -1,1 +1,17 @@
-fn main() {}
+//! The one integration-test binary: every test starts the real application on 127.0.0.1:0 over a
+//! fresh database. `TEST_DATABASE_URL` picks the backend (unset: a fresh SQLite file per test;
+//! `postgres://…` or `mysql://…`: a fresh database per test on that server).
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failed unwrap is a failed test, with its message"
+)]
+
+mod accounts;
+mod errors;
+mod follows;
+mod helpers;
+mod openapi;
+mod schema;
+mod tokens;

@@ -2,6 +2,7 @@
 //! and wrong methods into the problem+json errors of the contract.
 
 pub mod auth;
+pub mod follows;
 pub mod health;
 pub mod users;
 
@@ -29,7 +30,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(users::update_me))
                 .route(web::delete().to(users::delete_me)),
         )
-        .service(resource("/users/{username}").route(web::get().to(users::get_user)));
+        .service(resource("/users/{username}").route(web::get().to(users::get_user)))
+        .service(
+            resource("/users/{username}/follow")
+                .route(web::post().to(follows::follow_user))
+                .route(web::delete().to(follows::unfollow_user)),
+        )
+        .service(
+            resource("/users/{username}/followers").route(web::get().to(follows::list_followers)),
+        )
+        .service(
+            resource("/users/{username}/following").route(web::get().to(follows::list_following)),
+        )
+        .service(resource("/relationships").route(web::get().to(follows::get_relationships)));
 }
 
 /// A resource whose unmatched methods answer 405 `method_not_allowed`.

@@ -49,6 +49,33 @@ pub async fn find_by_username(
         .ok_or_else(not_found)
 }
 
+/// The users called `usernames`, in the order asked (repeats included), in one query; 404
+/// `user_not_found` naming the first that does not exist.
+pub async fn find_by_usernames(
+    db: &impl ConnectionTrait,
+    usernames: &[&str],
+) -> Result<Vec<user::Model>, ApiError> {
+    let keys: Vec<String> = usernames
+        .iter()
+        .filter_map(|name| username_lookup_key(name))
+        .collect();
+    let found: std::collections::HashMap<String, user::Model> = user::Entity::find()
+        .filter(user::Column::UsernameKey.is_in(keys))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.username_key.clone(), u))
+        .collect();
+    usernames
+        .iter()
+        .map(|name| {
+            username_lookup_key(name)
+                .and_then(|key| found.get(&key).cloned())
+                .ok_or_else(|| ApiError::UserNotFound((*name).to_owned()))
+        })
+        .collect()
+}
+
 /// The user whose username or email is `login`, if any.
 pub async fn find_for_login(
     db: &impl ConnectionTrait,

@@ -1,0 +1,217 @@
+//! The follow graph: follow, unfollow, followers, following and relationships.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use entity::user;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Page, PageQuery, page_response};
+use crate::routes::users::{UserCard, cards_for};
+use crate::services::follows::{self, Direction, FollowOutcome};
+use crate::services::relationships::{self, Relation};
+use crate::services::users;
+use crate::startup::AppState;
+use crate::time::Timestamp;
+
+/// The caller's relationship to one user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Relationship {
+    /// The other user's username, as registered.
+    #[schema(example = "susan")]
+    pub username: String,
+    /// The caller follows this user.
+    pub following: bool,
+    /// This user follows the caller.
+    pub followed_by: bool,
+    /// When the caller started following this user.
+    pub followed_at: Option<Timestamp>,
+    /// When this user started following the caller.
+    pub followed_by_at: Option<Timestamp>,
+}
+
+impl Relationship {
+    fn new(user: &user::Model, relation: Relation) -> Self {
+        Relationship {
+            username: user.username.clone(),
+            following: relation.following_since.is_some(),
+            followed_by: relation.followed_by_since.is_some(),
+            followed_at: relation.following_since.map(Timestamp),
+            followed_by_at: relation.followed_by_since.map(Timestamp),
+        }
+    }
+}
+
+/// An entry of a followers or following list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowItem {
+    /// The other user.
+    pub user: UserCard,
+    /// When the follow began.
+    pub followed_at: Timestamp,
+}
+
+/// Query of `GET /relationships`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RelationshipsQuery {
+    /// Comma-separated usernames, 1 to 100; answered in the order asked.
+    #[param(example = "susan,mary")]
+    pub users: Option<String>,
+}
+
+/// Most usernames one `GET /relationships` may ask about.
+pub const MAX_RELATIONSHIPS: usize = 100;
+
+/// Follows a user. 201 when the follow is new, 200 (with the original `followed_at`) when it
+/// already existed.
+#[utoipa::path(post, path = "/users/{username}/follow", tag = "follows", operation_id = "followUser",
+    params(("username" = String, Path, description = "Whom to follow, in any letter case")),
+    responses(
+        (status = 201, description = "The follow is new", body = Relationship),
+        (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn follow_user(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let target = users::find_by_username(&state.db, &username).await?;
+    let (outcome, relation) = follows::follow(&state.db, &me.0, &target).await?;
+    let body = Relationship::new(&target, relation);
+    Ok(match outcome {
+        FollowOutcome::Created => HttpResponse::Created().json(body),
+        FollowOutcome::AlreadyFollowing => HttpResponse::Ok().json(body),
+    })
+}
+
+/// Stops following a user. 204 also when there was no follow.
+#[utoipa::path(delete, path = "/users/{username}/follow", tag = "follows", operation_id = "unfollowUser",
+    params(("username" = String, Path, description = "Whom to unfollow, in any letter case")),
+    responses(
+        (status = 204, description = "The caller does not follow the user (any more)"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn unfollow_user(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let target = users::find_by_username(&state.db, &username).await?;
+    follows::unfollow(&state.db, &me.0, &target).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who follows a user, most recent follow first.
+#[utoipa::path(get, path = "/users/{username}/followers", tag = "follows", operation_id = "listFollowers",
+    params(("username" = String, Path, description = "Whose followers, in any letter case"), PageQuery),
+    responses(
+        (status = 200, description = "A page of followers", body = Page<FollowItem>,
+            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_followers(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    username: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    list(req, state, viewer, &username, &query, Direction::Followers).await
+}
+
+/// Whom a user follows, most recent follow first.
+#[utoipa::path(get, path = "/users/{username}/following", tag = "follows", operation_id = "listFollowing",
+    params(("username" = String, Path, description = "Whose followees, in any letter case"), PageQuery),
+    responses(
+        (status = 200, description = "A page of followed users", body = Page<FollowItem>,
+            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_following(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    username: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    list(req, state, viewer, &username, &query, Direction::Following).await
+}
+
+async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    username: &str,
+    query: &PageQuery,
+    direction: Direction,
+) -> Result<HttpResponse, ApiError> {
+    let user = users::find_by_username(&state.db, username).await?;
+    let list_name = direction.list_name(user.id);
+    let page = state.cursors.page_request(&list_name, query)?;
+    let (entries, next) = follows::list(&state.db, user.id, direction, page).await?;
+    let mut cards = cards_for(&state.db, viewer.id(), entries.iter().map(|e| &e.user)).await?;
+    let items = entries
+        .iter()
+        .filter_map(|entry| {
+            cards.remove(&entry.user.id).map(|user| FollowItem {
+                user,
+                followed_at: Timestamp(entry.followed_at),
+            })
+        })
+        .collect();
+    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
+    Ok(page_response(&req, page.limit, items, next_cursor))
+}
+
+/// The caller's relationship to each of up to 100 users, in the order asked.
+#[utoipa::path(get, path = "/relationships", tag = "follows", operation_id = "getRelationships",
+    params(RelationshipsQuery),
+    responses(
+        (status = 200, description = "One relationship per username asked, in that order", body = Vec<Relationship>),
+        (status = 400, description = "`invalid_parameter`: no usernames, or more than 100", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`, naming the first unknown username", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_relationships(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    query: web::Query<RelationshipsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let names: Vec<&str> = query
+        .users
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names.is_empty() || names.len() > MAX_RELATIONSHIPS {
+        return Err(ApiError::InvalidParameter(format!(
+            "users must list 1 to {MAX_RELATIONSHIPS} comma-separated usernames"
+        )));
+    }
+    let found = users::find_by_usernames(&state.db, &names).await?;
+    let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
+    let relations = relationships::relations(&state.db, me.0.id, &ids).await?;
+    let answer: Vec<Relationship> = found
+        .iter()
+        .map(|user| Relationship::new(user, relations.get(&user.id).copied().unwrap_or_default()))
+        .collect();
+    Ok(HttpResponse::Ok().json(answer))
+}

@@ -1,0 +1,212 @@
+//! The follow graph: follow, unfollow, and the followers and following lists.
+
+use std::collections::HashMap;
+
+use entity::{follow, user};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use crate::db::begin_write;
+use crate::error::ApiError;
+use crate::pagination::{PageRequest, Position, older_than, split_page};
+use crate::services::relationships::{self, Relation};
+use crate::time::now_millis;
+
+/// Whether a follow request created the follow or found it already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FollowOutcome {
+    Created,
+    AlreadyFollowing,
+}
+
+/// `follower` follows `followed`. Idempotent: a repeat keeps the original `followed_at`.
+///
+/// Concurrent identical requests queue on the two users' row locks, so exactly one inserts; the
+/// counts change only when a row was really inserted, in the same transaction.
+pub async fn follow(
+    db: &DatabaseConnection,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(FollowOutcome, Relation), ApiError> {
+    if follower.id == followed.id {
+        return Err(ApiError::CannotFollowSelf);
+    }
+    let txn = begin_write(db).await?;
+    lock_pair(&txn, follower, followed).await?;
+    let existing = follow::Entity::find_by_id((follower.id, followed.id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?;
+    let outcome = if existing.is_some() {
+        FollowOutcome::AlreadyFollowing
+    } else {
+        follow::ActiveModel {
+            follower_id: Set(follower.id),
+            followed_id: Set(followed.id),
+            created_at: Set(now_millis()),
+        }
+        .insert(&txn)
+        .await?;
+        adjust_counts(&txn, follower.id, followed.id, 1).await?;
+        FollowOutcome::Created
+    };
+    let relation = relationships::relation(&txn, follower.id, followed.id).await?;
+    txn.commit().await?;
+    Ok((outcome, relation))
+}
+
+/// `follower` stops following `followed`. Idempotent: nothing to remove is not an error.
+pub async fn unfollow(
+    db: &DatabaseConnection,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(), ApiError> {
+    if follower.id == followed.id {
+        return Err(ApiError::CannotFollowSelf);
+    }
+    let txn = begin_write(db).await?;
+    lock_pair(&txn, follower, followed).await?;
+    let removed = follow::Entity::delete_by_id((follower.id, followed.id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if removed == 1 {
+        adjust_counts(&txn, follower.id, followed.id, -1).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Locks both users' rows in ascending id order (the order every writer uses), and checks that
+/// neither was removed since the request looked them up.
+async fn lock_pair(
+    txn: &DatabaseTransaction,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(), ApiError> {
+    let locked: Vec<i64> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Id.is_in([follower.id, followed.id]))
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if !locked.contains(&follower.id) {
+        return Err(ApiError::Unauthorized(
+            "the account of this access token no longer exists",
+        ));
+    }
+    if !locked.contains(&followed.id) {
+        return Err(ApiError::UserNotFound(followed.username.clone()));
+    }
+    Ok(())
+}
+
+async fn adjust_counts(
+    txn: &DatabaseTransaction,
+    follower: i64,
+    followed: i64,
+    delta: i64,
+) -> Result<(), ApiError> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FollowingCount,
+            Expr::col(user::Column::FollowingCount).add(delta),
+        )
+        .filter(user::Column::Id.eq(follower))
+        .exec(txn)
+        .await?;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FollowersCount,
+            Expr::col(user::Column::FollowersCount).add(delta),
+        )
+        .filter(user::Column::Id.eq(followed))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// One entry of a followers or following list: the other user and when the follow began.
+pub struct FollowEntry {
+    pub user: user::Model,
+    pub followed_at: i64,
+}
+
+/// Which side of the follows of a user a list shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Direction {
+    /// Who follows the user.
+    Followers,
+    /// Whom the user follows.
+    Following,
+}
+
+impl Direction {
+    /// The name of the list of `user_id` in this direction, which its cursors are bound to.
+    pub fn list_name(self, user_id: i64) -> String {
+        match self {
+            Direction::Followers => format!("followers:{user_id}"),
+            Direction::Following => format!("following:{user_id}"),
+        }
+    }
+}
+
+/// A page of the followers (or followees) of `user_id`, most recent follow first, ties broken by
+/// the other user's id; and the position to continue from when there is a next page.
+///
+/// Served by `idx_follows_followed_created` (or `idx_follows_follower_created`): equality on the
+/// user, then a range on `created_at` read backwards, so page 500 costs what page 1 does.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    direction: Direction,
+    page: PageRequest,
+) -> Result<(Vec<FollowEntry>, Option<Position>), ApiError> {
+    let (this_side, other_side) = match direction {
+        Direction::Followers => (follow::Column::FollowedId, follow::Column::FollowerId),
+        Direction::Following => (follow::Column::FollowerId, follow::Column::FollowedId),
+    };
+    let mut query = follow::Entity::find().filter(this_side.eq(user_id));
+    if let Some(after) = page.after {
+        query = query.filter(older_than(follow::Column::CreatedAt, other_side, after));
+    }
+    let rows = query
+        .order_by_desc(follow::Column::CreatedAt)
+        .order_by_desc(other_side)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    let other_id = |row: &follow::Model| match direction {
+        Direction::Followers => row.follower_id,
+        Direction::Following => row.followed_id,
+    };
+    let (rows, next) = split_page(rows, page.limit, |row| Position {
+        at: row.created_at,
+        id: other_id(row),
+    });
+
+    let ids: Vec<i64> = rows.iter().map(other_id).collect();
+    let mut users: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let entries = rows
+        .iter()
+        .filter_map(|row| {
+            users.remove(&other_id(row)).map(|user| FollowEntry {
+                user,
+                followed_at: row.created_at,
+            })
+        })
+        .collect();
+    Ok((entries, next))
+}

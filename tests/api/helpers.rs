@@ -1,0 +1,341 @@
+//! `spawn_app()` and typed helpers over the HTTP API.
+
+use std::time::Duration;
+
+use api::{Application, Settings};
+use reqwest::{Client, Method};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use serde_json::{Value, json};
+
+/// The token secret of test servers, so tests can forge tokens with it and with others.
+pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    /// The server's own pool, for checks that read rows directly.
+    pub db: DatabaseConnection,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// A registered user and its token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub token: String,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// Asserts a problem+json error with this status and code, and returns the body.
+    pub fn assert_problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "error without problem+json: {}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "unexpected code: {}", self.text);
+        assert_eq!(
+            body["status"], status,
+            "status member differs: {}",
+            self.text
+        );
+        assert_eq!(body["type"], "about:blank");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{}",
+            self.text
+        );
+        body
+    }
+
+    /// Asserts the status and returns the JSON body.
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        if self.text.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+}
+
+/// Which database the suite runs on.
+pub fn backend() -> DbBackend {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => DbBackend::Postgres,
+        Ok(url) if url.starts_with("mysql") || url.starts_with("mariadb") => DbBackend::MySql,
+        _ => DbBackend::Sqlite,
+    }
+}
+
+/// A URL for a fresh, empty database on the configured backend.
+pub async fn fresh_database_url() -> String {
+    let name = format!("social_test_{}", uuid::Uuid::new_v4().simple());
+    match std::env::var("TEST_DATABASE_URL") {
+        Err(_) => {
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("social-api-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{name}.db")).display()
+            )
+        }
+        Ok(server_url) => {
+            // An unreachable database is a failure, never a skip.
+            let admin = Database::connect(&server_url)
+                .await
+                .unwrap_or_else(|e| panic!("TEST_DATABASE_URL={server_url} is not reachable: {e}"));
+            let create = if admin.get_database_backend() == DbBackend::MySql {
+                format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            } else {
+                format!("CREATE DATABASE {name}")
+            };
+            admin.execute_unprepared(&create).await.unwrap();
+            admin.close().await.unwrap();
+            replace_database_name(&server_url, &name)
+        }
+    }
+}
+
+/// `scheme://user@host:port/old?query` -> `scheme://user@host:port/new?query`
+fn replace_database_name(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// Settings for a test server on a fresh database, listening on a free port.
+pub async fn test_settings() -> Settings {
+    let mut settings = Settings::for_database(fresh_database_url().await);
+    settings.bind_addr = "127.0.0.1:0".into();
+    settings.jwt_secret = Some(TEST_SECRET.into());
+    settings.database_pool_size = 5;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings().await).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        db,
+        handle,
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the server's workers, which closes its pool: tests do not pile up connections.
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully (in-flight requests finish).
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the request is answered");
+        TestResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    /// Sends a prepared request and reads the answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> TestResponse {
+        let response = request.send().await.expect("the request is answered");
+        TestResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> TestResponse {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> TestResponse {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Registers `username` with a derived email and the password `password-of-{username}`.
+    pub async fn try_register(&self, username: &str) -> TestResponse {
+        self.post(
+            "/auth/register",
+            None,
+            &json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": format!("password-of-{username}"),
+            }),
+        )
+        .await
+    }
+
+    pub async fn register(&self, username: &str) -> TestUser {
+        let response = self.try_register(username).await;
+        let body = response.expect(201);
+        TestUser {
+            token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn follow(&self, user: &TestUser, target: &str) -> TestResponse {
+        self.request(
+            Method::POST,
+            &format!("/users/{target}/follow"),
+            Some(&user.token),
+            None,
+        )
+        .await
+    }
+
+    pub async fn unfollow(&self, user: &TestUser, target: &str) -> TestResponse {
+        self.delete(&format!("/users/{target}/follow"), Some(&user.token))
+            .await
+    }
+
+    /// The usernames on one page of `/users/{username}/{list}?{query}`.
+    pub async fn list_names(&self, username: &str, list: &str, query: &str) -> Vec<String> {
+        let body = self
+            .get(&format!("/users/{username}/{list}?{query}"), None)
+            .await
+            .expect(200);
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["user"]["username"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Asserts that every stored count equals the number of rows it counts.
+    pub async fn assert_counts_match_rows(&self) {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        for user in entity::user::Entity::find().all(&self.db).await.unwrap() {
+            let followers = entity::follow::Entity::find()
+                .filter(entity::follow::Column::FollowedId.eq(user.id))
+                .count(&self.db)
+                .await
+                .unwrap();
+            let following = entity::follow::Entity::find()
+                .filter(entity::follow::Column::FollowerId.eq(user.id))
+                .count(&self.db)
+                .await
+                .unwrap();
+            let posts = entity::post::Entity::find()
+                .filter(entity::post::Column::AuthorId.eq(user.id))
+                .count(&self.db)
+                .await
+                .unwrap();
+            assert_eq!(
+                user.followers_count, followers as i64,
+                "followers_count of {}",
+                user.username
+            );
+            assert_eq!(
+                user.following_count, following as i64,
+                "following_count of {}",
+                user.username
+            );
+            assert_eq!(
+                user.posts_count, posts as i64,
+                "posts_count of {}",
+                user.username
+            );
+        }
+    }
+
+    pub async fn profile(&self, username: &str, viewer: Option<&TestUser>) -> Value {
+        self.get(
+            &format!("/users/{username}"),
+            viewer.map(|u| u.token.as_str()),
+        )
+        .await
+        .expect(200)
+    }
+}
