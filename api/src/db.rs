@@ -1,15 +1,17 @@
 //! Connecting to the database, migrating it, and starting write transactions that behave the same
 //! on SQLite, PostgreSQL and MySQL/MariaDB.
 
+use std::future::Future;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+use crate::error::ApiError;
 use crate::settings::Settings;
 
 /// Opens the pool and brings the schema up to date.
@@ -65,5 +67,46 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         .await
     } else {
         db.begin().await
+    }
+}
+
+/// Whether `err` is a conflict between concurrent transactions that a retry resolves: a deadlock
+/// or serialization failure (SQLSTATE 40001, 40P01; MySQL's 1213 is 40001) or SQLite's busy and
+/// locked codes.
+pub fn is_transient(err: &DbErr) -> bool {
+    if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = err
+        && let sea_orm::sqlx::Error::Database(e) = e.as_ref()
+    {
+        return matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "261" | "517")
+        );
+    }
+    false
+}
+
+/// Runs a whole write transaction again when it lost a conflict with a concurrent one (see
+/// [`is_transient`]), a few times with a short back-off. Row locks taken in a fixed order make this
+/// rare; MySQL's gap locks make it possible.
+pub async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    const ATTEMPTS: u64 = 5;
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(ApiError::Contention(err)) if tries < ATTEMPTS => {
+                tracing::debug!(error = %err, tries, "retrying a transaction after a conflict");
+                tokio::time::sleep(Duration::from_millis(5 * tries)).await;
+                tries += 1;
+            }
+            Err(ApiError::Contention(err)) => {
+                tracing::warn!(error = %err, tries, "a transaction kept conflicting; giving up");
+                return Err(ApiError::Contention(err));
+            }
+            other => return other,
+        }
     }
 }

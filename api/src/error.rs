@@ -72,6 +72,9 @@ pub enum ApiError {
     /// 503 `service_unavailable`: a dependency (the database) does not answer.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 503 `service_unavailable` with `Retry-After`: a transaction kept losing to concurrent ones.
+    #[error("the service is busy; retry shortly")]
+    Contention(DbErr),
     /// 500 `internal`: anything unexpected. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -143,7 +146,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::CannotFollowSelf => "cannot_follow_self",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -151,7 +154,11 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        ApiError::internal(err)
+        if crate::db::is_transient(&err) {
+            ApiError::Contention(err)
+        } else {
+            ApiError::internal(err)
+        }
     }
 }
 
@@ -199,7 +206,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -225,6 +232,9 @@ impl ResponseError for ApiError {
             }
             ApiError::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Contention(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }

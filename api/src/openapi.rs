@@ -29,6 +29,11 @@ follows whom and since when, write short posts and read a timeline. Every error 
         routes::follows::list_followers,
         routes::follows::list_following,
         routes::follows::get_relationships,
+        routes::posts::create_post,
+        routes::posts::get_post,
+        routes::posts::delete_post,
+        routes::posts::list_user_posts,
+        routes::posts::get_timeline,
         routes::health::health,
         routes::health::ready,
     ),
@@ -36,6 +41,7 @@ follows whom and since when, write short posts and read a timeline. Every error 
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
+        (name = "posts", description = "Posts and the timeline"),
         (name = "operations", description = "Health probes"),
     )
 )]

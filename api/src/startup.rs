@@ -12,7 +12,7 @@ use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
 use argon2::{Argon2, PasswordHasher};
 use sea_orm::DatabaseConnection;
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder, TracingLogger};
+use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 
 use crate::auth::{MIN_SECRET_BYTES, Tokens, generate_secret};
 use crate::db::connect_and_migrate;
@@ -254,7 +254,8 @@ impl RootSpanBuilder for RequestSpan {
             Ok(response) => response.status().as_u16(),
             Err(err) => err.as_response_error().status_code().as_u16(),
         };
+        // Client errors are the API working as documented, not something to warn about; server
+        // errors were logged with their cause where they happened.
         span.record("status", status);
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }

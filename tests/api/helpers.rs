@@ -157,6 +157,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        api::telemetry::init();
+    }
     let app = Application::build(settings)
         .await
         .expect("the application starts");
@@ -277,6 +280,25 @@ impl TestApp {
     pub async fn unfollow(&self, user: &TestUser, target: &str) -> TestResponse {
         self.delete(&format!("/users/{target}/follow"), Some(&user.token))
             .await
+    }
+
+    /// Writes a post as `user` and returns its id.
+    pub async fn post_as(&self, user: &TestUser, body: &str) -> i64 {
+        let response = self
+            .post("/posts", Some(&user.token), &json!({"body": body}))
+            .await;
+        response.expect(201)["id"].as_i64().unwrap()
+    }
+
+    /// The bodies on one page of `user`'s timeline.
+    pub async fn timeline_bodies(&self, user: &TestUser) -> Vec<String> {
+        let body = self.get("/timeline", Some(&user.token)).await.expect(200);
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["body"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// The usernames on one page of `/users/{username}/{list}?{query}`.

@@ -13,5 +13,7 @@ mod errors;
 mod follows;
 mod helpers;
 mod openapi;
+mod posts;
+mod query_plans;
 mod schema;
 mod tokens;

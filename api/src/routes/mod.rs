@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod follows;
 pub mod health;
+pub mod posts;
 pub mod users;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -42,7 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/users/{username}/following").route(web::get().to(follows::list_following)),
         )
-        .service(resource("/relationships").route(web::get().to(follows::get_relationships)));
+        .service(resource("/users/{username}/posts").route(web::get().to(posts::list_user_posts)))
+        .service(resource("/relationships").route(web::get().to(follows::get_relationships)))
+        .service(resource("/posts").route(web::post().to(posts::create_post)))
+        .service(
+            resource("/posts/{id}")
+                .route(web::get().to(posts::get_post))
+                .route(web::delete().to(posts::delete_post)),
+        )
+        .service(resource("/timeline").route(web::get().to(posts::get_timeline)));
 }
 
 /// A resource whose unmatched methods answer 405 `method_not_allowed`.

@@ -6,10 +6,10 @@ use entity::{follow, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
-use crate::db::begin_write;
+use crate::db::{begin_write, retry_transient};
 use crate::error::ApiError;
 use crate::pagination::{PageRequest, Position, older_than, split_page};
 use crate::services::relationships::{self, Relation};
@@ -34,10 +34,20 @@ pub async fn follow(
     if follower.id == followed.id {
         return Err(ApiError::CannotFollowSelf);
     }
+    retry_transient(|| follow_once(db, follower, followed)).await
+}
+
+async fn follow_once(
+    db: &DatabaseConnection,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(FollowOutcome, Relation), ApiError> {
     let txn = begin_write(db).await?;
     lock_pair(&txn, follower, followed).await?;
+    // A plain read is enough: every writer of this pair holds both users' row locks now. (A locking
+    // read of a missing row would take a gap lock on MySQL, and two such gap locks deadlock when
+    // both transactions then insert into the gap.)
     let existing = follow::Entity::find_by_id((follower.id, followed.id))
-        .lock_exclusive()
         .one(&txn)
         .await?;
     let outcome = if existing.is_some() {
@@ -67,6 +77,14 @@ pub async fn unfollow(
     if follower.id == followed.id {
         return Err(ApiError::CannotFollowSelf);
     }
+    retry_transient(|| unfollow_once(db, follower, followed)).await
+}
+
+async fn unfollow_once(
+    db: &DatabaseConnection,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(), ApiError> {
     let txn = begin_write(db).await?;
     lock_pair(&txn, follower, followed).await?;
     let removed = follow::Entity::delete_by_id((follower.id, followed.id))
@@ -168,20 +186,7 @@ pub async fn list(
     direction: Direction,
     page: PageRequest,
 ) -> Result<(Vec<FollowEntry>, Option<Position>), ApiError> {
-    let (this_side, other_side) = match direction {
-        Direction::Followers => (follow::Column::FollowedId, follow::Column::FollowerId),
-        Direction::Following => (follow::Column::FollowerId, follow::Column::FollowedId),
-    };
-    let mut query = follow::Entity::find().filter(this_side.eq(user_id));
-    if let Some(after) = page.after {
-        query = query.filter(older_than(follow::Column::CreatedAt, other_side, after));
-    }
-    let rows = query
-        .order_by_desc(follow::Column::CreatedAt)
-        .order_by_desc(other_side)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
+    let rows = list_query(user_id, direction, page).all(db).await?;
     let other_id = |row: &follow::Model| match direction {
         Direction::Followers => row.follower_id,
         Direction::Following => row.followed_id,
@@ -209,4 +214,20 @@ pub async fn list(
         })
         .collect();
     Ok((entries, next))
+}
+
+/// The query behind [`list`]: one page (plus one row, to know whether another page follows).
+pub fn list_query(user_id: i64, direction: Direction, page: PageRequest) -> Select<follow::Entity> {
+    let (this_side, other_side) = match direction {
+        Direction::Followers => (follow::Column::FollowedId, follow::Column::FollowerId),
+        Direction::Following => (follow::Column::FollowerId, follow::Column::FollowedId),
+    };
+    let mut query = follow::Entity::find().filter(this_side.eq(user_id));
+    if let Some(after) = page.after {
+        query = query.filter(older_than(follow::Column::CreatedAt, other_side, after));
+    }
+    query
+        .order_by_desc(follow::Column::CreatedAt)
+        .order_by_desc(other_side)
+        .limit(page.limit + 1)
 }

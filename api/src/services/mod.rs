@@ -2,5 +2,7 @@
 //! its own transaction), so it runs on a pooled connection or inside a transaction alike.
 
 pub mod follows;
+pub mod posts;
 pub mod relationships;
+pub mod timeline;
 pub mod users;

@@ -7,7 +7,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 
-use crate::db::begin_write;
+use crate::db::{begin_write, retry_transient};
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
 use crate::time::now_millis;
@@ -167,6 +167,10 @@ pub async fn update_profile(
 /// side; first, in the same transaction, the counts of the users on the other side of those follows
 /// drop by one, so they stay exact at once.
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+    retry_transient(|| delete_account_once(db, user_id)).await
+}
+
+async fn delete_account_once(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     let txn = begin_write(db).await?;
 
     // Lock every row this changes, in ascending id order like every other writer, so that

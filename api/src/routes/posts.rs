@@ -1,0 +1,191 @@
+//! Posts and the timeline.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::domain::PostBody;
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Page, PageQuery, page_response};
+use crate::routes::users::{UserCard, cards_for};
+use crate::services::posts::{self, PostWithAuthor};
+use crate::services::{timeline, users};
+use crate::startup::AppState;
+use crate::time::Timestamp;
+
+/// A post.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Post {
+    /// The post's id.
+    #[schema(example = 42)]
+    pub id: i64,
+    /// Who wrote it, with `viewer` when the request is authenticated.
+    pub author: UserCard,
+    /// The text, trimmed, 1 to 280 characters.
+    pub body: String,
+    /// When it was written.
+    pub created_at: Timestamp,
+}
+
+/// A new post. The author is always the token's user.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreatePostRequest {
+    /// 1 to 280 characters after trimming white space.
+    #[schema(value_type = String, min_length = 1, max_length = 280, example = "Hello, world")]
+    pub body: Option<String>,
+}
+
+/// Turns posts into wire posts whose author cards carry the viewer's state, in a fixed number of
+/// queries whatever their number.
+async fn render(
+    state: &AppState,
+    viewer: Option<i64>,
+    posts: Vec<PostWithAuthor>,
+) -> Result<Vec<Post>, ApiError> {
+    let cards = cards_for(&state.db, viewer, posts.iter().map(|p| &p.author)).await?;
+    Ok(posts
+        .into_iter()
+        .filter_map(|p| {
+            cards.get(&p.author.id).map(|card| Post {
+                id: p.post.id,
+                author: card.clone(),
+                body: p.post.body,
+                created_at: Timestamp(p.post.created_at),
+            })
+        })
+        .collect())
+}
+
+/// Writes a post as the caller.
+#[utoipa::path(post, path = "/posts", tag = "posts", operation_id = "createPost",
+    request_body = CreatePostRequest,
+    responses(
+        (status = 201, description = "The post was written", body = Post,
+            headers(("Location" = String, description = "`/posts/{id}`"))),
+        (status = 400, description = "The body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body breaks its rules", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: web::Json<CreatePostRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let text = body
+        .into_inner()
+        .body
+        .ok_or_else(|| ApiError::field("body", "is required"))?;
+    let text = PostBody::parse(&text).map_err(|message| ApiError::field("body", message))?;
+    let post = posts::create(&state.db, &me.0, text).await?;
+    let id = post.id;
+    let mut rendered = render(
+        &state,
+        Some(me.0.id),
+        vec![PostWithAuthor { post, author: me.0 }],
+    )
+    .await?;
+    let post = rendered
+        .pop()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("a new post did not render")))?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/posts/{id}")))
+        .json(post))
+}
+
+/// One post.
+#[utoipa::path(get, path = "/posts/{id}", tag = "posts", operation_id = "getPost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 200, description = "The post", body = Post),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn get_post(
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let post = posts::find(&state.db, id.into_inner()).await?;
+    let mut rendered = render(&state, viewer.id(), vec![post]).await?;
+    let post = rendered
+        .pop()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("a post did not render")))?;
+    Ok(HttpResponse::Ok().json(post))
+}
+
+/// Deletes one of the caller's posts.
+#[utoipa::path(delete, path = "/posts/{id}", tag = "posts", operation_id = "deletePost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 204, description = "The post is gone"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: another user's post", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    posts::delete(&state.db, &me.0, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A user's posts, newest first.
+#[utoipa::path(get, path = "/users/{username}/posts", tag = "posts", operation_id = "listUserPosts",
+    params(("username" = String, Path, description = "Whose posts, in any letter case"), PageQuery),
+    responses(
+        (status = 200, description = "A page of posts", body = Page<Post>,
+            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_user_posts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    username: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let author = users::find_by_username(&state.db, &username).await?;
+    let list_name = posts::list_name(author.id);
+    let page = state.cursors.page_request(&list_name, &query)?;
+    let (rows, next) = posts::list_by_author(&state.db, &author, page).await?;
+    let items = render(&state, viewer.id(), rows).await?;
+    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
+    Ok(page_response(&req, page.limit, items, next_cursor))
+}
+
+/// The caller's own posts and the posts of everyone the caller follows, newest first.
+#[utoipa::path(get, path = "/timeline", tag = "posts", operation_id = "getTimeline",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the timeline", body = Page<Post>,
+            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_timeline(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list_name = timeline::list_name(me.0.id);
+    let page = state.cursors.page_request(&list_name, &query)?;
+    let (rows, next) = timeline::page(&state.db, me.0.id, page).await?;
+    let items = render(&state, Some(me.0.id), rows).await?;
+    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
+    Ok(page_response(&req, page.limit, items, next_cursor))
+}

@@ -1,0 +1,198 @@
+//! Posts: writing, reading, deleting, and a user's posts newest first.
+
+use std::collections::HashMap;
+
+use entity::{post, user};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set,
+};
+
+use crate::db::{begin_write, retry_transient};
+use crate::domain::PostBody;
+use crate::error::ApiError;
+use crate::pagination::{PageRequest, Position, older_than, split_page};
+use crate::time::now_millis;
+
+/// A post with its author.
+pub struct PostWithAuthor {
+    pub post: post::Model,
+    pub author: user::Model,
+}
+
+/// The list name that cursors of a user's posts are bound to.
+pub fn list_name(author_id: i64) -> String {
+    format!("posts:{author_id}")
+}
+
+/// Writes a post by `author` and counts it, in one transaction.
+pub async fn create(
+    db: &DatabaseConnection,
+    author: &user::Model,
+    body: PostBody,
+) -> Result<post::Model, ApiError> {
+    retry_transient(|| create_once(db, author, &body)).await
+}
+
+async fn create_once(
+    db: &DatabaseConnection,
+    author: &user::Model,
+    body: &PostBody,
+) -> Result<post::Model, ApiError> {
+    let txn = begin_write(db).await?;
+    // Counting first takes the author's row lock before the insert's foreign-key check would take
+    // a shared one (which MySQL could not upgrade without deadlocking concurrent posts).
+    let counted = user::Entity::update_many()
+        .col_expr(
+            user::Column::PostsCount,
+            Expr::col(user::Column::PostsCount).add(1),
+        )
+        .filter(user::Column::Id.eq(author.id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if counted == 0 {
+        return Err(ApiError::Unauthorized(
+            "the account of this access token no longer exists",
+        ));
+    }
+    let post = post::ActiveModel {
+        author_id: Set(author.id),
+        body: Set(body.as_str().to_owned()),
+        created_at: Set(now_millis()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(post)
+}
+
+/// The post `id` with its author, or 404 `post_not_found`.
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, ApiError> {
+    let (post, author) = post::Entity::find_by_id(id)
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?
+        .ok_or(ApiError::PostNotFound(id))?;
+    let author = author.ok_or(ApiError::PostNotFound(id))?;
+    Ok(PostWithAuthor { post, author })
+}
+
+/// Deletes post `id` if `me` wrote it: 404 when there is no such post, 403 when it is someone
+/// else's.
+pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
+    let post = post::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(ApiError::PostNotFound(id))?;
+    if post.author_id != me.id {
+        return Err(ApiError::Forbidden("only the author can delete a post"));
+    }
+    retry_transient(|| delete_once(db, me, id)).await
+}
+
+async fn delete_once(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
+    let txn = begin_write(db).await?;
+    // The author's row first, as every writer does, then the post.
+    user::Entity::find_by_id(me.id)
+        .select_only()
+        .column(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .one(&txn)
+        .await?;
+    let removed = post::Entity::delete_many()
+        .filter(post::Column::Id.eq(id))
+        .filter(post::Column::AuthorId.eq(me.id))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    if removed == 0 {
+        // Deleted by a concurrent request in the meantime.
+        return Err(ApiError::PostNotFound(id));
+    }
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::PostsCount,
+            Expr::col(user::Column::PostsCount).sub(1),
+        )
+        .filter(user::Column::Id.eq(me.id))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// A page of `author`'s posts, newest first, served by `idx_posts_author_created`.
+pub async fn list_by_author(
+    db: &impl ConnectionTrait,
+    author: &user::Model,
+    page: PageRequest,
+) -> Result<(Vec<PostWithAuthor>, Option<Position>), ApiError> {
+    let rows = list_by_author_query(author.id, page).all(db).await?;
+    let (rows, next) = split_page(rows, page.limit, position);
+    let posts = rows
+        .into_iter()
+        .map(|post| PostWithAuthor {
+            post,
+            author: author.clone(),
+        })
+        .collect();
+    Ok((posts, next))
+}
+
+/// The query behind [`list_by_author`].
+pub fn list_by_author_query(author_id: i64, page: PageRequest) -> Select<post::Entity> {
+    newest_first(
+        post::Entity::find().filter(post::Column::AuthorId.eq(author_id)),
+        page,
+    )
+}
+
+/// Orders posts newest first from the page's position on, one more than the page holds.
+pub fn newest_first(query: Select<post::Entity>, page: PageRequest) -> Select<post::Entity> {
+    let query = match page.after {
+        Some(after) => query.filter(older_than(post::Column::CreatedAt, post::Column::Id, after)),
+        None => query,
+    };
+    query
+        .order_by_desc(post::Column::CreatedAt)
+        .order_by_desc(post::Column::Id)
+        .limit(page.limit + 1)
+}
+
+/// The keyset position of a post in any newest-first list of posts.
+pub fn position(post: &post::Model) -> Position {
+    Position {
+        at: post.created_at,
+        id: post.id,
+    }
+}
+
+/// Attaches their authors to `posts`, in one query.
+pub async fn with_authors(
+    db: &impl ConnectionTrait,
+    posts: Vec<post::Model>,
+) -> Result<Vec<PostWithAuthor>, ApiError> {
+    let mut author_ids: Vec<i64> = posts.iter().map(|p| p.author_id).collect();
+    author_ids.sort_unstable();
+    author_ids.dedup();
+    let authors: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(author_ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    Ok(posts
+        .into_iter()
+        .filter_map(|post| {
+            authors.get(&post.author_id).map(|author| PostWithAuthor {
+                author: author.clone(),
+                post,
+            })
+        })
+        .collect())
+}
