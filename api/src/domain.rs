@@ -44,7 +44,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim();
+        let email = raw;
         if email.chars().count() > 254 {
             return Err("must be at most 254 characters".into());
         }
@@ -102,28 +102,26 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: at most 50 characters, one line. Blank means "none".
-pub fn parse_display_name(raw: &str) -> Result<Option<String>, String> {
-    let name = raw.trim();
-    if name.chars().count() > 50 {
+/// A display name: at most 50 characters on one line (no control characters), stored as sent.
+pub fn parse_display_name(raw: &str) -> Result<String, String> {
+    if raw.chars().count() > 50 {
         return Err("must be at most 50 characters".into());
     }
-    if name.chars().any(char::is_control) {
+    if raw.chars().any(char::is_control) {
         return Err("must not contain control characters or line breaks".into());
     }
-    Ok((!name.is_empty()).then(|| name.to_owned()))
+    Ok(raw.to_owned())
 }
 
-/// A bio: at most 500 characters; line breaks and tabs are kept. Blank means "none".
-pub fn parse_bio(raw: &str) -> Result<Option<String>, String> {
-    let bio = raw.trim();
-    if bio.chars().count() > 500 {
+/// A bio: at most 500 characters, stored as sent; line breaks are welcome, NUL is not.
+pub fn parse_bio(raw: &str) -> Result<String, String> {
+    if raw.chars().count() > 500 {
         return Err("must be at most 500 characters".into());
     }
-    if has_forbidden_control(bio) {
-        return Err("must not contain control characters other than line breaks and tabs".into());
+    if raw.contains('\0') {
+        return Err("must not contain NUL characters".into());
     }
-    Ok((!bio.is_empty()).then(|| bio.to_owned()))
+    Ok(raw.to_owned())
 }
 
 /// The text of a post: 1 to 280 characters after trimming white space.
@@ -136,10 +134,8 @@ impl PostBody {
         if !(1..=280).contains(&body.chars().count()) {
             return Err("must be 1 to 280 characters after trimming white space".into());
         }
-        if has_forbidden_control(body) {
-            return Err(
-                "must not contain control characters other than line breaks and tabs".into(),
-            );
+        if body.contains('\0') {
+            return Err("must not contain NUL characters".into());
         }
         Ok(PostBody(body.to_owned()))
     }
@@ -147,11 +143,6 @@ impl PostBody {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn has_forbidden_control(text: &str) -> bool {
-    text.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
 #[cfg(test)]

@@ -47,7 +47,12 @@ pub enum ApiError {
     NotFound(String),
     /// 405 `method_not_allowed`.
     #[error("{method} is not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        /// The methods the path serves, for the `Allow` header.
+        allow: &'static str,
+    },
     /// 409 `username_taken`.
     #[error("the username '{0}' is already taken")]
     UsernameTaken(String),
@@ -110,6 +115,7 @@ impl ApiError {
             405 => ApiError::MethodNotAllowed {
                 method: method.to_owned(),
                 path: path.to_owned(),
+                allow: "",
             },
             413 => ApiError::PayloadTooLarge {
                 limit: crate::routes::MAX_BODY_BYTES,
@@ -235,6 +241,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Contention(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } if !allow.is_empty() => {
+                response.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations, and the interactive docs.
 //! `openapi.yaml` at the repository root is this document, committed; a test keeps them equal.
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -37,7 +37,7 @@ follows whom and since when, write short posts and read a timeline. Every error 
         routes::health::health,
         routes::health::ready,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
@@ -65,12 +65,153 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What every operation can answer, added to all of them so each annotation lists only its own
+/// outcomes: the `X-Request-Id` header on every response, `WWW-Authenticate` on 401s,
+/// `Retry-After` on 429s and 503s, and the problem responses of the shared layers (400/413/415 for
+/// bodies, 503 when a write keeps losing to concurrent ones, 500).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            ContentBuilder, HttpMethod, Ref, RefOr, ResponseBuilder, header::HeaderBuilder,
+        };
+
+        let string_header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(Some(utoipa::openapi::schema::Object::with_type(
+                    utoipa::openapi::schema::Type::String,
+                )))
+                .description(Some(description))
+                .build()
+        };
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for method in [
+                HttpMethod::Get,
+                HttpMethod::Post,
+                HttpMethod::Put,
+                HttpMethod::Patch,
+                HttpMethod::Delete,
+            ] {
+                let operation = match method {
+                    HttpMethod::Get => item.get.as_mut(),
+                    HttpMethod::Post => item.post.as_mut(),
+                    HttpMethod::Put => item.put.as_mut(),
+                    HttpMethod::Patch => item.patch.as_mut(),
+                    HttpMethod::Delete => item.delete.as_mut(),
+                    _ => None,
+                };
+                let Some(operation) = operation else { continue };
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(problem(description)));
+                };
+                if operation.request_body.is_some() {
+                    add(
+                        "400",
+                        "`invalid_json`: the body is not JSON of the expected shape",
+                    );
+                    add("413", "`payload_too_large`: the body is over 64 KiB");
+                    add(
+                        "415",
+                        "`unsupported_media_type`: the body is not sent as application/json",
+                    );
+                }
+                let writes = !matches!(method, HttpMethod::Get) && !path.starts_with("/auth/");
+                if writes {
+                    add(
+                        "503",
+                        "`service_unavailable`: the write kept conflicting with concurrent ones; retry after `Retry-After` seconds",
+                    );
+                }
+                add(
+                    "500",
+                    "`internal`: an unexpected failure, logged with the request id",
+                );
+
+                for (status, response) in responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    response.headers.insert(
+                        "X-Request-Id".into(),
+                        string_header("The request's id: the client's own `X-Request-Id` when it sent one, else a new UUID").into(),
+                    );
+                    match status.as_str() {
+                        "401" => {
+                            response.headers.insert(
+                                "WWW-Authenticate".into(),
+                                string_header("Always `Bearer`").into(),
+                            );
+                        }
+                        "429" | "503" => {
+                            response.headers.insert(
+                                "Retry-After".into(),
+                                string_header("Seconds to wait before retrying").into(),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document as YAML, exactly as committed in `openapi.yaml`.
 pub fn yaml() -> Result<String, String> {
     ApiDoc::openapi().to_yaml().map_err(|e| e.to_string())
 }
 
-/// Serves `/openapi.json` and the interactive documentation under `/docs/`, from the binary.
+/// The page at `/docs`: Swagger UI from the assets bundled under `/docs/`, reading `/openapi.json`.
+/// (The bundle's own index only works at `/docs/`, with the trailing slash.)
+const DOCS_PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Social API documentation</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/openapi.json",
+      dom_id: "#swagger-ui",
+      deepLinking: true,
+      persistAuthorization: true,
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout"
+    });
+  </script>
+</body>
+</html>
+"##;
+
+async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_PAGE)
+}
+
+/// Serves `/openapi.json` and the interactive documentation at `/docs`, all from the binary (no
+/// CDN: the machine running it may be offline).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+    cfg.service(web::resource("/docs").route(web::get().to(docs_page)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
 }

@@ -32,6 +32,44 @@ async fn a_body_that_is_not_json_is_400_invalid_json() {
 }
 
 #[tokio::test]
+async fn a_body_must_be_a_json_object_even_where_an_array_could_fill_the_fields() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let cases = [
+        (
+            Method::POST,
+            "/auth/register",
+            r#"["susan", "susan@example.com", "password123"]"#,
+        ),
+        (
+            Method::POST,
+            "/auth/login",
+            r#"["john", "password-of-john"]"#,
+        ),
+        (Method::PATCH, "/users/me", "[null, null]"),
+        (Method::POST, "/posts", r#"["hello"]"#),
+        (Method::POST, "/posts", "\"hello\""),
+        (Method::PATCH, "/users/me", "null"),
+    ];
+    for (method, path, body) in cases {
+        let response = app
+            .send(
+                app.client
+                    .request(method.clone(), app.url(path))
+                    .bearer_auth(&john.token)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        response.assert_problem(400, "invalid_json");
+    }
+    app.get("/users/susan", None)
+        .await
+        .assert_problem(404, "user_not_found");
+    assert_eq!(app.profile("john", None).await["posts_count"], 0);
+}
+
+#[tokio::test]
 async fn a_body_without_the_json_content_type_is_415() {
     let app = spawn_app().await;
     let body = r#"{"username": "john", "email": "j@example.com", "password": "password123"}"#;
@@ -78,6 +116,78 @@ async fn unknown_routes_are_404_not_found() {
     let app = spawn_app().await;
     for path in ["/nope", "/users", "/users/john/unknown", "/auth"] {
         app.get(path, None).await.assert_problem(404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn the_allow_header_of_a_405_names_exactly_the_methods_the_path_serves() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    app.register("susan").await;
+    let post = app.post_as(&john, "hello").await;
+    let paths = [
+        ("/health".to_owned(), "GET"),
+        ("/health/ready".to_owned(), "GET"),
+        ("/auth/register".to_owned(), "POST"),
+        ("/auth/login".to_owned(), "POST"),
+        ("/users/me".to_owned(), "GET, PATCH, DELETE"),
+        ("/users/susan".to_owned(), "GET"),
+        ("/users/susan/follow".to_owned(), "POST, DELETE"),
+        ("/users/susan/followers".to_owned(), "GET"),
+        ("/users/susan/following".to_owned(), "GET"),
+        ("/users/susan/posts".to_owned(), "GET"),
+        ("/relationships".to_owned(), "GET"),
+        ("/posts".to_owned(), "POST"),
+        (format!("/posts/{post}"), "GET, DELETE"),
+        ("/timeline".to_owned(), "GET"),
+    ];
+    let all = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    for (path, allow) in &paths {
+        let allowed: Vec<&str> = allow.split(", ").collect();
+        for method in all {
+            if allowed.contains(&method) {
+                continue;
+            }
+            let response = app
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    path,
+                    Some(&john.token),
+                    None,
+                )
+                .await;
+            response.assert_problem(405, "method_not_allowed");
+            assert_eq!(
+                response.header("allow").as_deref(),
+                Some(*allow),
+                "{method} {path}"
+            );
+        }
+    }
+    // And every listed method is really served (DELETEs last: they remove things).
+    for (path, allow) in &paths {
+        for method in allow.split(", ").filter(|m| *m != "DELETE") {
+            let response = app
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    path,
+                    Some(&john.token),
+                    None,
+                )
+                .await;
+            assert_ne!(response.status, 405, "{method} {path}: {}", response.text);
+        }
+    }
+    for path in [
+        format!("/posts/{post}"),
+        "/users/susan/follow".to_owned(),
+        "/users/me".to_owned(),
+    ] {
+        assert_ne!(
+            app.delete(&path, Some(&john.token)).await.status,
+            405,
+            "DELETE {path}"
+        );
     }
 }
 

@@ -446,7 +446,13 @@ async fn relationships_refuse_unknown_names_and_bad_lists() {
         .await
         .assert_problem(404, "user_not_found");
     assert_eq!(problem["detail"], "user 'ghost' does not exist");
-    for query in ["", "?users=", "?users=,,"] {
+    for query in [
+        "",
+        "?users=",
+        "?users=,,",
+        "?users=susan,,john",
+        "?users=susan,",
+    ] {
         app.get(&format!("/relationships{query}"), Some(&john.token))
             .await
             .assert_problem(400, "invalid_parameter");

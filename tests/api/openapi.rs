@@ -29,3 +29,32 @@ async fn the_server_serves_the_same_document_as_openapi_json() {
     assert_eq!(served, generated);
     assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
 }
+
+#[tokio::test]
+async fn interactive_docs_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    for path in ["/docs", "/docs/"] {
+        let page = app.get(path, None).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            page.header("content-type")
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        assert!(page.text.contains("swagger-ui"), "{path}");
+        assert!(
+            !page.text.contains("https://"),
+            "{path} loads something from the network"
+        );
+    }
+    for asset in [
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-ui.css",
+        "/docs/swagger-ui-standalone-preset.js",
+    ] {
+        let response = app.get(asset, None).await;
+        assert_eq!(response.status, 200, "{asset}");
+        assert!(response.text.len() > 1000, "{asset} is empty");
+    }
+}

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::{hash_password, verify_password};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
+use crate::routes::JsonBody;
 use crate::routes::users::{Profile, profile_for};
 use crate::services::users::{self, NewAccount};
 use crate::startup::AppState;
@@ -15,20 +16,29 @@ use crate::startup::AppState;
 /// A new account. Unknown fields are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 3 to 30 characters of `A-Z a-z 0-9 _`, not `me`; unique in any letter case.
-    #[schema(value_type = String, min_length = 3, max_length = 30, pattern = "^[A-Za-z0-9_]{3,30}$", example = "susan")]
+    /// 3 to 30 characters of `A-Z a-z 0-9 _`; unique in any letter case.
+    #[schema(value_type = String, required = true, min_length = 3, max_length = 30, pattern = r"^[A-Za-z0-9_]{3,30}$", example = "susan")]
     pub username: Option<String>,
-    /// A plausible email address of at most 254 characters; unique in any letter case.
-    #[schema(value_type = String, max_length = 254, example = "susan@example.com")]
+    /// A plausible email address (one `@`, a dotted domain, no spaces or control characters) of at
+    /// most 254 characters; unique in any letter case.
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"^[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,64}@[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.]+(\.[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.]+)+$", example = "susan@example.com")]
     pub email: Option<String>,
     /// 8 to 128 characters.
-    #[schema(value_type = String, min_length = 8, max_length = 128, example = "correct horse battery")]
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128, example = "correct horse battery")]
     pub password: Option<String>,
-    /// At most 50 characters.
-    #[schema(max_length = 50)]
+    /// At most 50 characters on one line (no control characters).
+    #[schema(
+        max_length = 50,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$",
+        example = "Susan Smith"
+    )]
     pub display_name: Option<String>,
-    /// At most 500 characters.
-    #[schema(max_length = 500)]
+    /// At most 500 characters; no NUL.
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\x00]*$",
+        example = "Writes about birds."
+    )]
     pub bio: Option<String>,
 }
 
@@ -36,10 +46,10 @@ pub struct RegisterRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The username or the email address, in any letter case.
-    #[schema(value_type = String, example = "susan")]
+    #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// The password.
-    #[schema(value_type = String, example = "correct horse battery")]
+    #[schema(value_type = String, required = true, example = "password-of-susan")]
     pub password: Option<String>,
 }
 
@@ -72,6 +82,19 @@ fn required<T>(
         .ok()
 }
 
+/// A field that may be absent or `null`; when present it must parse.
+fn optional<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<String>,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Option<T> {
+    let raw = value?;
+    parse(&raw)
+        .map_err(|message| errors.entry(field.to_owned()).or_default().push(message))
+        .ok()
+}
+
 async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token, ApiError> {
     Ok(Token {
         access_token: state.tokens.issue(user.id)?,
@@ -94,29 +117,20 @@ async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token
     ))]
 pub async fn register(
     state: web::Data<AppState>,
-    body: web::Json<RegisterRequest>,
+    body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let JsonBody(body) = body;
     let mut errors = FieldErrors::new();
     let username = required(&mut errors, "username", body.username, Username::parse);
     let email = required(&mut errors, "email", body.email, Email::parse);
     let password = required(&mut errors, "password", body.password, Password::parse);
-    let display_name = body
-        .display_name
-        .map(|v| parse_display_name(&v))
-        .transpose()
-        .map_err(|m| errors.entry("display_name".into()).or_default().push(m))
-        .ok()
-        .flatten()
-        .flatten();
-    let bio = body
-        .bio
-        .map(|v| parse_bio(&v))
-        .transpose()
-        .map_err(|m| errors.entry("bio".into()).or_default().push(m))
-        .ok()
-        .flatten()
-        .flatten();
+    let display_name = optional(
+        &mut errors,
+        "display_name",
+        body.display_name,
+        parse_display_name,
+    );
+    let bio = optional(&mut errors, "bio", body.bio, parse_bio);
     let (Some(username), Some(email), Some(password), true) =
         (username, email, password, errors.is_empty())
     else {
@@ -152,9 +166,9 @@ pub async fn register(
     ))]
 pub async fn login(
     state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let JsonBody(body) = body;
     let mut errors = FieldErrors::new();
     let login = required(&mut errors, "username", body.username, |v| {
         Ok(v.trim().to_owned())

@@ -56,8 +56,8 @@ pub struct FollowItem {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelationshipsQuery {
-    /// Comma-separated usernames, 1 to 100; answered in the order asked.
-    #[param(example = "susan,mary")]
+    /// 1 to 100 comma-separated usernames, none of them blank; answered in the order asked.
+    #[param(required = true, value_type = String, pattern = r"^[^,]+(,[^,]+){0,99}$", example = "susan,mary")]
     pub users: Option<String>,
 }
 
@@ -67,7 +67,7 @@ pub const MAX_RELATIONSHIPS: usize = 100;
 /// Follows a user. 201 when the follow is new, 200 (with the original `followed_at`) when it
 /// already existed.
 #[utoipa::path(post, path = "/users/{username}/follow", tag = "follows", operation_id = "followUser",
-    params(("username" = String, Path, description = "Whom to follow, in any letter case")),
+    params(("username" = String, Path, description = "Whom to follow, in any letter case", example = "susan")),
     responses(
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
@@ -92,7 +92,7 @@ pub async fn follow_user(
 
 /// Stops following a user. 204 also when there was no follow.
 #[utoipa::path(delete, path = "/users/{username}/follow", tag = "follows", operation_id = "unfollowUser",
-    params(("username" = String, Path, description = "Whom to unfollow, in any letter case")),
+    params(("username" = String, Path, description = "Whom to unfollow, in any letter case", example = "susan")),
     responses(
         (status = 204, description = "The caller does not follow the user (any more)"),
         (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
@@ -112,7 +112,7 @@ pub async fn unfollow_user(
 
 /// Who follows a user, most recent follow first.
 #[utoipa::path(get, path = "/users/{username}/followers", tag = "follows", operation_id = "listFollowers",
-    params(("username" = String, Path, description = "Whose followers, in any letter case"), PageQuery),
+    params(("username" = String, Path, description = "Whose followers, in any letter case", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followers", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
@@ -133,7 +133,7 @@ pub async fn list_followers(
 
 /// Whom a user follows, most recent follow first.
 #[utoipa::path(get, path = "/users/{username}/following", tag = "follows", operation_id = "listFollowing",
-    params(("username" = String, Path, description = "Whose followees, in any letter case"), PageQuery),
+    params(("username" = String, Path, description = "Whose followees, in any letter case", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followed users", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
@@ -193,17 +193,10 @@ pub async fn get_relationships(
     me: AuthUser,
     query: web::Query<RelationshipsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let names: Vec<&str> = query
-        .users
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect();
-    if names.is_empty() || names.len() > MAX_RELATIONSHIPS {
+    let names: Vec<&str> = query.users.as_deref().unwrap_or("").split(',').collect();
+    if names.iter().any(|name| name.is_empty()) || names.len() > MAX_RELATIONSHIPS {
         return Err(ApiError::InvalidParameter(format!(
-            "users must list 1 to {MAX_RELATIONSHIPS} comma-separated usernames"
+            "users must list 1 to {MAX_RELATIONSHIPS} comma-separated usernames, none blank"
         )));
     }
     let found = users::find_by_usernames(&state.db, &names).await?;

@@ -12,6 +12,32 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::ApiError;
 
+/// A JSON request body that must be an object. (`web::Json` alone would also read a struct from a
+/// JSON array, field by field, which no client means.) Rejections are the same problem+json errors
+/// as `web::Json`'s.
+pub struct JsonBody<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let object =
+            web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
+        Box::pin(async move {
+            let object = object.await?.into_inner();
+            T::deserialize(serde_json::Value::Object(object))
+                .map(JsonBody)
+                .map_err(|e| {
+                    ApiError::InvalidJson(format!(
+                        "the body is not valid JSON of the expected shape: {e}"
+                    ))
+                    .into()
+                })
+        })
+    }
+}
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -21,49 +47,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(path_config())
         .app_data(query_config())
-        .service(resource("/health").route(web::get().to(health::health)))
-        .service(resource("/health/ready").route(web::get().to(health::ready)))
-        .service(resource("/auth/register").route(web::post().to(auth::register)))
-        .service(resource("/auth/login").route(web::post().to(auth::login)))
+        .service(resource("/health", "GET").route(web::get().to(health::health)))
+        .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
+        .service(resource("/auth/register", "POST").route(web::post().to(auth::register)))
+        .service(resource("/auth/login", "POST").route(web::post().to(auth::login)))
         .service(
-            resource("/users/me")
+            resource("/users/me", "GET, PATCH, DELETE")
                 .route(web::get().to(users::get_me))
                 .route(web::patch().to(users::update_me))
                 .route(web::delete().to(users::delete_me)),
         )
-        .service(resource("/users/{username}").route(web::get().to(users::get_user)))
+        .service(resource("/users/{username}", "GET").route(web::get().to(users::get_user)))
         .service(
-            resource("/users/{username}/follow")
+            resource("/users/{username}/follow", "POST, DELETE")
                 .route(web::post().to(follows::follow_user))
                 .route(web::delete().to(follows::unfollow_user)),
         )
         .service(
-            resource("/users/{username}/followers").route(web::get().to(follows::list_followers)),
+            resource("/users/{username}/followers", "GET")
+                .route(web::get().to(follows::list_followers)),
         )
         .service(
-            resource("/users/{username}/following").route(web::get().to(follows::list_following)),
+            resource("/users/{username}/following", "GET")
+                .route(web::get().to(follows::list_following)),
         )
-        .service(resource("/users/{username}/posts").route(web::get().to(posts::list_user_posts)))
-        .service(resource("/relationships").route(web::get().to(follows::get_relationships)))
-        .service(resource("/posts").route(web::post().to(posts::create_post)))
         .service(
-            resource("/posts/{id}")
+            resource("/users/{username}/posts", "GET").route(web::get().to(posts::list_user_posts)),
+        )
+        .service(resource("/relationships", "GET").route(web::get().to(follows::get_relationships)))
+        .service(resource("/posts", "POST").route(web::post().to(posts::create_post)))
+        .service(
+            resource("/posts/{id}", "GET, DELETE")
                 .route(web::get().to(posts::get_post))
                 .route(web::delete().to(posts::delete_post)),
         )
-        .service(resource("/timeline").route(web::get().to(posts::get_timeline)));
+        .service(resource("/timeline", "GET").route(web::get().to(posts::get_timeline)));
 }
 
-/// A resource whose unmatched methods answer 405 `method_not_allowed`.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.path().to_owned(),
-    })
+/// A resource whose unmatched methods answer 405 `method_not_allowed` with an `Allow` header
+/// naming `allow`, the methods its routes serve (a test checks the two agree).
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+            allow,
+        })
+    }))
 }
 
 /// The answer for every path that matches no route.

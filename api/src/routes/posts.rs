@@ -9,6 +9,7 @@ use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery, page_response};
+use crate::routes::JsonBody;
 use crate::routes::users::{UserCard, cards_for};
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::{timeline, users};
@@ -32,8 +33,8 @@ pub struct Post {
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
-    /// 1 to 280 characters after trimming white space.
-    #[schema(value_type = String, min_length = 1, max_length = 280, example = "Hello, world")]
+    /// 1 to 280 characters after trimming white space (which is not stored); no NUL.
+    #[schema(value_type = String, required = true, pattern = r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00](?:[^\x00]{0,278}[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00])?[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$", example = "Hello, world")]
     pub body: Option<String>,
 }
 
@@ -73,10 +74,10 @@ async fn render(
 pub async fn create_post(
     state: web::Data<AppState>,
     me: AuthUser,
-    body: web::Json<CreatePostRequest>,
+    body: JsonBody<CreatePostRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body) = body;
     let text = body
-        .into_inner()
         .body
         .ok_or_else(|| ApiError::field("body", "is required"))?;
     let text = PostBody::parse(&text).map_err(|message| ApiError::field("body", message))?;
@@ -141,7 +142,7 @@ pub async fn delete_post(
 
 /// A user's posts, newest first.
 #[utoipa::path(get, path = "/users/{username}/posts", tag = "posts", operation_id = "listUserPosts",
-    params(("username" = String, Path, description = "Whose posts, in any letter case"), PageQuery),
+    params(("username" = String, Path, description = "Whose posts, in any letter case", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of posts", body = Page<Post>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::{parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
+use crate::routes::JsonBody;
 use crate::services::relationships::{self, Relation};
 use crate::services::users::{self, ProfileChanges};
 use crate::startup::AppState;
@@ -144,13 +145,13 @@ pub async fn cards_for<'a>(
 /// Fields of `PATCH /users/me`: an absent field stays as it is, `null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// At most 50 characters; `null` or blank clears it.
+    /// At most 50 characters on one line (no control characters); `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 50)]
+    #[schema(value_type = Option<String>, max_length = 50, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub display_name: Option<Option<String>>,
-    /// At most 500 characters; `null` or blank clears it.
+    /// At most 500 characters, no NUL; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00]*$")]
     pub bio: Option<Option<String>>,
 }
 
@@ -183,14 +184,14 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
 pub async fn update_me(
     state: web::Data<AppState>,
     me: AuthUser,
-    body: web::Json<UpdateProfileRequest>,
+    body: JsonBody<UpdateProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let JsonBody(body) = body;
     let mut errors = FieldErrors::new();
     let mut changes = ProfileChanges::default();
     if let Some(display_name) = body.display_name {
         match display_name.as_deref().map(parse_display_name).transpose() {
-            Ok(value) => changes.display_name = Some(value.flatten()),
+            Ok(value) => changes.display_name = Some(value),
             Err(message) => {
                 errors.insert("display_name".into(), vec![message]);
             }
@@ -198,7 +199,7 @@ pub async fn update_me(
     }
     if let Some(bio) = body.bio {
         match bio.as_deref().map(parse_bio).transpose() {
-            Ok(value) => changes.bio = Some(value.flatten()),
+            Ok(value) => changes.bio = Some(value),
             Err(message) => {
                 errors.insert("bio".into(), vec![message]);
             }
@@ -226,7 +227,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpR
 
 /// A user's public profile, with `viewer` when a valid token is sent.
 #[utoipa::path(get, path = "/users/{username}", tag = "accounts", operation_id = "getUser",
-    params(("username" = String, Path, description = "Username, in any letter case")),
+    params(("username" = String, Path, description = "Username, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The profile", body = Profile),
         (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
