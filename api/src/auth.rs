@@ -71,6 +71,12 @@ impl Tokens {
             .map_err(ApiError::internal)
     }
 
+    /// The user id of a valid token (signature, algorithm and expiry checked; not whether the
+    /// account still exists).
+    pub fn user_id(&self, token: &str) -> Option<i64> {
+        self.verify(token).ok().map(|(user_id, _)| user_id)
+    }
+
     /// The user id and issue time of a valid token. Any other algorithm, a wrong signature, an
     /// expired token or a missing claim is refused.
     fn verify(&self, token: &str) -> Result<(i64, u64), ApiError> {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::ConnectionTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -35,6 +36,8 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
+        // PostgreSQL aborts a statement that runs longer (SeaORM sets it on MySQL and SQLite not).
+        .statement_timeout(settings.database_statement_timeout)
         .map_sqlx_sqlite_opts(|opts| {
             opts
                 // Cascades (follows, posts) depend on this, on every pooled connection.
@@ -47,8 +50,35 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
                 .create_if_missing(true)
         });
     let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
+    migrate(&db).await?;
     Ok(db)
+}
+
+/// Brings the schema up to date. Replicas that start together on one PostgreSQL or MySQL database
+/// take turns (an advisory lock held by the migrating transaction), so they do not race to create
+/// the same tables.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7310315637052436733)")
+                .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await
+        }
+        DbBackend::MySql => {
+            // DDL commits implicitly on MySQL, but the session lock lives until released.
+            let txn = db.begin().await?;
+            txn.execute_unprepared("SELECT GET_LOCK('social_api_migrations', 120)")
+                .await?;
+            let result = Migrator::up(&txn, None).await;
+            txn.execute_unprepared("SELECT RELEASE_LOCK('social_api_migrations')")
+                .await?;
+            txn.commit().await?;
+            result
+        }
+        _ => Migrator::up(db, None).await,
+    }
 }
 
 /// Starts a transaction that is going to write.

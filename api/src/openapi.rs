@@ -130,6 +130,22 @@ impl Modify for CommonResponses {
                         "`unsupported_media_type`: the body is not sent as application/json",
                     );
                 }
+                let limited = matches!(
+                    (path.as_str(), &method),
+                    (
+                        "/auth/login" | "/auth/register" | "/posts",
+                        HttpMethod::Post
+                    ) | (
+                        "/users/{username}/follow",
+                        HttpMethod::Post | HttpMethod::Delete
+                    )
+                );
+                if limited {
+                    add(
+                        "429",
+                        "`rate_limited`: the quota of this client IP (login, registration) or user (follows, posts) is spent; retry after `Retry-After` seconds",
+                    );
+                }
                 let writes = !matches!(method, HttpMethod::Get) && !path.starts_with("/auth/");
                 if writes {
                     add(
@@ -150,6 +166,20 @@ impl Modify for CommonResponses {
                         "X-Request-Id".into(),
                         string_header("The request's id: the client's own `X-Request-Id` when it sent one, else a new UUID").into(),
                     );
+                    if limited {
+                        for (name, description) in [
+                            (
+                                "RateLimit-Limit",
+                                "Requests allowed per minute on this route's quota",
+                            ),
+                            ("RateLimit-Remaining", "Requests left in the quota now"),
+                            ("RateLimit-Reset", "Seconds until the quota is whole again"),
+                        ] {
+                            response
+                                .headers
+                                .insert(name.into(), string_header(description).into());
+                        }
+                    }
                     match status.as_str() {
                         "401" => {
                             response.headers.insert(

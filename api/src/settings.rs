@@ -26,6 +26,12 @@ pub struct Settings {
     pub rate_limit_writes_per_minute: u32,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
+    /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
+    pub database_statement_timeout: Duration,
+    /// Longest a request may take from routing to response before it is answered 503.
+    pub request_timeout: Duration,
+    /// Take the client IP for per-IP limits from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// A configuration value that cannot be used, named so the operator can fix it.
@@ -68,6 +74,26 @@ impl Settings {
                 120,
             )?,
             database_pool_size: parse_number("DATABASE_POOL_SIZE", var("DATABASE_POOL_SIZE"), 10)?,
+            database_statement_timeout: Duration::from_secs(parse_number(
+                "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+                var("DATABASE_STATEMENT_TIMEOUT_SECONDS"),
+                10,
+            )?),
+            request_timeout: Duration::from_secs(parse_number(
+                "REQUEST_TIMEOUT_SECONDS",
+                var("REQUEST_TIMEOUT_SECONDS"),
+                30,
+            )?),
+            trust_forwarded_for: match var("TRUST_X_FORWARDED_FOR").as_deref() {
+                None | Some("false" | "0" | "no") => false,
+                Some("true" | "1" | "yes") => true,
+                Some(other) => {
+                    return Err(SettingsError::new(
+                        "TRUST_X_FORWARDED_FOR",
+                        format!("'{other}' is not true or false"),
+                    ));
+                }
+            },
         })
     }
 
@@ -82,6 +108,9 @@ impl Settings {
             rate_limit_auth_per_minute: 10,
             rate_limit_writes_per_minute: 120,
             database_pool_size: 10,
+            database_statement_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            trust_forwarded_for: false,
         }
     }
 

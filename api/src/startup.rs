@@ -29,6 +29,10 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// An Argon2id hash of a random password, verified when a login names an unknown user.
     pub dummy_password_hash: String,
+    /// The abuse limits.
+    pub limits: std::sync::Arc<crate::rate_limit::Limits>,
+    /// Longest a request may take once routed.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -74,12 +78,21 @@ impl Application {
             },
         };
 
+        let limits = std::sync::Arc::new(crate::rate_limit::Limits::new(
+            settings.rate_limit_auth_per_minute,
+            settings.rate_limit_writes_per_minute,
+            settings.trust_forwarded_for,
+        ));
         let state = web::Data::new(AppState {
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
             dummy_password_hash: dummy_password_hash()?,
+            limits: limits.clone(),
+            request_timeout: settings.request_timeout,
         });
+        limits.spawn_cleanup();
+        let cors_origins = settings.cors_allowed_origins.clone();
 
         let listener = TcpListener::bind(&settings.bind_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind_addr))?;
@@ -90,11 +103,19 @@ impl Application {
                 .configure(routes::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found))
+                .wrap(cors(&cors_origins))
                 .wrap(ErrorHandlers::new().default_handler(problem_for_plain_errors))
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id))
         })
         .shutdown_timeout(10)
+        // A client that sends its request head or body too slowly is cut off.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
         .listen(listener)?
         .run();
         Ok(Application { port, server, db })
@@ -119,6 +140,34 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// CORS for browsers: only the configured origins, never `*`, and no credentials (tokens travel in
+/// the `Authorization` header, not cookies). A request from another origin is passed through
+/// without CORS headers, so the browser blocks it, instead of failing with a plain-text error.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            header::LINK,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            X_REQUEST_ID.clone(),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(3600)
+        .block_on_origin_mismatch(false);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// Reads the secret kept beside the SQLite database file, creating it on first start, so tokens
@@ -194,12 +243,19 @@ async fn request_id(
         .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
+    let authenticated = req.headers().contains_key(header::AUTHORIZATION);
     // Handlers and the middleware inside this one turn every error into a response, so `Err` does
     // not happen in practice; the request cannot be kept to build one here (routing needs it
     // unshared).
     let mut response = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    if authenticated {
+        // What one user sees (viewer state, their timeline) must not be cached by shared caches.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(response)
 }

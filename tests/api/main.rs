@@ -11,6 +11,7 @@
 mod accounts;
 mod errors;
 mod follows;
+mod hardening;
 mod helpers;
 mod openapi;
 mod posts;

@@ -10,7 +10,11 @@ pub mod users;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
+use actix_web::middleware::{Next, from_fn};
+
 use crate::error::ApiError;
+use crate::rate_limit;
+use crate::startup::AppState;
 
 /// A JSON request body that must be an object. (`web::Json` alone would also read a struct from a
 /// JSON array, field by field, which no client means.) Rejections are the same problem+json errors
@@ -49,8 +53,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(query_config())
         .service(resource("/health", "GET").route(web::get().to(health::health)))
         .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
-        .service(resource("/auth/register", "POST").route(web::post().to(auth::register)))
-        .service(resource("/auth/login", "POST").route(web::post().to(auth::login)))
+        .service(
+            resource("/auth/register", "POST")
+                .route(web::post().to(auth::register))
+                .wrap(from_fn(rate_limit::limit_auth)),
+        )
+        .service(
+            resource("/auth/login", "POST")
+                .route(web::post().to(auth::login))
+                .wrap(from_fn(rate_limit::limit_auth)),
+        )
         .service(
             resource("/users/me", "GET, PATCH, DELETE")
                 .route(web::get().to(users::get_me))
@@ -61,7 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/users/{username}/follow", "POST, DELETE")
                 .route(web::post().to(follows::follow_user))
-                .route(web::delete().to(follows::unfollow_user)),
+                .route(web::delete().to(follows::unfollow_user))
+                .wrap(from_fn(rate_limit::limit_writes)),
         )
         .service(
             resource("/users/{username}/followers", "GET")
@@ -75,7 +88,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             resource("/users/{username}/posts", "GET").route(web::get().to(posts::list_user_posts)),
         )
         .service(resource("/relationships", "GET").route(web::get().to(follows::get_relationships)))
-        .service(resource("/posts", "POST").route(web::post().to(posts::create_post)))
+        .service(
+            resource("/posts", "POST")
+                .route(web::post().to(posts::create_post))
+                .wrap(from_fn(rate_limit::limit_writes)),
+        )
         .service(
             resource("/posts/{id}", "GET, DELETE")
                 .route(web::get().to(posts::get_post))
@@ -86,14 +103,54 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A resource whose unmatched methods answer 405 `method_not_allowed` with an `Allow` header
 /// naming `allow`, the methods its routes serve (a test checks the two agree).
-fn resource(path: &str, allow: &'static str) -> Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: req.path().to_owned(),
-            allow,
-        })
-    }))
+fn resource(
+    path: &str,
+    allow: &'static str,
+) -> Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path)
+        .default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: req.path().to_owned(),
+                allow,
+            })
+        }))
+        .wrap(from_fn(request_timeout))
+}
+
+/// Answers 503 `service_unavailable` when a request takes longer than the configured limit, so
+/// one slow request cannot hold a worker forever. (Runs after routing, where the request may be
+/// kept to build the answer.)
+async fn request_timeout(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(std::time::Duration::from_secs(30), |state| {
+            state.request_timeout
+        });
+    let request = req.request().clone();
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => Ok(response?.map_into_boxed_body()),
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            Ok(actix_web::dev::ServiceResponse::new(
+                request,
+                actix_web::ResponseError::error_response(&ApiError::Unavailable(
+                    "the request took too long; retry later",
+                )),
+            ))
+        }
+    }
 }
 
 /// The answer for every path that matches no route.

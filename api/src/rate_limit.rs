@@ -1,0 +1,197 @@
+//! Abuse limits, with the `governor` crate's GCRA limiters: per client IP on login and
+//! registration (brute force, sign-up spam), per user on follows, unfollows and posts.
+//!
+//! A limited route answers 429 `rate_limited` with `Retry-After` once its quota is spent, and every
+//! answer of a limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+//! (seconds until the quota is whole again). The check runs before the handler, so a login flood
+//! is refused before any password is hashed.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The headers a limited route answers with.
+type Headers = Vec<(HeaderName, String)>;
+/// Allowed, with its headers; or refused, with the 429 and its headers.
+type Outcome = Result<Headers, (ApiError, Headers)>;
+
+type KeyedLimiter<K> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// The limiters of one server.
+pub struct Limits {
+    auth: Limiter<IpAddr>,
+    writes: Limiter<i64>,
+    trust_forwarded_for: bool,
+}
+
+struct Limiter<K: std::hash::Hash + Eq + Clone> {
+    limiter: Arc<KeyedLimiter<K>>,
+    per_minute: u32,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
+    fn new(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Limiter {
+            limiter: Arc::new(
+                RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            ),
+            per_minute,
+        }
+    }
+
+    /// Takes one request from `key`'s quota: the headers to send, or the 429 to answer.
+    fn check(&self, key: &K) -> Outcome {
+        let per_cell = 60.0 / f64::from(self.per_minute);
+        match self.limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let reset = (f64::from(self.per_minute - remaining) * per_cell).ceil() as u64;
+                Ok(self.headers(remaining, reset))
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let reset = (f64::from(self.per_minute) * per_cell).ceil() as u64;
+                Err((
+                    ApiError::RateLimited { retry_after },
+                    self.headers(0, reset),
+                ))
+            }
+        }
+    }
+
+    fn headers(&self, remaining: u32, reset: u64) -> Headers {
+        vec![
+            (
+                HeaderName::from_static("ratelimit-limit"),
+                self.per_minute.to_string(),
+            ),
+            (
+                HeaderName::from_static("ratelimit-remaining"),
+                remaining.to_string(),
+            ),
+            (
+                HeaderName::from_static("ratelimit-reset"),
+                reset.to_string(),
+            ),
+        ]
+    }
+}
+
+impl Limits {
+    pub fn new(auth_per_minute: u32, writes_per_minute: u32, trust_forwarded_for: bool) -> Self {
+        Limits {
+            auth: Limiter::new(auth_per_minute),
+            writes: Limiter::new(writes_per_minute),
+            trust_forwarded_for,
+        }
+    }
+
+    /// Forgets keys whose quota is whole again, so the key maps do not grow without bound.
+    pub fn spawn_cleanup(self: &Arc<Self>) {
+        let limits = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(limits) = limits.upgrade() else {
+                    break;
+                };
+                limits.auth.limiter.retain_recent();
+                limits.writes.limiter.retain_recent();
+            }
+        });
+    }
+}
+
+fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            // The last address is the one the trusted proxy appended; earlier ones are whatever
+            // the client claimed.
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|ip| ip.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    req.peer_addr().map(|addr| addr.ip())
+}
+
+/// Middleware of `POST /auth/login` and `POST /auth/register`: per client IP.
+pub async fn limit_auth(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Some(ip) = client_ip(&req, state.limits.trust_forwarded_for) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    apply(req, next, state.limits.auth.check(&ip)).await
+}
+
+/// Middleware of follows, unfollows and posts: per user (of a valid token; requests without one
+/// are refused by the handler anyway).
+pub async fn limit_writes(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let user = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .and_then(|(_, token)| state.tokens.user_id(token.trim()));
+    let Some(user) = user else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    apply(req, next, state.limits.writes.check(&user)).await
+}
+
+async fn apply(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    outcome: Outcome,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let (mut response, headers) = match outcome {
+        Ok(headers) => (next.call(req).await?.map_into_boxed_body(), headers),
+        Err((error, headers)) => {
+            let (request, _) = req.into_parts();
+            (
+                ServiceResponse::new(request, error.error_response()),
+                headers,
+            )
+        }
+    };
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}

@@ -1,0 +1,97 @@
+//! `cargo run --release -p bench -- seed ...` fills a database with a deterministic social graph;
+//! `cargo run --release -p bench -- run ...` measures the API on it. See bench/README.md.
+
+mod run;
+mod seed;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Seeder and load benchmark of the social API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Fill an empty database (any backend) with a deterministic, skewed social graph.
+    Seed {
+        /// sqlite://, postgres:// or mysql:// URL of an empty (or not yet migrated) database.
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value_t = 5_000_000)]
+        follows: usize,
+        #[arg(long, default_value_t = 2_000_000)]
+        posts: usize,
+        /// Seed of the random generator: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Rows per INSERT statement.
+        #[arg(long, default_value_t = 2_000)]
+        batch: usize,
+    },
+    /// Start the server on a seeded database and measure every scenario.
+    Run {
+        #[arg(long)]
+        database_url: String,
+        /// The server binary to start (build it with `cargo build --release` first).
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Seconds of measurement per scenario.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Write the Markdown report here as well as to standard output.
+        #[arg(long)]
+        output: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let result = match Cli::parse().command {
+        Commands::Seed {
+            database_url,
+            users,
+            follows,
+            posts,
+            seed,
+            batch,
+        } => {
+            seed::run(seed::SeedOptions {
+                database_url,
+                users,
+                follows,
+                posts,
+                seed,
+                batch,
+            })
+            .await
+        }
+        Commands::Run {
+            database_url,
+            server_bin,
+            seconds,
+            output,
+        } => {
+            run::run(run::RunOptions {
+                database_url,
+                server_bin,
+                seconds,
+                output,
+                command_line,
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

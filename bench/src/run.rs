@@ -1,0 +1,685 @@
+//! The load benchmark: starts the server binary on a seeded database, measures each scenario over
+//! HTTP (sequential requests: latency percentiles and requests per second), measures the same
+//! endpoint's SQL alone by calling the service functions the handler calls, records the server's
+//! peak memory, and writes a Markdown report.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::Settings;
+use api::pagination::{CursorCodec, PageRequest, Position};
+use api::services::follows::Direction;
+use api::services::{follows, timeline, users};
+use entity::{follow, user};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde_json::{Value, json};
+
+use crate::seed::{PASSWORD, READER_FOLLOWEES};
+
+/// The token secret of the benchmark's server, so the benchmark can encode deep cursors.
+const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
+
+pub struct RunOptions {
+    pub database_url: String,
+    pub server_bin: String,
+    pub seconds: f64,
+    pub output: Option<String>,
+    pub command_line: String,
+}
+
+/// Latencies of one scenario.
+struct Sample {
+    name: String,
+    http: Vec<Duration>,
+    http_elapsed: Duration,
+    sql: Vec<Duration>,
+}
+
+impl Sample {
+    fn p(values: &[Duration], q: f64) -> Duration {
+        if values.is_empty() {
+            return Duration::ZERO;
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort();
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+    fn p50(&self) -> Duration {
+        Self::p(&self.http, 0.5)
+    }
+    fn p99(&self) -> Duration {
+        Self::p(&self.http, 0.99)
+    }
+    fn sql_p50(&self) -> Option<Duration> {
+        (!self.sql.is_empty()).then(|| Self::p(&self.sql, 0.5))
+    }
+    fn rps(&self) -> f64 {
+        self.http.len() as f64 / self.http_elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn peak_memory_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse().ok())
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn start_server(options: &RunOptions) -> Result<Server, Box<dyn std::error::Error>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&options.server_bin)
+        .env("DATABASE_URL", &options.database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000")
+        .env("RATE_LIMIT_WRITES_PER_MINUTE", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(response) = client
+            .get(format!("{}/health/ready", server.base))
+            .send()
+            .await
+            && response.status() == 200
+        {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the server did not become ready within a minute".into())
+}
+
+async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let response: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    response["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("cannot log in as {name}: {response}").into())
+}
+
+/// Sends `request` over and over for `seconds` (after a short warm-up), one at a time.
+async fn measure(
+    seconds: f64,
+    mut request: impl FnMut(usize) -> reqwest::RequestBuilder,
+    expect: u16,
+) -> Result<(Vec<Duration>, Duration), Box<dyn std::error::Error>> {
+    let warmup = Instant::now();
+    let mut i = 0;
+    while warmup.elapsed().as_secs_f64() < (seconds / 5.0).min(1.0) {
+        request(i).send().await?.bytes().await?;
+        i += 1;
+    }
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        let response = request(i).send().await?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await?;
+        latencies.push(t.elapsed());
+        if status != expect {
+            return Err(format!(
+                "expected {expect}, got {status}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+        i += 1;
+    }
+    Ok((latencies, started.elapsed()))
+}
+
+/// Times `work` (the SQL an endpoint runs, through the same service functions) for `seconds`.
+async fn measure_sql<F, Fut>(
+    seconds: f64,
+    mut work: F,
+) -> Result<Vec<Duration>, Box<dyn std::error::Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), api::error::ApiError>>,
+{
+    for _ in 0..20 {
+        work().await?;
+    }
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed().as_secs_f64() < seconds {
+        let t = Instant::now();
+        work().await?;
+        latencies.push(t.elapsed());
+    }
+    Ok(latencies)
+}
+
+async fn user_by_name(
+    db: &DatabaseConnection,
+    name: &str,
+) -> Result<user::Model, Box<dyn std::error::Error>> {
+    Ok(users::find_by_username(db, name).await?)
+}
+
+/// The position of the `depth`-th entry (0-based) of a followers list, to build a deep cursor.
+async fn followers_position(
+    db: &DatabaseConnection,
+    user_id: i64,
+    depth: u64,
+) -> Result<Position, Box<dyn std::error::Error>> {
+    let row = follow::Entity::find()
+        .filter(follow::Column::FollowedId.eq(user_id))
+        .order_by_desc(follow::Column::CreatedAt)
+        .order_by_desc(follow::Column::FollowerId)
+        .offset(depth)
+        .limit(1)
+        .one(db)
+        .await?
+        .ok_or("the list is not that long")?;
+    Ok(Position {
+        at: row.created_at,
+        id: row.follower_id,
+    })
+}
+
+/// The cursor after the first `depth` items of `reader`'s timeline, found by paging.
+async fn timeline_position(
+    db: &DatabaseConnection,
+    reader: &user::Model,
+    depth: u64,
+) -> Result<Option<Position>, Box<dyn std::error::Error>> {
+    let mut after = None;
+    let mut seen = 0;
+    while seen < depth {
+        let limit = (depth - seen).min(100);
+        let (posts, next) = timeline::page(db, reader, PageRequest { limit, after }).await?;
+        seen += posts.len() as u64;
+        match next {
+            Some(position) => after = Some(position),
+            None => return Ok(None),
+        }
+    }
+    Ok(after)
+}
+
+pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let mut settings = Settings::for_database(options.database_url.clone());
+    settings.database_pool_size = 2;
+    let db = api::db::connect_and_migrate(&settings).await?;
+    let codec = CursorCodec::new(SECRET.as_bytes());
+    let server = start_server(&options).await?;
+    let base = server.base.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4)
+        .build()?;
+    let seconds = options.seconds;
+    let mut samples: Vec<Sample> = Vec::new();
+
+    let celebrity = user_by_name(&db, "celebrity1").await?;
+    let ordinary = user::Entity::find()
+        .filter(user::Column::FollowersCount.between(5, 50))
+        .filter(user::Column::Id.gt(100))
+        .order_by_asc(user::Column::Id)
+        .one(&db)
+        .await?
+        .ok_or("no ordinary user with 5 to 50 followers")?;
+    let viewer_name = "reader100";
+    let viewer = user_by_name(&db, viewer_name).await?;
+    let viewer_token = login(&client, &base, viewer_name).await?;
+
+    // Timelines: first page and a deep page (200 posts in), per reader.
+    for followees in READER_FOLLOWEES {
+        let name = format!("reader{followees}");
+        let reader = user_by_name(&db, &name).await?;
+        let token = login(&client, &base, &name).await?;
+        let first = PageRequest {
+            limit: 20,
+            after: None,
+        };
+        let (http, elapsed) = measure(
+            seconds,
+            |_| client.get(format!("{base}/timeline")).bearer_auth(&token),
+            200,
+        )
+        .await?;
+        let sql = measure_sql(seconds, || sql_timeline(&db, reader.id, first)).await?;
+        samples.push(Sample {
+            name: format!(
+                "GET /timeline, {name} ({} followees), first page",
+                reader.following_count
+            ),
+            http,
+            http_elapsed: elapsed,
+            sql,
+        });
+
+        let Some(position) = timeline_position(&db, &reader, 200).await? else {
+            continue;
+        };
+        let cursor = codec.encode(&timeline::list_name(reader.id), position);
+        let deep = PageRequest {
+            limit: 20,
+            after: Some(position),
+        };
+        let (http, elapsed) = measure(
+            seconds,
+            |_| {
+                client
+                    .get(format!("{base}/timeline?cursor={cursor}"))
+                    .bearer_auth(&token)
+            },
+            200,
+        )
+        .await?;
+        let sql = measure_sql(seconds, || sql_timeline(&db, reader.id, deep)).await?;
+        samples.push(Sample {
+            name: format!("GET /timeline, {name}, deep page (200 posts in)"),
+            http,
+            http_elapsed: elapsed,
+            sql,
+        });
+    }
+
+    // Profiles: a celebrity and an ordinary user, as seen by a signed-in reader.
+    for target in [&celebrity, &ordinary] {
+        let path = format!("{base}/users/{}", target.username);
+        let (http, elapsed) = measure(
+            seconds,
+            |_| client.get(&path).bearer_auth(&viewer_token),
+            200,
+        )
+        .await?;
+        let name = target.username.clone();
+        let sql = measure_sql(seconds, || sql_profile(&db, viewer.id, name.clone())).await?;
+        samples.push(Sample {
+            name: format!(
+                "GET /users/{} ({} followers)",
+                target.username, target.followers_count
+            ),
+            http,
+            http_elapsed: elapsed,
+            sql,
+        });
+    }
+
+    // The celebrity's followers: page 1 and page 500.
+    let list = Direction::Followers.list_name(celebrity.id);
+    let deep_position = followers_position(&db, celebrity.id, 499 * 20 - 1).await?;
+    let deep_cursor = codec.encode(&list, deep_position);
+    for (label, cursor, after) in [
+        ("page 1", None, None),
+        ("page 500", Some(deep_cursor), Some(deep_position)),
+    ] {
+        let path = match &cursor {
+            Some(cursor) => format!("{base}/users/celebrity1/followers?cursor={cursor}"),
+            None => format!("{base}/users/celebrity1/followers"),
+        };
+        let (http, elapsed) = measure(
+            seconds,
+            |_| client.get(&path).bearer_auth(&viewer_token),
+            200,
+        )
+        .await?;
+        let page = PageRequest { limit: 20, after };
+        let sql = measure_sql(seconds, || {
+            sql_followers(&db, viewer.id, celebrity.id, page)
+        })
+        .await?;
+        samples.push(Sample {
+            name: format!("GET /users/celebrity1/followers, {label}"),
+            http,
+            http_elapsed: elapsed,
+            sql,
+        });
+    }
+
+    // Follow and unfollow, alternately, of accounts the viewer does not follow yet.
+    let targets: Vec<String> = user::Entity::find()
+        .filter(user::Column::Id.gt(1000))
+        .filter(
+            user::Column::Id.not_in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(follow::Column::FollowedId)
+                    .from(follow::Entity)
+                    .and_where(follow::Column::FollowerId.eq(viewer.id))
+                    .to_owned(),
+            ),
+        )
+        .limit(200)
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    let mut follow_latencies = Vec::new();
+    let mut unfollow_latencies = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed().as_secs_f64() < seconds {
+        let target = &targets[i % targets.len()];
+        let t = Instant::now();
+        let status = client
+            .post(format!("{base}/users/{target}/follow"))
+            .bearer_auth(&viewer_token)
+            .send()
+            .await?
+            .status();
+        follow_latencies.push(t.elapsed());
+        if status != 201 {
+            return Err(format!("follow answered {status}").into());
+        }
+        let t = Instant::now();
+        let status = client
+            .delete(format!("{base}/users/{target}/follow"))
+            .bearer_auth(&viewer_token)
+            .send()
+            .await?
+            .status();
+        unfollow_latencies.push(t.elapsed());
+        if status != 204 {
+            return Err(format!("unfollow answered {status}").into());
+        }
+        i += 1;
+    }
+    let elapsed = started.elapsed() / 2;
+    samples.push(Sample {
+        name: "POST /users/{name}/follow".into(),
+        http: follow_latencies,
+        http_elapsed: elapsed,
+        sql: Vec::new(),
+    });
+    samples.push(Sample {
+        name: "DELETE /users/{name}/follow".into(),
+        http: unfollow_latencies,
+        http_elapsed: elapsed,
+        sql: Vec::new(),
+    });
+
+    // Posting by the account with the most followers, and whether a follower sees it at once.
+    let celebrity_token = login(&client, &base, "celebrity1").await?;
+    let (http, elapsed) = measure(
+        seconds,
+        |i| {
+            client
+                .post(format!("{base}/posts"))
+                .bearer_auth(&celebrity_token)
+                .json(&json!({"body": format!("benchmark post {i}")}))
+        },
+        201,
+    )
+    .await?;
+    samples.push(Sample {
+        name: format!(
+            "POST /posts by celebrity1 ({} followers)",
+            celebrity.followers_count
+        ),
+        http,
+        http_elapsed: elapsed,
+        sql: Vec::new(),
+    });
+    let posted: Value = client
+        .post(format!("{base}/posts"))
+        .bearer_auth(&celebrity_token)
+        .json(&json!({"body": "visible at once?"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let seen: Value = client
+        .get(format!("{base}/timeline?limit=1"))
+        .bearer_auth(&viewer_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let visible_at_once = seen["items"][0]["id"] == posted["id"];
+
+    let peak = server.peak_memory_kib();
+    drop(server);
+    let report = report(&options, &db, &samples, peak, visible_at_once).await?;
+    println!("{report}");
+    if let Some(path) = &options.output {
+        std::fs::write(path, &report)?;
+        println!("written to {path}");
+    }
+    Ok(())
+}
+
+async fn sql_timeline(
+    db: &DatabaseConnection,
+    reader_id: i64,
+    page: PageRequest,
+) -> Result<(), api::error::ApiError> {
+    // What GET /timeline runs: the token's user, the page, the authors' viewer state.
+    let reader = users::find_by_id(db, reader_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let (posts, _) = timeline::page(db, &reader, page).await?;
+    api::routes::users::cards_for(db, Some(reader.id), posts.iter().map(|p| &p.author)).await?;
+    Ok(())
+}
+
+async fn sql_profile(
+    db: &DatabaseConnection,
+    viewer_id: i64,
+    name: String,
+) -> Result<(), api::error::ApiError> {
+    let viewer = users::find_by_id(db, viewer_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let user = users::find_by_username(db, &name).await?;
+    api::routes::users::profile_for(db, Some(viewer.id), &user).await?;
+    Ok(())
+}
+
+async fn sql_followers(
+    db: &DatabaseConnection,
+    viewer_id: i64,
+    user_id: i64,
+    page: PageRequest,
+) -> Result<(), api::error::ApiError> {
+    let viewer = users::find_by_id(db, viewer_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let user = users::find_by_id(db, user_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let (entries, _) = follows::list(db, user.id, Direction::Followers, page).await?;
+    api::routes::users::cards_for(db, Some(viewer.id), entries.iter().map(|e| &e.user)).await?;
+    Ok(())
+}
+
+async fn report(
+    options: &RunOptions,
+    db: &DatabaseConnection,
+    samples: &[Sample],
+    peak_kib: Option<u64>,
+    visible_at_once: bool,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use sea_orm::PaginatorTrait;
+    let users = user::Entity::find().count(db).await?;
+    let follows = follow::Entity::find().count(db).await?;
+    let posts = entity::post::Entity::find().count(db).await?;
+    let backend = format!("{:?}", sea_orm::ConnectionTrait::get_database_backend(db));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+
+    let mut out = String::new();
+    writeln!(
+        out,
+        "### {backend}: {users} users, {follows} follows, {posts} posts\n"
+    )?;
+    writeln!(
+        out,
+        "Machine: {cores} cores ({cpu}). Command: `{}`. Each scenario: one client, requests one at a time for {}s after a warm-up; SQL alone = the same service calls the handler makes, in-process, one at a time.\n",
+        options.command_line, options.seconds
+    )?;
+    writeln!(
+        out,
+        "| scenario | requests/s | p50 ms | p99 ms | SQL alone p50 ms | HTTP / SQL |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+    for s in samples {
+        let (sql, ratio) = match s.sql_p50() {
+            Some(sql) => (
+                ms(sql),
+                format!("{:.2}", s.p50().as_secs_f64() / sql.as_secs_f64().max(1e-9)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        writeln!(
+            out,
+            "| {} | {:.0} | {} | {} | {sql} | {ratio} |",
+            s.name,
+            s.rps(),
+            ms(s.p50()),
+            ms(s.p99())
+        )?;
+    }
+    let find = |prefix: &str| samples.iter().find(|s| s.name.starts_with(prefix));
+    let p50 = |s: &Sample| s.p50().as_secs_f64() * 1000.0;
+    writeln!(out, "\nTargets:\n")?;
+    let firsts: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name.starts_with("GET /timeline") && s.name.ends_with("first page"))
+        .collect();
+    if !firsts.is_empty() {
+        let max = firsts.iter().map(|s| p50(s)).fold(0.0, f64::max);
+        let min = firsts.iter().map(|s| p50(s)).fold(f64::MAX, f64::min);
+        writeln!(
+            out,
+            "- timeline first pages: p50 from {min:.2} to {max:.2} ms, spread {:.2}x (target within 3x) {}; each under 5 ms: {}",
+            max / min,
+            verdict(max / min <= 3.0),
+            verdict(max < 5.0)
+        )?;
+    }
+    for followees in READER_FOLLOWEES {
+        let name = format!("reader{followees}");
+        if let (Some(first), Some(deep)) = (
+            samples
+                .iter()
+                .find(|s| s.name.contains(&format!("{name} (")) && s.name.ends_with("first page")),
+            samples
+                .iter()
+                .find(|s| s.name.contains(&format!("{name}, deep"))),
+        ) {
+            writeln!(
+                out,
+                "- {name}: deep page / first page = {:.2} (target at most 1.3) {}",
+                p50(deep) / p50(first),
+                verdict(p50(deep) / p50(first) <= 1.3)
+            )?;
+        }
+    }
+    if let (Some(celebrity), Some(ordinary)) = (
+        find("GET /users/celebrity1 ("),
+        samples
+            .iter()
+            .find(|s| s.name.starts_with("GET /users/user")),
+    ) {
+        writeln!(
+            out,
+            "- celebrity profile / ordinary profile = {:.2} (target at most 1.2) {}",
+            p50(celebrity) / p50(ordinary),
+            verdict(p50(celebrity) / p50(ordinary) <= 1.2)
+        )?;
+    }
+    if let (Some(first), Some(deep)) = (
+        find("GET /users/celebrity1/followers, page 1"),
+        find("GET /users/celebrity1/followers, page 500"),
+    ) {
+        writeln!(
+            out,
+            "- followers page 500 / page 1 = {:.2} (target at most 1.3) {}",
+            p50(deep) / p50(first),
+            verdict(p50(deep) / p50(first) <= 1.3)
+        )?;
+    }
+    if let Some(post) = find("POST /posts") {
+        writeln!(
+            out,
+            "- POST /posts by the most-followed account: p50 {:.2} ms (target under 50 ms) {}; the post is on a follower's timeline when the request returns: {}",
+            p50(post),
+            verdict(p50(post) < 50.0),
+            verdict(visible_at_once)
+        )?;
+    }
+    if let Some(peak) = peak_kib {
+        writeln!(
+            out,
+            "- server peak memory (VmHWM): {:.1} MB (target under 150 MB) {}",
+            peak as f64 / 1024.0,
+            verdict(peak < 150 * 1024)
+        )?;
+    }
+    let worst = samples
+        .iter()
+        .filter_map(|s| {
+            s.sql_p50()
+                .map(|sql| (s, s.p50().as_secs_f64() / sql.as_secs_f64().max(1e-9)))
+        })
+        .fold(None::<(&Sample, f64)>, |acc, (s, r)| match acc {
+            Some((_, best)) if best >= r => acc,
+            _ => Some((s, r)),
+        });
+    if let Some((s, ratio)) = worst {
+        writeln!(
+            out,
+            "- HTTP within 2x of its SQL alone: worst {ratio:.2} ({}) {}",
+            s.name,
+            verdict(ratio <= 2.0)
+        )?;
+    }
+    Ok(out)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**not met**" }
+}

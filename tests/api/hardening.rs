@@ -1,0 +1,150 @@
+//! Abuse limits, CORS and the security headers.
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+
+#[tokio::test]
+async fn a_login_flood_from_one_ip_is_answered_429_with_retry_after() {
+    let mut settings = test_settings().await;
+    settings.rate_limit_auth_per_minute = 3;
+    let app = spawn_app_with(settings).await;
+    let credentials = json!({"username": "john", "password": "guess-guess"});
+    let attempt = || app.post("/auth/login", None, &credentials);
+    for remaining in [2, 1, 0] {
+        let response = attempt().await;
+        response.assert_problem(401, "invalid_credentials");
+        assert_eq!(response.header("ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            response.header("ratelimit-remaining"),
+            Some(remaining.to_string())
+        );
+        assert!(
+            response
+                .header("ratelimit-reset")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                <= 60
+        );
+    }
+    let limited = attempt().await;
+    limited.assert_problem(429, "rate_limited");
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(limited.header("ratelimit-remaining").as_deref(), Some("0"));
+    // Registration shares the per-IP quota: a sign-up spammer is refused too.
+    app.try_register("spammer")
+        .await
+        .assert_problem(429, "rate_limited");
+    // Other routes are not limited.
+    app.get("/health", None).await.expect(200);
+}
+
+#[tokio::test]
+async fn writes_are_limited_per_user_not_globally() {
+    let mut settings = test_settings().await;
+    settings.rate_limit_writes_per_minute = 4;
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    assert_eq!(app.unfollow(&john, "susan").await.status, 204);
+    app.post_as(&john, "one").await;
+    let last = app
+        .post("/posts", Some(&john.token), &json!({"body": "two"}))
+        .await;
+    last.expect(201);
+    assert_eq!(last.header("ratelimit-remaining").as_deref(), Some("0"));
+    let limited = app
+        .post("/posts", Some(&john.token), &json!({"body": "three"}))
+        .await;
+    limited.assert_problem(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    app.follow(&john, "susan")
+        .await
+        .assert_problem(429, "rate_limited");
+    assert_eq!(
+        app.profile("john", None).await["posts_count"],
+        2,
+        "the refused post was not written"
+    );
+    // Susan has her own quota; reads are not limited.
+    app.follow(&susan, "john").await.expect(201);
+    app.get("/timeline", Some(&john.token)).await.expect(200);
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins_without_credentials() {
+    let mut settings = test_settings().await;
+    settings.cors_allowed_origins = vec!["https://app.example.com".into()];
+    let app = spawn_app_with(settings).await;
+    let preflight = |origin: &'static str| {
+        app.send(
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/timeline"))
+                .header("origin", origin)
+                .header("access-control-request-method", "GET")
+                .header("access-control-request-headers", "authorization"),
+        )
+    };
+    let allowed = preflight("https://app.example.com").await;
+    assert!(allowed.status < 300, "{}", allowed.text);
+    assert_eq!(
+        allowed.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert!(allowed.header("access-control-allow-credentials").is_none());
+    let refused = preflight("https://evil.example.net").await;
+    assert!(refused.header("access-control-allow-origin").is_none());
+    if refused.status >= 400 {
+        assert_eq!(
+            refused.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+    }
+    let simple = app
+        .send(
+            app.client
+                .get(app.url("/health"))
+                .header("origin", "https://app.example.com"),
+        )
+        .await;
+    assert_eq!(
+        simple.header("access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert!(
+        simple
+            .header("access-control-expose-headers")
+            .unwrap()
+            .to_lowercase()
+            .contains("link")
+    );
+}
+
+#[tokio::test]
+async fn responses_carry_nosniff_and_authenticated_ones_no_store() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let anonymous = app.get("/users/john", None).await;
+    assert_eq!(
+        anonymous.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert!(anonymous.header("cache-control").is_none());
+    let signed_in = app.get("/users/john", Some(&john.token)).await;
+    assert_eq!(
+        signed_in.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        signed_in.header("cache-control").as_deref(),
+        Some("no-store")
+    );
+    let error = app.get("/nope", Some(&john.token)).await;
+    assert_eq!(
+        error.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+}
