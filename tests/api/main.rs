@@ -13,6 +13,7 @@ mod errors;
 mod follows;
 mod hardening;
 mod helpers;
+mod model;
 mod openapi;
 mod posts;
 mod query_plans;
