@@ -841,7 +841,7 @@ def main() -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     in_ci = os.environ.get("CI") == "true"
 
-    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(ROOT, "target", "debug", "social"))
+    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
     if not os.access(binary_source, os.X_OK):
         print(f"durability: FAIL: no server binary at {binary_source} "
               "(cargo build --bin social)", file=sys.stderr)

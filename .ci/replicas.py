@@ -368,7 +368,7 @@ def main() -> int:
     budget = float(os.environ.get("REPLICAS_BUDGET_SECONDS", 90))
     in_ci = os.environ.get("CI") == "true"
 
-    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(ROOT, "target", "debug", "social"))
+    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
     if not os.access(binary_source, os.X_OK):
         print(f"replicas: FAIL: no server binary at {binary_source} (cargo build --bin social)")
         return 1

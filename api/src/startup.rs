@@ -29,6 +29,8 @@ pub struct AppState {
     pub cursors: CursorCodec,
     /// An Argon2id hash of a random password, verified when a login names an unknown user.
     pub dummy_password_hash: String,
+    /// The password hashing pool.
+    pub passwords: crate::auth::Passwords,
     /// The abuse limits.
     pub limits: std::sync::Arc<crate::rate_limit::Limits>,
     /// Longest a request may take once routed.
@@ -88,6 +90,7 @@ impl Application {
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
             dummy_password_hash: dummy_password_hash()?,
+            passwords: crate::auth::Passwords::new()?,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
         });

@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{hash_password, verify_password};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
 use crate::routes::JsonBody;
@@ -137,7 +136,7 @@ pub async fn register(
         return Err(ApiError::Validation(errors));
     };
 
-    let password_hash = hash_password(password.expose().to_owned()).await?;
+    let password_hash = state.passwords.hash(password.expose().to_owned()).await?;
     let user = users::register(
         &state.db,
         NewAccount {
@@ -184,7 +183,7 @@ pub async fn login(
         || state.dummy_password_hash.clone(),
         |u| u.password_hash.clone(),
     );
-    let matches = verify_password(password, hash).await?;
+    let matches = state.passwords.verify(password, hash).await?;
     match user {
         Some(user) if matches => Ok(HttpResponse::Ok().json(token_for(&state, &user).await?)),
         _ => Err(ApiError::InvalidCredentials),

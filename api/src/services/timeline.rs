@@ -1,20 +1,18 @@
 //! The timeline: the reader's own posts and the posts of everyone the reader follows, newest first,
 //! each post once.
 //!
-//! Strategy (see the README's design notes): one pull query, assembled by the database,
+//! It is assembled by the database, with one of two queries chosen by how many accounts the reader
+//! follows (the count is on the reader's row, so choosing costs nothing):
 //!
-//! ```sql
-//! SELECT * FROM posts
-//! WHERE (author_id = :reader OR author_id IN (SELECT followed_id FROM follows WHERE follower_id = :reader))
-//!   AND <older than the cursor>
-//! ORDER BY created_at DESC, id DESC LIMIT :limit + 1
-//! ```
+//! - **Few followees** (at most [`PER_AUTHOR_MAX_FOLLOWEES`]): the followee ids are read first, then
+//!   `author_id IN (:me, :followees...)` walks `idx_posts_author_created` once per author and the
+//!   database keeps the newest. Cost grows with the number of followees, so it is cheap here.
+//! - **Many followees**: `author_id = :me OR author_id IN (SELECT followed_id FROM follows ...)`,
+//!   walking `idx_posts_created` newest first and keeping the posts of followees. Cost grows with
+//!   how far back the reader's newest posts lie, which shrinks as the reader follows more.
 //!
-//! `IN` (not a join) makes each post appear once, and unfollows and deletions are visible on the
-//! next read because nothing is cached. The planner either walks `idx_posts_author_created` once
-//! per followee and merges, or walks `idx_posts_created` newest first and keeps the posts of
-//! followees; the first is cheap for readers who follow few accounts, the second for readers who
-//! follow many. This function is the one place to change when the strategy changes.
+//! `IN` (not a join) returns each post once; nothing is cached, so unfollows and deletions show on
+//! the next read. The README's design notes and `bench/RESULTS.md` give the measured costs.
 
 use entity::{follow, post, user};
 use sea_orm::sea_query::Query;
