@@ -38,6 +38,12 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
         .sqlx_logging(false)
         // PostgreSQL aborts a statement that runs longer (SeaORM sets it on MySQL and SQLite not).
         .statement_timeout(settings.database_statement_timeout)
+        .map_sqlx_postgres_opts(|opts| {
+            // Plan every statement for its own parameters: with skewed data (a celebrity has a
+            // hundred thousand followers, most users a few dozen) a generic plan cached for all
+            // parameters picks the wrong index for the small cases.
+            opts.options([("plan_cache_mode", "force_custom_plan")])
+        })
         .map_sqlx_sqlite_opts(|opts| {
             opts
                 // Cascades (follows, posts) depend on this, on every pooled connection.
