@@ -318,6 +318,18 @@ impl TestApp {
             .collect()
     }
 
+    /// The database id of `username` (lower case), for checks that go below the API.
+    pub async fn user_id(&self, username: &str) -> i64 {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entity::user::Entity::find()
+            .filter(entity::user::Column::UsernameKey.eq(username))
+            .one(&self.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {username}"))
+            .id
+    }
+
     /// Asserts that every stored count equals the number of rows it counts.
     pub async fn assert_counts_match_rows(&self) {
         use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};

@@ -435,7 +435,7 @@ async fn concurrent_posts_and_deletions_keep_posts_count_exact() {
 async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
     use api::pagination::PageRequest;
     use api::services::timeline::{by_authors_query, newest_first_query};
-    use sea_orm::{EntityTrait, FromQueryResult};
+    use sea_orm::FromQueryResult;
 
     // Readers get one query or the other by how many accounts they follow; the answers must be
     // the same, page for page, including ties on the timestamp.
@@ -453,24 +453,10 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
     for i in 0..4 {
         app.post_as(&reader, &format!("mine {i}")).await;
     }
-    let ids = |name: &str| {
-        let key = name.to_owned();
-        let db = app.db.clone();
-        async move {
-            use sea_orm::{ColumnTrait, QueryFilter};
-            entity::user::Entity::find()
-                .filter(entity::user::Column::UsernameKey.eq(key))
-                .one(&db)
-                .await
-                .unwrap()
-                .unwrap()
-                .id
-        }
-    };
-    let reader_id = ids("reader").await;
+    let reader_id = app.user_id("reader").await;
     let mut authors = vec![reader_id];
     for name in names {
-        authors.push(ids(name).await);
+        authors.push(app.user_id(name).await);
     }
     let backend = app.db.get_database_backend();
     for limit in [1, 5, 7, 100] {

@@ -33,16 +33,7 @@ async fn sqlite_enforces_foreign_keys_on_every_pooled_connection() {
 async fn the_schema_refuses_self_follows_and_follows_of_missing_users() {
     let app = spawn_app().await;
     app.register("john").await;
-    let id: i64 = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        entity::user::Entity::find()
-            .filter(entity::user::Column::UsernameKey.eq("john"))
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-            .id
-    };
+    let id: i64 = app.user_id("john").await;
     let insert = |follower: i64, followed: i64| {
         use sea_orm::{ActiveModelTrait, Set};
         entity::follow::ActiveModel {

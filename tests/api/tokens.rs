@@ -34,16 +34,7 @@ fn b64(value: &serde_json::Value) -> String {
 async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_endpoints() {
     let app = spawn_app().await;
     let john = app.register("john").await;
-    let id = {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        entity::user::Entity::find()
-            .filter(entity::user::Column::UsernameKey.eq("john"))
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap()
-            .id
-    };
+    let id = app.user_id("john").await;
     let sub = id.to_string();
     let valid_claims = json!({"sub": sub, "iat": now(), "exp": now() + 3600});
     // The real token's header and payload with no signature, as `alg: none`.
