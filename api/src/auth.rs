@@ -199,25 +199,34 @@ impl FromRequest for MaybeAuthUser {
     }
 }
 
-/// `None` without an `Authorization` header; the token's user with a valid one; 401 otherwise.
-async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+/// The token of an `Authorization: Bearer <token>` header (scheme in any letter case): `None`
+/// without the header, 401 when it is there but not of that form.
+pub fn bearer_token(headers: &header::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed = ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'");
-    let value = value.to_str().map_err(|_| malformed)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized(
-        "the Authorization header must be 'Bearer <token>'",
-    ))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::Unauthorized(
-            "the Authorization header must be 'Bearer <token>'",
-        ));
+    let malformed = || ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'");
+    let (scheme, token) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .ok_or_else(malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(malformed());
     }
+    Ok(Some(token))
+}
+
+/// `None` without an `Authorization` header; the token's user with a valid one; 401 otherwise.
+async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError> {
+    let Some(token) = bearer_token(req.headers())? else {
+        return Ok(None);
+    };
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
-    let (user_id, issued_at) = state.tokens.verify(token.trim())?;
+    let (user_id, issued_at) = state.tokens.verify(token)?;
     let user = services::users::find_by_id(&state.db, user_id)
         .await?
         // A token outlives neither its account nor a newer account that reuses the id.

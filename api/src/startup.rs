@@ -264,7 +264,8 @@ async fn request_id(
 }
 
 /// Rewrites any error response that is not already problem+json (actix's own answers, should one
-/// slip through) into the contract's problem body, keeping its status.
+/// slip through) into the contract's problem body; [`ApiError::for_status`] picks the code, and a
+/// 4xx it has no code for becomes a 400.
 fn problem_for_plain_errors<B>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {

@@ -59,6 +59,18 @@ async fn render(
         .collect())
 }
 
+/// One post as [`render`] shows it.
+async fn render_one(
+    state: &AppState,
+    viewer: Option<i64>,
+    post: PostWithAuthor,
+) -> Result<Post, ApiError> {
+    render(state, viewer, vec![post])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("a post did not render")))
+}
+
 /// Writes a post as the caller.
 #[utoipa::path(post, path = "/posts", tag = "posts", operation_id = "createPost",
     request_body = CreatePostRequest,
@@ -83,15 +95,7 @@ pub async fn create_post(
     let text = PostBody::parse(&text).map_err(|message| ApiError::field("body", message))?;
     let post = posts::create(&state.db, &me.0, text).await?;
     let id = post.id;
-    let mut rendered = render(
-        &state,
-        Some(me.0.id),
-        vec![PostWithAuthor { post, author: me.0 }],
-    )
-    .await?;
-    let post = rendered
-        .pop()
-        .ok_or_else(|| ApiError::internal(std::io::Error::other("a new post did not render")))?;
+    let post = render_one(&state, Some(me.0.id), PostWithAuthor { post, author: me.0 }).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/posts/{id}")))
         .json(post))
@@ -113,10 +117,7 @@ pub async fn get_post(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let post = posts::find(&state.db, id.into_inner()).await?;
-    let mut rendered = render(&state, viewer.id(), vec![post]).await?;
-    let post = rendered
-        .pop()
-        .ok_or_else(|| ApiError::internal(std::io::Error::other("a post did not render")))?;
+    let post = render_one(&state, viewer.id(), post).await?;
     Ok(HttpResponse::Ok().json(post))
 }
 
