@@ -119,6 +119,28 @@ impl Modify for CommonResponses {
                         .entry(status.to_owned())
                         .or_insert_with(|| RefOr::T(problem(description)));
                 };
+                // Authentication answers: 401 when a token is required and missing or invalid, or
+                // (optional auth, an empty requirement among the alternatives) sent but invalid.
+                let requirements: Vec<serde_json::Value> = operation
+                    .security
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| serde_json::to_value(r).ok())
+                    .collect();
+                if requirements.contains(&serde_json::json!({})) {
+                    add("401", "A token was sent but is not valid");
+                } else if !requirements.is_empty() {
+                    add("401", "No valid token");
+                }
+                // Every paginated list validates `limit` and its cursor.
+                let paginated = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(parameter) if parameter.name == "cursor"));
+                if paginated {
+                    add("400", "`invalid_parameter` or `invalid_cursor`");
+                }
                 if operation.request_body.is_some() {
                     add(
                         "400",

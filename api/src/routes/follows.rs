@@ -71,7 +71,6 @@ pub const MAX_RELATIONSHIPS: usize = 100;
     responses(
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -95,7 +94,6 @@ pub async fn follow_user(
     params(("username" = String, Path, description = "Whom to unfollow, in any letter case", example = "susan")),
     responses(
         (status = 204, description = "The caller does not follow the user (any more)"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -116,8 +114,6 @@ pub async fn unfollow_user(
     responses(
         (status = 200, description = "A page of followers", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
-        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -137,8 +133,6 @@ pub async fn list_followers(
     responses(
         (status = 200, description = "A page of followed users", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
-        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -184,7 +178,6 @@ async fn list(
     responses(
         (status = 200, description = "One relationship per username asked, in that order", body = Vec<Relationship>),
         (status = 400, description = "`invalid_parameter`: no usernames, or more than 100", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`, naming the first unknown username", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

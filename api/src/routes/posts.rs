@@ -78,7 +78,6 @@ async fn render_one(
         (status = 201, description = "The post was written", body = Post,
             headers(("Location" = String, description = "`/posts/{id}`"))),
         (status = 400, description = "The body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body breaks its rules", body = Problem, content_type = "application/problem+json"),
     ),
@@ -107,7 +106,6 @@ pub async fn create_post(
     responses(
         (status = 200, description = "The post", body = Post),
         (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -127,7 +125,6 @@ pub async fn get_post(
     responses(
         (status = 204, description = "The post is gone"),
         (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: another user's post", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -147,8 +144,6 @@ pub async fn delete_post(
     responses(
         (status = 200, description = "A page of posts", body = Page<Post>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
-        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -174,8 +169,6 @@ pub async fn list_user_posts(
     responses(
         (status = 200, description = "A page of the timeline", body = Page<Post>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
-        (status = 400, description = "`invalid_parameter` or `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get_timeline(

@@ -164,7 +164,6 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
 #[utoipa::path(get, path = "/users/me", tag = "accounts", operation_id = "getMe",
     responses(
         (status = 200, description = "The caller's profile", body = Profile),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
@@ -177,7 +176,6 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated profile", body = Profile),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks its rules", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -217,7 +215,6 @@ pub async fn update_me(
 #[utoipa::path(delete, path = "/users/me", tag = "accounts", operation_id = "deleteMe",
     responses(
         (status = 204, description = "The account is gone; its tokens answer 401 from now on"),
-        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
@@ -230,7 +227,6 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpR
     params(("username" = String, Path, description = "Username, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The profile", body = Profile),
-        (status = 401, description = "A token was sent but is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
