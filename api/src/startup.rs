@@ -9,7 +9,6 @@ use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
-use argon2::{Argon2, PasswordHasher};
 use sea_orm::DatabaseConnection;
 use tracing::Span;
 use tracing_actix_web::{RootSpanBuilder, TracingLogger};
@@ -85,12 +84,18 @@ impl Application {
             settings.rate_limit_writes_per_minute,
             settings.trust_forwarded_for,
         ));
+        let passwords = crate::auth::Passwords::new()?;
+        // Hashed on the pool like every other password, so it reuses the pool's Argon2 memory.
+        let dummy_password_hash = passwords
+            .hash(generate_secret()?)
+            .await
+            .map_err(|e| format!("cannot hash a password: {e}"))?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
-            dummy_password_hash: dummy_password_hash()?,
-            passwords: crate::auth::Passwords::new()?,
+            dummy_password_hash,
+            passwords,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
         });
@@ -218,14 +223,6 @@ fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
     }
-}
-
-fn dummy_password_hash() -> Result<String, StartupError> {
-    let password = generate_secret()?;
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|e| e.to_string().into())
 }
 
 /// The id of a request: the client's `X-Request-Id` when it sent a usable one, else a new UUID.
