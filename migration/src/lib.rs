@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_create_users;
 mod m20261121_000002_create_follows;
 mod m20261121_000003_create_posts;
+mod m20261122_000004_cover_posts_created;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_create_users::Migration),
             Box::new(m20261121_000002_create_follows::Migration),
             Box::new(m20261121_000003_create_posts::Migration),
+            Box::new(m20261122_000004_cover_posts_created::Migration),
         ]
     }
 }

@@ -464,14 +464,12 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
         let mut pages = 0;
         loop {
             let page = PageRequest { limit, after };
-            let by_authors: Vec<entity::post::Model> = entity::post::Model::find_by_statement(
-                backend.build(&by_authors_query(&authors, page)),
-            )
-            .all(&app.db)
-            .await
-            .unwrap();
-            let newest_first = newest_first_query(reader_id, page)
-                .all(&app.db)
+            let run =
+                |query| entity::post::Model::find_by_statement(backend.build(&query)).all(&app.db);
+            let by_authors = run(by_authors_query(backend, &authors, page))
+                .await
+                .unwrap();
+            let newest_first = run(newest_first_query(backend, reader_id, page))
                 .await
                 .unwrap();
             assert_eq!(by_authors, newest_first, "limit {limit}, page {pages}");

@@ -6,7 +6,7 @@ use entity::{follow, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::db::{begin_write, retry_transient};
@@ -186,7 +186,9 @@ pub async fn list(
     direction: Direction,
     page: PageRequest,
 ) -> Result<(Vec<FollowEntry>, Option<Position>), ApiError> {
-    let rows = list_query(user_id, direction, page).all(db).await?;
+    let rows = list_query(db.get_database_backend(), user_id, direction, page)
+        .all(db)
+        .await?;
     let other_id = |row: &follow::Model| match direction {
         Direction::Followers => row.follower_id,
         Direction::Following => row.followed_id,
@@ -217,14 +219,24 @@ pub async fn list(
 }
 
 /// The query behind [`list`]: one page (plus one row, to know whether another page follows).
-pub fn list_query(user_id: i64, direction: Direction, page: PageRequest) -> Select<follow::Entity> {
+pub fn list_query(
+    backend: DbBackend,
+    user_id: i64,
+    direction: Direction,
+    page: PageRequest,
+) -> Select<follow::Entity> {
     let (this_side, other_side) = match direction {
         Direction::Followers => (follow::Column::FollowedId, follow::Column::FollowerId),
         Direction::Following => (follow::Column::FollowerId, follow::Column::FollowedId),
     };
     let mut query = follow::Entity::find().filter(this_side.eq(user_id));
     if let Some(after) = page.after {
-        query = query.filter(older_than(follow::Column::CreatedAt, other_side, after));
+        query = query.filter(older_than(
+            backend,
+            follow::Column::CreatedAt,
+            other_side,
+            after,
+        ));
     }
     query
         .order_by_desc(follow::Column::CreatedAt)

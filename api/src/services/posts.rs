@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use entity::{post, user};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::db::{begin_write, retry_transient};
@@ -131,7 +131,9 @@ pub async fn list_by_author(
     author: &user::Model,
     page: PageRequest,
 ) -> Result<(Vec<PostWithAuthor>, Option<Position>), ApiError> {
-    let rows = list_by_author_query(author.id, page).all(db).await?;
+    let rows = list_by_author_query(db.get_database_backend(), author.id, page)
+        .all(db)
+        .await?;
     let (rows, next) = split_page(rows, page.limit, position);
     let posts = rows
         .into_iter()
@@ -144,17 +146,31 @@ pub async fn list_by_author(
 }
 
 /// The query behind [`list_by_author`].
-pub fn list_by_author_query(author_id: i64, page: PageRequest) -> Select<post::Entity> {
+pub fn list_by_author_query(
+    backend: DbBackend,
+    author_id: i64,
+    page: PageRequest,
+) -> Select<post::Entity> {
     newest_first(
+        backend,
         post::Entity::find().filter(post::Column::AuthorId.eq(author_id)),
         page,
     )
 }
 
 /// Orders posts newest first from the page's position on, one more than the page holds.
-pub fn newest_first(query: Select<post::Entity>, page: PageRequest) -> Select<post::Entity> {
+pub fn newest_first(
+    backend: DbBackend,
+    query: Select<post::Entity>,
+    page: PageRequest,
+) -> Select<post::Entity> {
     let query = match page.after {
-        Some(after) => query.filter(older_than(post::Column::CreatedAt, post::Column::Id, after)),
+        Some(after) => query.filter(older_than(
+            backend,
+            post::Column::CreatedAt,
+            post::Column::Id,
+            after,
+        )),
         None => query,
     };
     query

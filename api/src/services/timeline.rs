@@ -9,17 +9,20 @@
 //!   the database keeps the newest of all. Cost grows with the number of followees, so it is cheap
 //!   here.
 //! - **Many followees**: `author_id = :me OR author_id IN (SELECT followed_id FROM follows ...)`,
-//!   walking `idx_posts_created` newest first and keeping the posts of followees. Cost grows with
-//!   how far back the reader's newest posts lie, which shrinks as the reader follows more.
+//!   walking `idx_posts_created_author` newest first and keeping the ids of followees' posts (an
+//!   index-only walk), then reading just the page's posts. Cost grows with how far back the
+//!   reader's newest posts lie, which shrinks as the reader follows more.
 //!
 //! `IN` (not a join) returns each post once; nothing is cached, so unfollows and deletions show on
 //! the next read. The README's design notes and `bench/RESULTS.md` give the measured costs.
 
 use entity::{follow, post, user};
-use sea_orm::sea_query::{Alias, Asterisk, Order, Query, SelectStatement, UnionType};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query, SelectStatement, UnionType,
+};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, QueryTrait,
 };
 
 use crate::error::ApiError;
@@ -41,7 +44,8 @@ pub async fn page(
     reader: &user::Model,
     page: PageRequest,
 ) -> Result<(Vec<PostWithAuthor>, Option<Position>), ApiError> {
-    let rows = if reader.following_count <= PER_AUTHOR_MAX_FOLLOWEES {
+    let backend = db.get_database_backend();
+    let query = if reader.following_count <= PER_AUTHOR_MAX_FOLLOWEES {
         let mut authors: Vec<i64> = follow::Entity::find()
             .select_only()
             .column(follow::Column::FollowedId)
@@ -50,13 +54,13 @@ pub async fn page(
             .all(db)
             .await?;
         authors.push(reader.id);
-        let statement = db
-            .get_database_backend()
-            .build(&by_authors_query(&authors, page));
-        post::Model::find_by_statement(statement).all(db).await?
+        by_authors_query(backend, &authors, page)
     } else {
-        newest_first_query(reader.id, page).all(db).await?
+        newest_first_query(backend, reader.id, page)
     };
+    let rows = post::Model::find_by_statement(backend.build(&query))
+        .all(db)
+        .await?;
     let (rows, next) = split_page(rows, page.limit, position);
     Ok((with_authors(db, rows).await?, next))
 }
@@ -66,9 +70,10 @@ pub async fn page(
 /// and cut by the database. Written out per author rather than as `author_id IN (...)`, which
 /// planners may turn into a long walk of all recent posts when they misjudge how much the authors
 /// write. Cheap when the authors are few.
-pub fn by_authors_query(authors: &[i64], page: PageRequest) -> SelectStatement {
+pub fn by_authors_query(backend: DbBackend, authors: &[i64], page: PageRequest) -> SelectStatement {
     let member = |(i, author): (usize, &i64)| {
         let newest = newest_first(
+            backend,
             post::Entity::find().filter(post::Column::AuthorId.eq(*author)),
             page,
         )
@@ -90,20 +95,43 @@ pub fn by_authors_query(authors: &[i64], page: PageRequest) -> SelectStatement {
         .to_owned()
 }
 
-/// Posts by the reader or anyone the reader follows, walking `idx_posts_created` newest first and
-/// keeping the posts whose author is followed. Cheap when the reader follows many accounts.
-pub fn newest_first_query(reader_id: i64, page: PageRequest) -> Select<post::Entity> {
+/// Posts by the reader or anyone the reader follows, newest first, in two steps: the page's post
+/// ids from a newest-first walk of `idx_posts_created_author` that keeps the posts whose author is
+/// followed (the index holds the author, so the walk reads no table rows), then those posts
+/// themselves. Cheap when the reader follows many accounts.
+pub fn newest_first_query(
+    backend: DbBackend,
+    reader_id: i64,
+    page: PageRequest,
+) -> SelectStatement {
     let followees = Query::select()
         .column(follow::Column::FollowedId)
         .from(follow::Entity)
         .and_where(follow::Column::FollowerId.eq(reader_id))
         .to_owned();
-    newest_first(
-        post::Entity::find().filter(
-            Condition::any()
-                .add(post::Column::AuthorId.eq(reader_id))
-                .add(post::Column::AuthorId.in_subquery(followees)),
-        ),
+    let page_ids = newest_first(
+        backend,
+        post::Entity::find()
+            .select_only()
+            .column(post::Column::Id)
+            .filter(
+                Condition::any()
+                    .add(post::Column::AuthorId.eq(reader_id))
+                    .add(post::Column::AuthorId.in_subquery(followees)),
+            ),
         page,
     )
+    .into_query();
+    let page_alias = Alias::new("page_ids");
+    post::Entity::find()
+        .into_query()
+        .join_subquery(
+            JoinType::InnerJoin,
+            page_ids,
+            page_alias.clone(),
+            Expr::col((post::Entity, post::Column::Id)).equals((page_alias, post::Column::Id)),
+        )
+        .order_by((post::Entity, post::Column::CreatedAt), Order::Desc)
+        .order_by((post::Entity, post::Column::Id), Order::Desc)
+        .to_owned()
 }
