@@ -4,6 +4,8 @@
 //! peak memory, and writes a Markdown report.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,7 +34,6 @@ pub struct RunOptions {
 struct Sample {
     name: String,
     http: Vec<Duration>,
-    http_elapsed: Duration,
     sql: Vec<Duration>,
 }
 
@@ -54,8 +55,10 @@ impl Sample {
     fn sql_p50(&self) -> Option<Duration> {
         (!self.sql.is_empty()).then(|| Self::p(&self.sql, 0.5))
     }
+    /// Requests per second of one client sending them one at a time.
     fn rps(&self) -> f64 {
-        self.http.len() as f64 / self.http_elapsed.as_secs_f64().max(1e-9)
+        let busy: Duration = self.http.iter().sum();
+        self.http.len() as f64 / busy.as_secs_f64().max(1e-9)
     }
 }
 
@@ -137,58 +140,98 @@ async fn login(
         .ok_or_else(|| format!("cannot log in as {name}: {response}").into())
 }
 
-/// Sends `request` over and over for `seconds` (after a short warm-up), one at a time.
-async fn measure(
-    seconds: f64,
-    mut request: impl FnMut(usize) -> reqwest::RequestBuilder,
+type BoxError = Box<dyn std::error::Error>;
+
+/// One timed action: an HTTP request, or the SQL an endpoint runs (the same service functions,
+/// in-process).
+type Probe<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + 'a>> + 'a>;
+
+/// A probe that sends the request `request(i)` (`i` counts the calls) and expects `expect`.
+fn http_probe<'a>(
     expect: u16,
-) -> Result<(Vec<Duration>, Duration), Box<dyn std::error::Error>> {
-    let warmup = Instant::now();
+    mut request: impl FnMut(usize) -> reqwest::RequestBuilder + 'a,
+) -> Probe<'a> {
     let mut i = 0;
-    while warmup.elapsed().as_secs_f64() < (seconds / 5.0).min(1.0) {
-        request(i).send().await?.bytes().await?;
+    Box::new(move || {
+        let request = request(i);
         i += 1;
-    }
-    let mut latencies = Vec::new();
-    let started = Instant::now();
-    while started.elapsed().as_secs_f64() < seconds {
-        let t = Instant::now();
-        let response = request(i).send().await?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await?;
-        latencies.push(t.elapsed());
-        if status != expect {
-            return Err(format!(
-                "expected {expect}, got {status}: {}",
-                String::from_utf8_lossy(&body)
-            )
-            .into());
-        }
-        i += 1;
-    }
-    Ok((latencies, started.elapsed()))
+        Box::pin(async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await?;
+            if status != expect {
+                return Err(format!(
+                    "expected {expect}, got {status}: {}",
+                    String::from_utf8_lossy(&body)
+                )
+                .into());
+            }
+            Ok(())
+        })
+    })
 }
 
-/// Times `work` (the SQL an endpoint runs, through the same service functions) for `seconds`.
-async fn measure_sql<F, Fut>(
-    seconds: f64,
-    mut work: F,
-) -> Result<Vec<Duration>, Box<dyn std::error::Error>>
+/// A probe that runs `work`, the SQL of an endpoint.
+fn sql_probe<'a, F, Fut>(mut work: F) -> Probe<'a>
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), api::error::ApiError>>,
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = Result<(), api::error::ApiError>> + 'a,
 {
-    for _ in 0..20 {
-        work().await?;
+    Box::new(move || {
+        let work = work();
+        Box::pin(async move { Ok(work.await?) })
+    })
+}
+
+/// Runs `probes` in turn, one at a time, round after round, for about `seconds` per probe after a
+/// warm-up, and returns each probe's latencies. Interleaving means that the scenarios compared
+/// with each other (first and deep pages, HTTP and its SQL) are measured under the same
+/// conditions: measured one after another, their ratios moved with the speed of this shared
+/// machine, which drifts by tens of percent over seconds.
+async fn measure_together(
+    seconds: f64,
+    probes: &mut [Probe<'_>],
+) -> Result<Vec<Vec<Duration>>, BoxError> {
+    let total = seconds * probes.len() as f64;
+    let warmup = Instant::now();
+    while warmup.elapsed().as_secs_f64() < (total / 5.0).min(2.0) {
+        for probe in probes.iter_mut() {
+            probe().await?;
+        }
     }
-    let mut latencies = Vec::new();
+    let mut latencies = vec![Vec::new(); probes.len()];
     let started = Instant::now();
-    while started.elapsed().as_secs_f64() < seconds {
-        let t = Instant::now();
-        work().await?;
-        latencies.push(t.elapsed());
+    while started.elapsed().as_secs_f64() < total {
+        for (probe, latencies) in probes.iter_mut().zip(&mut latencies) {
+            let t = Instant::now();
+            probe().await?;
+            latencies.push(t.elapsed());
+        }
     }
     Ok(latencies)
+}
+
+/// Measures read scenarios together, each as its HTTP request and its SQL alone.
+async fn measure_reads<'a>(
+    seconds: f64,
+    scenarios: Vec<(String, Probe<'a>, Probe<'a>)>,
+) -> Result<Vec<Sample>, BoxError> {
+    let mut names = Vec::new();
+    let mut probes = Vec::new();
+    for (name, http, sql) in scenarios {
+        names.push(name);
+        probes.push(http);
+        probes.push(sql);
+    }
+    let mut latencies = measure_together(seconds, &mut probes).await?.into_iter();
+    let mut samples = Vec::new();
+    for name in names {
+        let (Some(http), Some(sql)) = (latencies.next(), latencies.next()) else {
+            break;
+        };
+        samples.push(Sample { name, http, sql });
+    }
+    Ok(samples)
 }
 
 async fn user_by_name(
@@ -265,113 +308,92 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let viewer = user_by_name(&db, viewer_name).await?;
     let viewer_token = login(&client, &base, viewer_name).await?;
 
-    // Timelines: first page and a deep page (200 posts in), per reader.
+    // The probes below borrow these.
+    let (db, client, viewer, viewer_token) = (&db, &client, &viewer, viewer_token.as_str());
+
+    // Timelines: first page and a deep page (200 posts in), per reader, all measured together.
+    let mut readers = Vec::new();
     for followees in READER_FOLLOWEES {
         let name = format!("reader{followees}");
-        let reader = user_by_name(&db, &name).await?;
-        let token = login(&client, &base, &name).await?;
+        let reader = user_by_name(db, &name).await?;
+        let token = login(client, &base, &name).await?;
+        let deep = timeline_position(db, &reader, 200).await?;
+        readers.push((name, reader, token, deep));
+    }
+    let mut scenarios = Vec::new();
+    for (name, reader, token, deep) in &readers {
         let first = PageRequest {
             limit: 20,
             after: None,
         };
-        let (http, elapsed) = measure(
-            seconds,
-            |_| client.get(format!("{base}/timeline")).bearer_auth(&token),
-            200,
-        )
-        .await?;
-        let sql = measure_sql(seconds, || sql_timeline(&db, reader.id, first)).await?;
-        samples.push(Sample {
-            name: format!(
+        let url = format!("{base}/timeline");
+        scenarios.push((
+            format!(
                 "GET /timeline, {name} ({} followees), first page",
                 reader.following_count
             ),
-            http,
-            http_elapsed: elapsed,
-            sql,
-        });
-
-        let Some(position) = timeline_position(&db, &reader, 200).await? else {
+            http_probe(200, move |_| client.get(&url).bearer_auth(token)),
+            sql_probe(move || sql_timeline(db, reader.id, first)),
+        ));
+        let Some(position) = *deep else {
             continue;
         };
         let cursor = codec.encode(&timeline::list_name(reader.id), position);
+        let url = format!("{base}/timeline?cursor={cursor}");
         let deep = PageRequest {
             limit: 20,
             after: Some(position),
         };
-        let (http, elapsed) = measure(
-            seconds,
-            |_| {
-                client
-                    .get(format!("{base}/timeline?cursor={cursor}"))
-                    .bearer_auth(&token)
-            },
-            200,
-        )
-        .await?;
-        let sql = measure_sql(seconds, || sql_timeline(&db, reader.id, deep)).await?;
-        samples.push(Sample {
-            name: format!("GET /timeline, {name}, deep page (200 posts in)"),
-            http,
-            http_elapsed: elapsed,
-            sql,
-        });
+        scenarios.push((
+            format!("GET /timeline, {name}, deep page (200 posts in)"),
+            http_probe(200, move |_| client.get(&url).bearer_auth(token)),
+            sql_probe(move || sql_timeline(db, reader.id, deep)),
+        ));
     }
+    samples.extend(measure_reads(seconds, scenarios).await?);
 
     // Profiles: a celebrity and an ordinary user, as seen by a signed-in reader.
+    let mut scenarios = Vec::new();
     for target in [&celebrity, &ordinary] {
-        let path = format!("{base}/users/{}", target.username);
-        let (http, elapsed) = measure(
-            seconds,
-            |_| client.get(&path).bearer_auth(&viewer_token),
-            200,
-        )
-        .await?;
-        let name = target.username.clone();
-        let sql = measure_sql(seconds, || sql_profile(&db, viewer.id, name.clone())).await?;
-        samples.push(Sample {
-            name: format!(
+        let url = format!("{base}/users/{}", target.username);
+        let name = &target.username;
+        scenarios.push((
+            format!(
                 "GET /users/{} ({} followers)",
                 target.username, target.followers_count
             ),
-            http,
-            http_elapsed: elapsed,
-            sql,
-        });
+            http_probe(200, move |_| client.get(&url).bearer_auth(viewer_token)),
+            sql_probe(move || sql_profile(db, viewer.id, name.clone())),
+        ));
     }
+    samples.extend(measure_reads(seconds, scenarios).await?);
 
     // The celebrity's followers: page 1 and page 500 (or the last full page of a small dataset).
     let list = Direction::Followers.list_name(celebrity.id);
     let deep_page = (celebrity.followers_count as u64 / 20).clamp(2, 500);
-    let deep_position = followers_position(&db, celebrity.id, (deep_page - 1) * 20 - 1).await?;
+    let deep_position = followers_position(db, celebrity.id, (deep_page - 1) * 20 - 1).await?;
     let deep_cursor = codec.encode(&list, deep_position);
-    let deep_label = format!("page {deep_page}");
+    let mut scenarios = Vec::new();
     for (label, cursor, after) in [
-        ("page 1", None, None),
-        (deep_label.as_str(), Some(deep_cursor), Some(deep_position)),
+        ("page 1".to_owned(), None, None),
+        (
+            format!("page {deep_page}"),
+            Some(deep_cursor),
+            Some(deep_position),
+        ),
     ] {
-        let path = match &cursor {
+        let url = match &cursor {
             Some(cursor) => format!("{base}/users/celebrity1/followers?cursor={cursor}"),
             None => format!("{base}/users/celebrity1/followers"),
         };
-        let (http, elapsed) = measure(
-            seconds,
-            |_| client.get(&path).bearer_auth(&viewer_token),
-            200,
-        )
-        .await?;
         let page = PageRequest { limit: 20, after };
-        let sql = measure_sql(seconds, || {
-            sql_followers(&db, viewer.id, celebrity.id, page)
-        })
-        .await?;
-        samples.push(Sample {
-            name: format!("GET /users/celebrity1/followers, {label}"),
-            http,
-            http_elapsed: elapsed,
-            sql,
-        });
+        scenarios.push((
+            format!("GET /users/celebrity1/followers, {label}"),
+            http_probe(200, move |_| client.get(&url).bearer_auth(viewer_token)),
+            sql_probe(move || sql_followers(db, viewer.id, celebrity.id, page)),
+        ));
     }
+    samples.extend(measure_reads(seconds, scenarios).await?);
 
     // Follow and unfollow, alternately, of accounts the viewer does not follow yet.
     let targets: Vec<String> = user::Entity::find()
@@ -386,7 +408,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
             ),
         )
         .limit(200)
-        .all(&db)
+        .all(db)
         .await?
         .into_iter()
         .map(|u| u.username)
@@ -394,70 +416,47 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     if targets.is_empty() {
         return Err("no account left for reader100 to follow".into());
     }
-    let mut follow_latencies = Vec::new();
-    let mut unfollow_latencies = Vec::new();
-    let started = Instant::now();
-    let mut i = 0;
-    while started.elapsed().as_secs_f64() < seconds {
-        let target = &targets[i % targets.len()];
-        let t = Instant::now();
-        let status = client
-            .post(format!("{base}/users/{target}/follow"))
-            .bearer_auth(&viewer_token)
-            .send()
-            .await?
-            .status();
-        follow_latencies.push(t.elapsed());
-        if status != 201 {
-            return Err(format!("follow answered {status}").into());
-        }
-        let t = Instant::now();
-        let status = client
-            .delete(format!("{base}/users/{target}/follow"))
-            .bearer_auth(&viewer_token)
-            .send()
-            .await?
-            .status();
-        unfollow_latencies.push(t.elapsed());
-        if status != 204 {
-            return Err(format!("unfollow answered {status}").into());
-        }
-        i += 1;
+    // Each follow is undone by the unfollow measured right after it.
+    let mut probes = [
+        http_probe(201, |i| {
+            let target = &targets[i % targets.len()];
+            client
+                .post(format!("{base}/users/{target}/follow"))
+                .bearer_auth(viewer_token)
+        }),
+        http_probe(204, |i| {
+            let target = &targets[i % targets.len()];
+            client
+                .delete(format!("{base}/users/{target}/follow"))
+                .bearer_auth(viewer_token)
+        }),
+    ];
+    let mut latencies = measure_together(seconds, &mut probes).await?.into_iter();
+    for name in ["POST /users/{name}/follow", "DELETE /users/{name}/follow"] {
+        samples.push(Sample {
+            name: name.into(),
+            http: latencies.next().unwrap_or_default(),
+            sql: Vec::new(),
+        });
     }
-    let elapsed = started.elapsed() / 2;
-    samples.push(Sample {
-        name: "POST /users/{name}/follow".into(),
-        http: follow_latencies,
-        http_elapsed: elapsed,
-        sql: Vec::new(),
-    });
-    samples.push(Sample {
-        name: "DELETE /users/{name}/follow".into(),
-        http: unfollow_latencies,
-        http_elapsed: elapsed,
-        sql: Vec::new(),
-    });
 
     // Posting by the account with the most followers, and whether a follower sees it at once.
-    let celebrity_token = login(&client, &base, "celebrity1").await?;
-    let (http, elapsed) = measure(
-        seconds,
-        |i| {
-            client
-                .post(format!("{base}/posts"))
-                .bearer_auth(&celebrity_token)
-                .json(&json!({"body": format!("benchmark post {i}")}))
-        },
-        201,
-    )
-    .await?;
+    let celebrity_token = login(client, &base, "celebrity1").await?;
+    let mut probes = [http_probe(201, |i| {
+        client
+            .post(format!("{base}/posts"))
+            .bearer_auth(&celebrity_token)
+            .json(&json!({"body": format!("benchmark post {i}")}))
+    })];
     samples.push(Sample {
         name: format!(
             "POST /posts by celebrity1 ({} followers)",
             celebrity.followers_count
         ),
-        http,
-        http_elapsed: elapsed,
+        http: measure_together(seconds, &mut probes)
+            .await?
+            .pop()
+            .unwrap_or_default(),
         sql: Vec::new(),
     });
     let posted: Value = client
@@ -469,7 +468,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         .json()
         .await?;
     // Every ordinary account follows celebrity1 in a seeded graph.
-    let follower_token = login(&client, &base, &ordinary.username).await?;
+    let follower_token = login(client, &base, &ordinary.username).await?;
     let seen: Value = client
         .get(format!("{base}/timeline?limit=1"))
         .bearer_auth(&follower_token)
@@ -481,7 +480,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
 
     let peak = server.peak_memory_kib();
     drop(server);
-    let report = report(&options, &db, &samples, peak, visible_at_once).await?;
+    let report = report(&options, db, &samples, peak, visible_at_once).await?;
     println!("{report}");
     if let Some(path) = &options.output {
         std::fs::write(path, &report)?;
@@ -565,7 +564,7 @@ async fn report(
     )?;
     writeln!(
         out,
-        "Machine: {cores} cores ({cpu}). Command: `{}`. Each scenario: one client, requests one at a time for {}s after a warm-up; SQL alone = the same service calls the handler makes, in-process, one at a time.\n",
+        "Machine: {cores} cores ({cpu}). Command: `{}`. Each scenario: one client, requests one at a time, about {}s per scenario after a warm-up, interleaved with the scenarios it is compared with (timelines together, profiles together, followers pages together, each beside its SQL alone); SQL alone = the same service calls the handler makes, in-process.\n",
         options.command_line, options.seconds
     )?;
     writeln!(
