@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 
 use entity::follow;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::UnionType;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryTrait,
+};
 
 use crate::error::ApiError;
 
@@ -16,7 +19,10 @@ pub struct Relation {
     pub followed_by_since: Option<i64>,
 }
 
-/// The viewer's relationship to each of `others`, in two queries whatever their number.
+/// The viewer's relationship to each of `others`, in one query whatever their number: the
+/// viewer's follows of them and their follows of the viewer, as the `UNION ALL` of two primary-key
+/// lookups (each planned on its own, so neither can turn into a walk of a popular viewer's
+/// followers).
 pub async fn relations(
     db: &impl ConnectionTrait,
     viewer: i64,
@@ -27,27 +33,34 @@ pub async fn relations(
     if others.is_empty() {
         return Ok(relations);
     }
-    let following = follow::Entity::find()
-        .filter(follow::Column::FollowerId.eq(viewer))
-        .filter(follow::Column::FollowedId.is_in(others.iter().copied()))
+    let follows = |this_side: follow::Column, other_side: follow::Column| {
+        follow::Entity::find()
+            .filter(this_side.eq(viewer))
+            .filter(other_side.is_in(others.iter().copied()))
+            .into_query()
+    };
+    let query = follows(follow::Column::FollowerId, follow::Column::FollowedId)
+        .union(
+            UnionType::All,
+            follows(follow::Column::FollowedId, follow::Column::FollowerId),
+        )
+        .to_owned();
+    let rows = follow::Model::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await?;
-    for row in following {
-        relations
-            .entry(row.followed_id)
-            .or_default()
-            .following_since = Some(row.created_at);
-    }
-    let followed_by = follow::Entity::find()
-        .filter(follow::Column::FollowedId.eq(viewer))
-        .filter(follow::Column::FollowerId.is_in(others.iter().copied()))
-        .all(db)
-        .await?;
-    for row in followed_by {
-        relations
-            .entry(row.follower_id)
-            .or_default()
-            .followed_by_since = Some(row.created_at);
+    // No one follows themself (a CHECK constraint), so each row is one of the two kinds.
+    for row in rows {
+        if row.follower_id == viewer {
+            relations
+                .entry(row.followed_id)
+                .or_default()
+                .following_since = Some(row.created_at);
+        } else {
+            relations
+                .entry(row.follower_id)
+                .or_default()
+                .followed_by_since = Some(row.created_at);
+        }
     }
     Ok(relations)
 }
