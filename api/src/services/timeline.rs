@@ -109,6 +109,13 @@ pub fn newest_first_query(
         .from(follow::Entity)
         .and_where(follow::Column::FollowerId.eq(reader_id))
         .to_owned();
+    // SQLite's planner would rather gather every followee's posts from `idx_posts_author_created`
+    // and sort them (22 ms for 5,000 followees against 7 ms for the walk): a unary `+` is its
+    // documented way to keep a term from choosing an index, which leaves the walk.
+    let author = match backend {
+        DbBackend::Sqlite => Expr::cust(r#"+"posts"."author_id""#),
+        _ => Expr::col((post::Entity, post::Column::AuthorId)),
+    };
     let page_ids = newest_first(
         backend,
         post::Entity::find()
@@ -116,8 +123,8 @@ pub fn newest_first_query(
             .column(post::Column::Id)
             .filter(
                 Condition::any()
-                    .add(post::Column::AuthorId.eq(reader_id))
-                    .add(post::Column::AuthorId.in_subquery(followees)),
+                    .add(author.clone().eq(reader_id))
+                    .add(author.in_subquery(followees)),
             ),
         page,
     )
