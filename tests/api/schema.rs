@@ -84,3 +84,29 @@ async fn every_migration_can_be_undone_and_redone() {
     assert_eq!(app.timeline_bodies(&john).await, ["hello again"]);
     app.assert_counts_match_rows().await;
 }
+
+#[tokio::test]
+async fn postgresql_vacuums_posts_and_follows_after_thousands_of_writes() {
+    if backend() != DbBackend::Postgres {
+        return; // Only PostgreSQL has a visibility map for index-only scans to depend on.
+    }
+    let app = spawn_app().await;
+    for (table, threshold) in [("posts", "2000"), ("follows", "5000")] {
+        let row = app
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = '{table}'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let options: String = row.try_get_by_index(0).unwrap();
+        for expected in [
+            format!("autovacuum_vacuum_insert_threshold={threshold}"),
+            "autovacuum_vacuum_insert_scale_factor=0".to_owned(),
+        ] {
+            assert!(options.contains(&expected), "{table}: {options}");
+        }
+    }
+}
