@@ -9,7 +9,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::ApiError;
@@ -67,6 +67,10 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
+            // Migrations may build indexes over whole tables, and replicas may wait here for
+            // one another: neither is bound by the per-statement timeout meant for requests.
+            txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+                .await?;
             txn.execute_unprepared("SELECT pg_advisory_xact_lock(7310315637052436733)")
                 .await?;
             Migrator::up(&txn, None).await?;
@@ -75,8 +79,18 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         DbBackend::MySql => {
             // DDL commits implicitly on MySQL, but the session lock lives until released.
             let txn = db.begin().await?;
-            txn.execute_unprepared("SELECT GET_LOCK('social_api_migrations', 120)")
-                .await?;
+            let locked = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::MySql,
+                    "SELECT GET_LOCK('social_api_migrations', 600)",
+                ))
+                .await?
+                .and_then(|row| row.try_get_by_index::<Option<i64>>(0).ok().flatten());
+            if locked != Some(1) {
+                return Err(DbErr::Custom(
+                    "another process held the migration lock for 10 minutes".to_owned(),
+                ));
+            }
             let result = Migrator::up(&txn, None).await;
             txn.execute_unprepared("SELECT RELEASE_LOCK('social_api_migrations')")
                 .await?;
