@@ -143,7 +143,7 @@ impl Passwords {
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
         self.run(move || hash_password(password.as_bytes()))
             .await?
-            .map_err(|e| ApiError::internal(std::io::Error::other(e)))
+            .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
     }
 
     /// Whether `password` matches the PHC string `hash`. To answer an unknown user as slowly as a
@@ -157,7 +157,10 @@ impl Passwords {
 
 thread_local! {
     /// The Argon2 working memory of this thread, grown on first use to what the parameters need
-    /// and reused by every later hash on the thread.
+    /// and reused by every later hash on the thread. The server writes only default-parameter
+    /// hashes (19 MiB); a stored hash naming a larger memory cost would grow it for good.
+    /// Borrowed for a whole hash, which is safe because the argon2 crate's `parallel` feature is
+    /// off: with it, rayon could start a second hash on this thread mid-borrow and panic.
     static ARGON2_MEMORY: RefCell<Vec<argon2::Block>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -177,29 +180,21 @@ fn argon2_into(
     })
 }
 
-/// The salt length the argon2 crate recommends (and its `PasswordHasher` uses).
-const SALT_BYTES: usize = 16;
-
 /// An Argon2id PHC string (default parameters, a random 16-byte salt) for `password`: the same
 /// string the argon2 crate's `PasswordHasher` makes, computed in this thread's reused memory.
-pub fn hash_password(password: &[u8]) -> Result<String, String> {
+pub fn hash_password(password: &[u8]) -> password_hash::Result<String> {
     let argon2 = Argon2::default();
-    let mut salt = [0u8; SALT_BYTES];
-    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
+    let salt = password_hash::try_generate_salt().map_err(|_| password_hash::Error::RngFailure)?;
     let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
-    argon2_into(&argon2, password, &salt, &mut out).map_err(|e| e.to_string())?;
-    let phc = || -> password_hash::Result<PasswordHash> {
-        Ok(PasswordHash {
-            algorithm: argon2::Algorithm::default().ident(),
-            version: Some(argon2::Version::default().into()),
-            params: phc::ParamsString::try_from(argon2.params())?,
-            salt: Some(phc::Salt::new(&salt)?),
-            hash: Some(phc::Output::new(&out)?),
-        })
+    argon2_into(&argon2, password, &salt, &mut out)?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::default().ident(),
+        version: Some(argon2::Version::default().into()),
+        params: phc::ParamsString::try_from(argon2.params())?,
+        salt: Some(phc::Salt::new(&salt)?),
+        hash: Some(phc::Output::new(&out)?),
     };
-    phc()
-        .map(|hash| hash.to_string())
-        .map_err(|e| e.to_string())
+    Ok(hash.to_string())
 }
 
 /// Whether `password` matches the PHC string `hash` (any Argon2 variant, version and parameters
@@ -318,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_hash_verifies_its_own_password_only() -> password_hash::Result<()> {
-        let hash = hash_password(b"correct horse").map_err(|_| password_hash::Error::Crypto)?;
+        let hash = hash_password(b"correct horse")?;
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
@@ -336,7 +331,7 @@ mod tests {
         let theirs = Argon2::default().hash_password(b"s3cret pass")?.to_string();
         assert!(verify_password(b"s3cret pass", &theirs)?);
         assert!(!verify_password(b"s3cret pasS", &theirs)?);
-        let ours = hash_password(b"s3cret pass").map_err(|_| password_hash::Error::Crypto)?;
+        let ours = hash_password(b"s3cret pass")?;
         assert!(
             Argon2::default()
                 .verify_password(b"s3cret pass", ours.as_str())

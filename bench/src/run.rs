@@ -226,15 +226,16 @@ async fn measure_reads<'a>(
         probes.push(http);
         probes.push(sql);
     }
-    let mut latencies = measure_together(seconds, &mut probes).await?.into_iter();
-    let mut samples = Vec::new();
-    for name in names {
-        let (Some(http), Some(sql)) = (latencies.next(), latencies.next()) else {
-            break;
-        };
-        samples.push(Sample { name, http, sql });
-    }
-    Ok(samples)
+    let latencies = measure_together(seconds, &mut probes).await?;
+    Ok(names
+        .into_iter()
+        .zip(latencies.chunks(2))
+        .map(|(name, pair)| Sample {
+            name,
+            http: pair[0].clone(),
+            sql: pair[1].clone(),
+        })
+        .collect())
 }
 
 async fn user_by_name(
@@ -573,7 +574,7 @@ async fn report(
     )?;
     writeln!(
         out,
-        "Machine: {cores} cores ({cpu}). Command: `{}`. Each scenario: one client, requests one at a time, about {}s per scenario after a warm-up, interleaved with the scenarios it is compared with (timelines together, profiles together, followers pages together, each beside its SQL alone); SQL alone = the same service calls the handler makes, in-process.\n",
+        "Machine: {cores} cores ({cpu}). Command: `{}`. One client, requests one at a time, about {}s of measuring per request kind after a warm-up, interleaved with the scenarios each is compared with (timelines together, profiles together, followers pages together, each beside its SQL alone); requests/s = that client's rate (1 / mean latency); SQL alone = the same service calls the handler makes, in-process.\n",
         options.command_line, options.seconds
     )?;
     writeln!(
