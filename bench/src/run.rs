@@ -290,10 +290,11 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let mut settings = Settings::for_database(options.database_url.clone());
     settings.database_pool_size = 2;
     let db = api::db::connect_and_migrate(&settings).await?;
+    // Every run starts from the seeded dataset, whatever earlier runs wrote.
+    remove_benchmark_posts(&db).await?;
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // Every run starts from the same state whatever earlier runs wrote: what autovacuum does
-        // after a few thousand writes (see migration 5), done here because a PostgreSQL may run
-        // with autovacuum off, as the one this benchmark was developed on does.
+        // What autovacuum does after a few thousand writes (see migration 5), done here because a
+        // PostgreSQL may run with autovacuum off, as the one this benchmark was developed on does.
         db.execute_unprepared("VACUUM posts, follows").await?;
     }
     let codec = CursorCodec::new(SECRET.as_bytes());
@@ -456,7 +457,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         client
             .post(format!("{base}/posts"))
             .bearer_auth(&celebrity_token)
-            .json(&json!({"body": format!("benchmark post {i}")}))
+            .json(&json!({"body": format!("{POST_PREFIX} {i}")}))
     })];
     samples.push(Sample {
         name: format!(
@@ -472,7 +473,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     let posted: Value = client
         .post(format!("{base}/posts"))
         .bearer_auth(&celebrity_token)
-        .json(&json!({"body": "visible at once?"}))
+        .json(&json!({"body": format!("{POST_PREFIX}: visible at once?")}))
         .send()
         .await?
         .json()
@@ -487,6 +488,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         .json()
         .await?;
     let visible_at_once = seen["items"][0]["id"] == posted["id"];
+    remove_benchmark_posts(db).await?;
 
     let peak = server.peak_memory_kib();
     drop(server);
@@ -496,6 +498,32 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         std::fs::write(path, &report)?;
         println!("written to {path}");
     }
+    Ok(())
+}
+
+/// The body of every post the benchmark writes starts with this.
+const POST_PREFIX: &str = "benchmark post";
+
+/// Removes the posts the benchmark wrote and sets their author's count back. Left in place, the
+/// thousands of newest posts of one account that a reader does not follow would lengthen that
+/// reader's timeline walk a little more with every run.
+async fn remove_benchmark_posts(db: &DatabaseConnection) -> Result<(), BoxError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let author = user_by_name(db, "celebrity1").await?;
+    let removed = entity::post::Entity::delete_many()
+        .filter(entity::post::Column::AuthorId.eq(author.id))
+        .filter(entity::post::Column::Body.starts_with(POST_PREFIX))
+        .exec(db)
+        .await?
+        .rows_affected;
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::PostsCount,
+            Expr::col(user::Column::PostsCount).sub(removed as i64),
+        )
+        .filter(user::Column::Id.eq(author.id))
+        .exec(db)
+        .await?;
     Ok(())
 }
 
