@@ -36,28 +36,33 @@ const RESET: &str = "autovacuum_vacuum_insert_threshold, autovacuum_vacuum_inser
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        for (table, settings) in SETTINGS {
-            manager
-                .get_connection()
-                .execute_unprepared(&format!("ALTER TABLE {table} SET ({settings})"))
-                .await?;
-        }
-        Ok(())
+        alter_each_table(manager, |table, settings| {
+            format!("ALTER TABLE {table} SET ({settings})")
+        })
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        for (table, _) in SETTINGS {
-            manager
-                .get_connection()
-                .execute_unprepared(&format!("ALTER TABLE {table} RESET ({RESET})"))
-                .await?;
-        }
-        Ok(())
+        alter_each_table(manager, |table, _| {
+            format!("ALTER TABLE {table} RESET ({RESET})")
+        })
+        .await
     }
+}
+
+/// Runs the statement `alter(table, settings)` for each entry of [`SETTINGS`], on PostgreSQL only.
+async fn alter_each_table(
+    manager: &SchemaManager<'_>,
+    alter: impl Fn(&str, &str) -> String,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    for (table, settings) in SETTINGS {
+        manager
+            .get_connection()
+            .execute_unprepared(&alter(table, settings))
+            .await?;
+    }
+    Ok(())
 }
