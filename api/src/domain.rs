@@ -38,6 +38,12 @@ pub fn username_lookup_key(raw: &str) -> Option<String> {
     plausible.then(|| raw.to_ascii_lowercase())
 }
 
+/// The longest an email's key can be: full case folding turns one character into at most three.
+pub const EMAIL_KEY_MAX_CHARS: usize = EMAIL_MAX_CHARS * 3;
+
+/// The longest email address, in characters.
+pub const EMAIL_MAX_CHARS: usize = 254;
+
 /// A plausible email address of at most 254 characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
@@ -45,7 +51,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw;
-        if email.chars().count() > 254 {
+        if email.chars().count() > EMAIL_MAX_CHARS {
             return Err("must be at most 254 characters".into());
         }
         let plausible = match email.split_once('@') {
@@ -69,9 +75,11 @@ impl Email {
         &self.0
     }
 
-    /// The case-insensitive key under which the address is unique.
+    /// The case-insensitive key under which the address is unique: its Unicode case folding
+    /// (so `xσ@…`, `xς@…` and `XΣ@…` are one address). Folding can lengthen text, up to
+    /// [`EMAIL_KEY_MAX_CHARS`] characters for the longest address; the column holds that many.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        unicase::UniCase::new(self.0.as_str()).to_folded_case()
     }
 }
 
@@ -162,6 +170,41 @@ mod tests {
         assert_eq!(username_lookup_key("bad\0name"), None);
         assert_eq!(username_lookup_key(""), None);
         assert_eq!(username_lookup_key(&"a".repeat(31)), None);
+    }
+
+    #[test]
+    fn emails_are_keyed_by_case_folding_not_lower_casing() {
+        let key = |raw: &str| Email::parse(raw).unwrap().key();
+        assert_eq!(key("xσ@example.com"), key("xς@example.com"));
+        assert_eq!(key("XΣ@EXAMPLE.COM"), key("xς@example.com"));
+        assert_eq!(key("Straße@example.com"), key("STRASSE@example.com"));
+        assert_ne!(key("a@example.com"), key("b@example.com"));
+        assert_eq!(
+            email_lookup_key("XΣ@Example.com"),
+            Some(key("xσ@example.com"))
+        );
+    }
+
+    /// The column is as wide as the longest key; no character folds to more than three.
+    #[test]
+    fn no_character_folds_to_more_than_three() {
+        let longest = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .map(|c| {
+                unicase::UniCase::new(c.to_string())
+                    .to_folded_case()
+                    .chars()
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert_eq!(longest, 3);
+        let widest = format!("{}@{}.com", "\u{390}".repeat(64), "\u{390}".repeat(185));
+        assert_eq!(widest.chars().count(), EMAIL_MAX_CHARS);
+        assert_eq!(
+            Email::parse(&widest).unwrap().key().chars().count(),
+            64 * 3 + 1 + 185 * 3 + 4
+        );
     }
 
     #[test]

@@ -261,9 +261,20 @@ async fn docs_page() -> HttpResponse {
         .body(DOCS_PAGE)
 }
 
+async fn document(document: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse {
+    HttpResponse::Ok().json(document.as_ref())
+}
+
 /// Serves `/openapi.json` and the interactive documentation at `/docs`, all from the binary (no
-/// CDN: the machine running it may be offline).
+/// CDN: the machine running it may be offline). Like every route, their paths answer other
+/// methods with 405 and `Allow: GET`: Swagger UI's assets are served to `GET` only, so a resource
+/// after them catches the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/docs").route(web::get().to(docs_page)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()));
+    cfg.app_data(web::Data::new(ApiDoc::openapi()))
+        .service(routes::resource("/openapi.json", "GET").route(web::get().to(document)))
+        .service(routes::resource("/docs", "GET").route(web::get().to(docs_page)))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
+        .service(routes::resource("/docs/{_:.*}", "GET"));
 }

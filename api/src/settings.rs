@@ -1,7 +1,12 @@
 //! Typed configuration, read once from the environment and passed into the application builder.
+//!
+//! Each default is written once ([`Settings::default`]) and each rule once ([`Settings::validate`],
+//! which [`crate::Application::build`] runs on every configuration, hand-built ones included).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::auth::MIN_SECRET_BYTES;
 
 /// The default database: a SQLite file under `./data/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/social.db?mode=rwc";
@@ -32,6 +37,104 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Take the client IP for per-IP limits from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Readers who follow at most this many accounts get the timeline's per-author query, others
+    /// the newest-first walk (see `services::timeline`). Not read from the environment: the
+    /// measured default suits every backend, and tests lower it so that a handful of accounts
+    /// reaches both queries.
+    pub timeline_per_author_max_followees: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            bind_addr: "127.0.0.1:8080".to_owned(),
+            jwt_secret: None,
+            jwt_ttl: Duration::from_secs(86_400),
+            cors_allowed_origins: Vec::new(),
+            rate_limit_auth_per_minute: 10,
+            rate_limit_writes_per_minute: 120,
+            database_pool_size: 10,
+            database_statement_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            trust_forwarded_for: false,
+            timeline_per_author_max_followees: crate::services::timeline::PER_AUTHOR_MAX_FOLLOWEES,
+        }
+    }
+}
+
+/// A numeric variable and the values it may take (both ends included).
+struct Bounds {
+    name: &'static str,
+    min: u64,
+    max: u64,
+    unit: &'static str,
+}
+
+const JWT_TTL_SECONDS: Bounds = Bounds {
+    name: "JWT_TTL_SECONDS",
+    min: 1,
+    max: 30 * 86_400,
+    unit: " seconds",
+};
+const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds {
+    name: "RATE_LIMIT_AUTH_PER_MINUTE",
+    min: 1,
+    max: 1_000_000,
+    unit: "",
+};
+const RATE_LIMIT_WRITES_PER_MINUTE: Bounds = Bounds {
+    name: "RATE_LIMIT_WRITES_PER_MINUTE",
+    min: 1,
+    max: 1_000_000,
+    unit: "",
+};
+const DATABASE_POOL_SIZE: Bounds = Bounds {
+    name: "DATABASE_POOL_SIZE",
+    min: 1,
+    max: 1_000,
+    unit: "",
+};
+const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds = Bounds {
+    name: "DATABASE_STATEMENT_TIMEOUT_SECONDS",
+    min: 1,
+    max: 3_600,
+    unit: " seconds",
+};
+const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds {
+    name: "REQUEST_TIMEOUT_SECONDS",
+    min: 1,
+    max: 3_600,
+    unit: " seconds",
+};
+
+impl Bounds {
+    fn error(&self, value: impl std::fmt::Display) -> SettingsError {
+        SettingsError::new(
+            self.name,
+            format!(
+                "'{value}' is not a whole number from {} to {}{}",
+                self.min, self.max, self.unit
+            ),
+        )
+    }
+
+    fn check(&self, value: u64) -> Result<u64, SettingsError> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.error(value))
+        }
+    }
+
+    /// The variable's value, or `default` when it is unset; out of range is an error.
+    fn read<T: TryFrom<u64>>(&self, raw: Option<String>, default: T) -> Result<T, SettingsError> {
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let value = raw.trim().parse().map_err(|_| self.error(&raw))?;
+        T::try_from(self.check(value)?).map_err(|_| self.error(&raw))
+    }
 }
 
 /// A configuration value that cannot be used, named so the operator can fix it.
@@ -44,17 +147,20 @@ pub struct SettingsError {
 
 impl Settings {
     /// Reads the variables of the contract's configuration table; unset ones take their defaults.
+    /// The result is validated.
     pub fn from_env() -> Result<Self, SettingsError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        Ok(Settings {
-            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            bind_addr: var("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+        let seconds = |bounds: &Bounds, default: Duration| {
+            bounds
+                .read(var(bounds.name), default.as_secs())
+                .map(Duration::from_secs)
+        };
+        let defaults = Settings::default();
+        let settings = Settings {
+            database_url: var("DATABASE_URL").unwrap_or(defaults.database_url),
+            bind_addr: var("BIND_ADDR").unwrap_or(defaults.bind_addr),
             jwt_secret: var("JWT_SECRET"),
-            jwt_ttl: Duration::from_secs(parse_number(
-                "JWT_TTL_SECONDS",
-                var("JWT_TTL_SECONDS"),
-                86_400,
-            )?),
+            jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -62,30 +168,25 @@ impl Settings {
                         .filter(|o| !o.is_empty())
                         .collect()
                 })
-                .unwrap_or_default(),
-            rate_limit_auth_per_minute: parse_number(
-                "RATE_LIMIT_AUTH_PER_MINUTE",
-                var("RATE_LIMIT_AUTH_PER_MINUTE"),
-                10,
+                .unwrap_or(defaults.cors_allowed_origins),
+            rate_limit_auth_per_minute: RATE_LIMIT_AUTH_PER_MINUTE.read(
+                var(RATE_LIMIT_AUTH_PER_MINUTE.name),
+                defaults.rate_limit_auth_per_minute,
             )?,
-            rate_limit_writes_per_minute: parse_number(
-                "RATE_LIMIT_WRITES_PER_MINUTE",
-                var("RATE_LIMIT_WRITES_PER_MINUTE"),
-                120,
+            rate_limit_writes_per_minute: RATE_LIMIT_WRITES_PER_MINUTE.read(
+                var(RATE_LIMIT_WRITES_PER_MINUTE.name),
+                defaults.rate_limit_writes_per_minute,
             )?,
-            database_pool_size: parse_number("DATABASE_POOL_SIZE", var("DATABASE_POOL_SIZE"), 10)?,
-            database_statement_timeout: Duration::from_secs(parse_number(
-                "DATABASE_STATEMENT_TIMEOUT_SECONDS",
-                var("DATABASE_STATEMENT_TIMEOUT_SECONDS"),
-                10,
-            )?),
-            request_timeout: Duration::from_secs(parse_number(
-                "REQUEST_TIMEOUT_SECONDS",
-                var("REQUEST_TIMEOUT_SECONDS"),
-                30,
-            )?),
+            database_pool_size: DATABASE_POOL_SIZE
+                .read(var(DATABASE_POOL_SIZE.name), defaults.database_pool_size)?,
+            database_statement_timeout: seconds(
+                &DATABASE_STATEMENT_TIMEOUT_SECONDS,
+                defaults.database_statement_timeout,
+            )?,
+            request_timeout: seconds(&REQUEST_TIMEOUT_SECONDS, defaults.request_timeout)?,
             trust_forwarded_for: match var("TRUST_X_FORWARDED_FOR").as_deref() {
-                None | Some("false" | "0" | "no") => false,
+                None => defaults.trust_forwarded_for,
+                Some("false" | "0" | "no") => false,
                 Some("true" | "1" | "yes") => true,
                 Some(other) => {
                     return Err(SettingsError::new(
@@ -94,23 +195,40 @@ impl Settings {
                     ));
                 }
             },
-        })
+            timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
+        };
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// Settings for a server on `database_url` with every other value at its default.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Settings {
             database_url: database_url.into(),
-            bind_addr: "127.0.0.1:8080".to_owned(),
-            jwt_secret: None,
-            jwt_ttl: Duration::from_secs(86_400),
-            cors_allowed_origins: Vec::new(),
-            rate_limit_auth_per_minute: 10,
-            rate_limit_writes_per_minute: 120,
-            database_pool_size: 10,
-            database_statement_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            trust_forwarded_for: false,
+            ..Settings::default()
+        }
+    }
+
+    /// Checks every value against its rule, naming the first variable that breaks one.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        JWT_TTL_SECONDS.check(self.jwt_ttl.as_secs())?;
+        RATE_LIMIT_AUTH_PER_MINUTE.check(self.rate_limit_auth_per_minute.into())?;
+        RATE_LIMIT_WRITES_PER_MINUTE.check(self.rate_limit_writes_per_minute.into())?;
+        DATABASE_POOL_SIZE.check(self.database_pool_size.into())?;
+        DATABASE_STATEMENT_TIMEOUT_SECONDS.check(self.database_statement_timeout.as_secs())?;
+        REQUEST_TIMEOUT_SECONDS.check(self.request_timeout.as_secs())?;
+        match &self.jwt_secret {
+            None if !self.is_sqlite() => Err(SettingsError::new(
+                "JWT_SECRET",
+                format!(
+                    "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
+                ),
+            )),
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(SettingsError::new(
+                "JWT_SECRET",
+                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -122,23 +240,6 @@ impl Settings {
     /// Whether the URL names a SQLite database (file or memory).
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
-    }
-}
-
-fn parse_number<T: std::str::FromStr + PartialOrd + From<u8>>(
-    name: &'static str,
-    value: Option<String>,
-    default: T,
-) -> Result<T, SettingsError> {
-    match value {
-        None => Ok(default),
-        Some(v) => match v.trim().parse::<T>() {
-            Ok(n) if n > T::from(0) => Ok(n),
-            _ => Err(SettingsError {
-                name,
-                message: format!("'{v}' is not a positive whole number"),
-            }),
-        },
     }
 }
 
@@ -159,5 +260,71 @@ impl SettingsError {
             name,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_outside_their_range_are_refused_naming_the_variable_and_the_range() {
+        for (raw, ok) in [
+            ("1", true),
+            ("2592000", true),
+            ("0", false),
+            ("2592001", false),
+            ("18446744073709551615", false),
+            ("18446744073709551616", false),
+            ("-5", false),
+            ("ten", false),
+        ] {
+            let result = JWT_TTL_SECONDS.read(Some(raw.to_owned()), 5u64);
+            match result {
+                Ok(value) => assert!(ok, "{raw} was accepted as {value}"),
+                Err(err) => {
+                    assert!(!ok, "{raw} was refused: {err}");
+                    assert_eq!(
+                        err.to_string(),
+                        format!(
+                            "JWT_TTL_SECONDS: '{raw}' is not a whole number from 1 to 2592000 seconds"
+                        )
+                    );
+                }
+            }
+        }
+        assert_eq!(JWT_TTL_SECONDS.read(None, 5u64).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_value_that_fits_the_range_but_not_the_field_is_refused() {
+        let wide = Bounds {
+            name: "WIDE",
+            min: 0,
+            max: u64::MAX,
+            unit: "",
+        };
+        assert!(wide.read::<u32>(Some("4294967296".into()), 1).is_err());
+        assert_eq!(
+            wide.read::<u32>(Some("4294967295".into()), 1).unwrap(),
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_hand_built_settings_are_checked_too() {
+        Settings::default().validate().unwrap();
+        let settings = Settings {
+            jwt_ttl: Duration::from_secs(u64::MAX),
+            ..Settings::default()
+        };
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.starts_with("JWT_TTL_SECONDS: "), "{err}");
+        let settings = Settings {
+            database_pool_size: 0,
+            ..Settings::default()
+        };
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.starts_with("DATABASE_POOL_SIZE: "), "{err}");
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{ApiError, PROBLEM_JSON};
 use crate::openapi;
 use crate::pagination::CursorCodec;
 use crate::routes;
-use crate::settings::{Settings, SettingsError};
+use crate::settings::Settings;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -34,6 +34,8 @@ pub struct AppState {
     pub limits: std::sync::Arc<crate::rate_limit::Limits>,
     /// Longest a request may take once routed.
     pub request_timeout: std::time::Duration,
+    /// Where the timeline switches from the per-author query to the newest-first walk.
+    pub timeline_per_author_max_followees: i64,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -49,24 +51,7 @@ pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 impl Application {
     /// Connects and migrates the database, resolves the token secret and binds the listener.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        if settings.jwt_secret.is_none() && !settings.is_sqlite() {
-            return Err(SettingsError::new(
-                "JWT_SECRET",
-                format!(
-                    "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
-                ),
-            )
-            .into());
-        }
-        if let Some(secret) = &settings.jwt_secret
-            && secret.len() < MIN_SECRET_BYTES
-        {
-            return Err(SettingsError::new(
-                "JWT_SECRET",
-                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-            )
-            .into());
-        }
+        settings.validate()?;
 
         let db = connect_and_migrate(&settings)
             .await
@@ -98,6 +83,7 @@ impl Application {
             passwords,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
+            timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
         });
         limits.spawn_cleanup();
         let cors_origins = settings.cors_allowed_origins.clone();

@@ -140,6 +140,10 @@ async fn the_allow_header_of_a_405_names_exactly_the_methods_the_path_serves() {
         ("/posts".to_owned(), "POST"),
         (format!("/posts/{post}"), "GET, DELETE"),
         ("/timeline".to_owned(), "GET"),
+        ("/openapi.json".to_owned(), "GET"),
+        ("/docs".to_owned(), "GET"),
+        ("/docs/".to_owned(), "GET"),
+        ("/docs/swagger-ui.css".to_owned(), "GET"),
     ];
     let all = ["GET", "POST", "PUT", "PATCH", "DELETE"];
     for (path, allow) in &paths {

@@ -15,6 +15,8 @@ pub struct TestApp {
     pub client: Client,
     /// The server's own pool, for checks that read rows directly.
     pub db: DatabaseConnection,
+    /// The URL of the server's database, for tests that need connections of their own.
+    pub database_url: String,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -163,6 +165,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         api::telemetry::init();
     }
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings)
         .await
         .expect("the application starts");
@@ -177,6 +180,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
             .build()
             .unwrap(),
         db,
+        database_url,
         handle,
     }
 }
@@ -302,6 +306,28 @@ impl TestApp {
             .iter()
             .map(|item| item["body"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Every post id of `token`'s whole timeline, page after page of `limit`, in the order served;
+    /// `Err` says what went wrong (a status other than 200, or a page that is not a page).
+    pub async fn whole_timeline(&self, token: &str, limit: u32) -> Result<Vec<i64>, String> {
+        let mut ids = Vec::new();
+        let mut path = format!("/timeline?limit={limit}");
+        loop {
+            let response = self.get(&path, Some(token)).await;
+            if response.status != 200 {
+                return Err(format!("{path}: {} {}", response.status, response.text));
+            }
+            let page = response.json();
+            let items = page["items"]
+                .as_array()
+                .ok_or_else(|| format!("{path}: not a page: {}", response.text))?;
+            ids.extend(items.iter().filter_map(|post| post["id"].as_i64()));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/timeline?limit={limit}&cursor={cursor}"),
+                None => return Ok(ids),
+            }
+        }
     }
 
     /// The usernames on one page of `/users/{username}/{list}?{query}`.

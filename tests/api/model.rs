@@ -1,6 +1,8 @@
 //! Model-based test: random sequences of register, follow, unfollow, post, delete post and delete
 //! account (with concurrent bursts) go through the HTTP API, and after every step the server must
-//! agree with a plain in-memory model of the graph: lists, counts, `viewer` flags and timelines.
+//! agree with a plain in-memory model of the graph: lists, counts, `viewer` flags and whole
+//! timelines, in order. Each sequence draws where the server switches timeline queries (0 to 3
+//! followees here, 30 by default), so the five accounts reach both queries.
 //! proptest shrinks a failing sequence to a minimal one. The seed is fixed unless
 //! `PROPTEST_RNG_SEED` says otherwise; `PROPTEST_CASES` sets the number of sequences.
 
@@ -10,7 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::helpers::{TestApp, TestUser, spawn_app_with, test_settings};
 
 const NAMES: usize = 5;
 
@@ -73,18 +75,40 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     users: BTreeMap<usize, TestUser>,
     follows: BTreeSet<(usize, usize)>,
-    /// Live posts: id -> author.
-    posts: BTreeMap<i64, usize>,
+    /// Live posts: id -> (author, `created_at` as the API reported it).
+    posts: BTreeMap<i64, (usize, String)>,
 }
 
 impl Model {
-    fn expected_timeline(&self, reader: usize) -> BTreeSet<i64> {
-        self.posts
+    /// The reader's own posts and its followees', newest first (ties broken by id).
+    fn expected_timeline(&self, reader: usize) -> Vec<i64> {
+        let mut posts: Vec<(&String, i64)> = self
+            .posts
             .iter()
-            .filter(|(_, author)| **author == reader || self.follows.contains(&(reader, **author)))
-            .map(|(id, _)| *id)
-            .collect()
+            .filter(|(_, (author, _))| {
+                *author == reader || self.follows.contains(&(reader, *author))
+            })
+            .map(|(id, (_, at))| (at, *id))
+            .collect();
+        posts.sort_by(|a, b| b.cmp(a));
+        posts.into_iter().map(|(_, id)| id).collect()
     }
+
+    fn record_post(&mut self, author: usize, post: &Value) {
+        self.posts.insert(
+            post["id"].as_i64().unwrap_or_default(),
+            (
+                author,
+                post["created_at"].as_str().unwrap_or_default().to_owned(),
+            ),
+        );
+    }
+}
+
+/// Where a sequence's server switches from the per-author timeline query to the newest-first
+/// walk (readers following more accounts get the walk).
+fn timeline_switch() -> impl Strategy<Value = i64> {
+    0..4i64
 }
 
 async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String> {
@@ -155,9 +179,7 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                 )
                 .await;
             check(response.status == 201, format!("post: {}", response.text))?;
-            model
-                .posts
-                .insert(response.json()["id"].as_i64().unwrap_or_default(), *a);
+            model.record_post(*a, &response.json());
         }
         Op::DeletePost(n, by) => {
             if model.posts.is_empty() {
@@ -167,7 +189,7 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                 .posts
                 .iter()
                 .nth(n % model.posts.len())
-                .map(|(id, a)| (*id, *a))
+                .map(|(id, (a, _))| (*id, *a))
                 .unwrap_or_default();
             let Some(user) = model.users.get(by).cloned() else {
                 return Ok(());
@@ -195,7 +217,7 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                 format!("delete account: {}", response.text),
             )?;
             model.follows.retain(|(x, y)| x != a && y != a);
-            model.posts.retain(|_, author| author != a);
+            model.posts.retain(|_, (author, _)| author != a);
         }
         Op::Burst(ops) => {
             let mut requests = Vec::new();
@@ -255,9 +277,7 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                             response.status == 201,
                             format!("burst post: {}", response.text),
                         )?;
-                        model
-                            .posts
-                            .insert(response.json()["id"].as_i64().unwrap_or_default(), a);
+                        model.record_post(a, &response.json());
                     }
                 }
             }
@@ -308,7 +328,7 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
             .filter(|(a, _)| a == i)
             .map(|(_, b)| name(*b))
             .collect();
-        let posts = model.posts.values().filter(|a| *a == i).count();
+        let posts = model.posts.values().filter(|(a, _)| a == i).count();
         let counts = (
             profile["followers_count"].as_u64(),
             profile["following_count"].as_u64(),
@@ -338,19 +358,12 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
         if listed != following {
             return Err(format!("{me}: following {listed:?}, model {following:?}"));
         }
-        let timeline = app
-            .get("/timeline?limit=100", Some(&user.token))
-            .await
-            .json();
-        let ids: Vec<i64> = timeline["items"]
-            .as_array()
-            .map(|items| items.iter().filter_map(|p| p["id"].as_i64()).collect())
-            .unwrap_or_default();
-        let set: BTreeSet<i64> = ids.iter().copied().collect();
-        if set.len() != ids.len() || set != model.expected_timeline(*i) {
+        let ids = app.whole_timeline(&user.token, 5).await?;
+        let expected = model.expected_timeline(*i);
+        if ids != expected {
+            let followees = following.len();
             return Err(format!(
-                "{me}: timeline {ids:?}, model {:?}",
-                model.expected_timeline(*i)
+                "{me} ({followees} followees): timeline {ids:?}, model {expected:?}"
             ));
         }
         let relationships = app
@@ -400,9 +413,12 @@ fn the_api_agrees_with_a_model_of_the_graph_after_every_step() {
         ..Config::default()
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let result = runner.run(&prop::collection::vec(op(), 5..30), |ops| {
+    let sequences = (timeline_switch(), prop::collection::vec(op(), 5..30));
+    let result = runner.run(&sequences, |(switch, ops)| {
         let outcome: Result<(), String> = runtime.block_on(async {
-            let app = spawn_app().await;
+            let mut settings = test_settings().await;
+            settings.timeline_per_author_max_followees = switch;
+            let app = spawn_app_with(settings).await;
             let mut model = Model::default();
             for (step, op) in ops.iter().enumerate() {
                 run_op(&app, &mut model, op)

@@ -490,3 +490,89 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
         );
     }
 }
+
+/// A post's place in every newest-first list: its timestamp (RFC 3339 with milliseconds, so it
+/// sorts as text) and its id.
+fn newest_first(posts: &mut [(String, i64)]) -> Vec<i64> {
+    posts.sort_by(|a, b| b.cmp(a));
+    posts.iter().map(|(_, id)| *id).collect()
+}
+
+/// Writes a post as `user` and returns its place, as the API reported it.
+async fn post_placed(app: &TestApp, user: &TestUser, body: &str) -> (String, i64) {
+    let post = app
+        .post("/posts", Some(&user.token), &json!({"body": body}))
+        .await
+        .expect(201);
+    (
+        post["created_at"].as_str().unwrap().to_owned(),
+        post["id"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn timelines_hold_exactly_own_and_followees_posts_on_both_sides_of_the_query_switch() {
+    // The timeline query is chosen by the number of followees (30 and fewer: per author; more:
+    // the newest-first walk, with a SQLite-only planner hint and a MySQL-only keyset form). Each
+    // reader here sits on one side of the switch while strangers post, and pages through its whole
+    // timeline (so every keyset form is used too).
+    use api::services::timeline::PER_AUTHOR_MAX_FOLLOWEES;
+    assert_eq!(
+        PER_AUTHOR_MAX_FOLLOWEES, 30,
+        "the readers below straddle 30"
+    );
+    let app = spawn_app().await;
+    let followees = [0usize, 1, 30, 31, 64, 120];
+    let authors: Vec<TestUser> = futures_util::future::join_all((0..120).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("author{i}")).await }
+    }))
+    .await;
+    let strangers: Vec<TestUser> = futures_util::future::join_all((0..3).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("stranger{i}")).await }
+    }))
+    .await;
+    let mut readers = Vec::new();
+    for n in followees {
+        let reader = app.register(&format!("reader{n}")).await;
+        for author in 0..n {
+            app.follow(&reader, &format!("author{author}"))
+                .await
+                .expect(201);
+        }
+        readers.push((n, reader));
+    }
+    // Authors, strangers and readers post in an interleaved order, strangers most of all.
+    let mut by_author: Vec<Vec<(String, i64)>> = vec![Vec::new(); authors.len()];
+    let mut own: Vec<Vec<(String, i64)>> = vec![Vec::new(); readers.len()];
+    for round in 0..2 {
+        for (i, author) in authors.iter().enumerate() {
+            by_author[i].push(post_placed(&app, author, &format!("author{i} {round}")).await);
+            if i % 10 == 0 {
+                for stranger in &strangers {
+                    post_placed(&app, stranger, "from a stranger").await;
+                }
+            }
+        }
+        for (r, (_, reader)) in readers.iter().enumerate() {
+            own[r].push(post_placed(&app, reader, "my own").await);
+        }
+    }
+    for (r, (n, reader)) in readers.iter().enumerate() {
+        let profile = app.profile(&format!("reader{n}"), None).await;
+        assert_eq!(profile["following_count"], *n as u64);
+        let mut expected = own[r].clone();
+        for posts in &by_author[..*n] {
+            expected.extend(posts.iter().cloned());
+        }
+        let expected = newest_first(&mut expected);
+        for limit in [7, 100] {
+            let served = app.whole_timeline(&reader.token, limit).await.unwrap();
+            assert_eq!(
+                served, expected,
+                "reader following {n} accounts, pages of {limit}"
+            );
+        }
+    }
+}

@@ -86,6 +86,92 @@ async fn every_migration_can_be_undone_and_redone() {
 }
 
 #[tokio::test]
+async fn migration_6_rekeys_emails_by_case_folding_and_keeps_colliding_accounts_apart() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{
+        ActiveModelTrait, ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder, Set,
+    };
+    let app = spawn_app().await;
+    // Each phase on a connection of its own: PostgreSQL refuses to run a statement prepared
+    // before a migration changed the type of a column it returns. (A server migrates before its
+    // first query, so only this test meets it.)
+    let connect = || Database::connect(app.database_url.as_str());
+    let account = |i: usize, email: &str, key: String| entity::user::ActiveModel {
+        username: Set(format!("user{i}")),
+        username_key: Set(format!("user{i}")),
+        email: Set(email.to_owned()),
+        email_key: Set(key),
+        password_hash: Set("not a hash".into()),
+        created_at: Set(i as i64),
+        followers_count: Set(0),
+        following_count: Set(0),
+        posts_count: Set(0),
+        ..Default::default()
+    };
+    // Accounts as the lower-casing schema registered them, oldest first.
+    let accounts = [
+        // Already folded: unchanged.
+        ("xσ@example.com", "xσ@example.com"),
+        // Folds to the first one's key, which it keeps: this one keeps its own.
+        ("xς@example.com", "xς@example.com"),
+        // Folds to a key nobody holds: changes.
+        ("ΣΑΣ@example.com", "σας@example.com"),
+        // Two that fold alike to a key nobody holds: the older gets it, the other keeps its own.
+        ("ﬆ@example.com", "ﬆ@example.com"),
+        ("ſt@example.com", "ſt@example.com"),
+    ];
+    let before = connect().await.unwrap();
+    Migrator::down(&before, Some(1)).await.unwrap();
+    for (i, (email, key)) in accounts.iter().enumerate() {
+        account(i, email, (*key).to_owned())
+            .insert(&before)
+            .await
+            .unwrap();
+    }
+    before.close().await.unwrap();
+    let keys = |db: sea_orm::DatabaseConnection| async move {
+        let users = entity::user::Entity::find()
+            .filter(entity::user::Column::Username.starts_with("user"))
+            .order_by_asc(entity::user::Column::Id)
+            .all(&db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+        users.into_iter().map(|u| u.email_key).collect::<Vec<_>>()
+    };
+
+    let after = connect().await.unwrap();
+    Migrator::up(&after, None).await.unwrap();
+    // The new width holds the longest key on every backend: 254 characters that fold to three
+    // each (U+0390) but for `@` and `.com`.
+    let long = format!("{}@{}.com", "\u{390}".repeat(64), "\u{390}".repeat(185));
+    assert_eq!(long.chars().count(), 254);
+    let key = api::domain::Email::parse(&long).unwrap().key();
+    account(9, &long, key).insert(&after).await.unwrap();
+    entity::user::Entity::delete_many()
+        .filter(entity::user::Column::Username.eq("user9"))
+        .exec(&after)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(after).await,
+        [
+            "xσ@example.com",
+            "xς@example.com",
+            "σασ@example.com",
+            "st@example.com",
+            "ſt@example.com"
+        ]
+    );
+
+    // And down puts the lower-cased keys back.
+    let undone = connect().await.unwrap();
+    Migrator::down(&undone, Some(1)).await.unwrap();
+    let expected: Vec<String> = accounts.iter().map(|(_, key)| (*key).to_owned()).collect();
+    assert_eq!(keys(undone).await, expected);
+}
+
+#[tokio::test]
 async fn postgresql_vacuums_posts_and_follows_after_thousands_of_writes() {
     if backend() != DbBackend::Postgres {
         return; // Only PostgreSQL has a visibility map for index-only scans to depend on.

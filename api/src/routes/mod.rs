@@ -103,7 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A resource whose unmatched methods answer 405 `method_not_allowed` with an `Allow` header
 /// naming `allow`, the methods its routes serve (a test checks the two agree).
-fn resource(
+pub(crate) fn resource(
     path: &str,
     allow: &'static str,
 ) -> Resource<

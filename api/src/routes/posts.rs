@@ -179,7 +179,13 @@ pub async fn get_timeline(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = timeline::list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, &query)?;
-    let (rows, next) = timeline::page(&state.db, &me.0, page).await?;
+    let (rows, next) = timeline::page(
+        &state.db,
+        &me.0,
+        page,
+        state.timeline_per_author_max_followees,
+    )
+    .await?;
     let items = render(&state, Some(me.0.id), rows).await?;
     let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
     Ok(page_response(&req, page.limit, items, next_cursor))
