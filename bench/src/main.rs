@@ -3,6 +3,7 @@
 
 mod run;
 mod seed;
+mod verify;
 
 use clap::{Parser, Subcommand};
 

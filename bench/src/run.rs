@@ -21,6 +21,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::seed::{PASSWORD, READER_FOLLOWEES};
+use crate::verify;
 
 /// The token secret of the benchmark's server, so the benchmark can encode deep cursors.
 const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
@@ -143,7 +144,7 @@ async fn login(
         .ok_or_else(|| format!("cannot log in as {name}: {response}").into())
 }
 
-type BoxError = Box<dyn std::error::Error>;
+pub type BoxError = Box<dyn std::error::Error>;
 
 /// One timed action: an HTTP request, or the SQL an endpoint runs (the same service functions,
 /// in-process).
@@ -276,7 +277,13 @@ async fn timeline_position(
     let mut seen = 0;
     while seen < depth {
         let limit = (depth - seen).min(100);
-        let (posts, next) = timeline::page(db, reader, PageRequest { limit, after }).await?;
+        let (posts, next) = timeline::page(
+            db,
+            reader,
+            PageRequest { limit, after },
+            timeline::PER_AUTHOR_MAX_FOLLOWEES,
+        )
+        .await?;
         seen += posts.len() as u64;
         match next {
             Some(position) => after = Some(position),
@@ -338,6 +345,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
             after: None,
         };
         let url = format!("{base}/timeline");
+        check_timeline(db, client.get(&url).bearer_auth(token), reader, first).await?;
         scenarios.push((
             format!(
                 "GET /timeline, {name} ({} followees), first page",
@@ -355,6 +363,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
             limit: 20,
             after: Some(position),
         };
+        check_timeline(db, client.get(&url).bearer_auth(token), reader, deep).await?;
         scenarios.push((
             format!("GET /timeline, {name}, deep page (200 posts in)"),
             http_probe(200, move |_| client.get(&url).bearer_auth(token)),
@@ -368,6 +377,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     for target in [&celebrity, &ordinary] {
         let url = format!("{base}/users/{}", target.username);
         let name = &target.username;
+        check_profile(db, client.get(&url).bearer_auth(viewer_token), target).await?;
         scenarios.push((
             format!(
                 "GET /users/{} ({} followers)",
@@ -398,6 +408,13 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
             None => format!("{base}/users/celebrity1/followers"),
         };
         let page = PageRequest { limit: 20, after };
+        check_followers(
+            db,
+            client.get(&url).bearer_auth(viewer_token),
+            &celebrity,
+            page,
+        )
+        .await?;
         scenarios.push((
             format!("GET /users/celebrity1/followers, {label}"),
             http_probe(200, move |_| client.get(&url).bearer_auth(viewer_token)),
@@ -443,6 +460,16 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         }),
     ];
     let mut latencies = measure_together(seconds, &mut probes).await?.into_iter();
+    // Every follow was undone by its unfollow, and the counts say so.
+    let following = verify::follow_count(db, "follower_id", viewer.id).await?;
+    let viewer_now = users::find_by_id(db, viewer.id)
+        .await?
+        .ok_or("reader100 is gone")?;
+    verify::same(
+        "reader100's follows after the follow/unfollow scenarios",
+        &[viewer_now.following_count, following],
+        &[viewer.following_count, viewer.following_count],
+    )?;
     for name in ["POST /users/{name}/follow", "DELETE /users/{name}/follow"] {
         samples.push(Sample {
             name: name.into(),
@@ -489,6 +516,14 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         .await?;
     let visible_at_once = seen["items"][0]["id"] == posted["id"];
     remove_benchmark_posts(db).await?;
+    let celebrity_now = users::find_by_id(db, celebrity.id)
+        .await?
+        .ok_or("celebrity1 is gone")?;
+    verify::same(
+        "celebrity1's posts_count once the benchmark's posts are removed",
+        &[celebrity_now.posts_count],
+        &[celebrity.posts_count],
+    )?;
 
     let peak = server.peak_memory_kib();
     drop(server);
@@ -536,9 +571,91 @@ async fn sql_timeline(
     let reader = users::find_by_id(db, reader_id)
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
-    let (posts, _) = timeline::page(db, &reader, page).await?;
+    let (posts, _) = timeline::page(db, &reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
     api::routes::users::cards_for(db, Some(reader.id), posts.iter().map(|p| &p.author)).await?;
     Ok(())
+}
+
+/// Checks a timeline page, over HTTP and from the service, against plain SQL.
+async fn check_timeline(
+    db: &DatabaseConnection,
+    http: reqwest::RequestBuilder,
+    reader: &user::Model,
+    page: PageRequest,
+) -> Result<(), BoxError> {
+    let what = format!(
+        "timeline of {} ({} followees), {}",
+        reader.username,
+        reader.following_count,
+        if page.after.is_some() {
+            "deep page"
+        } else {
+            "first page"
+        }
+    );
+    let expected = verify::timeline_ids(db, reader.id, page).await?;
+    if expected.is_empty() {
+        return Err(format!("{what}: the dataset gives it no posts to check").into());
+    }
+    let served = verify::item_ids(&verify::get_json(http).await?);
+    verify::same(&format!("GET {what}"), &served, &expected)?;
+    let (posts, _) = timeline::page(db, reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
+    let alone: Vec<i64> = posts.iter().map(|p| p.post.id).collect();
+    verify::same(&format!("SQL alone of the {what}"), &alone, &expected)
+}
+
+/// Checks a profile's counts over HTTP against the rows they count.
+async fn check_profile(
+    db: &DatabaseConnection,
+    http: reqwest::RequestBuilder,
+    target: &user::Model,
+) -> Result<(), BoxError> {
+    let served = verify::get_json(http).await?;
+    let expected = [
+        verify::follow_count(db, "followed_id", target.id).await?,
+        verify::follow_count(db, "follower_id", target.id).await?,
+    ];
+    let counts = [
+        served["followers_count"].as_i64().unwrap_or(-1),
+        served["following_count"].as_i64().unwrap_or(-1),
+    ];
+    verify::same(
+        &format!("followers and following counts of {}", target.username),
+        &counts,
+        &expected,
+    )?;
+    verify::same(
+        "the profile's username",
+        &[served["username"].as_str().unwrap_or_default()],
+        &[target.username.as_str()],
+    )
+}
+
+/// Checks a followers page, over HTTP and from the service, against the `follows` table.
+async fn check_followers(
+    db: &DatabaseConnection,
+    http: reqwest::RequestBuilder,
+    target: &user::Model,
+    page: PageRequest,
+) -> Result<(), BoxError> {
+    let ids = verify::follower_ids(db, target.id, page).await?;
+    if ids.is_empty() {
+        return Err(format!("followers of {}: nothing to check", target.username).into());
+    }
+    let expected = verify::usernames(db, &ids).await?;
+    let served = verify::item_usernames(&verify::get_json(http).await?);
+    verify::same(
+        &format!("GET followers of {}", target.username),
+        &served,
+        &expected,
+    )?;
+    let (entries, _) = follows::list(db, target.id, Direction::Followers, page).await?;
+    let alone: Vec<String> = entries.iter().map(|e| e.user.username.clone()).collect();
+    verify::same(
+        &format!("SQL alone of the followers of {}", target.username),
+        &alone,
+        &expected,
+    )
 }
 
 async fn sql_profile(

@@ -1,0 +1,155 @@
+//! The benchmark times right answers only: before a scenario is timed, its HTTP answer and the
+//! answer of its SQL alone are compared with the database read by plain SQL, written here apart
+//! from the service's query builders. A mismatch stops the run with an error.
+
+use api::pagination::PageRequest;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::Value;
+
+use crate::run::BoxError;
+
+/// The keyset condition "older than the position", spelled out for any backend.
+fn older_than(table: &str, id_column: &str, page: PageRequest) -> String {
+    match page.after {
+        Some(p) => format!(
+            "AND ({table}.created_at < {at} OR ({table}.created_at = {at} AND {table}.{id_column} < {id}))",
+            at = p.at,
+            id = p.id
+        ),
+        None => String::new(),
+    }
+}
+
+async fn column_of_i64(db: &DatabaseConnection, sql: String) -> Result<Vec<i64>, BoxError> {
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get_by_index::<i64>(0)?))
+        .collect()
+}
+
+/// The ids of a page of `reader_id`'s timeline: posts by the reader or by an account the reader
+/// follows, newest first. (Values are integers, so formatting them into the text is safe.)
+pub async fn timeline_ids(
+    db: &DatabaseConnection,
+    reader_id: i64,
+    page: PageRequest,
+) -> Result<Vec<i64>, BoxError> {
+    column_of_i64(
+        db,
+        format!(
+            "SELECT p.id FROM posts p \
+             WHERE (p.author_id = {reader_id} OR EXISTS \
+               (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = p.author_id)) \
+             {keyset} \
+             ORDER BY p.created_at DESC, p.id DESC LIMIT {limit}",
+            keyset = older_than("p", "id", page),
+            limit = page.limit
+        ),
+    )
+    .await
+}
+
+/// The follower ids of a page of `user_id`'s followers, most recent follow first.
+pub async fn follower_ids(
+    db: &DatabaseConnection,
+    user_id: i64,
+    page: PageRequest,
+) -> Result<Vec<i64>, BoxError> {
+    column_of_i64(
+        db,
+        format!(
+            "SELECT f.follower_id FROM follows f WHERE f.followed_id = {user_id} {keyset} \
+             ORDER BY f.created_at DESC, f.follower_id DESC LIMIT {limit}",
+            keyset = older_than("f", "follower_id", page),
+            limit = page.limit
+        ),
+    )
+    .await
+}
+
+/// How many rows of `follows` have `column` = `user_id`.
+pub async fn follow_count(
+    db: &DatabaseConnection,
+    column: &str,
+    user_id: i64,
+) -> Result<i64, BoxError> {
+    column_of_i64(
+        db,
+        format!("SELECT COUNT(*) FROM follows WHERE {column} = {user_id}"),
+    )
+    .await?
+    .first()
+    .copied()
+    .ok_or_else(|| "COUNT(*) returned no row".into())
+}
+
+/// The usernames of `ids`, in their order.
+pub async fn usernames(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<String>, BoxError> {
+    use entity::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let found: std::collections::HashMap<i64, String> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect();
+    ids.iter()
+        .map(|id| {
+            found
+                .get(id)
+                .cloned()
+                .ok_or_else(|| format!("no user {id}").into())
+        })
+        .collect()
+}
+
+/// Fails the run when `served` is not `expected`.
+pub fn same<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    served: &[T],
+    expected: &[T],
+) -> Result<(), BoxError> {
+    if served == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "wrong answer, not timed: {what}\n  served:   {served:?}\n  expected: {expected:?}"
+        )
+        .into())
+    }
+}
+
+/// The JSON body of a GET that must answer 200.
+pub async fn get_json(request: reqwest::RequestBuilder) -> Result<Value, BoxError> {
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    if status != 200 {
+        return Err(format!("expected 200, got {status}: {body}").into());
+    }
+    Ok(body)
+}
+
+/// The ids of a page's items (posts).
+pub fn item_ids(page: &Value) -> Vec<i64> {
+    page["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["id"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// The usernames of a page's items (followers or following).
+pub fn item_usernames(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["user"]["username"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
