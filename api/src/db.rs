@@ -1,15 +1,18 @@
 //! Connecting to the database, migrating it, and starting write transactions that behave the same
 //! on SQLite, PostgreSQL and MySQL/MariaDB.
 
-use std::future::Future;
 use std::time::Duration;
+
+use entity::user;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::IntoCondition;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::ApiError;
@@ -106,9 +109,9 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// On SQLite it takes the write lock at `BEGIN` (`BEGIN IMMEDIATE`): a deferred transaction that
 /// reads first and writes later fails with `SQLITE_BUSY` when another connection wrote in between,
 /// which the busy timeout does not cover. PostgreSQL and MySQL take row locks as they go; services
-/// lock the rows they change in a fixed order (ascending user id) so that concurrent writers queue
-/// instead of deadlocking.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+/// lock the rows they change in a fixed order ([`lock_users`]) so that concurrent writers queue
+/// instead of deadlocking. Services write through [`write`], which calls this.
+async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
         db.begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -135,18 +138,28 @@ pub fn is_transient(err: &DbErr) -> bool {
     false
 }
 
-/// Runs a whole write transaction again when it lost a conflict with a concurrent one (see
-/// [`is_transient`]), a few times with a short back-off. Row locks taken in a fixed order make this
-/// rare; MySQL's gap locks make it possible.
-pub async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
-{
+/// Runs `op` in a write transaction ([`begin_write`]) and commits what it did. When the
+/// transaction loses a conflict with a concurrent one (see [`is_transient`]), the whole of it runs
+/// again in a new transaction, a few times with a short back-off; any other error rolls it back.
+/// Row locks taken in a fixed order ([`lock_users`]) make conflicts rare; MySQL's gap locks make
+/// them possible.
+///
+/// Every write of the API is one call: the steps it composes take the transaction, so a change
+/// that touches several users (a block ends two follows) is still one transaction.
+pub async fn write<T>(
+    db: &DatabaseConnection,
+    mut op: impl AsyncFnMut(&DatabaseTransaction) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     const ATTEMPTS: u64 = 5;
     let mut tries = 1;
     loop {
-        match attempt().await {
+        let attempt = async {
+            let txn = begin_write(db).await?;
+            let out = op(&txn).await?;
+            txn.commit().await?;
+            Ok(out)
+        };
+        match attempt.await {
             Err(ApiError::Contention(err)) if tries < ATTEMPTS => {
                 tracing::debug!(error = %err, tries, "retrying a transaction after a conflict");
                 tokio::time::sleep(Duration::from_millis(5 * tries)).await;
@@ -159,4 +172,23 @@ where
             other => return other,
         }
     }
+}
+
+/// Locks the rows of the users that `which` selects, in ascending id order, the one order every
+/// writer uses so that concurrent writers queue instead of deadlocking; returns the ids locked
+/// (a user removed in the meantime is missing). Every write takes the locks of the users whose
+/// rows, counts or relations it changes before it touches anything else.
+pub async fn lock_users(
+    txn: &DatabaseTransaction,
+    which: impl IntoCondition,
+) -> Result<Vec<i64>, ApiError> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(which)
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(txn)
+        .await?)
 }

@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 
 use entity::{follow, user};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
-use crate::db::{begin_write, retry_transient};
+use crate::db;
 use crate::error::ApiError;
 use crate::pagination::{PageRequest, Position, older_than, split_page};
 use crate::services::relationships::{self, Relation};
+use crate::services::users;
 use crate::time::now_millis;
 
 /// Whether a follow request created the follow or found it already there.
@@ -34,38 +34,17 @@ pub async fn follow(
     if follower.id == followed.id {
         return Err(ApiError::CannotFollowSelf);
     }
-    retry_transient(|| follow_once(db, follower, followed)).await
-}
-
-async fn follow_once(
-    db: &DatabaseConnection,
-    follower: &user::Model,
-    followed: &user::Model,
-) -> Result<(FollowOutcome, Relation), ApiError> {
-    let txn = begin_write(db).await?;
-    lock_pair(&txn, follower, followed).await?;
-    // A plain read is enough: every writer of this pair holds both users' row locks now. (A locking
-    // read of a missing row would take a gap lock on MySQL, and two such gap locks deadlock when
-    // both transactions then insert into the gap.)
-    let existing = follow::Entity::find_by_id((follower.id, followed.id))
-        .one(&txn)
-        .await?;
-    let outcome = if existing.is_some() {
-        FollowOutcome::AlreadyFollowing
-    } else {
-        follow::ActiveModel {
-            follower_id: Set(follower.id),
-            followed_id: Set(followed.id),
-            created_at: Set(now_millis()),
-        }
-        .insert(&txn)
-        .await?;
-        adjust_counts(&txn, follower.id, followed.id, 1).await?;
-        FollowOutcome::Created
-    };
-    let relation = relationships::relation(&txn, follower.id, followed.id).await?;
-    txn.commit().await?;
-    Ok((outcome, relation))
+    db::write(db, async |txn| {
+        users::lock(txn, follower, &[followed]).await?;
+        let outcome = if insert_follow(txn, follower.id, followed.id).await? {
+            FollowOutcome::Created
+        } else {
+            FollowOutcome::AlreadyFollowing
+        };
+        let relation = relationships::relation(txn, follower.id, followed.id).await?;
+        Ok((outcome, relation))
+    })
+    .await
 }
 
 /// `follower` stops following `followed`. Idempotent: nothing to remove is not an error.
@@ -77,77 +56,67 @@ pub async fn unfollow(
     if follower.id == followed.id {
         return Err(ApiError::CannotFollowSelf);
     }
-    retry_transient(|| unfollow_once(db, follower, followed)).await
+    db::write(db, async |txn| {
+        users::lock(txn, follower, &[followed]).await?;
+        delete_follow(txn, follower.id, followed.id).await?;
+        Ok(())
+    })
+    .await
 }
 
-async fn unfollow_once(
-    db: &DatabaseConnection,
-    follower: &user::Model,
-    followed: &user::Model,
-) -> Result<(), ApiError> {
-    let txn = begin_write(db).await?;
-    lock_pair(&txn, follower, followed).await?;
-    let removed = follow::Entity::delete_by_id((follower.id, followed.id))
-        .exec(&txn)
+/// Step: inserts the follow `follower` -> `followed` unless it exists, and counts it; `true` when
+/// it was inserted. The caller holds both users' locks ([`users::lock`]).
+pub async fn insert_follow(
+    txn: &DatabaseTransaction,
+    follower: i64,
+    followed: i64,
+) -> Result<bool, ApiError> {
+    // A plain read is enough: every writer of this pair holds both users' row locks now. (A locking
+    // read of a missing row would take a gap lock on MySQL, and two such gap locks deadlock when
+    // both transactions then insert into the gap.)
+    let existing = follow::Entity::find_by_id((follower, followed))
+        .one(txn)
+        .await?;
+    if existing.is_some() {
+        return Ok(false);
+    }
+    follow::ActiveModel {
+        follower_id: Set(follower),
+        followed_id: Set(followed),
+        created_at: Set(now_millis()),
+    }
+    .insert(txn)
+    .await?;
+    adjust_counts(txn, follower, followed, 1).await?;
+    Ok(true)
+}
+
+/// Step: deletes the follow `follower` -> `followed` if it exists, and uncounts it; `true` when
+/// there was one. The caller holds both users' locks ([`users::lock`]).
+pub async fn delete_follow(
+    txn: &DatabaseTransaction,
+    follower: i64,
+    followed: i64,
+) -> Result<bool, ApiError> {
+    let removed = follow::Entity::delete_by_id((follower, followed))
+        .exec(txn)
         .await?
         .rows_affected;
     if removed == 1 {
-        adjust_counts(&txn, follower.id, followed.id, -1).await?;
+        adjust_counts(txn, follower, followed, -1).await?;
     }
-    txn.commit().await?;
-    Ok(())
+    Ok(removed == 1)
 }
 
-/// Locks both users' rows in ascending id order (the order every writer uses), and checks that
-/// neither was removed since the request looked them up.
-async fn lock_pair(
-    txn: &DatabaseTransaction,
-    follower: &user::Model,
-    followed: &user::Model,
-) -> Result<(), ApiError> {
-    let locked: Vec<i64> = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::Id.is_in([follower.id, followed.id]))
-        .order_by_asc(user::Column::Id)
-        .lock_exclusive()
-        .into_tuple()
-        .all(txn)
-        .await?;
-    if !locked.contains(&follower.id) {
-        return Err(ApiError::Unauthorized(
-            "the account of this access token no longer exists",
-        ));
-    }
-    if !locked.contains(&followed.id) {
-        return Err(ApiError::UserNotFound(followed.username.clone()));
-    }
-    Ok(())
-}
-
+/// Step: moves `follower`'s `following_count` and `followed`'s `followers_count` by `delta`.
 async fn adjust_counts(
     txn: &DatabaseTransaction,
     follower: i64,
     followed: i64,
     delta: i64,
 ) -> Result<(), ApiError> {
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::FollowingCount,
-            Expr::col(user::Column::FollowingCount).add(delta),
-        )
-        .filter(user::Column::Id.eq(follower))
-        .exec(txn)
-        .await?;
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::FollowersCount,
-            Expr::col(user::Column::FollowersCount).add(delta),
-        )
-        .filter(user::Column::Id.eq(followed))
-        .exec(txn)
-        .await?;
-    Ok(())
+    users::add_to_count(txn, user::Column::FollowingCount, follower, delta).await?;
+    users::add_to_count(txn, user::Column::FollowersCount, followed, delta).await
 }
 
 /// One entry of a followers or following list: the other user and when the follow began.

@@ -3,16 +3,16 @@
 use std::collections::HashMap;
 
 use entity::{post, user};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
-use crate::db::{begin_write, retry_transient};
+use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
 use crate::pagination::{PageRequest, Position, older_than, split_page};
+use crate::services::users;
 use crate::time::now_millis;
 
 /// A post with its author.
@@ -32,41 +32,22 @@ pub async fn create(
     author: &user::Model,
     body: PostBody,
 ) -> Result<post::Model, ApiError> {
-    retry_transient(|| create_once(db, author, &body)).await
-}
-
-async fn create_once(
-    db: &DatabaseConnection,
-    author: &user::Model,
-    body: &PostBody,
-) -> Result<post::Model, ApiError> {
-    let txn = begin_write(db).await?;
-    // Counting first takes the author's row lock before the insert's foreign-key check would take
-    // a shared one (which MySQL could not upgrade without deadlocking concurrent posts).
-    let counted = user::Entity::update_many()
-        .col_expr(
-            user::Column::PostsCount,
-            Expr::col(user::Column::PostsCount).add(1),
-        )
-        .filter(user::Column::Id.eq(author.id))
-        .exec(&txn)
-        .await?
-        .rows_affected;
-    if counted == 0 {
-        return Err(ApiError::Unauthorized(
-            "the account of this access token no longer exists",
-        ));
-    }
-    let post = post::ActiveModel {
-        author_id: Set(author.id),
-        body: Set(body.as_str().to_owned()),
-        created_at: Set(now_millis()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(post)
+    db::write(db, async |txn| {
+        // The author's row lock first, before the insert's foreign-key check would take a shared
+        // one (which MySQL could not upgrade without deadlocking concurrent posts).
+        users::lock(txn, author, &[]).await?;
+        let post = post::ActiveModel {
+            author_id: Set(author.id),
+            body: Set(body.as_str().to_owned()),
+            created_at: Set(now_millis()),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        users::add_to_count(txn, user::Column::PostsCount, author.id, 1).await?;
+        Ok(post)
+    })
+    .await
 }
 
 /// The post `id` with its author, or 404 `post_not_found`.
@@ -90,39 +71,22 @@ pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Resul
     if post.author_id != me.id {
         return Err(ApiError::Forbidden("only the author can delete a post"));
     }
-    retry_transient(|| delete_once(db, me, id)).await
-}
-
-async fn delete_once(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
-    let txn = begin_write(db).await?;
-    // The author's row first, as every writer does, then the post.
-    user::Entity::find_by_id(me.id)
-        .select_only()
-        .column(user::Column::Id)
-        .lock_exclusive()
-        .into_tuple::<i64>()
-        .one(&txn)
-        .await?;
-    let removed = post::Entity::delete_many()
-        .filter(post::Column::Id.eq(id))
-        .filter(post::Column::AuthorId.eq(me.id))
-        .exec(&txn)
-        .await?
-        .rows_affected;
-    if removed == 0 {
-        // Deleted by a concurrent request in the meantime.
-        return Err(ApiError::PostNotFound(id));
-    }
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::PostsCount,
-            Expr::col(user::Column::PostsCount).sub(1),
-        )
-        .filter(user::Column::Id.eq(me.id))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
-    Ok(())
+    db::write(db, async |txn| {
+        // The author's row first, as every writer does, then the post.
+        users::lock(txn, me, &[]).await?;
+        let removed = post::Entity::delete_many()
+            .filter(post::Column::Id.eq(id))
+            .filter(post::Column::AuthorId.eq(me.id))
+            .exec(txn)
+            .await?
+            .rows_affected;
+        if removed == 0 {
+            // Deleted by a concurrent request in the meantime.
+            return Err(ApiError::PostNotFound(id));
+        }
+        users::add_to_count(txn, user::Column::PostsCount, me.id, -1).await
+    })
+    .await
 }
 
 /// A page of `author`'s posts, newest first, served by `idx_posts_author_created`.

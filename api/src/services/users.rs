@@ -3,11 +3,11 @@
 use entity::{follow, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, Set, SqlErr,
 };
 
-use crate::db::{begin_write, retry_transient};
+use crate::db;
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
 use crate::time::now_millis;
@@ -167,47 +167,71 @@ pub async fn update_profile(
 /// side; first, in the same transaction, the counts of the users on the other side of those follows
 /// drop by one, so they stay exact at once.
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
-    retry_transient(|| delete_account_once(db, user_id)).await
-}
-
-async fn delete_account_once(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
-    let txn = begin_write(db).await?;
-
-    // Lock every row this changes, in ascending id order like every other writer, so that
-    // concurrent follows and removals queue instead of deadlocking.
-    user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(
+    db::write(db, async |txn| {
+        // Every row this changes: the account and the users on the other side of its follows.
+        db::lock_users(
+            txn,
             Condition::any()
                 .add(user::Column::Id.eq(user_id))
                 .add(user::Column::Id.in_subquery(followees_of(user_id)))
                 .add(user::Column::Id.in_subquery(followers_of(user_id))),
         )
-        .order_by_asc(user::Column::Id)
-        .lock_exclusive()
-        .into_tuple::<i64>()
-        .all(&txn)
         .await?;
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::FollowersCount,
+                Expr::col(user::Column::FollowersCount).sub(1),
+            )
+            .filter(user::Column::Id.in_subquery(followees_of(user_id)))
+            .exec(txn)
+            .await?;
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::FollowingCount,
+                Expr::col(user::Column::FollowingCount).sub(1),
+            )
+            .filter(user::Column::Id.in_subquery(followers_of(user_id)))
+            .exec(txn)
+            .await?;
+        user::Entity::delete_by_id(user_id).exec(txn).await?;
+        Ok(())
+    })
+    .await
+}
 
+/// Step: locks the caller's row and the rows of `others`, in id order ([`db::lock_users`]), and
+/// checks that none was removed since the request looked them up: 401 when the caller's account
+/// is gone, 404 `user_not_found` naming the first other user that is.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    caller: &user::Model,
+    others: &[&user::Model],
+) -> Result<(), ApiError> {
+    let ids = std::iter::once(caller.id).chain(others.iter().map(|u| u.id));
+    let locked = db::lock_users(txn, user::Column::Id.is_in(ids)).await?;
+    if !locked.contains(&caller.id) {
+        return Err(ApiError::Unauthorized(
+            "the account of this access token no longer exists",
+        ));
+    }
+    match others.iter().find(|u| !locked.contains(&u.id)) {
+        Some(gone) => Err(ApiError::UserNotFound(gone.username.clone())),
+        None => Ok(()),
+    }
+}
+
+/// Step: adds `delta` to one of user `id`'s counts. The caller holds the user's lock.
+pub async fn add_to_count(
+    txn: &DatabaseTransaction,
+    count: user::Column,
+    id: i64,
+    delta: i64,
+) -> Result<(), ApiError> {
     user::Entity::update_many()
-        .col_expr(
-            user::Column::FollowersCount,
-            Expr::col(user::Column::FollowersCount).sub(1),
-        )
-        .filter(user::Column::Id.in_subquery(followees_of(user_id)))
-        .exec(&txn)
+        .col_expr(count, Expr::col(count).add(delta))
+        .filter(user::Column::Id.eq(id))
+        .exec(txn)
         .await?;
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::FollowingCount,
-            Expr::col(user::Column::FollowingCount).sub(1),
-        )
-        .filter(user::Column::Id.in_subquery(followers_of(user_id)))
-        .exec(&txn)
-        .await?;
-    user::Entity::delete_by_id(user_id).exec(&txn).await?;
-    txn.commit().await?;
     Ok(())
 }
 
