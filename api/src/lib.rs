@@ -16,6 +16,7 @@ pub mod settings;
 pub mod startup;
 pub mod telemetry;
 pub mod time;
+pub mod views;
 
 pub use settings::Settings;
 pub use startup::Application;

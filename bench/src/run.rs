@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use api::Settings;
 use api::pagination::{CursorCodec, PageRequest, Position};
 use api::services::follows::Direction;
-use api::services::{follows, timeline, users};
+use api::services::{follows, relationships, timeline, users};
 use entity::{follow, user};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
@@ -572,7 +572,7 @@ async fn sql_timeline(
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
     let (posts, _) = timeline::page(db, &reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
-    api::routes::users::cards_for(db, Some(reader.id), posts.iter().map(|p| &p.author)).await?;
+    relationships::viewer_states(db, Some(reader.id), posts.iter().map(|p| p.author.id)).await?;
     Ok(())
 }
 
@@ -667,7 +667,7 @@ async fn sql_profile(
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
     let user = users::find_by_username(db, &name).await?;
-    api::routes::users::profile_for(db, Some(viewer.id), &user).await?;
+    relationships::viewer_states(db, Some(viewer.id), [user.id]).await?;
     Ok(())
 }
 
@@ -684,7 +684,7 @@ async fn sql_followers(
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
     let (entries, _) = follows::list(db, user.id, Direction::Followers, page).await?;
-    api::routes::users::cards_for(db, Some(viewer.id), entries.iter().map(|e| &e.user)).await?;
+    relationships::viewer_states(db, Some(viewer.id), entries.iter().map(|e| e.user.id)).await?;
     Ok(())
 }
 

@@ -8,9 +8,10 @@ use utoipa::ToSchema;
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
 use crate::routes::JsonBody;
-use crate::routes::users::{Profile, profile_for};
+use crate::services::relationships;
 use crate::services::users::{self, NewAccount};
 use crate::startup::AppState;
+use crate::views::Profile;
 
 /// A new account. Unknown fields are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -95,11 +96,12 @@ fn optional<T>(
 }
 
 async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token, ApiError> {
+    let states = relationships::viewer_states(&state.db, Some(user.id), [user.id]).await?;
     Ok(Token {
         access_token: state.tokens.issue(user.id)?,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_seconds(),
-        user: profile_for(&state.db, Some(user.id), user).await?,
+        user: Profile::new(user, &states),
     })
 }
 

@@ -1,47 +1,18 @@
 //! The follow graph: follow, unfollow, followers, following and relationships.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use entity::user;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery, page_response};
-use crate::routes::users::{UserCard, cards_for};
 use crate::services::follows::{self, Direction, FollowOutcome};
-use crate::services::relationships::{self, Relation};
+use crate::services::relationships;
 use crate::services::users;
 use crate::startup::AppState;
 use crate::time::Timestamp;
-
-/// The caller's relationship to one user.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Relationship {
-    /// The other user's username, as registered.
-    #[schema(example = "susan")]
-    pub username: String,
-    /// The caller follows this user.
-    pub following: bool,
-    /// This user follows the caller.
-    pub followed_by: bool,
-    /// When the caller started following this user.
-    pub followed_at: Option<Timestamp>,
-    /// When this user started following the caller.
-    pub followed_by_at: Option<Timestamp>,
-}
-
-impl Relationship {
-    fn new(user: &user::Model, relation: Relation) -> Self {
-        Relationship {
-            username: user.username.clone(),
-            following: relation.following_since.is_some(),
-            followed_by: relation.followed_by_since.is_some(),
-            followed_at: relation.following_since.map(Timestamp),
-            followed_by_at: relation.followed_by_since.map(Timestamp),
-        }
-    }
-}
+use crate::views::{Relationship, UserCard};
 
 /// An entry of a followers or following list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,14 +129,14 @@ async fn list(
     let list_name = direction.list_name(user.id);
     let page = state.cursors.page_request(&list_name, query)?;
     let (entries, next) = follows::list(&state.db, user.id, direction, page).await?;
-    let mut cards = cards_for(&state.db, viewer.id(), entries.iter().map(|e| &e.user)).await?;
+    let states =
+        relationships::viewer_states(&state.db, viewer.id(), entries.iter().map(|e| e.user.id))
+            .await?;
     let items = entries
         .iter()
-        .filter_map(|entry| {
-            cards.remove(&entry.user.id).map(|user| FollowItem {
-                user,
-                followed_at: Timestamp(entry.followed_at),
-            })
+        .map(|entry| FollowItem {
+            user: UserCard::new(&entry.user, &states),
+            followed_at: Timestamp(entry.followed_at),
         })
         .collect();
     let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));

@@ -10,11 +10,11 @@ use crate::domain::PostBody;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, PageQuery, page_response};
 use crate::routes::JsonBody;
-use crate::routes::users::{UserCard, cards_for};
 use crate::services::posts::{self, PostWithAuthor};
-use crate::services::{timeline, users};
+use crate::services::{relationships, timeline, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
+use crate::views::UserCard;
 
 /// A post.
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,16 +45,15 @@ async fn render(
     viewer: Option<i64>,
     posts: Vec<PostWithAuthor>,
 ) -> Result<Vec<Post>, ApiError> {
-    let cards = cards_for(&state.db, viewer, posts.iter().map(|p| &p.author)).await?;
+    let states =
+        relationships::viewer_states(&state.db, viewer, posts.iter().map(|p| p.author.id)).await?;
     Ok(posts
         .into_iter()
-        .filter_map(|p| {
-            cards.get(&p.author.id).map(|card| Post {
-                id: p.post.id,
-                author: card.clone(),
-                body: p.post.body,
-                created_at: Timestamp(p.post.created_at),
-            })
+        .map(|p| Post {
+            id: p.post.id,
+            author: UserCard::new(&p.author, &states),
+            body: p.post.body,
+            created_at: Timestamp(p.post.created_at),
         })
         .collect())
 }

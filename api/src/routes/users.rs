@@ -1,145 +1,28 @@
-//! Accounts as the API shows them (`UserCard`, `Profile`, `Viewer`) and the `/users/me` and
-//! `/users/{username}` endpoints.
-
-use std::collections::HashMap;
+//! The `/users/me` and `/users/{username}` endpoints.
 
 use actix_web::{HttpResponse, web};
 use entity::user;
 use sea_orm::ConnectionTrait;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::{parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
 use crate::routes::JsonBody;
-use crate::services::relationships::{self, Relation};
+use crate::services::relationships;
 use crate::services::users::{self, ProfileChanges};
 use crate::startup::AppState;
-use crate::time::Timestamp;
-
-/// The authenticated caller's relationship to a user; `null` on anonymous requests.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Viewer {
-    /// The caller follows this user.
-    pub following: bool,
-    /// This user follows the caller (the "follows you" label).
-    pub followed_by: bool,
-    /// When the caller started following this user.
-    pub followed_at: Option<Timestamp>,
-    /// When this user started following the caller.
-    pub followed_by_at: Option<Timestamp>,
-}
-
-impl From<Relation> for Viewer {
-    fn from(relation: Relation) -> Self {
-        Viewer {
-            following: relation.following_since.is_some(),
-            followed_by: relation.followed_by_since.is_some(),
-            followed_at: relation.following_since.map(Timestamp),
-            followed_by_at: relation.followed_by_since.map(Timestamp),
-        }
-    }
-}
-
-/// A user as it appears inside lists and posts.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct UserCard {
-    /// The username as it was registered.
-    #[schema(example = "susan")]
-    pub username: String,
-    /// Name to display, if the user set one.
-    pub display_name: Option<String>,
-    /// Short self-description, if the user wrote one.
-    pub bio: Option<String>,
-    /// The caller's relationship to this user; `null` when the request is anonymous.
-    pub viewer: Option<Viewer>,
-}
-
-impl UserCard {
-    pub fn new(user: &user::Model, viewer: Option<Viewer>) -> Self {
-        UserCard {
-            username: user.username.clone(),
-            display_name: user.display_name.clone(),
-            bio: user.bio.clone(),
-            viewer,
-        }
-    }
-}
-
-/// A user's profile: the card plus when the account was created and its counts.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Profile {
-    /// The username as it was registered.
-    #[schema(example = "susan")]
-    pub username: String,
-    /// Name to display, if the user set one.
-    pub display_name: Option<String>,
-    /// Short self-description, if the user wrote one.
-    pub bio: Option<String>,
-    /// The caller's relationship to this user; `null` when the request is anonymous.
-    pub viewer: Option<Viewer>,
-    /// When the account was registered.
-    pub created_at: Timestamp,
-    /// How many users follow this user.
-    pub followers_count: i64,
-    /// How many users this user follows.
-    pub following_count: i64,
-    /// How many posts this user has written.
-    pub posts_count: i64,
-}
-
-impl Profile {
-    pub fn new(user: &user::Model, viewer: Option<Viewer>) -> Self {
-        Profile {
-            username: user.username.clone(),
-            display_name: user.display_name.clone(),
-            bio: user.bio.clone(),
-            viewer,
-            created_at: Timestamp(user.created_at),
-            followers_count: user.followers_count,
-            following_count: user.following_count,
-            posts_count: user.posts_count,
-        }
-    }
-}
+use crate::views::Profile;
 
 /// The profile of `user` as `viewer` sees it.
-pub async fn profile_for(
+async fn profile_for(
     db: &impl ConnectionTrait,
     viewer: Option<i64>,
     user: &user::Model,
 ) -> Result<Profile, ApiError> {
-    let viewer = match viewer {
-        Some(viewer) => Some(relationships::relation(db, viewer, user.id).await?.into()),
-        None => None,
-    };
-    Ok(Profile::new(user, viewer))
-}
-
-/// Cards for `users` as `viewer` sees them, in a fixed number of queries whatever their number.
-pub async fn cards_for<'a>(
-    db: &impl ConnectionTrait,
-    viewer: Option<i64>,
-    users: impl IntoIterator<Item = &'a user::Model>,
-) -> Result<HashMap<i64, UserCard>, ApiError> {
-    let users: Vec<&user::Model> = users.into_iter().collect();
-    let relations = match viewer {
-        Some(viewer) => {
-            let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-            Some(relationships::relations(db, viewer, &ids).await?)
-        }
-        None => None,
-    };
-    Ok(users
-        .into_iter()
-        .map(|u| {
-            let viewer = relations
-                .as_ref()
-                .map(|r| Viewer::from(r.get(&u.id).copied().unwrap_or_default()));
-            (u.id, UserCard::new(u, viewer))
-        })
-        .collect())
+    let states = relationships::viewer_states(db, viewer, [user.id]).await?;
+    Ok(Profile::new(user, &states))
 }
 
 /// Fields of `PATCH /users/me`: an absent field stays as it is, `null` clears it.

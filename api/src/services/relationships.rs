@@ -65,6 +65,35 @@ pub async fn relations(
     Ok(relations)
 }
 
+/// What the viewer of a page, if any, is to each user on it ([`viewer_states`]).
+pub struct ViewerStates(Option<HashMap<i64, Relation>>);
+
+impl ViewerStates {
+    /// The viewer's relationship to user `id`; `None` when the request is anonymous.
+    pub fn of(&self, id: i64) -> Option<Relation> {
+        self.0
+            .as_ref()
+            .map(|relations| relations.get(&id).copied().unwrap_or_default())
+    }
+}
+
+/// The viewer state of a page of `users` (profiles, cards, post authors): the one function that
+/// computes it, in one query whatever the page's length ([`relations`]), and in none when the
+/// request is anonymous.
+pub async fn viewer_states(
+    db: &impl ConnectionTrait,
+    viewer: Option<i64>,
+    users: impl IntoIterator<Item = i64>,
+) -> Result<ViewerStates, ApiError> {
+    Ok(ViewerStates(match viewer {
+        Some(viewer) => {
+            let users: Vec<i64> = users.into_iter().collect();
+            Some(relations(db, viewer, &users).await?)
+        }
+        None => None,
+    }))
+}
+
 /// The viewer's relationship to one user.
 pub async fn relation(
     db: &impl ConnectionTrait,

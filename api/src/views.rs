@@ -1,0 +1,110 @@
+//! How users and the caller's relationships to them look on the wire (`UserCard`, `Profile`,
+//! `Viewer`, `Relationship` of `API.md`), shared by every route that shows a user. No queries
+//! here: the viewer state of a page comes from [`relationships::viewer_states`], in one query.
+//!
+//! [`relationships::viewer_states`]: crate::services::relationships::viewer_states
+
+use entity::user;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::services::relationships::{Relation, ViewerStates};
+use crate::time::Timestamp;
+
+/// The authenticated caller's relationship to a user; `null` on anonymous requests.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Viewer {
+    /// The caller follows this user.
+    pub following: bool,
+    /// This user follows the caller (the "follows you" label).
+    pub followed_by: bool,
+    /// When the caller started following this user.
+    pub followed_at: Option<Timestamp>,
+    /// When this user started following the caller.
+    pub followed_by_at: Option<Timestamp>,
+}
+
+impl From<Relation> for Viewer {
+    fn from(relation: Relation) -> Self {
+        Viewer {
+            following: relation.following_since.is_some(),
+            followed_by: relation.followed_by_since.is_some(),
+            followed_at: relation.following_since.map(Timestamp),
+            followed_by_at: relation.followed_by_since.map(Timestamp),
+        }
+    }
+}
+
+/// A user as it appears inside lists and posts.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct UserCard {
+    /// The username as it was registered.
+    #[schema(example = "susan")]
+    pub username: String,
+    /// Name to display, if the user set one.
+    pub display_name: Option<String>,
+    /// Short self-description, if the user wrote one.
+    pub bio: Option<String>,
+    /// The caller's relationship to this user; `null` when the request is anonymous.
+    pub viewer: Option<Viewer>,
+}
+
+impl UserCard {
+    /// `user`'s card as the page's viewer sees it.
+    pub fn new(user: &user::Model, states: &ViewerStates) -> Self {
+        UserCard {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            bio: user.bio.clone(),
+            viewer: states.of(user.id).map(Viewer::from),
+        }
+    }
+}
+
+/// A user's profile: the card plus when the account was created and its counts.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Profile {
+    /// The user as in lists (its fields appear at the top level of the profile).
+    #[serde(flatten)]
+    pub card: UserCard,
+    /// When the account was registered.
+    pub created_at: Timestamp,
+    /// How many users follow this user.
+    pub followers_count: i64,
+    /// How many users this user follows.
+    pub following_count: i64,
+    /// How many posts this user has written.
+    pub posts_count: i64,
+}
+
+impl Profile {
+    /// `user`'s profile as the viewer sees it.
+    pub fn new(user: &user::Model, states: &ViewerStates) -> Self {
+        Profile {
+            card: UserCard::new(user, states),
+            created_at: Timestamp(user.created_at),
+            followers_count: user.followers_count,
+            following_count: user.following_count,
+            posts_count: user.posts_count,
+        }
+    }
+}
+
+/// The caller's relationship to one user: the username and every field of `Viewer`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Relationship {
+    /// The other user's username, as registered.
+    #[schema(example = "susan")]
+    pub username: String,
+    #[serde(flatten)]
+    pub viewer: Viewer,
+}
+
+impl Relationship {
+    pub fn new(user: &user::Model, relation: Relation) -> Self {
+        Relationship {
+            username: user.username.clone(),
+            viewer: relation.into(),
+        }
+    }
+}
