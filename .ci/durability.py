@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import collections
 import http.client
-import json
 import os
 import random
 import secrets
@@ -51,6 +50,9 @@ import threading
 import time
 import traceback
 
+sys.dont_write_bytecode = True  # no __pycache__ in .ci/
+import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper and the graph model)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INF = float("inf")
 
@@ -58,7 +60,7 @@ USERS = 20
 THREADS = 8
 HOT_USERS = 4  # half of the follows target one of these, so their counts and rows are contended
 STARTUP_TIMEOUT = 30.0
-REQUEST_TIMEOUT = 15.0
+REQUEST_TIMEOUT = e2e.REQUEST_TIMEOUT  # load threads are given this long (and a margin) to stop
 
 
 class Failure(Exception):
@@ -209,7 +211,7 @@ class Server:
                 raise Failure(f"the server exited with {self.proc.returncode} at start-up:\n"
                               + self.log_tail())
             try:
-                status, _ = request(self.port, "GET", "/health/ready", timeout=2)
+                status, _, _ = e2e.request(self.port, "GET", "/health/ready", timeout=2)
                 if status == 200:
                     return
             except OSError:
@@ -227,33 +229,6 @@ class Server:
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return "(no log)"
-
-
-def request(port: int, method: str, path: str, token: str | None = None, body=None,
-            timeout: float = REQUEST_TIMEOUT):
-    """One request on its own connection: (status, parsed JSON body or None). Raises OSError (and
-    http.client exceptions, which are OSError or HTTPException) when there is no complete answer."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        headers = {"accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["content-type"] = "application/json"
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        parsed = None
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-        return resp.status, parsed
-    finally:
-        conn.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,7 +474,7 @@ class Load:
             with self.lock:
                 self.ops.append(op)
             try:
-                status, parsed = request(port, method, path, token, body)
+                status, _, parsed = e2e.request(port, method, path, token, body)
             except ConnectionRefusedError:
                 op.outcome = "refused"  # no connection, so the server never saw it
                 continue
@@ -580,16 +555,21 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
                             f"rows {actual}")
     stats["counts"] = db_counts
 
+    # The follows and posts the database holds, in the graph model replicas.py keeps as well. The
+    # counts above stay one SQL statement: stored counts and their rows come from one snapshot.
+    db_graph = e2e.Graph()
+
     # Follows: the row must agree with every write that could have been the last one on its pair.
-    present = {(a, b) for a, b in db.query(
-        "SELECT a.username, b.username FROM follows f"
-        " JOIN users a ON a.id = f.follower_id JOIN users b ON b.id = f.followed_id")}
+    for a, b in db.query(
+            "SELECT a.username, b.username FROM follows f"
+            " JOIN users a ON a.id = f.follower_id JOIN users b ON b.id = f.followed_id"):
+        db_graph.follow(a, b)
     by_pair: dict[tuple[str, str], list[Op]] = collections.defaultdict(list)
     for op in ops:
         if op.kind in ("follow", "unfollow") and op.outcome in ("ack", "unknown"):
             by_pair[(op.actor, op.target)].append(op)
     decided = 0
-    for pair in sorted(set(by_pair) | present):
+    for pair in sorted(set(by_pair) | db_graph.follows):
         writes = by_pair.get(pair, [])
         acked = [o for o in writes if o.outcome == "ack"]
         last_acked_start = max((o.start for o in acked), default=-INF)
@@ -598,7 +578,7 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
         possible = {o.kind == "follow" for o in could_be_last}
         if not acked:
             possible.add(False)  # perhaps none of them happened: the pair was never followed
-        is_present = pair in present
+        is_present = pair in db_graph.follows
         if len(possible) == 1:
             decided += 1
         if is_present not in possible:
@@ -608,23 +588,22 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
             problems.append(f"follow {pair[0]} -> {pair[1]}: {why}; last writes on the pair:\n"
                             f"      {detail or '(none)'}")
     stats["pairs_decided"] = decided
-    stats["follows_in_db"] = len(present)
+    stats["follows_in_db"] = len(db_graph.follows)
 
     # Posts: bodies are unique, so each row is traced to the request that wrote it.
-    db_posts = {}
     for post_id, author, body in db.query(
             "SELECT p.id, u.username, p.body FROM posts p JOIN users u ON u.id = p.author_id"):
-        db_posts[int(post_id)] = (author, body)
+        db_graph.add_post(int(post_id), author, body)
     creates = {op.body: op for op in ops if op.kind == "post" and op.outcome in ("ack", "unknown")}
     deletes: dict[int, list[Op]] = collections.defaultdict(list)
     for op in ops:
         if op.kind == "delete" and op.outcome in ("ack", "unknown"):
             deletes[op.post_id].append(op)
-    seen_bodies = collections.Counter(body for _, body in db_posts.values())
+    seen_bodies = collections.Counter(p.body for p in db_graph.posts.values())
     for body, n in seen_bodies.items():
         if n > 1:
             problems.append(f"post {body!r} is stored {n} times")
-    for post_id, (author, body) in sorted(db_posts.items()):
+    for post_id, (author, body) in sorted(db_graph.posts.items()):
         op = creates.get(body)
         if op is None:
             problems.append(f"post {post_id} {body!r} by {author}: no request wrote it, or its "
@@ -638,10 +617,10 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
         if op.outcome != "ack":
             continue
         removal = deletes.get(op.post_id, [])
-        stored = db_posts.get(op.post_id)
+        stored = db_graph.posts.get(op.post_id)
         if stored is not None and stored != (op.actor, op.body):
             problems.append(f"post {op.post_id}: acknowledged as {op.body!r} by {op.actor}, "
-                            f"stored as {stored[1]!r} by {stored[0]}")
+                            f"stored as {stored.body!r} by {stored.author}")
             continue
         if any(d.outcome == "ack" for d in removal):
             must_be_gone += 1
@@ -655,7 +634,7 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
                                 "deleted, and missing")
     stats["posts_must_exist"] = must_exist
     stats["posts_must_be_gone"] = must_be_gone
-    stats["posts_in_db"] = len(db_posts)
+    stats["posts_in_db"] = len(db_graph.posts)
     return problems, stats
 
 
@@ -685,7 +664,7 @@ def check_api(port: int, db_counts: dict) -> list[str]:
     """The restarted server answers profiles whose counts are the database's."""
     problems = []
     for name, (followers, following, posts) in db_counts.items():
-        status, body = request(port, "GET", f"/users/{name}")
+        status, _, body = e2e.request(port, "GET", f"/users/{name}")
         got = (body.get("followers_count"), body.get("following_count"), body.get("posts_count")) \
             if isinstance(body, dict) else None
         if status != 200 or got != (followers, following, posts):
@@ -710,9 +689,9 @@ def run_backend(backend: str, binary: str, seconds: float, seed: int, workdir: s
     users = [f"user{i:02d}" for i in range(USERS)]
     tokens = {}
     for name in users:
-        status, body = request(server.port, "POST", "/auth/register",
-                               body={"username": name, "email": f"{name}@example.com",
-                                     "password": "durability-password"})
+        status, _, body = e2e.request(server.port, "POST", "/auth/register",
+                                      body={"username": name, "email": f"{name}@example.com",
+                                            "password": "durability-password"})
         if status != 201 or not isinstance(body, dict) or "access_token" not in body:
             raise Failure(f"registering {name}: {status} {body}")
         tokens[name] = body["access_token"]

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import http.client
 import importlib.util
-import json
 import os
 import random
 import secrets
@@ -39,8 +37,10 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# The process, database and clean-up helpers are shared with the durability check.
 sys.dont_write_bytecode = True  # no __pycache__ in .ci/
+import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper and the graph model)
+
+# The process, database and clean-up helpers are shared with the durability check.
 _spec = importlib.util.spec_from_file_location("ci_durability", os.path.join(HERE, "durability.py"))
 ci = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ci)
@@ -58,24 +58,9 @@ class Client:
         self.requests = collections.Counter()
 
     def call(self, via: str, method: str, path: str, token: str | None = None, body=None):
-        """(status, headers, parsed body)."""
+        """(status, headers, parsed body); an answer that is not JSON fails the check."""
         self.requests[via] += 1
-        conn = http.client.HTTPConnection("127.0.0.1", self.ports[via], timeout=15)
-        try:
-            headers = {"accept": "application/json"}
-            data = None
-            if body is not None:
-                data = json.dumps(body).encode()
-                headers["content-type"] = "application/json"
-            if token:
-                headers["authorization"] = f"Bearer {token}"
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            parsed = json.loads(raw) if raw else None
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, parsed
-        finally:
-            conn.close()
+        return e2e.request(self.ports[via], method, path, token, body, strict_json=True)
 
     def expect(self, via, method, path, status, token=None, body=None, what=""):
         got, headers, parsed = self.call(via, method, path, token, body)
@@ -285,17 +270,14 @@ def random_walk(c: Client, steps: int, seed: int, log) -> None:
     model of the state (the client is sequential here, so the model is exact)."""
     rng = random.Random(seed)
     pw = "replicas-password"
-    tokens: dict[str, str] = {}
-    follows: set[tuple[str, str]] = set()
-    posts: dict[int, str] = {}  # id -> author
-    display: dict[str, str | None] = {}
+    graph = e2e.Graph()
+    tokens = graph.tokens  # every user the walk registered, with their token
     via = "A"
     counts = collections.Counter()
 
     def read_profile(reader, name):
         prof, _ = c.expect(reader, "GET", f"/users/{name}", 200)
-        want = (sum(1 for f in follows if f[1] == name), sum(1 for f in follows if f[0] == name),
-                sum(1 for a in posts.values() if a == name), display[name])
+        want = (*graph.counts(name), graph.display[name])
         got = (prof["followers_count"], prof["following_count"], prof["posts_count"],
                prof["display_name"])
         check(got == want, f"{reader}: profile of {name} is {got}, expected {want}")
@@ -310,35 +292,36 @@ def random_walk(c: Client, steps: int, seed: int, log) -> None:
             name = f"walker{len(tokens)}"
             body, _ = c.expect(via, "POST", "/auth/register", 201,
                                body={"username": name, "email": f"{name}@example.com", "password": pw})
-            tokens[name] = body["access_token"]
-            display[name] = None
+            graph.add_user(name, body["access_token"])
             c.expect(reader, "GET", "/users/me", 200, tokens[name])
             read_profile(reader, name)
         elif kind in ("follow", "unfollow"):
             a, b = rng.sample(sorted(tokens), 2)
             if kind == "follow":
-                want = 200 if (a, b) in follows else 201
+                want = 200 if (a, b) in graph.follows else 201
                 c.expect(via, "POST", f"/users/{b}/follow", want, tokens[a])
-                follows.add((a, b))
+                graph.follow(a, b)
             else:
                 c.expect(via, "DELETE", f"/users/{b}/follow", 204, tokens[a])
-                follows.discard((a, b))
+                graph.unfollow(a, b)
             page, _ = c.expect(reader, "GET", f"/users/{b}/followers?limit=100", 200)
-            want_names = sorted(f[0] for f in follows if f[1] == b)
+            want_names = sorted(graph.followers(b))
             check(sorted(names(page["items"])) == want_names,
                   f"{reader}: followers of {b} {sorted(names(page['items']))}, expected {want_names}")
             rels, _ = c.expect(reader, "GET", f"/relationships?users={b}", 200, tokens[a])
-            check(rels[0]["following"] == ((a, b) in follows), f"{reader}: relationship {a}->{b}")
+            check(rels[0]["following"] == ((a, b) in graph.follows),
+                  f"{reader}: relationship {a}->{b}")
             read_profile(reader, a)
         elif kind == "post":
             a = rng.choice(sorted(tokens))
-            post, _ = c.expect(via, "POST", "/posts", 201, tokens[a], {"body": f"walk {step}"})
-            posts[post["id"]] = a
+            text = f"walk {step}"
+            post, _ = c.expect(via, "POST", "/posts", 201, tokens[a], {"body": text})
+            graph.add_post(post["id"], a, text)
             c.expect(reader, "GET", f"/posts/{post['id']}", 200)
             read_profile(reader, a)
-        elif kind == "delete" and posts:
-            pid = rng.choice(sorted(posts))
-            a = posts.pop(pid)
+        elif kind == "delete" and graph.posts:
+            pid = rng.choice(sorted(graph.posts))
+            a = graph.delete_post(pid).author
             c.expect(via, "DELETE", f"/posts/{pid}", 204, tokens[a])
             c.expect(reader, "GET", f"/posts/{pid}", 404)
             read_profile(reader, a)
@@ -346,14 +329,13 @@ def random_walk(c: Client, steps: int, seed: int, log) -> None:
             a = rng.choice(sorted(tokens))
             value = rng.choice([None, f"{a} at step {step}"])
             c.expect(via, "PATCH", "/users/me", 200, tokens[a], {"display_name": value})
-            display[a] = value
+            graph.display[a] = value
             read_profile(reader, a)
         # After any write, a follower's timeline through the reader holds exactly what it must.
         if len(tokens) >= 3:
             a = rng.choice(sorted(tokens))
             page, _ = c.expect(reader, "GET", "/timeline?limit=100", 200, tokens[a])
-            want_ids = sorted((pid for pid, author in posts.items()
-                               if author == a or (a, author) in follows), reverse=True)[:100]
+            want_ids = graph.timeline(a, limit=100)
             got_ids = sorted((p["id"] for p in page["items"]), reverse=True)
             check(got_ids == want_ids, f"{reader}: timeline of {a} {got_ids}, expected {want_ids}")
         via = reader
