@@ -17,27 +17,7 @@ follows whom and since when, write short posts and read a timeline. Every error 
 `application/problem+json` with a stable `code`.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(
-        routes::auth::register,
-        routes::auth::login,
-        routes::users::get_me,
-        routes::users::update_me,
-        routes::users::delete_me,
-        routes::users::get_user,
-        routes::follows::follow_user,
-        routes::follows::unfollow_user,
-        routes::follows::list_followers,
-        routes::follows::list_following,
-        routes::follows::get_relationships,
-        routes::posts::create_post,
-        routes::posts::get_post,
-        routes::posts::delete_post,
-        routes::posts::list_user_posts,
-        routes::posts::get_timeline,
-        routes::health::health,
-        routes::health::ready,
-    ),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&Routes, &BearerAuth, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
@@ -46,6 +26,16 @@ follows whom and since when, write short posts and read a timeline. Every error 
     )
 )]
 pub struct ApiDoc;
+
+/// Adds the operations of the route table ([`routes::Paths`]), and the schemas they use, before
+/// the other modifiers look at them.
+struct Routes;
+
+impl Modify for Routes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.merge(routes::Paths::openapi());
+    }
+}
 
 /// Declares the `bearer` security scheme the operations refer to.
 struct BearerAuth;
@@ -152,16 +142,7 @@ impl Modify for CommonResponses {
                         "`unsupported_media_type`: the body is not sent as application/json",
                     );
                 }
-                let limited = matches!(
-                    (path.as_str(), &method),
-                    (
-                        "/auth/login" | "/auth/register" | "/posts",
-                        HttpMethod::Post
-                    ) | (
-                        "/users/{username}/follow",
-                        HttpMethod::Post | HttpMethod::Delete
-                    )
-                );
+                let limited = routes::quota(path) != routes::RateLimit::None;
                 if limited {
                     add(
                         "429",
@@ -271,10 +252,20 @@ async fn document(document: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse
 /// after them catches the rest.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(ApiDoc::openapi()))
-        .service(routes::resource("/openapi.json", "GET").route(web::get().to(document)))
-        .service(routes::resource("/docs", "GET").route(web::get().to(docs_page)))
+        .service(
+            routes::resource("/openapi.json", "GET", routes::RateLimit::None)
+                .route(web::get().to(document)),
+        )
+        .service(
+            routes::resource("/docs", "GET", routes::RateLimit::None)
+                .route(web::get().to(docs_page)),
+        )
         .service(
             SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
         )
-        .service(routes::resource("/docs/{_:.*}", "GET"));
+        .service(routes::resource(
+            "/docs/{_:.*}",
+            "GET",
+            routes::RateLimit::None,
+        ));
 }

@@ -23,6 +23,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
+use crate::routes::RateLimit;
 use crate::startup::AppState;
 
 /// The headers a limited route answers with.
@@ -138,8 +139,22 @@ fn client_ip(req: &ServiceRequest, trust_forwarded_for: bool) -> Option<IpAddr> 
     req.peer_addr().map(|addr| addr.ip())
 }
 
-/// Middleware of `POST /auth/login` and `POST /auth/register`: per client IP.
-pub async fn limit_auth(
+/// The middleware of every route: takes one request from the route's quota (see
+/// [`crate::routes::ROUTES`]).
+pub async fn limit(
+    quota: RateLimit,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match quota {
+        RateLimit::None => Ok(next.call(req).await?.map_into_boxed_body()),
+        RateLimit::Auth => limit_auth(req, next).await,
+        RateLimit::Writes => limit_writes(req, next).await,
+    }
+}
+
+/// Login and registration: per client IP.
+async fn limit_auth(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
@@ -152,9 +167,9 @@ pub async fn limit_auth(
     apply(req, next, state.limits.auth.check(&ip)).await
 }
 
-/// Middleware of follows, unfollows and posts: per user (of a valid token; requests without one
-/// are refused by the handler anyway).
-pub async fn limit_writes(
+/// Follows, unfollows and posts: per user (of a valid token; requests without one are refused by
+/// the handler anyway).
+async fn limit_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

@@ -45,67 +45,87 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Registers every endpoint of the contract. Each path is one resource, so a known path with a
-/// wrong method answers 405 instead of falling through to 404.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(json_config())
-        .app_data(path_config())
-        .app_data(query_config())
-        .service(resource("/health", "GET").route(web::get().to(health::health)))
-        .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
-        .service(
-            resource("/auth/register", "POST")
-                .route(web::post().to(auth::register))
-                .wrap(from_fn(rate_limit::limit_auth)),
-        )
-        .service(
-            resource("/auth/login", "POST")
-                .route(web::post().to(auth::login))
-                .wrap(from_fn(rate_limit::limit_auth)),
-        )
-        .service(
-            resource("/users/me", "GET, PATCH, DELETE")
-                .route(web::get().to(users::get_me))
-                .route(web::patch().to(users::update_me))
-                .route(web::delete().to(users::delete_me)),
-        )
-        .service(resource("/users/{username}", "GET").route(web::get().to(users::get_user)))
-        .service(
-            resource("/users/{username}/follow", "POST, DELETE")
-                .route(web::post().to(follows::follow_user))
-                .route(web::delete().to(follows::unfollow_user))
-                .wrap(from_fn(rate_limit::limit_writes)),
-        )
-        .service(
-            resource("/users/{username}/followers", "GET")
-                .route(web::get().to(follows::list_followers)),
-        )
-        .service(
-            resource("/users/{username}/following", "GET")
-                .route(web::get().to(follows::list_following)),
-        )
-        .service(
-            resource("/users/{username}/posts", "GET").route(web::get().to(posts::list_user_posts)),
-        )
-        .service(resource("/relationships", "GET").route(web::get().to(follows::get_relationships)))
-        .service(
-            resource("/posts", "POST")
-                .route(web::post().to(posts::create_post))
-                .wrap(from_fn(rate_limit::limit_writes)),
-        )
-        .service(
-            resource("/posts/{id}", "GET, DELETE")
-                .route(web::get().to(posts::get_post))
-                .route(web::delete().to(posts::delete_post)),
-        )
-        .service(resource("/timeline", "GET").route(web::get().to(posts::get_timeline)));
+/// Which abuse quota a route's requests take (see [`crate::rate_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    /// No quota.
+    None,
+    /// Per client IP: login and registration.
+    Auth,
+    /// Per user: follows, unfollows and posts.
+    Writes,
+}
+
+/// The one route table. From each row come the resource and its handlers ([`configure`]), the
+/// `Allow` header of its 405s, its quota (the middleware, and the 429 and `RateLimit-*` headers
+/// in the document), and its operations in the OpenAPI document ([`Paths`]): a route cannot be
+/// served without being documented, nor limited without the document saying so.
+macro_rules! route_table {
+    ($( $path:literal $quota:ident => { $first:ident $first_handler:path $(, $method:ident $handler:path)* $(,)? } ),* $(,)?) => {
+        /// Registers every endpoint of the contract. Each path is one resource, so a known path
+        /// with a wrong method answers 405 instead of falling through to 404.
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.app_data(json_config())
+                .app_data(path_config())
+                .app_data(query_config());
+            $(
+                cfg.service(
+                    resource(
+                        $path,
+                        concat!(stringify!($first) $(, ", ", stringify!($method))*),
+                        RateLimit::$quota,
+                    )
+                    .route(web::method(actix_web::http::Method::$first).to($first_handler))
+                    $(.route(web::method(actix_web::http::Method::$method).to($handler)))*,
+                );
+            )*
+        }
+
+        /// Every route's path, the methods it serves (as its `Allow` header says them) and its
+        /// quota.
+        pub const ROUTES: &[(&str, &str, RateLimit)] = &[
+            $( ($path, concat!(stringify!($first) $(, ", ", stringify!($method))*), RateLimit::$quota), )*
+        ];
+
+        /// The operations of every route, for the OpenAPI document.
+        #[derive(utoipa::OpenApi)]
+        #[openapi(paths($( $first_handler $(, $handler)* ),*))]
+        pub struct Paths;
+    };
+}
+
+route_table! {
+    "/health" None => { GET health::health },
+    "/health/ready" None => { GET health::ready },
+    "/auth/register" Auth => { POST auth::register },
+    "/auth/login" Auth => { POST auth::login },
+    "/users/me" None => { GET users::get_me, PATCH users::update_me, DELETE users::delete_me },
+    "/users/{username}" None => { GET users::get_user },
+    "/users/{username}/follow" Writes => { POST follows::follow_user, DELETE follows::unfollow_user },
+    "/users/{username}/followers" None => { GET follows::list_followers },
+    "/users/{username}/following" None => { GET follows::list_following },
+    "/users/{username}/posts" None => { GET posts::list_user_posts },
+    "/relationships" None => { GET follows::get_relationships },
+    "/posts" Writes => { POST posts::create_post },
+    "/posts/{id}" None => { GET posts::get_post, DELETE posts::delete_post },
+    "/timeline" None => { GET posts::get_timeline },
+}
+
+/// The quota of the route at `path` (a path of the table, with its `{parameters}`).
+pub fn quota(path: &str) -> RateLimit {
+    ROUTES
+        .iter()
+        .find(|(route, _, _)| *route == path)
+        .map_or(RateLimit::None, |(_, _, quota)| *quota)
 }
 
 /// A resource whose unmatched methods answer 405 `method_not_allowed` with an `Allow` header
-/// naming `allow`, the methods its routes serve (a test checks the two agree).
+/// naming `allow`, the methods its routes serve (a test checks the two agree), and whose requests
+/// take `quota`.
 pub(crate) fn resource(
     path: &str,
     allow: &'static str,
+    quota: RateLimit,
 ) -> Resource<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -124,6 +144,11 @@ pub(crate) fn resource(
             })
         }))
         .wrap(from_fn(request_timeout))
+        .wrap(from_fn(
+            move |req: actix_web::dev::ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+                rate_limit::limit(quota, req, next)
+            },
+        ))
 }
 
 /// Answers 503 `service_unavailable` when a request takes longer than the configured limit, so
@@ -186,4 +211,47 @@ fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
         ApiError::InvalidParameter(format!("a query parameter is not valid: {err}")).into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    /// A handler's `#[utoipa::path]` names its own path and method; they must be the row's.
+    #[test]
+    fn the_document_has_exactly_the_paths_and_methods_of_the_route_table() {
+        let document = crate::openapi::ApiDoc::openapi();
+        let documented: BTreeMap<String, String> = document
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (path.clone(), methods.join(", "))
+            })
+            .collect();
+        let table: BTreeMap<String, String> = ROUTES
+            .iter()
+            .map(|(path, allow, _)| {
+                let mut methods: Vec<&str> = allow.split(", ").collect();
+                let order = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+                methods.sort_by_key(|m| order.iter().position(|o| o == m));
+                ((*path).to_owned(), methods.join(", "))
+            })
+            .collect();
+        assert_eq!(documented, table);
+    }
 }
