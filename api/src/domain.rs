@@ -1,5 +1,37 @@
 //! Validated values. A `Username` that exists is a valid one, so no code past the edge re-checks it.
 //! Lengths count Unicode characters (scalar values), not bytes.
+//!
+//! Each field rule lives here once: its limits are constants, and [`TextRule`] publishes them,
+//! with a pattern built from the same constants, in the OpenAPI document (a table test runs each
+//! parser and its published rule on the same inputs).
+
+/// A text field's rule as the OpenAPI document publishes it (`minLength`, `maxLength`, `pattern`;
+/// JSON Schema counts characters as this module does).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TextRule {
+    pub min_chars: Option<usize>,
+    pub max_chars: Option<usize>,
+    pub pattern: Option<String>,
+}
+
+pub const USERNAME_MIN_CHARS: usize = 3;
+pub const USERNAME_MAX_CHARS: usize = 30;
+/// The longest local part (before the `@`) of an email address.
+pub const EMAIL_LOCAL_MAX_CHARS: usize = 64;
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+pub const DISPLAY_NAME_MAX_CHARS: usize = 50;
+pub const BIO_MAX_CHARS: usize = 500;
+pub const POST_BODY_MAX_CHARS: usize = 280;
+
+/// The characters Rust's `char::is_whitespace` accepts (what `str::trim` removes), as the body of
+/// a pattern's character class.
+const WHITE_SPACE: &str =
+    r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// White space and control characters (`char::is_control`), as a character class body: none may
+/// appear in an email address.
+const SPACE_OR_CONTROL: &str =
+    r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// A username: 3 to 30 characters of `A-Z a-z 0-9 _`, and not `me` (which names the caller).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -8,8 +40,10 @@ pub struct Username(String);
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let length = raw.chars().count();
-        if !(3..=30).contains(&length) {
-            return Err("must be 3 to 30 characters".into());
+        if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&length) {
+            return Err(format!(
+                "must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters"
+            ));
         }
         if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err("may contain only letters A-Z and a-z, digits and '_'".into());
@@ -18,6 +52,18 @@ impl Username {
             return Err("'me' is reserved".into());
         }
         Ok(Username(raw.to_owned()))
+    }
+
+    /// The rule as published. (`me`, which names the caller in paths, is shorter than any
+    /// username.)
+    pub fn rule() -> TextRule {
+        TextRule {
+            min_chars: Some(USERNAME_MIN_CHARS),
+            max_chars: Some(USERNAME_MAX_CHARS),
+            pattern: Some(format!(
+                "^[A-Za-z0-9_]{{{USERNAME_MIN_CHARS},{USERNAME_MAX_CHARS}}}$"
+            )),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -33,8 +79,8 @@ impl Username {
 /// The key to look a username up by, or `None` when the text cannot be anybody's username (so the
 /// lookup can answer "not found" without sending odd bytes, such as NUL, to the database).
 pub fn username_lookup_key(raw: &str) -> Option<String> {
-    let plausible =
-        (1..=30).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let plausible = (1..=USERNAME_MAX_CHARS).contains(&raw.len())
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     plausible.then(|| raw.to_ascii_lowercase())
 }
 
@@ -52,12 +98,12 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let email = raw;
         if email.chars().count() > EMAIL_MAX_CHARS {
-            return Err("must be at most 254 characters".into());
+            return Err(format!("must be at most {EMAIL_MAX_CHARS} characters"));
         }
         let plausible = match email.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
-                    && local.chars().count() <= 64
+                    && local.chars().count() <= EMAIL_LOCAL_MAX_CHARS
                     && !domain.contains('@')
                     && domain.contains('.')
                     && domain.split('.').all(|label| !label.is_empty())
@@ -69,6 +115,18 @@ impl Email {
             return Err("must be an email address such as name@example.com".into());
         }
         Ok(Email(email.to_owned()))
+    }
+
+    /// The rule as published.
+    pub fn rule() -> TextRule {
+        let part = format!("[^@{SPACE_OR_CONTROL}.]+");
+        TextRule {
+            min_chars: None,
+            max_chars: Some(EMAIL_MAX_CHARS),
+            pattern: Some(format!(
+                r"^[^@{SPACE_OR_CONTROL}]{{1,{EMAIL_LOCAL_MAX_CHARS}}}@{part}(\.{part})+$"
+            )),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -93,10 +151,21 @@ pub struct Password(String);
 
 impl Password {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if !(8..=128).contains(&raw.chars().count()) {
-            return Err("must be 8 to 128 characters".into());
+        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&raw.chars().count()) {
+            return Err(format!(
+                "must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"
+            ));
         }
         Ok(Password(raw.to_owned()))
+    }
+
+    /// The rule as published.
+    pub fn rule() -> TextRule {
+        TextRule {
+            min_chars: Some(PASSWORD_MIN_CHARS),
+            max_chars: Some(PASSWORD_MAX_CHARS),
+            pattern: None,
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -112,8 +181,10 @@ impl std::fmt::Debug for Password {
 
 /// A display name: at most 50 characters on one line (no control characters), stored as sent.
 pub fn parse_display_name(raw: &str) -> Result<String, String> {
-    if raw.chars().count() > 50 {
-        return Err("must be at most 50 characters".into());
+    if raw.chars().count() > DISPLAY_NAME_MAX_CHARS {
+        return Err(format!(
+            "must be at most {DISPLAY_NAME_MAX_CHARS} characters"
+        ));
     }
     if raw.chars().any(char::is_control) {
         return Err("must not contain control characters or line breaks".into());
@@ -121,15 +192,33 @@ pub fn parse_display_name(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// The display name's rule as published.
+pub fn display_name_rule() -> TextRule {
+    TextRule {
+        min_chars: None,
+        max_chars: Some(DISPLAY_NAME_MAX_CHARS),
+        pattern: Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned()),
+    }
+}
+
 /// A bio: at most 500 characters, stored as sent; line breaks are welcome, NUL is not.
 pub fn parse_bio(raw: &str) -> Result<String, String> {
-    if raw.chars().count() > 500 {
-        return Err("must be at most 500 characters".into());
+    if raw.chars().count() > BIO_MAX_CHARS {
+        return Err(format!("must be at most {BIO_MAX_CHARS} characters"));
     }
     if raw.contains('\0') {
         return Err("must not contain NUL characters".into());
     }
     Ok(raw.to_owned())
+}
+
+/// The bio's rule as published.
+pub fn bio_rule() -> TextRule {
+    TextRule {
+        min_chars: None,
+        max_chars: Some(BIO_MAX_CHARS),
+        pattern: Some(r"^[^\x00]*$".to_owned()),
+    }
 }
 
 /// The text of a post: 1 to 280 characters after trimming white space.
@@ -139,13 +228,28 @@ pub struct PostBody(String);
 impl PostBody {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let body = raw.trim();
-        if !(1..=280).contains(&body.chars().count()) {
-            return Err("must be 1 to 280 characters after trimming white space".into());
+        if !(1..=POST_BODY_MAX_CHARS).contains(&body.chars().count()) {
+            return Err(format!(
+                "must be 1 to {POST_BODY_MAX_CHARS} characters after trimming white space"
+            ));
         }
         if body.contains('\0') {
             return Err("must not contain NUL characters".into());
         }
         Ok(PostBody(body.to_owned()))
+    }
+
+    /// The rule as published: white space around 1 to 280 characters that neither start nor end
+    /// with white space, and no NUL.
+    pub fn rule() -> TextRule {
+        let inner = POST_BODY_MAX_CHARS - 2;
+        TextRule {
+            min_chars: None,
+            max_chars: None,
+            pattern: Some(format!(
+                r"^[{WHITE_SPACE}]*[^{WHITE_SPACE}\x00](?:[^\x00]{{0,{inner}}}[^{WHITE_SPACE}\x00])?[{WHITE_SPACE}]*$"
+            )),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -205,6 +309,135 @@ mod tests {
             Email::parse(&widest).unwrap().key().chars().count(),
             64 * 3 + 1 + 185 * 3 + 4
         );
+    }
+
+    /// What the published rule says of `input`: within its lengths and matching its pattern.
+    fn published(rule: &TextRule, input: &str) -> bool {
+        let chars = input.chars().count();
+        rule.min_chars.is_none_or(|min| chars >= min)
+            && rule.max_chars.is_none_or(|max| chars <= max)
+            && rule.pattern.as_ref().is_none_or(|pattern| {
+                regex::Regex::new(pattern)
+                    .unwrap_or_else(|e| panic!("{pattern}: {e}"))
+                    .is_match(input)
+            })
+    }
+
+    /// Every parser and the rule the OpenAPI document publishes for it agree, input by input.
+    #[test]
+    fn each_parser_and_its_published_rule_agree() {
+        let a = |n: usize| "a".repeat(n);
+        let username: Vec<String> = [
+            "", "ab", "abc", "a_b_C9", "bad name", "ünï", "a-b", "ME_too",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([a(30), a(31)])
+        .collect();
+        let email: Vec<String> = [
+            "a@b.c",
+            "a@b",
+            "@b.c",
+            "a@@b.c",
+            "a b@c.d",
+            "a@b..c",
+            "a@.b.c",
+            "a@b.c.",
+            "ü@ß.de",
+            "a\u{a0}b@c.d",
+            "a\u{85}@c.d",
+            "a\u{7f}@c.d",
+            "a@b\u{3000}.c",
+            "a\u{200b}@b.c",
+            "a\tb@c.d",
+            "İ@x.com",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([
+            format!("{}@b.c", a(64)),
+            format!("{}@b.c", a(65)),
+            format!("{}@{}.com", a(64), a(254 - 64 - 5)),
+            format!("{}@{}.com", a(64), a(255 - 64 - 5)),
+        ])
+        .collect();
+        let password: Vec<String> = ["", "😀😀😀😀😀😀😀😀", "short"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([a(7), a(8), a(128), a(129)])
+            .collect();
+        let display_name: Vec<String> = [
+            "", "Susan", "a\nb", "tab\t", "\u{85}", "\u{9f}", "\u{a0}", "😀", "\u{7f}", "\0",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([a(50), a(51)])
+        .collect();
+        let bio: Vec<String> = ["", "line\nbreak", "nul\0", "\u{85}"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain([a(500), a(501)])
+            .collect();
+        let body: Vec<String> = [
+            "",
+            " ",
+            "hi",
+            "  hi  ",
+            "a\0b",
+            "\0",
+            "\u{3000}x\u{3000}",
+            "x\u{2028}y",
+            "\u{200b}",
+            "\u{1680}",
+            "\u{85}x",
+            "\n\t x \r\n",
+            "\u{feff}",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([
+            a(280),
+            a(281),
+            format!("  {}\n", a(280)),
+            format!("{} {}", a(139), a(140)),
+            format!("{} {}", a(140), a(140)),
+            "😀".repeat(280),
+            "😀".repeat(281),
+        ])
+        .collect();
+
+        type Parser = fn(&str) -> bool;
+        let table: [(&str, TextRule, &Vec<String>, Parser); 6] = [
+            ("username", Username::rule(), &username, |s| {
+                Username::parse(s).is_ok()
+            }),
+            ("email", Email::rule(), &email, |s| Email::parse(s).is_ok()),
+            ("password", Password::rule(), &password, |s| {
+                Password::parse(s).is_ok()
+            }),
+            ("display_name", display_name_rule(), &display_name, |s| {
+                parse_display_name(s).is_ok()
+            }),
+            ("bio", bio_rule(), &bio, |s| parse_bio(s).is_ok()),
+            ("body", PostBody::rule(), &body, |s| {
+                PostBody::parse(s).is_ok()
+            }),
+        ];
+        for (field, rule, inputs, parses) in table {
+            let mut accepted = 0;
+            for input in inputs {
+                assert_eq!(
+                    parses(input),
+                    published(&rule, input),
+                    "{field}: parser and published rule disagree on {input:?}"
+                );
+                accepted += usize::from(parses(input));
+            }
+            assert!(
+                accepted > 0 && accepted < inputs.len(),
+                "{field}: the inputs test both sides"
+            );
+        }
     }
 
     #[test]

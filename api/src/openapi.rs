@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes;
+use crate::{domain, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ follows whom and since when, write short posts and read a timeline. Every error 
 `application/problem+json` with a stable `code`.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    modifiers(&Routes, &BearerAuth, &CommonResponses),
+    modifiers(&Routes, &FieldRules, &BearerAuth, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
@@ -34,6 +34,56 @@ struct Routes;
 impl Modify for Routes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         openapi.merge(routes::Paths::openapi());
+    }
+}
+
+/// Publishes each request field's rule from `domain`, where the parser that enforces it lives, so
+/// the document cannot drift from the code (a table test in `domain` runs both on the same inputs).
+struct FieldRules;
+
+impl FieldRules {
+    /// Which request field follows which rule.
+    fn table() -> Vec<(&'static str, &'static str, domain::TextRule)> {
+        vec![
+            ("RegisterRequest", "username", domain::Username::rule()),
+            ("RegisterRequest", "email", domain::Email::rule()),
+            ("RegisterRequest", "password", domain::Password::rule()),
+            (
+                "RegisterRequest",
+                "display_name",
+                domain::display_name_rule(),
+            ),
+            ("RegisterRequest", "bio", domain::bio_rule()),
+            (
+                "UpdateProfileRequest",
+                "display_name",
+                domain::display_name_rule(),
+            ),
+            ("UpdateProfileRequest", "bio", domain::bio_rule()),
+            ("CreatePostRequest", "body", domain::PostBody::rule()),
+        ]
+    }
+}
+
+impl Modify for FieldRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for (schema, field, rule) in Self::table() {
+            let property = match components.schemas.get_mut(schema) {
+                Some(RefOr::T(Schema::Object(object))) => object.properties.get_mut(field),
+                _ => None,
+            };
+            // A field that is not there would be a mistake in the table: the document test fails.
+            let Some(RefOr::T(Schema::Object(property))) = property else {
+                continue;
+            };
+            property.min_length = rule.min_chars;
+            property.max_length = rule.max_chars;
+            property.pattern = rule.pattern;
+        }
     }
 }
 

@@ -30,11 +30,11 @@ async fn profile_for(
 pub struct UpdateProfileRequest {
     /// At most 50 characters on one line (no control characters); `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 50, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
     /// At most 500 characters, no NUL; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\x00]*$")]
+    #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,
 }
 
