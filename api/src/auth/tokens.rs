@@ -1,0 +1,101 @@
+//! Access tokens: HS256 JWTs naming the user and their issue time, signed with the server secret.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The smallest accepted HMAC key.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Issues and verifies access tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The user id, as a string as RFC 7519 asks.
+    sub: String,
+    /// Issued at, seconds since the epoch.
+    iat: u64,
+    /// Expiry, seconds since the epoch.
+    exp: u64,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // The library forgives 60 seconds past `exp` by default; an expired token is expired.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.validate_aud = false;
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// Lifetime of a new token, in seconds.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl.as_secs()
+    }
+
+    /// A signed token for `user_id`, valid for the configured lifetime.
+    pub fn issue(&self, user_id: i64) -> Result<String, ApiError> {
+        let now = unix_seconds();
+        let claims = Claims {
+            sub: user_id.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    /// The user id of a valid token (signature, algorithm and expiry checked; not whether the
+    /// account still exists).
+    pub fn user_id(&self, token: &str) -> Option<i64> {
+        self.verify(token).ok().map(|(user_id, _)| user_id)
+    }
+
+    /// The user id and issue time of a valid token. Any other algorithm, a wrong signature, an
+    /// expired token or a missing claim is refused.
+    pub(super) fn verify(&self, token: &str) -> Result<(i64, u64), ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::Unauthorized("the access token has expired")
+                }
+                _ => ApiError::Unauthorized("the access token is not valid"),
+            })?;
+        let user_id = data
+            .claims
+            .sub
+            .parse::<i64>()
+            .map_err(|_| ApiError::Unauthorized("the access token is not valid"))?;
+        Ok((user_id, data.claims.iat))
+    }
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Generates a fresh random secret for signing tokens, hex-encoded (64 bytes of text).
+pub fn generate_secret() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
