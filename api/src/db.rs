@@ -138,7 +138,7 @@ pub fn is_transient(err: &DbErr) -> bool {
     false
 }
 
-/// Runs `op` in a write transaction ([`begin_write`]) and commits what it did. When the
+/// Runs `op` in a write transaction (`begin_write`) and commits what it did. When the
 /// transaction loses a conflict with a concurrent one (see [`is_transient`]), the whole of it runs
 /// again in a new transaction, a few times with a short back-off; any other error rolls it back.
 /// Row locks taken in a fixed order ([`lock_users`]) make conflicts rare; MySQL's gap locks make

@@ -1,5 +1,5 @@
 //! Who is calling: the extractors that turn a request's `Authorization` header into the calling
-//! user, over the access tokens of [`tokens`] and the password hashing of [`passwords`].
+//! user, over the access tokens of `tokens` and the password hashing of `passwords`.
 
 mod passwords;
 mod tokens;
@@ -98,4 +98,3 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
         ))?;
     Ok(Some(user))
 }
-

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 /// Each hash takes 19 MiB and a core for tens of milliseconds. On the async runtime's blocking
 /// pool a burst of logins ran on as many threads as there were logins; a fixed pool of one thread
 /// per core (at most four) bounds the CPU that password hashing can take at once, and each pool
-/// thread reuses one working memory ([`ARGON2_MEMORY`]), which bounds its memory too: at most
+/// thread reuses one working memory (`ARGON2_MEMORY`), which bounds its memory too: at most
 /// 19 MiB per pool thread, however many logins come. (Allocating it per hash, as the argon2
 /// crate's `PasswordHasher` does, let glibc keep every freed 19 MiB block once its mmap threshold
 /// had adapted: 30 logins grew a server by 170 MB.)

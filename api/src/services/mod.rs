@@ -1,5 +1,34 @@
 //! All queries live here. Every function takes `&impl ConnectionTrait` (or the pool, when it opens
 //! its own transaction), so it runs on a pooled connection or inside a transaction alike.
+//!
+//! # Writing
+//!
+//! Every write is one [`crate::db::write`] call: it runs an async closure in a write transaction,
+//! commits it, and runs the whole of it again when it lost a conflict with a concurrent one. Inside,
+//! a write first locks the rows of every user it changes, in ascending id order, then composes
+//! steps that take the transaction:
+//!
+//! - [`users::lock`]: the caller and the other users, 401 / 404 when one is gone
+//!   (over [`crate::db::lock_users`], which locks any set of users in id order);
+//! - [`follows::insert_follow`], [`follows::delete_follow`]: a follow and both counts;
+//! - [`users::add_to_count`]: one count of one user.
+//!
+//! So "A blocks B" would read:
+//!
+//! ```ignore
+//! db::write(db, async |txn| {
+//!     users::lock(txn, a, &[b]).await?;
+//!     follows::delete_follow(txn, a.id, b.id).await?;
+//!     follows::delete_follow(txn, b.id, a.id).await?;
+//!     blocks::insert_block(txn, a.id, b.id).await
+//! })
+//! .await
+//! ```
+//!
+//! # Reading
+//!
+//! A page's viewer state (what the caller is to each user shown) comes from one function,
+//! [`relationships::viewer_states`], in one query.
 
 pub mod follows;
 pub mod posts;
