@@ -115,8 +115,20 @@ async fn adjust_counts(
     followed: i64,
     delta: i64,
 ) -> Result<(), ApiError> {
-    users::add_to_count(txn, user::Column::FollowingCount, follower, delta).await?;
-    users::add_to_count(txn, user::Column::FollowersCount, followed, delta).await
+    users::add_to_count(
+        txn,
+        user::Column::FollowingCount,
+        user::Column::Id.eq(follower),
+        delta,
+    )
+    .await?;
+    users::add_to_count(
+        txn,
+        user::Column::FollowersCount,
+        user::Column::Id.eq(followed),
+        delta,
+    )
+    .await
 }
 
 /// One entry of a followers or following list: the other user and when the follow began.

@@ -44,7 +44,13 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
-        users::add_to_count(txn, user::Column::PostsCount, author.id, 1).await?;
+        users::add_to_count(
+            txn,
+            user::Column::PostsCount,
+            user::Column::Id.eq(author.id),
+            1,
+        )
+        .await?;
         Ok(post)
     })
     .await
@@ -84,7 +90,13 @@ pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Resul
             // Deleted by a concurrent request in the meantime.
             return Err(ApiError::PostNotFound(id));
         }
-        users::add_to_count(txn, user::Column::PostsCount, me.id, -1).await
+        users::add_to_count(
+            txn,
+            user::Column::PostsCount,
+            user::Column::Id.eq(me.id),
+            -1,
+        )
+        .await
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! Accounts: registration, lookup, profile changes and removal.
 
 use entity::{follow, user};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, QueryFilter, Set, SqlErr,
@@ -177,22 +177,10 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
                 .add(user::Column::Id.in_subquery(followers_of(user_id))),
         )
         .await?;
-        user::Entity::update_many()
-            .col_expr(
-                user::Column::FollowersCount,
-                Expr::col(user::Column::FollowersCount).sub(1),
-            )
-            .filter(user::Column::Id.in_subquery(followees_of(user_id)))
-            .exec(txn)
-            .await?;
-        user::Entity::update_many()
-            .col_expr(
-                user::Column::FollowingCount,
-                Expr::col(user::Column::FollowingCount).sub(1),
-            )
-            .filter(user::Column::Id.in_subquery(followers_of(user_id)))
-            .exec(txn)
-            .await?;
+        let followees = user::Column::Id.in_subquery(followees_of(user_id));
+        add_to_count(txn, user::Column::FollowersCount, followees, -1).await?;
+        let followers = user::Column::Id.in_subquery(followers_of(user_id));
+        add_to_count(txn, user::Column::FollowingCount, followers, -1).await?;
         user::Entity::delete_by_id(user_id).exec(txn).await?;
         Ok(())
     })
@@ -220,16 +208,17 @@ pub async fn lock(
     }
 }
 
-/// Step: adds `delta` to one of user `id`'s counts. The caller holds the user's lock.
+/// Step: adds `delta` to one count of the users that `which` selects. The caller holds their
+/// locks.
 pub async fn add_to_count(
     txn: &DatabaseTransaction,
     count: user::Column,
-    id: i64,
+    which: impl IntoCondition,
     delta: i64,
 ) -> Result<(), ApiError> {
     user::Entity::update_many()
         .col_expr(count, Expr::col(count).add(delta))
-        .filter(user::Column::Id.eq(id))
+        .filter(which)
         .exec(txn)
         .await?;
     Ok(())
