@@ -11,7 +11,7 @@
 //! - [`users::lock`]: the caller and the other users, 401 / 404 when one is gone
 //!   (over [`crate::db::lock_users`], which locks any set of users in id order);
 //! - [`follows::insert_follow`], [`follows::delete_follow`]: a follow and both counts;
-//! - [`users::add_to_count`]: one count of one user.
+//! - [`users::add_to_count`]: one count of one user, or of every user a condition selects.
 //!
 //! So "A blocks B" would read:
 //!
