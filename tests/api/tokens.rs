@@ -273,3 +273,35 @@ async fn the_binary_starts_with_nothing_but_a_port_configured_and_stops_on_sigte
     server.wait().unwrap();
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn the_binary_refuses_a_setting_out_of_range_in_one_line_naming_it() {
+    for (name, value) in [
+        ("JWT_TTL_SECONDS", "18446744073709551615"),
+        ("JWT_TTL_SECONDS", "0"),
+        ("DATABASE_POOL_SIZE", "100000"),
+        ("REQUEST_TIMEOUT_SECONDS", "-1"),
+        ("RATE_LIMIT_WRITES_PER_MINUTE", "lots"),
+    ] {
+        let dir =
+            std::env::temp_dir().join(format!("social-range-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_social"))
+            .current_dir(&dir)
+            .env_clear()
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env(name, value)
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(!output.status.success(), "{name}={value} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: {name}: '{value}' is not a whole number from "
+            )),
+            "{name}={value}: {stderr}"
+        );
+    }
+}
