@@ -28,6 +28,14 @@ pub const POST_BODY_MAX_CHARS: usize = 280;
 /// a pattern's character class.
 const WHITE_SPACE: &str =
     r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+/// The bidirectional embedding, override and isolate controls (U+202A to U+202E, U+2066 to
+/// U+2069): they reorder the text after them, which lets one name pose as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+/// [`is_bidi_control`] as the body of a pattern's character class.
+const BIDI_CONTROLS: &str = r"\u202a-\u202e\u2066-\u2069";
+
 /// White space and control characters (`char::is_control`), as a character class body: none may
 /// appear in an email address.
 const SPACE_OR_CONTROL: &str =
@@ -179,7 +187,8 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: at most 50 characters on one line (no control characters), stored as sent.
+/// A display name: at most 50 characters on one line (no control characters, no bidirectional
+/// overrides or isolates), stored as sent.
 pub fn parse_display_name(raw: &str) -> Result<String, String> {
     if raw.chars().count() > DISPLAY_NAME_MAX_CHARS {
         return Err(format!(
@@ -189,6 +198,9 @@ pub fn parse_display_name(raw: &str) -> Result<String, String> {
     if raw.chars().any(char::is_control) {
         return Err("must not contain control characters or line breaks".into());
     }
+    if raw.chars().any(is_bidi_control) {
+        return Err("must not contain bidirectional override or isolate characters".into());
+    }
     Ok(raw.to_owned())
 }
 
@@ -197,17 +209,21 @@ pub fn display_name_rule() -> TextRule {
     TextRule {
         min_chars: None,
         max_chars: Some(DISPLAY_NAME_MAX_CHARS),
-        pattern: Some(r"^[^\x00-\x1f\x7f-\x9f]*$".to_owned()),
+        pattern: Some(format!(r"^[^\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]*$")),
     }
 }
 
-/// A bio: at most 500 characters, stored as sent; line breaks are welcome, NUL is not.
+/// A bio: at most 500 characters, stored as sent; line breaks are welcome, NUL and bidirectional
+/// overrides or isolates are not.
 pub fn parse_bio(raw: &str) -> Result<String, String> {
     if raw.chars().count() > BIO_MAX_CHARS {
         return Err(format!("must be at most {BIO_MAX_CHARS} characters"));
     }
     if raw.contains('\0') {
         return Err("must not contain NUL characters".into());
+    }
+    if raw.chars().any(is_bidi_control) {
+        return Err("must not contain bidirectional override or isolate characters".into());
     }
     Ok(raw.to_owned())
 }
@@ -217,7 +233,7 @@ pub fn bio_rule() -> TextRule {
     TextRule {
         min_chars: None,
         max_chars: Some(BIO_MAX_CHARS),
-        pattern: Some(r"^[^\x00]*$".to_owned()),
+        pattern: Some(format!(r"^[^\x00{BIDI_CONTROLS}]*$")),
     }
 }
 
@@ -367,17 +383,38 @@ mod tests {
             .chain([a(7), a(8), a(128), a(129)])
             .collect();
         let display_name: Vec<String> = [
-            "", "Susan", "a\nb", "tab\t", "\u{85}", "\u{9f}", "\u{a0}", "😀", "\u{7f}", "\0",
+            "",
+            "Susan",
+            "a\nb",
+            "tab\t",
+            "\u{85}",
+            "\u{9f}",
+            "\u{a0}",
+            "😀",
+            "\u{7f}",
+            "\0",
+            "evil\u{202e}gnp.exe",
+            "\u{2066}x\u{2069}",
+            "\u{2029}",
+            "\u{200f}",
         ]
         .map(str::to_owned)
         .into_iter()
         .chain([a(50), a(51)])
         .collect();
-        let bio: Vec<String> = ["", "line\nbreak", "nul\0", "\u{85}"]
-            .map(str::to_owned)
-            .into_iter()
-            .chain([a(500), a(501)])
-            .collect();
+        let bio: Vec<String> = [
+            "",
+            "line\nbreak",
+            "nul\0",
+            "\u{85}",
+            "a\u{202a}b",
+            "\u{2069}",
+            "\u{2065}",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([a(500), a(501)])
+        .collect();
         let body: Vec<String> = [
             "",
             " ",

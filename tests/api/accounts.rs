@@ -258,6 +258,17 @@ async fn every_registration_rule_is_a_422_naming_the_field() {
         ),
         ("bio too long", json!({"bio": "b".repeat(501)}), "bio"),
         ("bio with a NUL", json!({"bio": "nul\u{0}byte"}), "bio"),
+        (
+            "display_name with a right-to-left override",
+            json!({"display_name": "admin\u{202e}nimda"}),
+            "display_name",
+        ),
+        (
+            "display_name with a directional isolate",
+            json!({"display_name": "\u{2067}susan\u{2069}"}),
+            "display_name",
+        ),
+        ("bio with an embedding", json!({"bio": "a\u{202a}b"}), "bio"),
     ];
     for (case, change, field) in cases {
         let mut body = valid.clone();
@@ -377,6 +388,11 @@ async fn patching_me_with_broken_rules_is_422_and_changes_nothing() {
         )
         .await;
     good_and_bad.assert_problem(422, "validation_failed");
+    let posing = app
+        .patch("/users/me", token, &json!({"display_name": "\u{202e}nhoj"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    assert!(posing["errors"]["display_name"].is_array());
     assert_eq!(app.profile("john", None).await["display_name"], "Before");
 }
 

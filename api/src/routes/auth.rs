@@ -26,10 +26,11 @@ pub struct RegisterRequest {
     /// 8 to 128 characters.
     #[schema(value_type = String, required = true, example = "correct horse battery")]
     pub password: Option<String>,
-    /// At most 50 characters on one line (no control characters).
+    /// At most 50 characters on one line (no control characters, no bidirectional overrides or
+    /// isolates).
     #[schema(example = "Susan Smith")]
     pub display_name: Option<String>,
-    /// At most 500 characters; no NUL.
+    /// At most 500 characters; no NUL, no bidirectional overrides or isolates.
     #[schema(example = "Writes about birds.")]
     pub bio: Option<String>,
 }
