@@ -474,3 +474,39 @@ async fn relationships_refuse_unknown_names_and_bad_lists() {
         .expect(200);
     assert_eq!(body.as_array().unwrap().len(), 100);
 }
+
+#[tokio::test]
+async fn me_in_a_users_path_is_the_caller() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    app.follow(&susan, "john").await.expect(201);
+    app.post_as(&john, "by john").await;
+    let token = Some(john.token.as_str());
+    for list in ["followers", "following", "posts"] {
+        for me in ["me", "ME", "Me"] {
+            let mine = app
+                .get(&format!("/users/{me}/{list}"), token)
+                .await
+                .expect(200);
+            let named = app
+                .get(&format!("/users/john/{list}"), token)
+                .await
+                .expect(200);
+            assert_eq!(mine["items"], named["items"], "/users/{me}/{list}");
+            assert!(!mine["items"].as_array().unwrap().is_empty());
+        }
+        // Without a token there is no caller to name.
+        app.get(&format!("/users/me/{list}"), None)
+            .await
+            .assert_problem(401, "unauthorized");
+    }
+    app.follow(&john, "me")
+        .await
+        .assert_problem(422, "cannot_follow_self");
+    app.unfollow(&john, "me")
+        .await
+        .assert_problem(422, "cannot_follow_self");
+    assert_eq!(app.profile("john", None).await["following_count"], 1);
+}

@@ -38,7 +38,7 @@ pub const MAX_RELATIONSHIPS: usize = 100;
 /// Follows a user. 201 when the follow is new, 200 (with the original `followed_at`) when it
 /// already existed.
 #[utoipa::path(post, path = "/users/{username}/follow", tag = "follows", operation_id = "followUser",
-    params(("username" = String, Path, description = "Whom to follow, in any letter case", example = "susan")),
+    params(("username" = String, Path, description = "Whom to follow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
@@ -51,7 +51,7 @@ pub async fn follow_user(
     me: AuthUser,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = users::find_by_username(&state.db, &username).await?;
+    let target = users::find_in_path(&state.db, &username, Some(&me.0)).await?;
     let (outcome, relation) = follows::follow(&state.db, &me.0, &target).await?;
     let body = Relationship::new(&target, relation);
     Ok(match outcome {
@@ -62,7 +62,7 @@ pub async fn follow_user(
 
 /// Stops following a user. 204 also when there was no follow.
 #[utoipa::path(delete, path = "/users/{username}/follow", tag = "follows", operation_id = "unfollowUser",
-    params(("username" = String, Path, description = "Whom to unfollow, in any letter case", example = "susan")),
+    params(("username" = String, Path, description = "Whom to unfollow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not follow the user (any more)"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
@@ -74,14 +74,14 @@ pub async fn unfollow_user(
     me: AuthUser,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let target = users::find_by_username(&state.db, &username).await?;
+    let target = users::find_in_path(&state.db, &username, Some(&me.0)).await?;
     follows::unfollow(&state.db, &me.0, &target).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Who follows a user, most recent follow first.
 #[utoipa::path(get, path = "/users/{username}/followers", tag = "follows", operation_id = "listFollowers",
-    params(("username" = String, Path, description = "Whose followers, in any letter case", example = "susan"), PageQuery),
+    params(("username" = String, Path, description = "Whose followers, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followers", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
@@ -100,7 +100,7 @@ pub async fn list_followers(
 
 /// Whom a user follows, most recent follow first.
 #[utoipa::path(get, path = "/users/{username}/following", tag = "follows", operation_id = "listFollowing",
-    params(("username" = String, Path, description = "Whose followees, in any letter case", example = "susan"), PageQuery),
+    params(("username" = String, Path, description = "Whose followees, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followed users", body = Page<FollowItem>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
@@ -125,7 +125,7 @@ async fn list(
     query: &PageQuery,
     direction: Direction,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::find_by_username(&state.db, username).await?;
+    let user = users::find_in_path(&state.db, username, viewer.0.as_ref()).await?;
     let list_name = direction.list_name(user.id);
     let page = state.cursors.page_request(&list_name, query)?;
     let (entries, next) = follows::list(&state.db, user.id, direction, page).await?;

@@ -139,7 +139,7 @@ pub async fn delete_post(
 
 /// A user's posts, newest first.
 #[utoipa::path(get, path = "/users/{username}/posts", tag = "posts", operation_id = "listUserPosts",
-    params(("username" = String, Path, description = "Whose posts, in any letter case", example = "susan"), PageQuery),
+    params(("username" = String, Path, description = "Whose posts, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of posts", body = Page<Post>,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
@@ -153,7 +153,7 @@ pub async fn list_user_posts(
     username: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let author = users::find_by_username(&state.db, &username).await?;
+    let author = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
     let list_name = posts::list_name(author.id);
     let page = state.cursors.page_request(&list_name, &query)?;
     let (rows, next) = posts::list_by_author(&state.db, &author, page).await?;

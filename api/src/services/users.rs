@@ -49,6 +49,21 @@ pub async fn find_by_username(
         .ok_or_else(not_found)
 }
 
+/// The user a `/users/{username}/...` path names: `me` (in any letter case) is the caller, which
+/// needs a token (401 without one); any other name is looked up ([`find_by_username`]).
+pub async fn find_in_path(
+    db: &impl ConnectionTrait,
+    username: &str,
+    caller: Option<&user::Model>,
+) -> Result<user::Model, ApiError> {
+    if username.eq_ignore_ascii_case("me") {
+        return caller.cloned().ok_or(ApiError::Unauthorized(
+            "'me' in a path names the caller: send 'Authorization: Bearer <token>'",
+        ));
+    }
+    find_by_username(db, username).await
+}
+
 /// The users called `usernames`, in the order asked (repeats included), in one query; 404
 /// `user_not_found` naming the first that does not exist.
 pub async fn find_by_usernames(
