@@ -7,6 +7,7 @@ pub mod auth;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod http_cache;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;

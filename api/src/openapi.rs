@@ -14,7 +14,8 @@ use crate::{domain, routes};
         title = "Social API",
         description = "The follow graph and the timeline: register, follow and unfollow, see who \
 follows whom and since when, write short posts and read a timeline. Every error is \
-`application/problem+json` with a stable `code`.",
+`application/problem+json` with a stable `code`. Every `GET` also answers `HEAD`, and a `GET` \
+whose `If-None-Match` names the current `ETag` is a 304.",
         license(name = "MIT", identifier = "MIT"),
     ),
     modifiers(&Routes, &FieldRules, &BearerAuth, &CommonResponses),
@@ -210,6 +211,18 @@ impl Modify for CommonResponses {
                     "500",
                     "`internal`: an unexpected failure, logged with the request id",
                 );
+                let get = matches!(method, HttpMethod::Get);
+                if get {
+                    responses.entry("304".to_owned()).or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(
+                                    "Not modified: `If-None-Match` named the current `ETag`; no body",
+                                )
+                                .build(),
+                        )
+                    });
+                }
 
                 for (status, response) in responses.iter_mut() {
                     let RefOr::T(response) = response else {
@@ -219,6 +232,16 @@ impl Modify for CommonResponses {
                         "X-Request-Id".into(),
                         string_header("The request's id: the client's own `X-Request-Id` when it sent one, else a new UUID").into(),
                     );
+                    if get && (status == "200" || status == "304") {
+                        response.headers.insert(
+                            "ETag".into(),
+                            string_header("A strong tag of this representation: send it back as `If-None-Match` to get a 304 while it is current").into(),
+                        );
+                        response.headers.insert(
+                            "Cache-Control".into(),
+                            string_header("`private, no-cache` on authenticated requests, `no-cache` on anonymous ones").into(),
+                        );
+                    }
                     if limited {
                         for (name, description) in [
                             (

@@ -16,6 +16,7 @@ use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 use crate::auth::{MIN_SECRET_BYTES, Tokens, generate_secret};
 use crate::db::connect_and_migrate;
 use crate::error::{ApiError, PROBLEM_JSON};
+use crate::http_cache;
 use crate::openapi;
 use crate::pagination::CursorCodec;
 use crate::routes;
@@ -97,6 +98,8 @@ impl Application {
                 .configure(routes::configure)
                 .configure(openapi::configure)
                 .default_service(web::to(routes::not_found))
+                // Innermost, so that it routes HEAD as GET and every other layer sees its answer.
+                .wrap(from_fn(http_cache::conditional_get))
                 .wrap(cors(&cors_origins))
                 .wrap(ErrorHandlers::new().default_handler(problem_for_plain_errors))
                 .wrap(
@@ -229,19 +232,12 @@ async fn request_id(
         .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let authenticated = req.headers().contains_key(header::AUTHORIZATION);
     // Handlers and the middleware inside this one turn every error into a response, so `Err` does
     // not happen in practice; the request cannot be kept to build one here (routing needs it
     // unshared).
     let mut response = next.call(req).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
-    if authenticated {
-        // What one user sees (viewer state, their timeline) must not be cached by shared caches.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(response)
 }

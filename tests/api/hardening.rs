@@ -124,7 +124,7 @@ async fn cors_allows_only_the_configured_origins_without_credentials() {
 }
 
 #[tokio::test]
-async fn responses_carry_nosniff_and_authenticated_ones_no_store() {
+async fn responses_carry_nosniff_and_authenticated_ones_private_no_cache() {
     let app = spawn_app().await;
     let john = app.register("john").await;
     let anonymous = app.get("/users/john", None).await;
@@ -132,7 +132,12 @@ async fn responses_carry_nosniff_and_authenticated_ones_no_store() {
         anonymous.header("x-content-type-options").as_deref(),
         Some("nosniff")
     );
-    assert!(anonymous.header("cache-control").is_none());
+    // v2: clients may keep answers and revalidate them with their ETag; shared caches may not
+    // keep what one user sees.
+    assert_eq!(
+        anonymous.header("cache-control").as_deref(),
+        Some("no-cache")
+    );
     let signed_in = app.get("/users/john", Some(&john.token)).await;
     assert_eq!(
         signed_in.header("x-content-type-options").as_deref(),
@@ -140,7 +145,7 @@ async fn responses_carry_nosniff_and_authenticated_ones_no_store() {
     );
     assert_eq!(
         signed_in.header("cache-control").as_deref(),
-        Some("no-store")
+        Some("private, no-cache")
     );
     let error = app.get("/nope", Some(&john.token)).await;
     assert_eq!(

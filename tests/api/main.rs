@@ -9,6 +9,7 @@
 )]
 
 mod accounts;
+mod conventions;
 mod errors;
 mod follows;
 mod hardening;

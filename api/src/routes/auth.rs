@@ -146,6 +146,8 @@ pub async fn register(
     let token = token_for(&state, &user).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/users/{}", user.username)))
+        // An answer that carries a token is never stored by any cache.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(token))
 }
 
@@ -180,7 +182,9 @@ pub async fn login(
     );
     let matches = state.passwords.verify(password, hash).await?;
     match user {
-        Some(user) if matches => Ok(HttpResponse::Ok().json(token_for(&state, &user).await?)),
+        Some(user) if matches => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(token_for(&state, &user).await?)),
         _ => Err(ApiError::InvalidCredentials),
     }
 }
