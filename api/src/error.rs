@@ -36,17 +36,18 @@ pub enum ApiError {
     /// 403 `forbidden`: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
-    /// 404 `user_not_found`.
-    #[error("user '{0}' does not exist")]
+    /// 404 `user_not_found`. The name is repeated only when it could be a username: a 20 KB path
+    /// segment does not come back in the answer (nor in the log).
+    #[error("{}", user_not_found(.0))]
     UserNotFound(String),
     /// 404 `post_not_found`.
     #[error("post {0} does not exist")]
     PostNotFound(i64),
-    /// 404 `not_found`: no such route.
-    #[error("no resource at {0}")]
+    /// 404 `not_found`: no such route. Long paths are shortened in the answer.
+    #[error("no resource at {}", shortened(.0))]
     NotFound(String),
     /// 405 `method_not_allowed`.
-    #[error("{method} is not allowed on {path}")]
+    #[error("{method} is not allowed on {}", shortened(path))]
     MethodNotAllowed {
         method: String,
         path: String,
@@ -155,6 +156,24 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
             ApiError::Internal(_) => "internal",
         }
+    }
+}
+
+/// The detail of `user_not_found`.
+fn user_not_found(name: &str) -> String {
+    if crate::domain::username_lookup_key(name).is_some() {
+        format!("user '{name}' does not exist")
+    } else {
+        "no user has that name: a username is 3 to 30 characters of A-Z, a-z, 0-9 and _".to_owned()
+    }
+}
+
+/// `text` as repeated in an answer: at most 100 characters, then an ellipsis.
+fn shortened(text: &str) -> String {
+    const MAX: usize = 100;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 

@@ -289,3 +289,70 @@ async fn error_bodies_never_leak_sql_paths_or_hashes() {
         }
     }
 }
+
+#[tokio::test]
+async fn error_details_are_sentences_that_name_the_field_and_never_echo_what_was_sent() {
+    let app = spawn_app().await;
+    app.register("john").await;
+    for path in ["/posts/abc", "/posts/99999999999999999999999", "/posts/1.5"] {
+        let body = app
+            .get(path, None)
+            .await
+            .assert_problem(400, "invalid_parameter");
+        assert_eq!(
+            body["detail"], "the post id must be a whole number, such as 42",
+            "{path}"
+        );
+    }
+
+    let long = "a".repeat(20_000);
+    for path in [
+        format!("/users/{long}"),
+        format!("/users/{long}/followers"),
+        "/users/ünïcode".to_owned(),
+    ] {
+        let response = app.get(&path, None).await;
+        let body = response.assert_problem(404, "user_not_found");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            !detail.contains("aaaa") && !detail.contains("ünï"),
+            "{detail}"
+        );
+        assert!(response.text.len() < 500, "{}", response.text.len());
+    }
+    assert_eq!(
+        app.get("/users/nobody", None).await.json()["detail"],
+        "user 'nobody' does not exist"
+    );
+    let response = app.get(&format!("/nothing/{long}"), None).await;
+    response.assert_problem(404, "not_found");
+    assert!(response.text.len() < 500, "{}", response.text.len());
+
+    let writer = app.register("writer").await;
+    for (path, body, field, value) in [
+        (
+            "/auth/register",
+            json!({"username": 123, "email": "a@b.c", "password": "password123"}),
+            "username",
+            "123",
+        ),
+        (
+            "/auth/login",
+            json!({"username": "john", "password": 31_415_926_535_i64}),
+            "password",
+            "31415926535",
+        ),
+        ("/posts", json!({"body": ["a", "list"]}), "body", "list"),
+    ] {
+        let problem = app
+            .post(path, Some(&writer.token), &body)
+            .await
+            .assert_problem(400, "invalid_json");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(&format!("the field '{field}' must be ")),
+            "{detail}"
+        );
+        assert!(!detail.contains(value), "{detail} repeats what was sent");
+    }
+}

@@ -30,15 +30,23 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
             web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
         Box::pin(async move {
             let object = object.await?.into_inner();
-            T::deserialize(serde_json::Value::Object(object))
+            serde_path_to_error::deserialize(serde_json::Value::Object(object))
                 .map(JsonBody)
-                .map_err(|e| {
-                    ApiError::InvalidJson(format!(
-                        "the body is not valid JSON of the expected shape: {e}"
-                    ))
-                    .into()
-                })
+                .map_err(|e| ApiError::InvalidJson(shape_error(&e)).into())
         })
+    }
+}
+
+/// What is wrong with a JSON body that is an object but not of the expected shape, naming the
+/// field and the type it needs without repeating the value (it may be a password).
+fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let field = error.path().to_string();
+    let inner = error.inner().to_string();
+    // serde's wording: "invalid type: integer `123`, expected a string"; the value is left out.
+    match inner.split_once(", expected ") {
+        Some((_, expected)) if field != "." => format!("the field '{field}' must be {expected}"),
+        _ if field != "." => format!("the field '{field}' is not of the expected shape"),
+        _ => "the body is not a JSON object of the expected shape".to_owned(),
     }
 }
 
@@ -201,9 +209,20 @@ fn json_config() -> web::JsonConfig {
         })
 }
 
+/// Path parameters that are not strings are ids: say which must be a whole number, in words (not
+/// the framework's "can not parse ... to a i64"), without repeating what was sent.
 fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|err: PathError, _req| {
-        ApiError::InvalidParameter(format!("a path parameter is not valid: {err}")).into()
+    web::PathConfig::default().error_handler(|_err: PathError, req| {
+        let name = req
+            .match_info()
+            .iter()
+            .find(|(_, value)| value.parse::<i64>().is_err())
+            .map_or("id", |(name, _)| name);
+        let what = match (req.match_pattern().as_deref(), name) {
+            (Some(pattern), "id") if pattern.starts_with("/posts/") => "the post id".to_owned(),
+            (_, name) => format!("'{name}' in the path"),
+        };
+        ApiError::InvalidParameter(format!("{what} must be a whole number, such as 42")).into()
     })
 }
 
