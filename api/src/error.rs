@@ -12,8 +12,31 @@ use sea_orm::DbErr;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Messages per field name, as in the `errors` member of a 422 problem.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+/// For `validation_failed`: each invalid field with the messages of the rules it breaks.
+// A named type, so that the document and generated clients call it this rather than `BTreeMap`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(example = json!({"username": ["must be 3 to 30 characters"]}))]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::ops::Deref for FieldErrors {
+    type Target = BTreeMap<String, Vec<String>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for FieldErrors {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
 
 /// Everything that can go wrong in a request, one variant per documented `code`.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, DbBackend};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 
@@ -141,13 +141,31 @@ impl CursorCodec {
     }
 }
 
-/// A page of a list: the items, and the cursor of the next page (`null` on the last page).
-#[derive(Debug, Serialize, ToSchema)]
+/// A page of a list: the items, and the cursor of the next page (`null` on the last page). The
+/// document names each kind of page after its items ([`page_schema!`]).
+#[derive(Debug, Serialize)]
 pub struct Page<T> {
     /// The items of this page, newest first.
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+}
+
+/// Declares `$name`, the document's schema of a `Page<$item>`: the fields of [`Page`], with items
+/// that refer to `$item` by name. (utoipa would call a generic page `Page_Post` and inline the
+/// items; generated clients would then have a `PagePostItemsItem` class that is not `Post`.)
+#[macro_export]
+macro_rules! page_schema {
+    ($name:ident, $item:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(utoipa::ToSchema)]
+        pub struct $name {
+            /// The items of this page, newest first.
+            pub items: Vec<$item>,
+            /// Pass as `cursor` to get the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
 }
 
 /// Splits `rows` (fetched with `limit + 1`) into this page and the position of its last item when

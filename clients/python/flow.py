@@ -8,7 +8,7 @@ from social_api_client import AuthenticatedClient, Client
 from social_api_client.api.accounts import register
 from social_api_client.api.follows import follow_user, list_followers
 from social_api_client.api.posts import create_post, get_post, get_timeline
-from social_api_client.models import CreatePostRequest, RegisterRequest
+from social_api_client.models import CreatePostRequest, FollowItem, Post, PostPage, RegisterRequest
 
 base_url = sys.argv[1]
 suffix = uuid.uuid4().hex[:8]
@@ -36,12 +36,16 @@ assert followed.parsed.following is True
 
 followers = list_followers.sync(client=anonymous, username=bob)
 assert [item.user.username for item in followers.items] == [alice], followers
+# Pages hold the document's own item types, not classes generated per page.
+assert all(isinstance(item, FollowItem) for item in followers.items), followers
 
 for text in ["first", "second", "third"]:
     created = create_post.sync_detailed(client=bob_client, body=CreatePostRequest(body=f"{text} post"))
     assert created.status_code == 201, created
 
 first_page = get_timeline.sync(client=alice_client, limit=2)
+assert isinstance(first_page, PostPage), first_page
+assert all(isinstance(post, Post) for post in first_page.items), first_page
 assert [post.body for post in first_page.items] == ["third post", "second post"], first_page
 assert isinstance(first_page.next_cursor, str)
 second_page = get_timeline.sync(client=alice_client, limit=2, cursor=first_page.next_cursor)

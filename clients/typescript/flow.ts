@@ -1,7 +1,10 @@
 // Drives a full flow through openapi-fetch, typed by the schema that openapi-typescript generates
 // from openapi.yaml (no hand edits). `npm run check` type-checks it; `npm run flow -- URL` runs it.
 import createClient from "openapi-fetch";
-import type { paths } from "./generated/schema";
+import type { components, paths } from "./generated/schema";
+
+// The timeline's items are the document's `Post`, by name.
+type Post = components["schemas"]["Post"];
 
 declare const process: { argv: string[]; exit(code: number): never };
 
@@ -43,6 +46,8 @@ for (const text of ["first", "second", "third"]) {
 
 const firstPage = await api.GET("/timeline", { params: { query: { limit: 2 } }, headers: alice.auth });
 check(firstPage.data?.items.map((post) => post.body).join() === "third post,second post", "timeline page 1");
+const firstPosts: Post[] = firstPage.data.items;
+check(firstPosts.length === 2, "timeline items are Post");
 const cursor = firstPage.data.next_cursor;
 check(typeof cursor === "string", "a next cursor");
 const secondPage = await api.GET("/timeline", { params: { query: { limit: 2, cursor } }, headers: alice.auth });

@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery, page_response};
+use crate::pagination::{PageQuery, page_response};
 use crate::services::follows::{self, Direction, FollowOutcome};
 use crate::services::relationships;
 use crate::services::users;
@@ -22,6 +22,12 @@ pub struct FollowItem {
     /// When the follow began.
     pub followed_at: Timestamp,
 }
+
+crate::page_schema!(
+    FollowItemPage,
+    FollowItem,
+    "A page of a followers or following list, most recent follow first."
+);
 
 /// Query of `GET /relationships`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -83,7 +89,7 @@ pub async fn unfollow_user(
 #[utoipa::path(get, path = "/users/{username}/followers", tag = "follows", operation_id = "listFollowers",
     params(("username" = String, Path, description = "Whose followers, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
-        (status = 200, description = "A page of followers", body = Page<FollowItem>,
+        (status = 200, description = "A page of followers", body = FollowItemPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -102,7 +108,7 @@ pub async fn list_followers(
 #[utoipa::path(get, path = "/users/{username}/following", tag = "follows", operation_id = "listFollowing",
     params(("username" = String, Path, description = "Whose followees, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
-        (status = 200, description = "A page of followed users", body = Page<FollowItem>,
+        (status = 200, description = "A page of followed users", body = FollowItemPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
 use crate::error::{ApiError, Problem};
-use crate::pagination::{Page, PageQuery, page_response};
+use crate::pagination::{PageQuery, page_response};
 use crate::routes::JsonBody;
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::{relationships, timeline, users};
@@ -29,6 +29,8 @@ pub struct Post {
     /// When it was written.
     pub created_at: Timestamp,
 }
+
+crate::page_schema!(PostPage, Post, "A page of posts, newest first.");
 
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -141,7 +143,7 @@ pub async fn delete_post(
 #[utoipa::path(get, path = "/users/{username}/posts", tag = "posts", operation_id = "listUserPosts",
     params(("username" = String, Path, description = "Whose posts, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
-        (status = 200, description = "A page of posts", body = Page<Post>,
+        (status = 200, description = "A page of posts", body = PostPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -166,7 +168,7 @@ pub async fn list_user_posts(
 #[utoipa::path(get, path = "/timeline", tag = "posts", operation_id = "getTimeline",
     params(PageQuery),
     responses(
-        (status = 200, description = "A page of the timeline", body = Page<Post>,
+        (status = 200, description = "A page of the timeline", body = PostPage,
             headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
     ),
     security(("bearer" = [])))]
