@@ -28,7 +28,9 @@ pub struct PageQuery {
     /// Items per page, 1 to 100.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
     pub limit: Option<String>,
-    /// Opaque cursor from the `next_cursor` of the previous page.
+    /// Opaque cursor from the `next_cursor` of the previous page (two base64url parts joined by a
+    /// dot; one the server did not issue for this list is a 400 `invalid_cursor`).
+    #[param(min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -245,6 +247,23 @@ mod tests {
         assert_eq!(codec.decode("followers:1", &cursor).unwrap(), position);
         assert!(codec.decode("followers:2", &cursor).is_err());
         assert!(codec.decode("following:1", &cursor).is_err());
+    }
+
+    /// The document publishes the cursor's form; every cursor the server issues has it.
+    #[test]
+    fn issued_cursors_match_the_published_pattern() {
+        let codec = CursorCodec::new(b"0123456789abcdef0123456789abcdef");
+        let pattern = regex::Regex::new(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$").unwrap();
+        for (at, id) in [
+            (0, 0),
+            (1_700_000_000_123, 42),
+            (i64::MAX, i64::MAX),
+            (5, 1),
+        ] {
+            let cursor = codec.encode("timeline:7", Position { at, id });
+            assert!(pattern.is_match(&cursor), "{cursor}");
+            assert!(cursor.len() >= 3);
+        }
     }
 
     #[test]

@@ -153,3 +153,75 @@ async fn responses_carry_nosniff_and_authenticated_ones_private_no_cache() {
         Some("nosniff")
     );
 }
+
+#[tokio::test]
+async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("social-log-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_social"))
+        .current_dir(&dir)
+        .env_clear()
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    client
+        .get(format!("{base}/users/nobody"))
+        .send()
+        .await
+        .unwrap();
+    client
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"username": "someone", "password": 31_415_926_535_i64}))
+        .send()
+        .await
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+    let mut logs = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(ready, "the server did not start: {logs}");
+    assert!(logs.contains("/health"), "the request is logged: {logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
+}
