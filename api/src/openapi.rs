@@ -100,6 +100,10 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "Paste the `access_token` of a login (`POST /auth/login`) or a \
+                         registration; it is sent as `Authorization: Bearer <access_token>`.",
+                    ))
                     .build(),
             ),
         );
@@ -180,7 +184,10 @@ impl Modify for CommonResponses {
                     .flatten()
                     .any(|p| matches!(p, RefOr::T(parameter) if parameter.name == "cursor"));
                 if paginated {
-                    add("400", "`invalid_parameter` or `invalid_cursor`");
+                    add(
+                        "400",
+                        "`invalid_parameter` or `invalid_cursor`: a bad `limit`, or a cursor the server did not issue for this list",
+                    );
                 }
                 if operation.request_body.is_some() {
                     add(
@@ -228,6 +235,12 @@ impl Modify for CommonResponses {
                     let RefOr::T(response) = response else {
                         continue;
                     };
+                    if let Some(RefOr::T(content)) =
+                        response.content.get_mut(crate::error::PROBLEM_JSON)
+                        && content.example.is_none()
+                    {
+                        content.example = Some(problem_example(status, &response.description));
+                    }
                     response.headers.insert(
                         "X-Request-Id".into(),
                         string_header("The request's id: the client's own `X-Request-Id` when it sent one, else a new UUID").into(),
@@ -275,6 +288,44 @@ impl Modify for CommonResponses {
             }
         }
     }
+}
+
+/// An example problem body for an error response: its own status, and the first code its
+/// description names in backticks (else the code every answer of that status has).
+fn problem_example(status: &str, description: &str) -> serde_json::Value {
+    let code = description
+        .split('`')
+        .nth(1)
+        .filter(|code| code.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .unwrap_or(match status {
+            "400" => "invalid_parameter",
+            "401" => "unauthorized",
+            "403" => "forbidden",
+            "404" => "not_found",
+            "409" => "conflict",
+            "413" => "payload_too_large",
+            "415" => "unsupported_media_type",
+            "422" => "validation_failed",
+            "429" => "rate_limited",
+            "503" => "service_unavailable",
+            _ => "internal",
+        });
+    let status_code = status.parse::<u16>().unwrap_or(500);
+    let title = actix_web::http::StatusCode::from_u16(status_code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let mut example = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status_code,
+        "code": code,
+        "detail": description.split(": ").nth(1).unwrap_or(description),
+    });
+    if code == "validation_failed" {
+        example["errors"] = serde_json::json!({"username": ["must be 3 to 30 characters"]});
+    }
+    example
 }
 
 /// The document as YAML, exactly as committed in `openapi.yaml`.
@@ -341,4 +392,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "GET",
             routes::RateLimit::None,
         ));
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+    use utoipa::openapi::RefOr;
+
+    use super::*;
+
+    /// /docs shows each error with an example of its own status and code, not the schema's 404.
+    #[test]
+    fn every_problem_response_has_an_example_of_its_own_status() {
+        let document = ApiDoc::openapi();
+        let mut checked = 0;
+        for (path, item) in &document.paths.paths {
+            let operations = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in &operation.responses.responses {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let Some(RefOr::T(content)) = response.content.get(crate::error::PROBLEM_JSON)
+                    else {
+                        continue;
+                    };
+                    let example = content.example.as_ref().expect("an example");
+                    assert_eq!(example["status"].to_string(), *status, "{path} {status}");
+                    let code = example["code"].as_str().unwrap_or_default();
+                    assert!(
+                        !code.is_empty() && response.description.contains(code)
+                            || !response.description.contains('`'),
+                        "{path} {status}: {code} / {}",
+                        response.description
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 50, "{checked}");
+    }
 }

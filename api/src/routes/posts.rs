@@ -78,9 +78,9 @@ async fn render_one(
     responses(
         (status = 201, description = "The post was written", body = Post,
             headers(("Location" = String, description = "`/posts/{id}`"))),
-        (status = 400, description = "The body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the body breaks its rules", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_post(

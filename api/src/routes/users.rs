@@ -60,7 +60,7 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated profile", body = Profile),
-        (status = 422, description = "A field breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a field breaks its rules", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn update_me(
@@ -111,7 +111,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpR
     params(("username" = String, Path, description = "Username, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The profile", body = Profile),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`: no such user", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
 pub async fn get_user(
