@@ -83,6 +83,10 @@ pub enum ApiError {
     /// 409 `email_taken`.
     #[error("the email address is already registered")]
     EmailTaken,
+    /// 408 `request_timeout`: the body did not arrive in time (the client sent less than its
+    /// `Content-Length`, or sent it too slowly).
+    #[error("the request body did not arrive within {seconds} seconds")]
+    BodyTimeout { seconds: u64 },
     /// 413 `payload_too_large`.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -177,6 +181,7 @@ impl ApiError {
             ApiError::CannotFollowSelf => "cannot_follow_self",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -248,6 +253,7 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) | ApiError::CannotFollowSelf => {

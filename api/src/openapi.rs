@@ -194,6 +194,10 @@ impl Modify for CommonResponses {
                         "400",
                         "`invalid_json`: the body is not JSON of the expected shape",
                     );
+                    add(
+                        "408",
+                        "`request_timeout`: the body did not arrive within 10 seconds of the request head",
+                    );
                     add("413", "`payload_too_large`: the body is over 64 KiB");
                     add(
                         "415",
@@ -303,6 +307,7 @@ fn problem_example(status: &str, description: &str) -> serde_json::Value {
             "403" => "forbidden",
             "404" => "not_found",
             "409" => "conflict",
+            "408" => "request_timeout",
             "413" => "payload_too_large",
             "415" => "unsupported_media_type",
             "422" => "validation_failed",

@@ -225,3 +225,36 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
         "colour codes in piped logs: {logs:?}"
     );
 }
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_cut_off_after_10_seconds_with_a_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app().await;
+    let john = app.register("john").await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /posts HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"body\": \"hel",
+        john.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let waited = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 30 s");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(20),
+        "answered after {waited:?}"
+    );
+    assert_eq!(app.profile("john", None).await["posts_count"], 0);
+}

@@ -29,7 +29,12 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
         let object =
             web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
         Box::pin(async move {
-            let object = object.await?.into_inner();
+            let object = tokio::time::timeout(BODY_TIMEOUT, object)
+                .await
+                .map_err(|_| ApiError::BodyTimeout {
+                    seconds: BODY_TIMEOUT.as_secs(),
+                })??
+                .into_inner();
             serde_path_to_error::deserialize(serde_json::Value::Object(object))
                 .map(JsonBody)
                 .map_err(|e| ApiError::InvalidJson(shape_error(&e)).into())
@@ -49,6 +54,10 @@ fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String 
         _ => "the body is not a JSON object of the expected shape".to_owned(),
     }
 }
+
+/// Longest a request body may take to arrive once the request head has (the documented 10 s;
+/// actix's own client request timeout covers the head alone).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
