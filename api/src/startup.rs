@@ -259,7 +259,19 @@ fn problem_for_plain_errors<B>(
     }
     let status = response.status();
     let (request, _) = response.into_parts();
-    let error = ApiError::for_status(status, request.method().as_str(), request.path());
+    let preflight = request.method() == actix_web::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let error = if preflight && status.is_client_error() {
+        // actix-cors refuses a preflight it cannot allow with a bare 400.
+        ApiError::Forbidden(
+            "this origin, method or header may not call the API from a browser (CORS); the \
+             server's CORS_ALLOWED_ORIGINS lists the origins that may",
+        )
+    } else {
+        ApiError::for_status(status, request.method().as_str(), request.path())
+    };
     let rewritten = ServiceResponse::new(request, error.error_response());
     Ok(ErrorHandlerResponse::Response(
         rewritten.map_into_right_body(),

@@ -356,3 +356,49 @@ async fn error_details_are_sentences_that_name_the_field_and_never_echo_what_was
         assert!(!detail.contains(value), "{detail} repeats what was sent");
     }
 }
+
+#[tokio::test]
+async fn repeated_parameters_broken_json_and_lone_surrogates_are_explained_in_words() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let body = app
+        .get("/timeline?limit=1&limit=2", Some(&john.token))
+        .await
+        .assert_problem(400, "invalid_parameter");
+    assert_eq!(
+        body["detail"],
+        "the query parameter 'limit' is given more than once"
+    );
+    let send = |raw: &'static str| {
+        app.send(
+            app.client
+                .post(app.url("/posts"))
+                .bearer_auth(&john.token)
+                .header("content-type", "application/json")
+                .body(raw),
+        )
+    };
+    let surrogate = send(r#"{"body": "\ud800"}"#)
+        .await
+        .assert_problem(400, "invalid_json");
+    let detail = surrogate["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("surrogate") && detail.contains("line 1"),
+        "{detail}"
+    );
+    let broken = send(r#"{"body": "#)
+        .await
+        .assert_problem(400, "invalid_json");
+    assert!(
+        broken["detail"].as_str().unwrap().contains("ends early"),
+        "{broken}"
+    );
+    let array = send(r#"["a post"]"#)
+        .await
+        .assert_problem(400, "invalid_json");
+    assert!(
+        array["detail"].as_str().unwrap().contains("JSON object"),
+        "{array}"
+    );
+    assert_eq!(app.profile("john", None).await["posts_count"], 0);
+}

@@ -209,9 +209,7 @@ fn json_config() -> web::JsonConfig {
                 JsonPayloadError::OverflowKnownLength { limit, .. }
                 | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
                 JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(format!(
-                    "the body is not valid JSON of the expected shape: {e}"
-                )),
+                JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(json_syntax_error(&e)),
                 other => ApiError::InvalidJson(format!("the body could not be read: {other}")),
             }
             .into()
@@ -235,9 +233,37 @@ fn path_config() -> web::PathConfig {
     })
 }
 
+/// What is wrong with a body that is not a JSON object at all, in words a client developer
+/// understands; serde_json's positions are kept, the text sent is not repeated.
+fn json_syntax_error(error: &serde_json::Error) -> String {
+    let at = format!("line {}, column {}", error.line(), error.column());
+    let message = error.to_string();
+    if message.contains("surrogate") || message.contains("hex escape") {
+        format!(
+            "the body is not valid JSON: the \\u escape before {at} is not a whole character (a \
+             lone UTF-16 surrogate, or cut short); text must be whole Unicode characters"
+        )
+    } else if error.is_data() {
+        "the body must be a JSON object such as {\"field\": \"value\"}".to_owned()
+    } else if error.is_eof() {
+        format!("the body is not valid JSON: it ends early, at {at}")
+    } else {
+        format!("the body is not valid JSON: a syntax error at {at}")
+    }
+}
+
+/// Query strings are parsed into `Option<String>` fields, so the one thing that can go wrong here
+/// is a parameter given more than once; say so in words.
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        ApiError::InvalidParameter(format!("a query parameter is not valid: {err}")).into()
+        let message = err.to_string();
+        let detail = match message.split('`').nth(1) {
+            Some(name) if message.contains("duplicate field") => {
+                format!("the query parameter '{name}' is given more than once")
+            }
+            _ => "the query string is not valid".to_owned(),
+        };
+        ApiError::InvalidParameter(detail).into()
     })
 }
 
