@@ -159,11 +159,7 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
     use std::io::Read;
     let dir = std::env::temp_dir().join(format!("social-log-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_social"))
         .current_dir(&dir)
         .env_clear()
@@ -174,19 +170,12 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crate::helpers::wait_until_ready(&client, port).await;
+    client
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     client
         .get(format!("{base}/users/nobody"))
@@ -218,7 +207,6 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
         .read_to_string(&mut logs)
         .unwrap();
     std::fs::remove_dir_all(&dir).ok();
-    assert!(ready, "the server did not start: {logs}");
     assert!(logs.contains("/health"), "the request is logged: {logs}");
     assert!(
         !logs.contains('\u{1b}'),

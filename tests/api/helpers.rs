@@ -145,6 +145,31 @@ fn replace_database_name(url: &str, name: &str) -> String {
     out
 }
 
+/// A free port on 127.0.0.1, for tests that start the server binary.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 10 s) until a server on `port` is ready; panics if it never is.
+pub async fn wait_until_ready(client: &Client, port: u16) {
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/health/ready"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server on port {port} did not become ready");
+}
+
 /// Settings for a test server on a fresh database, listening on a free port.
 pub async fn test_settings() -> Settings {
     let mut settings = Settings::for_database(fresh_database_url().await);

@@ -200,11 +200,7 @@ async fn the_server_refuses_to_start_on_a_server_database_without_a_secret() {
 async fn the_binary_starts_with_nothing_but_a_port_configured_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("social-bare-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let start = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_social"))
             .current_dir(&dir)
@@ -218,17 +214,7 @@ async fn the_binary_starts_with_nothing_but_a_port_configured_and_stops_on_sigte
     };
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let wait_ready = || async {
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{base}/health/ready")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the server did not become ready");
-    };
+    let wait_ready = || crate::helpers::wait_until_ready(&client, port);
 
     let mut server = start();
     wait_ready().await;
