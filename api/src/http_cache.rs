@@ -15,12 +15,25 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+
+/// Marks a `HEAD` request routed as `GET`, so that a 405 names the method the client sent.
+#[derive(Clone, Copy, Debug)]
+pub struct RoutedAsGet;
+
+/// The method the client sent: `HEAD` for a request this middleware routed as `GET`.
+pub fn sent_method(req: &actix_web::HttpRequest) -> String {
+    if req.extensions().contains::<RoutedAsGet>() {
+        Method::HEAD.to_string()
+    } else {
+        req.method().to_string()
+    }
+}
 
 /// Bodies larger than this are sent without an `ETag` rather than held in memory to hash.
 const MAX_HASHED_BODY: usize = 1024 * 1024;
@@ -31,6 +44,7 @@ pub async fn conditional_get(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if req.method() == Method::HEAD {
         req.head_mut().method = Method::GET;
+        req.extensions_mut().insert(RoutedAsGet);
     }
     if req.method() != Method::GET {
         return Ok(next.call(req).await?.map_into_boxed_body());

@@ -382,11 +382,11 @@ async fn document(document: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(ApiDoc::openapi()))
         .service(
-            routes::resource("/openapi.json", "GET", routes::RateLimit::None)
+            routes::resource("/openapi.json", "GET, HEAD", routes::RateLimit::None)
                 .route(web::get().to(document)),
         )
         .service(
-            routes::resource("/docs", "GET", routes::RateLimit::None)
+            routes::resource("/docs", "GET, HEAD", routes::RateLimit::None)
                 .route(web::get().to(docs_page)),
         )
         .service(
@@ -394,7 +394,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(routes::resource(
             "/docs/{_:.*}",
-            "GET",
+            "GET, HEAD",
             routes::RateLimit::None,
         ));
 }

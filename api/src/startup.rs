@@ -144,13 +144,15 @@ impl Application {
 /// without CORS headers, so the browser blocks it, instead of failing with a plain-text error.
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_methods(["GET", "HEAD", "POST", "PATCH", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
             X_REQUEST_ID.clone(),
         ])
         .expose_headers([
+            header::ETAG,
             header::LINK,
             header::LOCATION,
             header::RETRY_AFTER,

@@ -49,6 +49,10 @@ async fn every_get_answers_head_with_the_same_status_and_headers_and_no_body() {
     let head = app.request(Method::HEAD, "/auth/login", None, None).await;
     assert_eq!(head.status, 405);
     assert_eq!(head.header("allow").as_deref(), Some("POST"));
+    assert!(head.text.is_empty());
+    // ... and a GET route's 405s list HEAD with it.
+    let put = app.request(Method::PUT, "/timeline", None, None).await;
+    assert_eq!(put.header("allow").as_deref(), Some("GET, HEAD"));
 }
 
 #[tokio::test]

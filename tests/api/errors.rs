@@ -126,24 +126,24 @@ async fn the_allow_header_of_a_405_names_exactly_the_methods_the_path_serves() {
     app.register("susan").await;
     let post = app.post_as(&john, "hello").await;
     let paths = [
-        ("/health".to_owned(), "GET"),
-        ("/health/ready".to_owned(), "GET"),
+        ("/health".to_owned(), "GET, HEAD"),
+        ("/health/ready".to_owned(), "GET, HEAD"),
         ("/auth/register".to_owned(), "POST"),
         ("/auth/login".to_owned(), "POST"),
-        ("/users/me".to_owned(), "GET, PATCH, DELETE"),
-        ("/users/susan".to_owned(), "GET"),
+        ("/users/me".to_owned(), "GET, HEAD, PATCH, DELETE"),
+        ("/users/susan".to_owned(), "GET, HEAD"),
         ("/users/susan/follow".to_owned(), "POST, DELETE"),
-        ("/users/susan/followers".to_owned(), "GET"),
-        ("/users/susan/following".to_owned(), "GET"),
-        ("/users/susan/posts".to_owned(), "GET"),
-        ("/relationships".to_owned(), "GET"),
+        ("/users/susan/followers".to_owned(), "GET, HEAD"),
+        ("/users/susan/following".to_owned(), "GET, HEAD"),
+        ("/users/susan/posts".to_owned(), "GET, HEAD"),
+        ("/relationships".to_owned(), "GET, HEAD"),
         ("/posts".to_owned(), "POST"),
-        (format!("/posts/{post}"), "GET, DELETE"),
-        ("/timeline".to_owned(), "GET"),
-        ("/openapi.json".to_owned(), "GET"),
-        ("/docs".to_owned(), "GET"),
-        ("/docs/".to_owned(), "GET"),
-        ("/docs/swagger-ui.css".to_owned(), "GET"),
+        (format!("/posts/{post}"), "GET, HEAD, DELETE"),
+        ("/timeline".to_owned(), "GET, HEAD"),
+        ("/openapi.json".to_owned(), "GET, HEAD"),
+        ("/docs".to_owned(), "GET, HEAD"),
+        ("/docs/".to_owned(), "GET, HEAD"),
+        ("/docs/swagger-ui.css".to_owned(), "GET, HEAD"),
     ];
     let all = ["GET", "POST", "PUT", "PATCH", "DELETE"];
     for (path, allow) in &paths {

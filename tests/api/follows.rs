@@ -502,6 +502,12 @@ async fn me_in_a_users_path_is_the_caller() {
             .await
             .assert_problem(401, "unauthorized");
     }
+    // In any letter case; `/users/me` itself is the caller's own resource.
+    let me = app.get("/users/ME", token).await.expect(200);
+    assert_eq!(me["username"], "john");
+    app.get("/users/Me", None)
+        .await
+        .assert_problem(401, "unauthorized");
     app.follow(&john, "me")
         .await
         .assert_problem(422, "cannot_follow_self");

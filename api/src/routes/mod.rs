@@ -73,6 +73,17 @@ pub enum RateLimit {
     Writes,
 }
 
+/// How a method of the table appears in `Allow`: every `GET` also answers `HEAD`
+/// ([`crate::http_cache`]).
+macro_rules! allow {
+    (GET) => {
+        "GET, HEAD"
+    };
+    ($method:ident) => {
+        stringify!($method)
+    };
+}
+
 /// The one route table. From each row come the resource and its handlers ([`configure`]), the
 /// `Allow` header of its 405s, its quota (the middleware, and the 429 and `RateLimit-*` headers
 /// in the document), and its operations in the OpenAPI document ([`Paths`]): a route cannot be
@@ -89,7 +100,7 @@ macro_rules! route_table {
                 cfg.service(
                     resource(
                         $path,
-                        concat!(stringify!($first) $(, ", ", stringify!($method))*),
+                        concat!(allow!($first) $(, ", ", allow!($method))*),
                         RateLimit::$quota,
                     )
                     .route(web::method(actix_web::http::Method::$first).to($first_handler))
@@ -101,7 +112,7 @@ macro_rules! route_table {
         /// Every route's path, the methods it serves (as its `Allow` header says them) and its
         /// quota.
         pub const ROUTES: &[(&str, &str, RateLimit)] = &[
-            $( ($path, concat!(stringify!($first) $(, ", ", stringify!($method))*), RateLimit::$quota), )*
+            $( ($path, concat!(allow!($first) $(, ", ", allow!($method))*), RateLimit::$quota), )*
         ];
 
         /// The operations of every route, for the OpenAPI document.
@@ -155,7 +166,7 @@ pub(crate) fn resource(
     web::resource(path)
         .default_service(web::to(move |req: HttpRequest| async move {
             Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-                method: req.method().to_string(),
+                method: crate::http_cache::sent_method(&req),
                 path: req.path().to_owned(),
                 allow,
             })
@@ -300,7 +311,7 @@ mod tests {
         let table: BTreeMap<String, String> = ROUTES
             .iter()
             .map(|(path, allow, _)| {
-                let mut methods: Vec<&str> = allow.split(", ").collect();
+                let mut methods: Vec<&str> = allow.split(", ").filter(|m| *m != "HEAD").collect();
                 let order = ["GET", "POST", "PUT", "PATCH", "DELETE"];
                 methods.sort_by_key(|m| order.iter().position(|o| o == m));
                 ((*path).to_owned(), methods.join(", "))

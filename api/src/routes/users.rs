@@ -119,7 +119,7 @@ pub async fn get_user(
     viewer: MaybeAuthUser,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::find_by_username(&state.db, &username).await?;
+    let user = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
     let profile = profile_for(&state.db, viewer.id(), &user).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
