@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use entity::user;
-
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::IntoCondition;

@@ -71,44 +71,36 @@ struct Bounds {
     unit: &'static str,
 }
 
-const JWT_TTL_SECONDS: Bounds = Bounds {
-    name: "JWT_TTL_SECONDS",
-    min: 1,
-    max: 30 * 86_400,
-    unit: " seconds",
-};
-const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds {
-    name: "RATE_LIMIT_AUTH_PER_MINUTE",
-    min: 1,
-    max: 1_000_000,
-    unit: "",
-};
-const RATE_LIMIT_WRITES_PER_MINUTE: Bounds = Bounds {
-    name: "RATE_LIMIT_WRITES_PER_MINUTE",
-    min: 1,
-    max: 1_000_000,
-    unit: "",
-};
-const DATABASE_POOL_SIZE: Bounds = Bounds {
-    name: "DATABASE_POOL_SIZE",
-    min: 1,
-    max: 1_000,
-    unit: "",
-};
-const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds = Bounds {
-    name: "DATABASE_STATEMENT_TIMEOUT_SECONDS",
-    min: 1,
-    max: 3_600,
-    unit: " seconds",
-};
-const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds {
-    name: "REQUEST_TIMEOUT_SECONDS",
-    min: 1,
-    max: 3_600,
-    unit: " seconds",
-};
+const JWT_TTL_SECONDS: Bounds = Bounds::seconds("JWT_TTL_SECONDS", 30 * 86_400);
+const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds::count("RATE_LIMIT_AUTH_PER_MINUTE", 1_000_000);
+const RATE_LIMIT_WRITES_PER_MINUTE: Bounds =
+    Bounds::count("RATE_LIMIT_WRITES_PER_MINUTE", 1_000_000);
+const DATABASE_POOL_SIZE: Bounds = Bounds::count("DATABASE_POOL_SIZE", 1_000);
+const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds =
+    Bounds::seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", 3_600);
+const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds::seconds("REQUEST_TIMEOUT_SECONDS", 3_600);
 
 impl Bounds {
+    /// A whole number from 1 to `max`.
+    const fn count(name: &'static str, max: u64) -> Self {
+        Bounds {
+            name,
+            min: 1,
+            max,
+            unit: "",
+        }
+    }
+
+    /// A number of seconds from 1 to `max`.
+    const fn seconds(name: &'static str, max: u64) -> Self {
+        Bounds {
+            name,
+            min: 1,
+            max,
+            unit: " seconds",
+        }
+    }
+
     fn error(&self, value: impl std::fmt::Display) -> SettingsError {
         SettingsError::new(
             self.name,

@@ -88,6 +88,13 @@ fn optional<T>(
         .ok()
 }
 
+/// The answer that carries `token`: never stored by any cache (`Cache-Control: no-store`).
+fn carrying(mut response: actix_web::HttpResponseBuilder, token: Token) -> HttpResponse {
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(token)
+}
+
 async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token, ApiError> {
     let states = relationships::viewer_states(&state.db, Some(user.id), [user.id]).await?;
     Ok(Token {
@@ -144,11 +151,9 @@ pub async fn register(
     )
     .await?;
     let token = token_for(&state, &user).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/users/{}", user.username)))
-        // An answer that carries a token is never stored by any cache.
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(token))
+    let mut created = HttpResponse::Created();
+    created.insert_header((header::LOCATION, format!("/users/{}", user.username)));
+    Ok(carrying(created, token))
 }
 
 /// Exchanges a username (or email) and password for a token.
@@ -182,9 +187,10 @@ pub async fn login(
     );
     let matches = state.passwords.verify(password, hash).await?;
     match user {
-        Some(user) if matches => Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(token_for(&state, &user).await?)),
+        Some(user) if matches => Ok(carrying(
+            HttpResponse::Ok(),
+            token_for(&state, &user).await?,
+        )),
         _ => Err(ApiError::InvalidCredentials),
     }
 }
