@@ -1,15 +1,20 @@
-//! Keyset pagination: `limit` and an opaque, signed `cursor`, pages newest first.
+//! Keyset pagination: `limit` and an opaque, signed `cursor` (older items) or `newer_than` (newer
+//! items), pages newest first.
 //!
-//! A cursor is the position (timestamp, unique id) of the last item of a page, signed with an HMAC
-//! over the list it belongs to. A cursor that was tampered with, made up, or issued for another list
-//! fails the signature check and answers 400 `invalid_cursor`, never a 500.
+//! A cursor is a position (timestamp, unique id) in a list, signed with an HMAC over the list it
+//! belongs to. A cursor that was tampered with, made up, or issued for another list fails the
+//! signature check and answers 400 `invalid_cursor`, never a 500.
+//!
+//! Paging toward newer items never skips one because writers give positions in commit order
+//! ([`crate::services::clock`]): an item that becomes visible after a reader was given a position
+//! always lies after that position.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{ColumnTrait, Condition, DbBackend};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -32,6 +37,11 @@ pub struct PageQuery {
     /// dot; one the server did not issue for this list is a 400 `invalid_cursor`).
     #[param(min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
+    /// Opaque cursor from the `prev_cursor` of an earlier page: the `limit` items immediately newer
+    /// than it, still newest first. A page shorter than `limit` means there is nothing newer yet.
+    /// Not together with `cursor` (400 `invalid_parameter`).
+    #[param(min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
+    pub newer_than: Option<String>,
 }
 
 /// A position in a list ordered by (timestamp, id), newest first.
@@ -41,12 +51,76 @@ pub struct Position {
     pub id: i64,
 }
 
-/// A validated page request.
-#[derive(Clone, Copy, Debug)]
+/// A validated page request: at most one of `after` and `newer_than` is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageRequest {
     pub limit: u64,
     /// Items strictly after this position (older) are wanted; `None` starts at the newest.
     pub after: Option<Position>,
+    /// The `limit` items immediately newer than this position are wanted.
+    pub newer_than: Option<Position>,
+}
+
+impl PageRequest {
+    /// A page of the newest items (`after` is `None`) or of the items older than `after`.
+    pub fn older(limit: u64, after: Option<Position>) -> Self {
+        PageRequest {
+            limit,
+            after,
+            newer_than: None,
+        }
+    }
+
+    /// The page of the `limit` items immediately newer than `position`.
+    pub fn newer(limit: u64, position: Position) -> Self {
+        PageRequest {
+            limit,
+            after: None,
+            newer_than: Some(position),
+        }
+    }
+
+    /// The order a query reads rows in: newest first, or oldest first from `newer_than` on (the
+    /// page is turned round afterwards, by [`fetch_page`]).
+    pub fn order(&self) -> Order {
+        match self.newer_than {
+            Some(_) => Order::Asc,
+            None => Order::Desc,
+        }
+    }
+
+    /// How many rows a query reads: one more than the page when paging toward older items (to
+    /// learn whether a next page exists), exactly the page toward newer ones.
+    pub fn fetch_limit(&self) -> u64 {
+        match self.newer_than {
+            Some(_) => self.limit,
+            None => self.limit + 1,
+        }
+    }
+
+    /// The keyset condition of this page on a list ordered by (`at_column`, `id_column`): rows
+    /// older than `after`, newer than `newer_than`, or every row.
+    pub fn keyset(
+        &self,
+        backend: DbBackend,
+        at_column: impl ColumnTrait,
+        id_column: impl ColumnTrait,
+    ) -> Option<Condition> {
+        match (self.after, self.newer_than) {
+            (_, Some(position)) => Some(newer_than(backend, at_column, id_column, position)),
+            (Some(position), None) => Some(older_than(backend, at_column, id_column, position)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Where a page's neighbours start: `next` is the position of its oldest item when older items
+/// exist, `prev` the position of its newest item (on an empty page, the `newer_than` it was asked
+/// from, if any).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Neighbours {
+    pub next: Option<Position>,
+    pub prev: Option<Position>,
 }
 
 /// Signs and checks cursors.
@@ -135,22 +209,64 @@ impl CursorCodec {
                 }
             },
         };
-        let after = match query.cursor.as_deref() {
-            None => None,
-            Some(cursor) => Some(self.decode(list, cursor)?),
-        };
-        Ok(PageRequest { limit, after })
+        match (query.cursor.as_deref(), query.newer_than.as_deref()) {
+            (Some(_), Some(_)) => Err(ApiError::InvalidParameter(
+                "send cursor (older items) or newer_than (newer items), not both".to_owned(),
+            )),
+            (Some(cursor), None) => Ok(PageRequest::older(limit, Some(self.decode(list, cursor)?))),
+            (None, Some(cursor)) => Ok(PageRequest::newer(limit, self.decode(list, cursor)?)),
+            (None, None) => Ok(PageRequest::older(limit, None)),
+        }
+    }
+
+    /// The 200 response for a page of the list named `list`: the body with `next_cursor` and
+    /// `prev_cursor`, and a `Link` header with `rel="next"` and `rel="prev"` for those that are
+    /// not null (RFC 8288).
+    pub fn page_response<T: Serialize>(
+        &self,
+        req: &HttpRequest,
+        list: &str,
+        page: PageRequest,
+        items: Vec<T>,
+        neighbours: Neighbours,
+    ) -> HttpResponse {
+        let next_cursor = neighbours.next.map(|p| self.encode(list, p));
+        let prev_cursor = neighbours.prev.map(|p| self.encode(list, p));
+        let path = req.uri().path();
+        let limit = page.limit;
+        let links: Vec<String> = [
+            next_cursor
+                .as_ref()
+                .map(|c| format!("<{path}?limit={limit}&cursor={c}>; rel=\"next\"")),
+            prev_cursor
+                .as_ref()
+                .map(|c| format!("<{path}?limit={limit}&newer_than={c}>; rel=\"prev\"")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut response = HttpResponse::Ok();
+        if !links.is_empty() {
+            response.insert_header((header::LINK, links.join(", ")));
+        }
+        response.json(Page {
+            items,
+            next_cursor,
+            prev_cursor,
+        })
     }
 }
 
-/// A page of a list: the items, and the cursor of the next page (`null` on the last page). The
-/// document names each kind of page after its items ([`page_schema!`]).
+/// A page of a list: the items and the cursors of its neighbours. The document names each kind of
+/// page after its items ([`page_schema!`]).
 #[derive(Debug, Serialize)]
 pub struct Page<T> {
     /// The items of this page, newest first.
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// Pass as `newer_than` to get what is newer than this page.
+    pub prev_cursor: Option<String>,
 }
 
 /// Declares `$name`, the document's schema of a `Page<$item>`: the fields of [`Page`], with items
@@ -164,45 +280,80 @@ macro_rules! page_schema {
         pub struct $name {
             /// The items of this page, newest first.
             pub items: Vec<$item>,
-            /// Pass as `cursor` to get the next page; `null` on the last page.
+            /// Pass as `cursor` to get the older items after this page; `null` when nothing
+            /// older exists.
             pub next_cursor: Option<String>,
+            /// Pass as `newer_than` to get the items newer than this page (its newest item's
+            /// position; on an empty page the `newer_than` it was asked with, else `null`).
+            pub prev_cursor: Option<String>,
         }
     };
 }
 
-/// Splits `rows` (fetched with `limit + 1`) into this page and the position of its last item when
-/// another page follows.
-pub fn split_page<T>(
-    mut rows: Vec<T>,
-    limit: u64,
+/// Reads the page `page` of a list with `fetch`, which runs the list's query for a page request
+/// (ordered by [`PageRequest::order`], [`PageRequest::fetch_limit`] rows, filtered by
+/// [`PageRequest::keyset`]), and works out the page's neighbours. A `newer_than` page is read
+/// oldest first and turned round; whether anything older than it exists takes one more read of
+/// one row.
+pub async fn fetch_page<T>(
+    page: PageRequest,
     position: impl Fn(&T) -> Position,
-) -> (Vec<T>, Option<Position>) {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let last = rows.last().map(position);
-        (rows, last)
-    } else {
-        (rows, None)
+    fetch: impl AsyncFn(PageRequest) -> Result<Vec<T>, ApiError>,
+) -> Result<(Vec<T>, Neighbours), ApiError> {
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let mut rows = fetch(page).await?;
+    match page.newer_than {
+        Some(newer_than) => {
+            rows.truncate(limit);
+            rows.reverse();
+            let next = match rows.last().map(&position) {
+                Some(oldest) => {
+                    let older = fetch(PageRequest::older(0, Some(oldest))).await?;
+                    (!older.is_empty()).then_some(oldest)
+                }
+                None => None,
+            };
+            let prev = rows.first().map(&position).or(Some(newer_than));
+            Ok((rows, Neighbours { next, prev }))
+        }
+        None => {
+            let next = if rows.len() > limit {
+                rows.truncate(limit);
+                rows.last().map(&position)
+            } else {
+                None
+            };
+            let prev = rows.first().map(&position);
+            Ok((rows, Neighbours { next, prev }))
+        }
     }
 }
 
-/// The 200 response for a page: the body, and `Link: <...>; rel="next"` when there is a next page.
-pub fn page_response<T: Serialize>(
-    req: &HttpRequest,
-    limit: u64,
-    items: Vec<T>,
-    next_cursor: Option<String>,
-) -> HttpResponse {
-    let mut response = HttpResponse::Ok();
-    if let Some(cursor) = &next_cursor {
-        let link = format!(
-            "<{}?limit={limit}&cursor={cursor}>; rel=\"next\"",
-            req.uri().path()
-        );
-        response.insert_header((header::LINK, link));
+/// Rows strictly newer than `position`, the mirror of [`older_than`] (with the same forms per
+/// backend).
+pub fn newer_than(
+    backend: DbBackend,
+    at_column: impl ColumnTrait,
+    id_column: impl ColumnTrait,
+    position: Position,
+) -> Condition {
+    match backend {
+        DbBackend::MySql => Condition::all().add(at_column.gte(position.at)).add(
+            Condition::any()
+                .add(at_column.gt(position.at))
+                .add(id_column.gt(position.id)),
+        ),
+        _ => Condition::all().add(
+            Expr::tuple([
+                Expr::col(at_column.as_column_ref()),
+                Expr::col(id_column.as_column_ref()),
+            ])
+            .gt(Expr::tuple([
+                Expr::val(position.at),
+                Expr::val(position.id),
+            ])),
+        ),
     }
-    response.json(Page { items, next_cursor })
 }
 
 /// Rows strictly older than `after` in the order (`at_column` DESC, `id_column` DESC), written so

@@ -280,12 +280,12 @@ async fn timeline_position(
         let (posts, next) = timeline::page(
             db,
             reader,
-            PageRequest { limit, after },
+            PageRequest::older(limit, after),
             timeline::PER_AUTHOR_MAX_FOLLOWEES,
         )
         .await?;
         seen += posts.len() as u64;
-        match next {
+        match next.next {
             Some(position) => after = Some(position),
             None => return Ok(None),
         }
@@ -340,10 +340,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     }
     let mut scenarios = Vec::new();
     for (name, reader, token, deep) in &readers {
-        let first = PageRequest {
-            limit: 20,
-            after: None,
-        };
+        let first = PageRequest::older(20, None);
         let url = format!("{base}/timeline");
         check_timeline(db, client.get(&url).bearer_auth(token), reader, first).await?;
         scenarios.push((
@@ -359,10 +356,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         };
         let cursor = codec.encode(&timeline::list_name(reader.id), position);
         let url = format!("{base}/timeline?cursor={cursor}");
-        let deep = PageRequest {
-            limit: 20,
-            after: Some(position),
-        };
+        let deep = PageRequest::older(20, Some(position));
         check_timeline(db, client.get(&url).bearer_auth(token), reader, deep).await?;
         scenarios.push((
             format!("GET /timeline, {name}, deep page (200 posts in)"),
@@ -407,7 +401,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
             Some(cursor) => format!("{base}/users/celebrity1/followers?cursor={cursor}"),
             None => format!("{base}/users/celebrity1/followers"),
         };
-        let page = PageRequest { limit: 20, after };
+        let page = PageRequest::older(20, after);
         check_followers(
             db,
             client.get(&url).bearer_auth(viewer_token),

@@ -1,6 +1,7 @@
 //! SeaORM entities of the schema that `migration` creates. They stay inside the service: the wire
 //! types live beside the handlers in `api`, so a column can never leak into a response by accident.
 
+pub mod clock;
 pub mod follow;
 pub mod post;
 pub mod user;

@@ -25,6 +25,9 @@ pub struct Model {
     pub followers_count: i64,
     pub following_count: i64,
     pub posts_count: i64,
+    /// The newest `created_at` given to an item of this user's followers or following list; the
+    /// next one is later (positions in commit order).
+    pub list_clock: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

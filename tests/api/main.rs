@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod model;
 mod openapi;
+mod pagination;
 mod posts;
 mod query_plans;
 mod schema;

@@ -89,7 +89,8 @@ async fn every_migration_can_be_undone_and_redone() {
 async fn migration_6_rekeys_emails_by_case_folding_and_keeps_colliding_accounts_apart() {
     use migration::{Migrator, MigratorTrait};
     use sea_orm::{
-        ActiveModelTrait, ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder, Set,
+        ActiveModelTrait, ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+        Set,
     };
     let app = spawn_app().await;
     // Each phase on a connection of its own: PostgreSQL refuses to run a statement prepared
@@ -120,24 +121,30 @@ async fn migration_6_rekeys_emails_by_case_folding_and_keeps_colliding_accounts_
         ("ﬆ@example.com", "ﬆ@example.com"),
         ("ſt@example.com", "ſt@example.com"),
     ];
+    // Back to before migration 6 (7 goes first).
     let before = connect().await.unwrap();
-    Migrator::down(&before, Some(1)).await.unwrap();
+    Migrator::down(&before, Some(2)).await.unwrap();
     for (i, (email, key)) in accounts.iter().enumerate() {
-        account(i, email, (*key).to_owned())
-            .insert(&before)
+        entity::user::Entity::insert(account(i, email, (*key).to_owned()))
+            .exec_without_returning(&before)
             .await
             .unwrap();
     }
     before.close().await.unwrap();
+    // Read and written column by column: the accounts are written before migration 7 adds a
+    // column that the entity has.
     let keys = |db: sea_orm::DatabaseConnection| async move {
-        let users = entity::user::Entity::find()
+        let keys: Vec<String> = entity::user::Entity::find()
+            .select_only()
+            .column(entity::user::Column::EmailKey)
             .filter(entity::user::Column::Username.starts_with("user"))
             .order_by_asc(entity::user::Column::Id)
+            .into_tuple()
             .all(&db)
             .await
             .unwrap();
         db.close().await.unwrap();
-        users.into_iter().map(|u| u.email_key).collect::<Vec<_>>()
+        keys
     };
 
     let after = connect().await.unwrap();
@@ -166,7 +173,7 @@ async fn migration_6_rekeys_emails_by_case_folding_and_keeps_colliding_accounts_
 
     // And down puts the lower-cased keys back.
     let undone = connect().await.unwrap();
-    Migrator::down(&undone, Some(1)).await.unwrap();
+    Migrator::down(&undone, Some(2)).await.unwrap();
     let expected: Vec<String> = accounts.iter().map(|(_, key)| (*key).to_owned()).collect();
     assert_eq!(keys(undone).await, expected);
 }
@@ -195,4 +202,37 @@ async fn postgresql_vacuums_posts_and_follows_after_thousands_of_writes() {
             assert!(options.contains(&expected), "{table}: {options}");
         }
     }
+}
+
+/// Migration 7 starts the clocks at the newest position already given, so that nothing written
+/// after it lands behind a cursor issued before it, even one of an item stamped by a host whose
+/// clock ran ahead.
+#[tokio::test]
+async fn migration_7_starts_the_clocks_after_every_position_given() {
+    use migration::{Migrator, MigratorTrait};
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let jane = app.register("jane").await;
+    app.follow(&john, "jane").await.expect(201);
+    app.post_as(&jane, "from the future").await;
+    Migrator::down(&app.db, Some(1)).await.unwrap();
+    // A day ahead of every clock here.
+    let ahead = api::time::now_millis() + 86_400_000;
+    for sql in [
+        format!("UPDATE follows SET created_at = {ahead}"),
+        format!("UPDATE posts SET created_at = {ahead}"),
+    ] {
+        app.db.execute_unprepared(&sql).await.unwrap();
+    }
+    Migrator::up(&app.db, None).await.unwrap();
+
+    app.register("mary").await;
+    app.follow(&john, "mary").await.expect(201);
+    let post = app.post_as(&john, "now").await;
+    let following = app.get("/users/john/following", None).await.expect(200);
+    assert_eq!(following["items"][0]["user"]["username"], "mary");
+    assert_eq!(following["items"][1]["user"]["username"], "jane");
+    let timeline = app.get("/timeline", Some(&john.token)).await.expect(200);
+    assert_eq!(timeline["items"][0]["id"], post);
+    assert_eq!(timeline["items"][1]["body"], "from the future");
 }

@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::error::{ApiError, Problem};
-use crate::pagination::{PageQuery, page_response};
+use crate::pagination::PageQuery;
 use crate::services::follows::{self, Direction, FollowOutcome};
 use crate::services::relationships;
 use crate::services::users;
@@ -134,7 +134,7 @@ async fn list(
     let user = users::find_in_path(&state.db, username, viewer.0.as_ref()).await?;
     let list_name = direction.list_name(user.id);
     let page = state.cursors.page_request(&list_name, query)?;
-    let (entries, next) = follows::list(&state.db, user.id, direction, page).await?;
+    let (entries, neighbours) = follows::list(&state.db, user.id, direction, page).await?;
     let states =
         relationships::viewer_states(&state.db, viewer.id(), entries.iter().map(|e| e.user.id))
             .await?;
@@ -145,8 +145,9 @@ async fn list(
             followed_at: Timestamp(entry.followed_at),
         })
         .collect();
-    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
-    Ok(page_response(&req, page.limit, items, next_cursor))
+    Ok(state
+        .cursors
+        .page_response(&req, &list_name, page, items, neighbours))
 }
 
 /// The caller's relationship to each of up to 100 users, in the order asked.

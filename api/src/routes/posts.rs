@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
 use crate::error::{ApiError, Problem};
-use crate::pagination::{PageQuery, page_response};
+use crate::pagination::PageQuery;
 use crate::routes::JsonBody;
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::{relationships, timeline, users};
@@ -158,10 +158,11 @@ pub async fn list_user_posts(
     let author = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
     let list_name = posts::list_name(author.id);
     let page = state.cursors.page_request(&list_name, &query)?;
-    let (rows, next) = posts::list_by_author(&state.db, &author, page).await?;
+    let (rows, neighbours) = posts::list_by_author(&state.db, &author, page).await?;
     let items = render(&state, viewer.id(), rows).await?;
-    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
-    Ok(page_response(&req, page.limit, items, next_cursor))
+    Ok(state
+        .cursors
+        .page_response(&req, &list_name, page, items, neighbours))
 }
 
 /// The caller's own posts and the posts of everyone the caller follows, newest first.
@@ -180,7 +181,7 @@ pub async fn get_timeline(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = timeline::list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, &query)?;
-    let (rows, next) = timeline::page(
+    let (rows, neighbours) = timeline::page(
         &state.db,
         &me.0,
         page,
@@ -188,6 +189,7 @@ pub async fn get_timeline(
     )
     .await?;
     let items = render(&state, Some(me.0.id), rows).await?;
-    let next_cursor = next.map(|position| state.cursors.encode(&list_name, position));
-    Ok(page_response(&req, page.limit, items, next_cursor))
+    Ok(state
+        .cursors
+        .page_response(&req, &list_name, page, items, neighbours))
 }

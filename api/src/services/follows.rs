@@ -10,10 +10,10 @@ use sea_orm::{
 
 use crate::db;
 use crate::error::ApiError;
-use crate::pagination::{PageRequest, Position, older_than, split_page};
+use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::clock;
 use crate::services::relationships::{self, Relation};
 use crate::services::users;
-use crate::time::now_millis;
 
 /// Whether a follow request created the follow or found it already there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,10 +80,11 @@ pub async fn insert_follow(
     if existing.is_some() {
         return Ok(false);
     }
+    let created_at = clock::next_list_at(txn, &[follower, followed]).await?;
     follow::ActiveModel {
         follower_id: Set(follower),
         followed_id: Set(followed),
-        created_at: Set(now_millis()),
+        created_at: Set(created_at),
     }
     .insert(txn)
     .await?;
@@ -166,18 +167,22 @@ pub async fn list(
     user_id: i64,
     direction: Direction,
     page: PageRequest,
-) -> Result<(Vec<FollowEntry>, Option<Position>), ApiError> {
-    let rows = list_query(db.get_database_backend(), user_id, direction, page)
-        .all(db)
-        .await?;
+) -> Result<(Vec<FollowEntry>, Neighbours), ApiError> {
+    let backend = db.get_database_backend();
     let other_id = |row: &follow::Model| match direction {
         Direction::Followers => row.follower_id,
         Direction::Following => row.followed_id,
     };
-    let (rows, next) = split_page(rows, page.limit, |row| Position {
+    let position = |row: &follow::Model| Position {
         at: row.created_at,
         id: other_id(row),
-    });
+    };
+    let (rows, next) = fetch_page(page, position, async |page| {
+        Ok(list_query(backend, user_id, direction, page)
+            .all(db)
+            .await?)
+    })
+    .await?;
 
     let ids: Vec<i64> = rows.iter().map(other_id).collect();
     let mut users: HashMap<i64, user::Model> = user::Entity::find()
@@ -199,7 +204,7 @@ pub async fn list(
     Ok((entries, next))
 }
 
-/// The query behind [`list`]: one page (plus one row, to know whether another page follows).
+/// The query behind [`list`]: the rows of one page, in the order [`fetch_page`] reads them.
 pub fn list_query(
     backend: DbBackend,
     user_id: i64,
@@ -211,16 +216,11 @@ pub fn list_query(
         Direction::Following => (follow::Column::FollowerId, follow::Column::FollowedId),
     };
     let mut query = follow::Entity::find().filter(this_side.eq(user_id));
-    if let Some(after) = page.after {
-        query = query.filter(older_than(
-            backend,
-            follow::Column::CreatedAt,
-            other_side,
-            after,
-        ));
+    if let Some(keyset) = page.keyset(backend, follow::Column::CreatedAt, other_side) {
+        query = query.filter(keyset);
     }
     query
-        .order_by_desc(follow::Column::CreatedAt)
-        .order_by_desc(other_side)
-        .limit(page.limit + 1)
+        .order_by(follow::Column::CreatedAt, page.order())
+        .order_by(other_side, page.order())
+        .limit(page.fetch_limit())
 }

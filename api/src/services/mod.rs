@@ -30,6 +30,7 @@
 //! A page's viewer state (what the caller is to each user shown) comes from one function,
 //! [`relationships::viewer_states`], in one query.
 
+pub mod clock;
 pub mod follows;
 pub mod posts;
 pub mod relationships;

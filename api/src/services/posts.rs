@@ -11,9 +11,8 @@ use sea_orm::{
 use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
-use crate::pagination::{PageRequest, Position, older_than, split_page};
-use crate::services::users;
-use crate::time::now_millis;
+use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::{clock, users};
 
 /// A post with its author.
 pub struct PostWithAuthor {
@@ -36,20 +35,23 @@ pub async fn create(
         // The author's row lock first, before the insert's foreign-key check would take a shared
         // one (which MySQL could not upgrade without deadlocking concurrent posts).
         users::lock(txn, author, &[]).await?;
-        let post = post::ActiveModel {
-            author_id: Set(author.id),
-            body: Set(body.as_str().to_owned()),
-            created_at: Set(now_millis()),
-            ..Default::default()
-        }
-        .insert(txn)
-        .await?;
         users::add_to_count(
             txn,
             user::Column::PostsCount,
             user::Column::Id.eq(author.id),
             1,
         )
+        .await?;
+        // Last, so that the clock every post writer shares is held only for the insert and the
+        // commit.
+        let created_at = clock::next_post_at(txn).await?;
+        let post = post::ActiveModel {
+            author_id: Set(author.id),
+            body: Set(body.as_str().to_owned()),
+            created_at: Set(created_at),
+            ..Default::default()
+        }
+        .insert(txn)
         .await?;
         Ok(post)
     })
@@ -106,11 +108,14 @@ pub async fn list_by_author(
     db: &impl ConnectionTrait,
     author: &user::Model,
     page: PageRequest,
-) -> Result<(Vec<PostWithAuthor>, Option<Position>), ApiError> {
-    let rows = list_by_author_query(db.get_database_backend(), author.id, page)
-        .all(db)
-        .await?;
-    let (rows, next) = split_page(rows, page.limit, position);
+) -> Result<(Vec<PostWithAuthor>, Neighbours), ApiError> {
+    let backend = db.get_database_backend();
+    let (rows, next) = fetch_page(page, position, async |page| {
+        Ok(list_by_author_query(backend, author.id, page)
+            .all(db)
+            .await?)
+    })
+    .await?;
     let posts = rows
         .into_iter()
         .map(|post| PostWithAuthor {
@@ -127,32 +132,28 @@ pub fn list_by_author_query(
     author_id: i64,
     page: PageRequest,
 ) -> Select<post::Entity> {
-    newest_first(
+    keyset_page(
         backend,
         post::Entity::find().filter(post::Column::AuthorId.eq(author_id)),
         page,
     )
 }
 
-/// Orders posts newest first from the page's position on, one more than the page holds.
-pub fn newest_first(
+/// Limits `query` to the posts of `page` in the order it reads them ([`PageRequest::order`],
+/// [`PageRequest::keyset`], [`PageRequest::fetch_limit`]).
+pub fn keyset_page(
     backend: DbBackend,
     query: Select<post::Entity>,
     page: PageRequest,
 ) -> Select<post::Entity> {
-    let query = match page.after {
-        Some(after) => query.filter(older_than(
-            backend,
-            post::Column::CreatedAt,
-            post::Column::Id,
-            after,
-        )),
+    let query = match page.keyset(backend, post::Column::CreatedAt, post::Column::Id) {
+        Some(keyset) => query.filter(keyset),
         None => query,
     };
     query
-        .order_by_desc(post::Column::CreatedAt)
-        .order_by_desc(post::Column::Id)
-        .limit(page.limit + 1)
+        .order_by(post::Column::CreatedAt, page.order())
+        .order_by(post::Column::Id, page.order())
+        .limit(page.fetch_limit())
 }
 
 /// The keyset position of a post in any newest-first list of posts.

@@ -19,7 +19,7 @@
 
 use entity::{follow, post, user};
 use sea_orm::sea_query::{
-    Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query, SelectStatement, UnionType,
+    Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement, UnionType,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
@@ -27,8 +27,8 @@ use sea_orm::{
 };
 
 use crate::error::ApiError;
-use crate::pagination::{PageRequest, Position, split_page};
-use crate::services::posts::{PostWithAuthor, newest_first, position, with_authors};
+use crate::pagination::{Neighbours, PageRequest, fetch_page};
+use crate::services::posts::{PostWithAuthor, keyset_page, position, with_authors};
 
 /// The list name that timeline cursors of `reader_id` are bound to.
 pub fn list_name(reader_id: i64) -> String {
@@ -48,9 +48,9 @@ pub async fn page(
     reader: &user::Model,
     page: PageRequest,
     per_author_max_followees: i64,
-) -> Result<(Vec<PostWithAuthor>, Option<Position>), ApiError> {
+) -> Result<(Vec<PostWithAuthor>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
-    let query = if reader.following_count <= per_author_max_followees {
+    let authors = if reader.following_count <= per_author_max_followees {
         let mut authors: Vec<i64> = follow::Entity::find()
             .select_only()
             .column(follow::Column::FollowedId)
@@ -59,15 +59,21 @@ pub async fn page(
             .all(db)
             .await?;
         authors.push(reader.id);
-        by_authors_query(backend, &authors, page)
+        Some(authors)
     } else {
-        newest_first_query(backend, reader.id, page)
+        None
     };
-    let rows = post::Model::find_by_statement(backend.build(&query))
-        .all(db)
-        .await?;
-    let (rows, next) = split_page(rows, page.limit, position);
-    Ok((with_authors(db, rows).await?, next))
+    let (rows, neighbours) = fetch_page(page, position, async |page| {
+        let query = match &authors {
+            Some(authors) => by_authors_query(backend, authors, page),
+            None => newest_first_query(backend, reader.id, page),
+        };
+        Ok(post::Model::find_by_statement(backend.build(&query))
+            .all(db)
+            .await?)
+    })
+    .await?;
+    Ok((with_authors(db, rows).await?, neighbours))
 }
 
 /// Posts by any of `authors`, newest first: each author's newest posts from the cursor on (one
@@ -77,7 +83,7 @@ pub async fn page(
 /// write. Cheap when the authors are few.
 pub fn by_authors_query(backend: DbBackend, authors: &[i64], page: PageRequest) -> SelectStatement {
     let member = |(i, author): (usize, &i64)| {
-        let newest = newest_first(
+        let newest = keyset_page(
             backend,
             post::Entity::find().filter(post::Column::AuthorId.eq(*author)),
             page,
@@ -94,9 +100,9 @@ pub fn by_authors_query(backend: DbBackend, authors: &[i64], page: PageRequest) 
         query.union(UnionType::All, other);
     }
     query
-        .order_by(Alias::new("created_at"), Order::Desc)
-        .order_by(Alias::new("id"), Order::Desc)
-        .limit(page.limit + 1)
+        .order_by(Alias::new("created_at"), page.order())
+        .order_by(Alias::new("id"), page.order())
+        .limit(page.fetch_limit())
         .to_owned()
 }
 
@@ -124,7 +130,7 @@ pub fn newest_first_query(
         DbBackend::Sqlite => Expr::cust_with_expr("+?", author),
         _ => author,
     };
-    let page_ids = newest_first(
+    let page_ids = keyset_page(
         backend,
         post::Entity::find()
             .select_only()
@@ -146,8 +152,8 @@ pub fn newest_first_query(
             page_alias.clone(),
             Expr::col((post::Entity, post::Column::Id)).equals((page_alias, post::Column::Id)),
         )
-        .order_by((post::Entity, post::Column::CreatedAt), Order::Desc)
-        .order_by((post::Entity, post::Column::Id), Order::Desc)
+        .order_by((post::Entity, post::Column::CreatedAt), page.order())
+        .order_by((post::Entity, post::Column::Id), page.order())
         .to_owned()
 }
 
@@ -159,10 +165,7 @@ mod tests {
     /// page size, and the text applies `+` to `author_id` in both terms of the filter.
     #[test]
     fn the_sqlite_hint_applies_to_the_author_column() {
-        let page = PageRequest {
-            limit: 20,
-            after: None,
-        };
+        let page = PageRequest::older(20, None);
         let statement = DbBackend::Sqlite.build(&newest_first_query(DbBackend::Sqlite, 42, page));
         let sql = statement.sql;
         let values = statement.values.map(|v| v.0).unwrap_or_default();

@@ -127,6 +127,7 @@ pub async fn register(
         followers_count: Set(0),
         following_count: Set(0),
         posts_count: Set(0),
+        list_clock: Set(0),
         ..Default::default()
     };
     match row.insert(db).await {
