@@ -15,7 +15,11 @@ use crate::{domain, routes};
         description = "The follow graph and the timeline: register, follow and unfollow, see who \
 follows whom and since when, write short posts and read a timeline. Every error is \
 `application/problem+json` with a stable `code`. Every `GET` also answers `HEAD`, and a `GET` \
-whose `If-None-Match` names the current `ETag` is a 304.",
+whose `If-None-Match` names the current `ETag` is a 304.\n\n\
+Lists are keyset pages, newest first: `cursor` (from `next_cursor`) pages toward older items, \
+`newer_than` (from `prev_cursor`) toward newer ones. A client that loops on \
+`newer_than=<prev_cursor>` while others write receives every new item once: positions are given \
+in commit order, so nothing becomes visible behind a position already handed out.",
         license(name = "MIT", identifier = "MIT"),
     ),
     modifiers(&Routes, &FieldRules, &BearerAuth, &CommonResponses),

@@ -90,7 +90,7 @@ pub async fn unfollow_user(
     params(("username" = String, Path, description = "Whose followers, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followers", body = FollowItemPage,
-            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -109,7 +109,7 @@ pub async fn list_followers(
     params(("username" = String, Path, description = "Whose followees, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of followed users", body = FollowItemPage,
-            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]

@@ -144,7 +144,7 @@ pub async fn delete_post(
     params(("username" = String, Path, description = "Whose posts, in any letter case; `me` is the caller (401 without a token)", example = "susan"), PageQuery),
     responses(
         (status = 200, description = "A page of posts", body = PostPage,
-            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -170,7 +170,7 @@ pub async fn list_user_posts(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of the timeline", body = PostPage,
-            headers(("Link" = String, description = "`<...>; rel=\"next\"` when there is a next page"))),
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
     ),
     security(("bearer" = [])))]
 pub async fn get_timeline(
