@@ -243,33 +243,66 @@ pub struct PostBody(String);
 
 impl PostBody {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let body = raw.trim();
-        if !(1..=POST_BODY_MAX_CHARS).contains(&body.chars().count()) {
-            return Err(format!(
-                "must be 1 to {POST_BODY_MAX_CHARS} characters after trimming white space"
-            ));
-        }
-        if body.contains('\0') {
-            return Err("must not contain NUL characters".into());
-        }
-        Ok(PostBody(body.to_owned()))
+        trimmed_text(raw, POST_BODY_MAX_CHARS).map(PostBody)
     }
 
     /// The rule as published: white space around 1 to 280 characters that neither start nor end
     /// with white space, and no NUL.
     pub fn rule() -> TextRule {
-        let inner = POST_BODY_MAX_CHARS - 2;
-        TextRule {
-            min_chars: None,
-            max_chars: None,
-            pattern: Some(format!(
-                r"^[{WHITE_SPACE}]*[^{WHITE_SPACE}\x00](?:[^\x00]{{0,{inner}}}[^{WHITE_SPACE}\x00])?[{WHITE_SPACE}]*$"
-            )),
-        }
+        trimmed_text_rule(POST_BODY_MAX_CHARS)
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Longest reason a report may give.
+pub const REPORT_REASON_MAX_CHARS: usize = 1_000;
+
+/// Why a user reports another: 1 to 1,000 characters after trimming white space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportReason(String);
+
+impl ReportReason {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        trimmed_text(raw, REPORT_REASON_MAX_CHARS).map(ReportReason)
+    }
+
+    /// The rule as published, as for a post's body.
+    pub fn rule() -> TextRule {
+        trimmed_text_rule(REPORT_REASON_MAX_CHARS)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Text that is 1 to `max` characters after trimming white space, with no NUL; stored trimmed.
+fn trimmed_text(raw: &str, max: usize) -> Result<String, String> {
+    let text = raw.trim();
+    if !(1..=max).contains(&text.chars().count()) {
+        return Err(format!(
+            "must be 1 to {max} characters after trimming white space"
+        ));
+    }
+    if text.contains('\0') {
+        return Err("must not contain NUL characters".into());
+    }
+    Ok(text.to_owned())
+}
+
+/// [`trimmed_text`]'s rule as published: white space around 1 to `max` characters that neither
+/// start nor end with white space, and no NUL.
+fn trimmed_text_rule(max: usize) -> TextRule {
+    let inner = max - 2;
+    TextRule {
+        min_chars: None,
+        max_chars: None,
+        pattern: Some(format!(
+            r"^[{WHITE_SPACE}]*[^{WHITE_SPACE}\x00](?:[^\x00]{{0,{inner}}}[^{WHITE_SPACE}\x00])?[{WHITE_SPACE}]*$"
+        )),
     }
 }
 
@@ -443,8 +476,14 @@ mod tests {
         ])
         .collect();
 
+        let reason: Vec<String> = body
+            .iter()
+            .cloned()
+            .chain([a(1000), a(1001), format!(" {} ", a(1000))])
+            .collect();
+
         type Parser = fn(&str) -> bool;
-        let table: [(&str, TextRule, &Vec<String>, Parser); 6] = [
+        let table: [(&str, TextRule, &Vec<String>, Parser); 7] = [
             ("username", Username::rule(), &username, |s| {
                 Username::parse(s).is_ok()
             }),
@@ -458,6 +497,9 @@ mod tests {
             ("bio", bio_rule(), &bio, |s| parse_bio(s).is_ok()),
             ("body", PostBody::rule(), &body, |s| {
                 PostBody::parse(s).is_ok()
+            }),
+            ("reason", ReportReason::rule(), &reason, |s| {
+                ReportReason::parse(s).is_ok()
             }),
         ];
         for (field, rule, inputs, parses) in table {

@@ -59,6 +59,12 @@ pub enum ApiError {
     /// 403 `forbidden`: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403 `blocked`: one of the two users blocks the other; the detail says which.
+    #[error("{0}")]
+    Blocked(String),
+    /// 403 `account_suspended`: login of an account that an operator suspended.
+    #[error("this account is suspended")]
+    AccountSuspended,
     /// 404 `user_not_found`. The name is repeated only when it could be a username: a 20 KB path
     /// segment does not come back in the answer (nor in the log).
     #[error("{}", user_not_found(.0))]
@@ -99,6 +105,15 @@ pub enum ApiError {
     /// 422 `cannot_follow_self`.
     #[error("you cannot follow or unfollow yourself")]
     CannotFollowSelf,
+    /// 422 `cannot_block_self`.
+    #[error("you cannot block or unblock yourself")]
+    CannotBlockSelf,
+    /// 422 `cannot_mute_self`.
+    #[error("you cannot mute or unmute yourself")]
+    CannotMuteSelf,
+    /// 422 `cannot_report_self`.
+    #[error("you cannot report yourself")]
+    CannotReportSelf,
     /// 429 `rate_limited`, with the seconds after which to retry.
     #[error("too many requests; retry in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
@@ -169,6 +184,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Blocked(_) => "blocked",
+            ApiError::AccountSuspended => "account_suspended",
             ApiError::UserNotFound(_) => "user_not_found",
             ApiError::PostNotFound(_) => "post_not_found",
             ApiError::NotFound(_) => "not_found",
@@ -179,6 +196,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::CannotFollowSelf => "cannot_follow_self",
+            ApiError::CannotBlockSelf => "cannot_block_self",
+            ApiError::CannotMuteSelf => "cannot_mute_self",
+            ApiError::CannotReportSelf => "cannot_report_self",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
             ApiError::BodyTimeout { .. } => "request_timeout",
@@ -247,7 +267,9 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Blocked(_) | ApiError::AccountSuspended => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::UserNotFound(_) | ApiError::PostNotFound(_) | ApiError::NotFound(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -256,9 +278,11 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Validation(_) | ApiError::CannotFollowSelf => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::CannotFollowSelf
+            | ApiError::CannotBlockSelf
+            | ApiError::CannotMuteSelf
+            | ApiError::CannotReportSelf => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

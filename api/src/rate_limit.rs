@@ -1,5 +1,5 @@
 //! Abuse limits, with the `governor` crate's GCRA limiters: per client IP on login and
-//! registration (brute force, sign-up spam), per user on follows, unfollows and posts.
+//! registration (brute force, sign-up spam), per user on writes (follows, blocks, mutes, posts, reports).
 //!
 //! A limited route answers 429 `rate_limited` with `Retry-After` once its quota is spent, and every
 //! answer of a limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`

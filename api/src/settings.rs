@@ -25,9 +25,12 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
+    /// Accounts that may use `/admin/...`, by username (any letter case).
+    pub admin_usernames: Vec<String>,
     /// Login and registration attempts per client IP per minute.
     pub rate_limit_auth_per_minute: u32,
-    /// Follows, unfollows and posts per user per minute.
+    /// Writes (follows, unfollows, blocks, mutes, removed followers, posts, reports) per user per
+    /// minute.
     pub rate_limit_writes_per_minute: u32,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
@@ -52,6 +55,7 @@ impl Default for Settings {
             jwt_secret: None,
             jwt_ttl: Duration::from_secs(86_400),
             cors_allowed_origins: Vec::new(),
+            admin_usernames: Vec::new(),
             rate_limit_auth_per_minute: 10,
             rate_limit_writes_per_minute: 120,
             database_pool_size: 10,
@@ -161,6 +165,14 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or(defaults.cors_allowed_origins),
+            admin_usernames: var("ADMIN_USERNAMES")
+                .map(|v| {
+                    v.split(',')
+                        .map(|name| name.trim().to_owned())
+                        .filter(|name| !name.is_empty())
+                        .collect()
+                })
+                .unwrap_or(defaults.admin_usernames),
             rate_limit_auth_per_minute: RATE_LIMIT_AUTH_PER_MINUTE.read(
                 var(RATE_LIMIT_AUTH_PER_MINUTE.name),
                 defaults.rate_limit_auth_per_minute,

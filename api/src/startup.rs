@@ -37,6 +37,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Where the timeline switches from the per-author query to the newest-first walk.
     pub timeline_per_author_max_followees: i64,
+    /// The lookup keys of the accounts that may use `/admin/...`.
+    pub admin_keys: Vec<String>,
 }
 
 /// A built server, bound to its port, not yet running.
@@ -84,6 +86,11 @@ impl Application {
             passwords,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
+            admin_keys: settings
+                .admin_usernames
+                .iter()
+                .filter_map(|name| crate::domain::username_lookup_key(name))
+                .collect(),
             timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
         });
         limits.spawn_cleanup();

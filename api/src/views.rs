@@ -22,6 +22,16 @@ pub struct Viewer {
     pub followed_at: Option<Timestamp>,
     /// When this user started following the caller.
     pub followed_by_at: Option<Timestamp>,
+    /// The caller asked to follow this locked user and waits for an answer.
+    pub requested: bool,
+    /// This user asked to follow the caller and waits for the caller's answer.
+    pub requested_by: bool,
+    /// The caller blocks this user.
+    pub blocking: bool,
+    /// This user blocks the caller.
+    pub blocked_by: bool,
+    /// The caller mutes this user. (Nobody learns that they are muted.)
+    pub muting: bool,
 }
 
 impl From<Relation> for Viewer {
@@ -31,6 +41,11 @@ impl From<Relation> for Viewer {
             followed_by: relation.followed_by_since.is_some(),
             followed_at: relation.following_since.map(Timestamp),
             followed_by_at: relation.followed_by_since.map(Timestamp),
+            requested: relation.requested,
+            requested_by: relation.requested_by,
+            blocking: relation.blocking,
+            blocked_by: relation.blocked_by,
+            muting: relation.muting,
         }
     }
 }

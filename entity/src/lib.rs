@@ -1,7 +1,10 @@
 //! SeaORM entities of the schema that `migration` creates. They stay inside the service: the wire
 //! types live beside the handlers in `api`, so a column can never leak into a response by accident.
 
+pub mod block;
 pub mod clock;
 pub mod follow;
+pub mod mute;
 pub mod post;
+pub mod report;
 pub mod user;

@@ -28,6 +28,8 @@ pub struct Model {
     /// The newest `created_at` given to an item of this user's followers or following list; the
     /// next one is later (positions in commit order).
     pub list_clock: i64,
+    /// When an operator suspended the account; `None` unless it is suspended.
+    pub suspended_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -428,7 +428,9 @@ async fn an_authenticated_profile_read_carries_viewer_state() {
     let body = app.profile("susan", Some(&john)).await;
     assert_eq!(
         body["viewer"],
-        json!({"following": false, "followed_by": false, "followed_at": null, "followed_by_at": null})
+        json!({"following": false, "followed_by": false, "followed_at": null, "followed_by_at": null,
+            "requested": false, "requested_by": false, "blocking": false, "blocked_by": false,
+            "muting": false})
     );
 }
 

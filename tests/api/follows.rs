@@ -434,7 +434,9 @@ async fn relationships_answer_in_the_order_asked() {
     assert_eq!(body[1]["followed_by"], false);
     assert_eq!(
         body[2],
-        json!({"username": "david", "following": false, "followed_by": false, "followed_at": null, "followed_by_at": null})
+        json!({"username": "david", "following": false, "followed_by": false, "followed_at": null,
+            "followed_by_at": null, "requested": false, "requested_by": false, "blocking": false,
+            "blocked_by": false, "muting": false})
     );
 }
 

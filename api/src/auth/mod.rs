@@ -23,6 +23,34 @@ use crate::startup::AppState;
 #[derive(Clone, Debug)]
 pub struct AuthUser(pub user::Model);
 
+/// The authenticated caller of an `/admin/...` endpoint: one of `ADMIN_USERNAMES`; 401 without a
+/// valid token, 403 `forbidden` for anyone else.
+#[derive(Clone, Debug)]
+pub struct AdminUser(pub user::Model);
+
+impl FromRequest for AdminUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = AuthUser::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let AuthUser(user) = caller.await?;
+            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("application state missing"))
+            })?;
+            if state.admin_keys.contains(&user.username_key) {
+                Ok(AdminUser(user))
+            } else {
+                Err(ApiError::Forbidden(
+                    "only the operators (ADMIN_USERNAMES) may do this",
+                ))
+            }
+        })
+    }
+}
+
 /// The caller of an endpoint marked **optional auth**: `None` when anonymous. A token that is sent
 /// but not valid is still a 401, never silently ignored.
 #[derive(Clone, Debug)]
@@ -96,5 +124,10 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
         .ok_or(ApiError::Unauthorized(
             "the account of this access token no longer exists",
         ))?;
+    if user.suspended_at.is_some() {
+        return Err(ApiError::Unauthorized(
+            "the account of this access token is suspended",
+        ));
+    }
     Ok(Some(user))
 }

@@ -187,6 +187,8 @@ pub async fn login(
     );
     let matches = state.passwords.verify(password, hash).await?;
     match user {
+        // Said only to whoever knows the password.
+        Some(user) if matches && user.suspended_at.is_some() => Err(ApiError::AccountSuspended),
         Some(user) if matches => Ok(carrying(
             HttpResponse::Ok(),
             token_for(&state, &user).await?,

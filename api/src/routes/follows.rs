@@ -48,6 +48,7 @@ pub const MAX_RELATIONSHIPS: usize = 100;
     responses(
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
+        (status = 403, description = "`blocked`: one of the two blocks the other", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -91,6 +92,7 @@ pub async fn unfollow_user(
     responses(
         (status = 200, description = "A page of followers", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -110,6 +112,7 @@ pub async fn list_followers(
     responses(
         (status = 200, description = "A page of followed users", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -132,6 +135,7 @@ async fn list(
     direction: Direction,
 ) -> Result<HttpResponse, ApiError> {
     let user = users::find_in_path(&state.db, username, viewer.0.as_ref()).await?;
+    relationships::check_access(&state.db, &user, viewer.id()).await?;
     let list_name = direction.list_name(user.id);
     let page = state.cursors.page_request(&list_name, query)?;
     let (entries, neighbours) = follows::list(&state.db, user.id, direction, page).await?;

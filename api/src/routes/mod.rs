@@ -5,6 +5,7 @@ pub mod auth;
 pub mod follows;
 pub mod health;
 pub mod posts;
+pub mod safety;
 pub mod users;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -69,7 +70,8 @@ pub enum RateLimit {
     None,
     /// Per client IP: login and registration.
     Auth,
-    /// Per user: follows, unfollows and posts.
+    /// Per user: the writes on the graph (follows, unfollows, blocks, mutes, removed followers),
+    /// posts and reports.
     Writes,
 }
 
@@ -128,8 +130,13 @@ route_table! {
     "/auth/register" Auth => { POST auth::register },
     "/auth/login" Auth => { POST auth::login },
     "/users/me" None => { GET users::get_me, PATCH users::update_me, DELETE users::delete_me },
+    "/users/me/blocks" None => { GET safety::list_blocks },
+    "/users/me/mutes" None => { GET safety::list_mutes },
+    "/users/me/followers/{username}" Writes => { DELETE safety::remove_follower },
     "/users/{username}" None => { GET users::get_user },
     "/users/{username}/follow" Writes => { POST follows::follow_user, DELETE follows::unfollow_user },
+    "/users/{username}/block" Writes => { POST safety::block_user, DELETE safety::unblock_user },
+    "/users/{username}/mute" Writes => { POST safety::mute_user, DELETE safety::unmute_user },
     "/users/{username}/followers" None => { GET follows::list_followers },
     "/users/{username}/following" None => { GET follows::list_following },
     "/users/{username}/posts" None => { GET posts::list_user_posts },
@@ -137,6 +144,10 @@ route_table! {
     "/posts" Writes => { POST posts::create_post },
     "/posts/{id}" None => { GET posts::get_post, DELETE posts::delete_post },
     "/timeline" None => { GET posts::get_timeline },
+    "/reports" Writes => { POST safety::create_report },
+    "/admin/reports" None => { GET safety::list_reports },
+    "/admin/reports/{id}/resolve" None => { POST safety::resolve_report },
+    "/admin/users/{username}/suspension" None => { POST safety::suspend_user, DELETE safety::unsuspend_user },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).

@@ -107,7 +107,8 @@ pub async fn create_post(
     responses(
         (status = 200, description = "The post", body = Post),
         (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: the author blocks the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
 pub async fn get_post(
@@ -116,6 +117,7 @@ pub async fn get_post(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let post = posts::find(&state.db, id.into_inner()).await?;
+    relationships::check_access(&state.db, &post.author, viewer.id()).await?;
     let post = render_one(&state, viewer.id(), post).await?;
     Ok(HttpResponse::Ok().json(post))
 }
@@ -145,6 +147,7 @@ pub async fn delete_post(
     responses(
         (status = 200, description = "A page of posts", body = PostPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -156,6 +159,7 @@ pub async fn list_user_posts(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let author = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
+    relationships::check_access(&state.db, &author, viewer.id()).await?;
     let list_name = posts::list_name(author.id);
     let page = state.cursors.page_request(&list_name, &query)?;
     let (rows, neighbours) = posts::list_by_author(&state.db, &author, page).await?;

@@ -31,13 +31,28 @@ use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryS
 use crate::error::ApiError;
 use crate::time::now_millis;
 
-/// The name of the clock of posts in `clocks`.
-const POSTS: &str = "posts";
+/// A list that spans many users, ordered by one row of `clocks`.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    /// Every post: the timelines and each user's posts.
+    Posts,
+    /// The operators' list of reports.
+    Reports,
+}
 
-/// Step: the position for a new post. Locks the posts clock until the transaction ends, so call
-/// it last before the insert, after the author's lock.
-pub async fn next_post_at(txn: &DatabaseTransaction) -> Result<i64, ApiError> {
-    let last: Option<i64> = clock::Entity::find_by_id(POSTS)
+impl Clock {
+    fn name(self) -> &'static str {
+        match self {
+            Clock::Posts => "posts",
+            Clock::Reports => "reports",
+        }
+    }
+}
+
+/// Step: the position for a new item of the list `clock` orders. Locks that clock until the
+/// transaction ends, so call it last before the insert, after the users' locks.
+pub async fn next_at(txn: &DatabaseTransaction, clock: Clock) -> Result<i64, ApiError> {
+    let last: Option<i64> = clock::Entity::find_by_id(clock.name())
         .select_only()
         .column(clock::Column::At)
         .lock_exclusive()
@@ -47,7 +62,7 @@ pub async fn next_post_at(txn: &DatabaseTransaction) -> Result<i64, ApiError> {
     let at = now_millis().max(last.unwrap_or(0) + 1);
     clock::Entity::update_many()
         .col_expr(clock::Column::At, Expr::val(at))
-        .filter(clock::Column::Name.eq(POSTS))
+        .filter(clock::Column::Name.eq(clock.name()))
         .exec(txn)
         .await?;
     Ok(at)

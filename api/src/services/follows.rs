@@ -36,6 +36,10 @@ pub async fn follow(
     }
     db::write(db, async |txn| {
         users::lock(txn, follower, &[followed]).await?;
+        // Under both locks, so a block of the pair cannot slip in between.
+        relationships::relation(txn, follower.id, followed.id)
+            .await?
+            .ensure_unblocked(followed)?;
         let outcome = if insert_follow(txn, follower.id, followed.id).await? {
             FollowOutcome::Created
         } else {
@@ -59,6 +63,24 @@ pub async fn unfollow(
     db::write(db, async |txn| {
         users::lock(txn, follower, &[followed]).await?;
         delete_follow(txn, follower.id, followed.id).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `owner` removes `follower` from their followers (ends `follower`'s follow of `owner`).
+/// Idempotent: nothing to remove is not an error.
+pub async fn remove_follower(
+    db: &DatabaseConnection,
+    owner: &user::Model,
+    follower: &user::Model,
+) -> Result<(), ApiError> {
+    if owner.id == follower.id {
+        return Err(ApiError::CannotFollowSelf);
+    }
+    db::write(db, async |txn| {
+        users::lock(txn, owner, &[follower]).await?;
+        delete_follow(txn, follower.id, owner.id).await?;
         Ok(())
     })
     .await

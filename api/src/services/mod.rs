@@ -32,7 +32,9 @@
 
 pub mod clock;
 pub mod follows;
+pub mod marks;
 pub mod posts;
 pub mod relationships;
+pub mod reports;
 pub mod timeline;
 pub mod users;

@@ -12,7 +12,8 @@ use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
-use crate::services::{clock, users};
+use crate::services::clock::{self, Clock};
+use crate::services::users;
 
 /// A post with its author.
 pub struct PostWithAuthor {
@@ -44,7 +45,7 @@ pub async fn create(
         .await?;
         // Last, so that the clock every post writer shares is held only for the insert and the
         // commit.
-        let created_at = clock::next_post_at(txn).await?;
+        let created_at = clock::next_at(txn, Clock::Posts).await?;
         let post = post::ActiveModel {
             author_id: Set(author.id),
             body: Set(body.as_str().to_owned()),
@@ -58,14 +59,16 @@ pub async fn create(
     .await
 }
 
-/// The post `id` with its author, or 404 `post_not_found`.
+/// The post `id` with its author, or 404 `post_not_found` (also while its author is suspended).
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, ApiError> {
     let (post, author) = post::Entity::find_by_id(id)
         .find_also_related(user::Entity)
         .one(db)
         .await?
         .ok_or(ApiError::PostNotFound(id))?;
-    let author = author.ok_or(ApiError::PostNotFound(id))?;
+    let author = author
+        .filter(|author| author.suspended_at.is_none())
+        .ok_or(ApiError::PostNotFound(id))?;
     Ok(PostWithAuthor { post, author })
 }
 
@@ -174,6 +177,7 @@ pub async fn with_authors(
     author_ids.dedup();
     let authors: HashMap<i64, user::Model> = user::Entity::find()
         .filter(user::Column::Id.is_in(author_ids))
+        .filter(user::Column::SuspendedAt.is_null())
         .all(db)
         .await?
         .into_iter()

@@ -1,12 +1,10 @@
-//! How one user relates to others: who follows whom, and since when.
+//! How one user relates to others: who follows whom and since when, who blocks or mutes whom.
 
 use std::collections::HashMap;
 
-use entity::follow;
-use sea_orm::sea_query::UnionType;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryTrait,
-};
+use entity::{block, follow, mute, user};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement, UnionType};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult};
 
 use crate::error::ApiError;
 
@@ -17,12 +15,51 @@ pub struct Relation {
     pub following_since: Option<i64>,
     /// The user follows the viewer, since then.
     pub followed_by_since: Option<i64>,
+    /// The viewer asked to follow this locked user and waits.
+    pub requested: bool,
+    /// The user asked to follow the viewer and waits.
+    pub requested_by: bool,
+    /// The viewer blocks the user.
+    pub blocking: bool,
+    /// The user blocks the viewer.
+    pub blocked_by: bool,
+    /// The viewer mutes the user.
+    pub muting: bool,
+}
+
+/// One row of the relations query: which kind of edge, the other user, and when it began.
+#[derive(FromQueryResult)]
+struct Edge {
+    kind: String,
+    user_id: i64,
+    at: i64,
+}
+
+/// The edges of one kind between `viewer` and `others`: rows of `table` whose `from` column is
+/// the viewer and whose `to` column is one of the others, as `(kind, to, created_at)`.
+fn edges(
+    kind: &str,
+    table: impl IntoIden,
+    from: impl ColumnTrait,
+    to: impl ColumnTrait,
+    viewer: i64,
+    others: &[i64],
+) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::val(kind), Alias::new("kind"))
+        .expr_as(Expr::col(to.as_column_ref()), Alias::new("user_id"))
+        .expr_as(Expr::col(Alias::new("created_at")), Alias::new("at"))
+        .from(table)
+        .and_where(Expr::col(from.as_column_ref()).eq(viewer))
+        .and_where(Expr::col(to.as_column_ref()).is_in(others.iter().copied()))
+        .to_owned()
 }
 
 /// The viewer's relationship to each of `others`, in one query whatever their number: the
-/// viewer's follows of them and their follows of the viewer, as the `UNION ALL` of two primary-key
-/// lookups (each planned on its own, so neither can turn into a walk of a popular viewer's
-/// followers).
+/// `UNION ALL` of primary-key lookups, one per kind of edge (each planned on its own, so none can
+/// turn into a walk of a popular viewer's followers): the viewer's follows of them and theirs of
+/// the viewer, the viewer's blocks of them and theirs of the viewer, the viewer's mutes of them.
+/// (Nobody learns who mutes them: there is no `muted_by`.)
 pub async fn relations(
     db: &impl ConnectionTrait,
     viewer: i64,
@@ -33,36 +70,106 @@ pub async fn relations(
     if others.is_empty() {
         return Ok(relations);
     }
-    let follows = |this_side: follow::Column, other_side: follow::Column| {
-        follow::Entity::find()
-            .filter(this_side.eq(viewer))
-            .filter(other_side.is_in(others.iter().copied()))
-            .into_query()
-    };
-    let query = follows(follow::Column::FollowerId, follow::Column::FollowedId)
-        .union(
-            UnionType::All,
-            follows(follow::Column::FollowedId, follow::Column::FollowerId),
-        )
-        .to_owned();
-    let rows = follow::Model::find_by_statement(db.get_database_backend().build(&query))
+    let mut query = edges(
+        "following",
+        follow::Entity,
+        follow::Column::FollowerId,
+        follow::Column::FollowedId,
+        viewer,
+        others,
+    );
+    for other in [
+        edges(
+            "followed_by",
+            follow::Entity,
+            follow::Column::FollowedId,
+            follow::Column::FollowerId,
+            viewer,
+            others,
+        ),
+        edges(
+            "blocking",
+            block::Entity,
+            block::Column::BlockerId,
+            block::Column::BlockedId,
+            viewer,
+            others,
+        ),
+        edges(
+            "blocked_by",
+            block::Entity,
+            block::Column::BlockedId,
+            block::Column::BlockerId,
+            viewer,
+            others,
+        ),
+        edges(
+            "muting",
+            mute::Entity,
+            mute::Column::MuterId,
+            mute::Column::MutedId,
+            viewer,
+            others,
+        ),
+    ] {
+        query.union(UnionType::All, other);
+    }
+    let rows = Edge::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await?;
-    // No one follows themself (a CHECK constraint), so each row is one of the two kinds.
     for row in rows {
-        if row.follower_id == viewer {
-            relations
-                .entry(row.followed_id)
-                .or_default()
-                .following_since = Some(row.created_at);
-        } else {
-            relations
-                .entry(row.follower_id)
-                .or_default()
-                .followed_by_since = Some(row.created_at);
+        let relation = relations.entry(row.user_id).or_default();
+        match row.kind.as_str() {
+            "following" => relation.following_since = Some(row.at),
+            "followed_by" => relation.followed_by_since = Some(row.at),
+            "blocking" => relation.blocking = true,
+            "blocked_by" => relation.blocked_by = true,
+            _ => relation.muting = true,
         }
     }
     Ok(relations)
+}
+
+/// Whether `viewer` may read `owner`'s posts and lists: 403 `blocked` when the owner blocks the
+/// viewer. The one place that decides; anonymous callers and the owner always may.
+pub async fn check_access(
+    db: &impl ConnectionTrait,
+    owner: &user::Model,
+    viewer: Option<i64>,
+) -> Result<(), ApiError> {
+    let Some(viewer) = viewer.filter(|v| *v != owner.id) else {
+        return Ok(());
+    };
+    let blocked = block::Entity::find_by_id((owner.id, viewer))
+        .one(db)
+        .await?
+        .is_some();
+    if blocked {
+        return Err(ApiError::Blocked(format!(
+            "'{}' blocks you",
+            owner.username
+        )));
+    }
+    Ok(())
+}
+
+impl Relation {
+    /// 403 `blocked` when either of the two blocks the other (no follow can begin then).
+    pub fn ensure_unblocked(&self, other: &user::Model) -> Result<(), ApiError> {
+        if self.blocking {
+            Err(ApiError::Blocked(format!(
+                "you block '{}': unblock them first",
+                other.username
+            )))
+        } else if self.blocked_by {
+            Err(ApiError::Blocked(format!(
+                "'{}' blocks you",
+                other.username
+            )))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// What the viewer of a page, if any, is to each user on it ([`viewer_states`]).

@@ -17,7 +17,7 @@
 //! `IN` (not a join) returns each post once; nothing is cached, so unfollows and deletions show on
 //! the next read. The README's design notes and `bench/RESULTS.md` give the measured costs.
 
-use entity::{follow, post, user};
+use entity::{follow, mute, post, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement, UnionType,
 };
@@ -55,6 +55,7 @@ pub async fn page(
             .select_only()
             .column(follow::Column::FollowedId)
             .filter(follow::Column::FollowerId.eq(reader.id))
+            .filter(follow::Column::FollowedId.not_in_subquery(muted_by(reader.id)))
             .into_tuple()
             .all(db)
             .await?;
@@ -136,9 +137,11 @@ pub fn newest_first_query(
             .select_only()
             .column(post::Column::Id)
             .filter(
-                Condition::any()
-                    .add(author.clone().eq(reader_id))
-                    .add(author.in_subquery(followees)),
+                Condition::any().add(author.clone().eq(reader_id)).add(
+                    Condition::all()
+                        .add(author.clone().in_subquery(followees))
+                        .add(author.not_in_subquery(muted_by(reader_id))),
+                ),
             ),
         page,
     )
@@ -157,11 +160,23 @@ pub fn newest_first_query(
         .to_owned()
 }
 
+/// `SELECT muted_id FROM mutes WHERE muter_id = reader_id`: the authors the reader muted, whose
+/// posts leave the reader's timeline. (Blocked authors need no filter: a block ends the follows
+/// both ways and no follow can begin while it stands, so their posts never qualify.)
+fn muted_by(reader_id: i64) -> SelectStatement {
+    Query::select()
+        .column(mute::Column::MutedId)
+        .from(mute::Entity)
+        .and_where(mute::Column::MuterId.eq(reader_id))
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The SQLite hint wraps the column, not a value: every value bound is the reader's id or the
+    /// page size, and the text applies `+` to `author_id` in every term of the filter (the reader,
+    /// the followees, the muted).
     /// page size, and the text applies `+` to `author_id` in both terms of the filter.
     #[test]
     fn the_sqlite_hint_applies_to_the_author_column() {
@@ -169,7 +184,7 @@ mod tests {
         let statement = DbBackend::Sqlite.build(&newest_first_query(DbBackend::Sqlite, 42, page));
         let sql = statement.sql;
         let values = statement.values.map(|v| v.0).unwrap_or_default();
-        assert_eq!(sql.matches(r#"+"posts"."author_id""#).count(), 2, "{sql}");
+        assert_eq!(sql.matches(r#"+"posts"."author_id""#).count(), 3, "{sql}");
         assert!(!sql.contains('$'), "{sql}");
         assert_eq!(values.len(), sql.matches('?').count(), "{sql}");
     }

@@ -28,6 +28,7 @@ pub struct ProfileChanges {
     pub bio: Option<Option<String>>,
 }
 
+/// The account `id`, suspended or not (the caller decides what a suspension means to it).
 pub async fn find_by_id(
     db: &impl ConnectionTrait,
     id: i64,
@@ -35,18 +36,30 @@ pub async fn find_by_id(
     Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
-/// The user called `username` (in any letter case), or 404 `user_not_found` naming it.
+/// The user called `username` (in any letter case), or 404 `user_not_found` naming it. A
+/// suspended account does not exist to anyone but the operators ([`find_any_by_username`]).
 pub async fn find_by_username(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> Result<user::Model, ApiError> {
-    let not_found = || ApiError::UserNotFound(username.to_owned());
-    let key = username_lookup_key(username).ok_or_else(not_found)?;
-    user::Entity::find()
+    find_any_by_username(db, username)
+        .await?
+        .filter(|user| user.suspended_at.is_none())
+        .ok_or_else(|| ApiError::UserNotFound(username.to_owned()))
+}
+
+/// The account called `username`, suspended or not: for the operators' endpoints.
+pub async fn find_any_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<user::Model>, ApiError> {
+    let Some(key) = username_lookup_key(username) else {
+        return Ok(None);
+    };
+    Ok(user::Entity::find()
         .filter(user::Column::UsernameKey.eq(key))
         .one(db)
-        .await?
-        .ok_or_else(not_found)
+        .await?)
 }
 
 /// The user a `/users/{username}/...` path names: `me` (in any letter case) is the caller, which
@@ -76,6 +89,7 @@ pub async fn find_by_usernames(
         .collect();
     let found: std::collections::HashMap<String, user::Model> = user::Entity::find()
         .filter(user::Column::UsernameKey.is_in(keys))
+        .filter(user::Column::SuspendedAt.is_null())
         .all(db)
         .await?
         .into_iter()
@@ -128,6 +142,7 @@ pub async fn register(
         following_count: Set(0),
         posts_count: Set(0),
         list_clock: Set(0),
+        suspended_at: Set(None),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -179,28 +194,81 @@ pub async fn update_profile(
     ))
 }
 
-/// Removes the account. The database cascades its posts and every follow in which it is either
-/// side; first, in the same transaction, the counts of the users on the other side of those follows
-/// drop by one, so they stay exact at once.
+/// Removes the account. The database cascades its posts and every follow, block, mute and report
+/// in which it is either side; first, in the same transaction, its follows end with their counts
+/// ([`end_follows`]), so the other users' counts stay exact at once.
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
-        // Every row this changes: the account and the users on the other side of its follows.
-        db::lock_users(
-            txn,
-            Condition::any()
-                .add(user::Column::Id.eq(user_id))
-                .add(user::Column::Id.in_subquery(followees_of(user_id)))
-                .add(user::Column::Id.in_subquery(followers_of(user_id))),
-        )
-        .await?;
-        let followees = user::Column::Id.in_subquery(followees_of(user_id));
-        add_to_count(txn, user::Column::FollowersCount, followees, -1).await?;
-        let followers = user::Column::Id.in_subquery(followers_of(user_id));
-        add_to_count(txn, user::Column::FollowingCount, followers, -1).await?;
+        end_follows(txn, user_id).await?;
         user::Entity::delete_by_id(user_id).exec(txn).await?;
         Ok(())
     })
     .await
+}
+
+/// An operator suspends the account, in one transaction: its follows end both ways with their
+/// counts ([`end_follows`]), and from then on it is hidden everywhere and its tokens answer 401.
+/// Idempotent.
+pub async fn suspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+    db::write(db, async |txn| {
+        end_follows(txn, user_id).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::SuspendedAt, Expr::val(now_millis()))
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::SuspendedAt.is_null())
+            .exec(txn)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// An operator lifts the suspension: the account and its posts are back, its follows are not.
+/// Idempotent.
+pub async fn unsuspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+    db::write(db, async |txn| {
+        db::lock_users(txn, user::Column::Id.eq(user_id)).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::SuspendedAt, Expr::value(Option::<i64>::None))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(txn)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Step: ends every follow in which `user_id` is either side. Locks the user and everyone on the
+/// other side of its follows (in id order), lowers their counts by one each and the user's own to
+/// zero, then deletes the follows.
+async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
+    db::lock_users(
+        txn,
+        Condition::any()
+            .add(user::Column::Id.eq(user_id))
+            .add(user::Column::Id.in_subquery(followees_of(user_id)))
+            .add(user::Column::Id.in_subquery(followers_of(user_id))),
+    )
+    .await?;
+    let followees = user::Column::Id.in_subquery(followees_of(user_id));
+    add_to_count(txn, user::Column::FollowersCount, followees, -1).await?;
+    let followers = user::Column::Id.in_subquery(followers_of(user_id));
+    add_to_count(txn, user::Column::FollowingCount, followers, -1).await?;
+    follow::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(follow::Column::FollowerId.eq(user_id))
+                .add(follow::Column::FollowedId.eq(user_id)),
+        )
+        .exec(txn)
+        .await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::FollowersCount, Expr::val(0))
+        .col_expr(user::Column::FollowingCount, Expr::val(0))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Step: locks the caller's row and the rows of `others`, in id order ([`db::lock_users`]), and

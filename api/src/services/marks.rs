@@ -1,0 +1,269 @@
+//! Blocks and mutes: marks one user puts on another, each in a table of its own (`blocks`,
+//! `mutes`) of the same shape, so one set of steps and one list serve both.
+//!
+//! What a mark does lives elsewhere: blocking ends the follows between the two ([`block`]), and
+//! [`crate::services::relationships`] (403 `blocked`, the viewer flags) and
+//! [`crate::services::timeline`] (muted authors) read the tables.
+
+use std::collections::HashMap;
+
+use entity::{block, mute, user};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    FromQueryResult, QueryFilter,
+};
+
+use crate::db;
+use crate::error::ApiError;
+use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::relationships::{self, Relation};
+use crate::services::{clock, follows, users};
+
+/// Which mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    Block,
+    Mute,
+}
+
+impl Mark {
+    /// The name of the owner's list of this mark, which its cursors are bound to.
+    pub fn list_name(self, owner: i64) -> String {
+        match self {
+            Mark::Block => format!("blocks:{owner}"),
+            Mark::Mute => format!("mutes:{owner}"),
+        }
+    }
+
+    /// 422 for marking oneself.
+    fn on_self(self) -> ApiError {
+        match self {
+            Mark::Block => ApiError::CannotBlockSelf,
+            Mark::Mute => ApiError::CannotMuteSelf,
+        }
+    }
+}
+
+/// The columns of a mark's table: the owner, the other user, and when the mark was made.
+#[derive(Clone, Copy)]
+struct Columns<C> {
+    owner: C,
+    other: C,
+    at: C,
+}
+
+const BLOCKS: Columns<block::Column> = Columns {
+    owner: block::Column::BlockerId,
+    other: block::Column::BlockedId,
+    at: block::Column::CreatedAt,
+};
+
+const MUTES: Columns<mute::Column> = Columns {
+    owner: mute::Column::MuterId,
+    other: mute::Column::MutedId,
+    at: mute::Column::CreatedAt,
+};
+
+/// Runs `$body` with `$c` bound to the columns of `$mark`'s table.
+macro_rules! with_columns {
+    ($mark:expr, |$c:ident| $body:expr) => {
+        match $mark {
+            Mark::Block => {
+                let $c = BLOCKS;
+                $body
+            }
+            Mark::Mute => {
+                let $c = MUTES;
+                $body
+            }
+        }
+    };
+}
+
+/// Whether a new mark was made, or it was there already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkOutcome {
+    Created,
+    AlreadyThere,
+}
+
+/// `owner` blocks `other`, in one transaction: the follows between them end both ways (counts
+/// drop at once), then the block is recorded. Idempotent: a repeat changes nothing. Both users'
+/// rows are locked first, in id order, as every writer of a pair does, so concurrent blocks,
+/// follows and unfollows of the pair queue instead of deadlocking.
+pub async fn block(
+    db: &DatabaseConnection,
+    owner: &user::Model,
+    other: &user::Model,
+) -> Result<(MarkOutcome, Relation), ApiError> {
+    mark(db, Mark::Block, owner, other).await
+}
+
+/// `owner` mutes `other`: nothing else changes, and `other` cannot tell. Idempotent.
+pub async fn mute(
+    db: &DatabaseConnection,
+    owner: &user::Model,
+    other: &user::Model,
+) -> Result<(MarkOutcome, Relation), ApiError> {
+    mark(db, Mark::Mute, owner, other).await
+}
+
+async fn mark(
+    db: &DatabaseConnection,
+    mark: Mark,
+    owner: &user::Model,
+    other: &user::Model,
+) -> Result<(MarkOutcome, Relation), ApiError> {
+    if owner.id == other.id {
+        return Err(mark.on_self());
+    }
+    db::write(db, async |txn| {
+        users::lock(txn, owner, &[other]).await?;
+        if mark == Mark::Block {
+            follows::delete_follow(txn, owner.id, other.id).await?;
+            follows::delete_follow(txn, other.id, owner.id).await?;
+        }
+        let outcome = if insert_mark(txn, mark, owner.id, other.id).await? {
+            MarkOutcome::Created
+        } else {
+            MarkOutcome::AlreadyThere
+        };
+        let relation = relationships::relation(txn, owner.id, other.id).await?;
+        Ok((outcome, relation))
+    })
+    .await
+}
+
+/// Takes `owner`'s mark off `other`. Idempotent; unblocking restores no follow.
+pub async fn unmark(
+    db: &DatabaseConnection,
+    mark: Mark,
+    owner: &user::Model,
+    other: &user::Model,
+) -> Result<(), ApiError> {
+    if owner.id == other.id {
+        return Err(mark.on_self());
+    }
+    db::write(db, async |txn| {
+        users::lock(txn, owner, &[other]).await?;
+        delete_mark(txn, mark, owner.id, other.id).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Step: records `owner`'s mark on `other` unless it is there; `true` when it was inserted. The
+/// caller holds both users' locks; the mark takes its position on `owner`'s list clock.
+pub async fn insert_mark(
+    txn: &DatabaseTransaction,
+    mark: Mark,
+    owner: i64,
+    other: i64,
+) -> Result<bool, ApiError> {
+    with_columns!(mark, |c| {
+        let exists = Query::select()
+            .expr(Expr::val(1))
+            .from(c.owner.entity_name())
+            .and_where(Expr::col(c.owner.as_column_ref()).eq(owner))
+            .and_where(Expr::col(c.other.as_column_ref()).eq(other))
+            .to_owned();
+        if txn.query_one(&exists).await?.is_some() {
+            return Ok(false);
+        }
+        let at = clock::next_list_at(txn, &[owner]).await?;
+        let insert = Query::insert()
+            .into_table(c.owner.entity_name())
+            .columns([c.owner, c.other, c.at])
+            .values([owner.into(), other.into(), at.into()])
+            .map_err(ApiError::internal)?
+            .to_owned();
+        txn.execute(&insert).await?;
+        Ok(true)
+    })
+}
+
+/// Step: removes `owner`'s mark on `other` if there is one; `true` when there was.
+pub async fn delete_mark(
+    txn: &DatabaseTransaction,
+    mark: Mark,
+    owner: i64,
+    other: i64,
+) -> Result<bool, ApiError> {
+    with_columns!(mark, |c| {
+        let delete = Query::delete()
+            .from_table(c.owner.entity_name())
+            .and_where(Expr::col(c.owner.as_column_ref()).eq(owner))
+            .and_where(Expr::col(c.other.as_column_ref()).eq(other))
+            .to_owned();
+        Ok(txn.execute(&delete).await?.rows_affected() == 1)
+    })
+}
+
+/// One entry of a blocks or mutes list: the other user and when the mark was made.
+pub struct MarkEntry {
+    pub user: user::Model,
+    pub at: i64,
+}
+
+/// A row of a mark's list.
+#[derive(FromQueryResult)]
+struct MarkRow {
+    user_id: i64,
+    at: i64,
+}
+
+/// A page of `owner`'s marks of one kind, newest first (`idx_blocks_blocker_id_created`,
+/// `idx_mutes_muter_id_created`). Suspended users are left out.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    mark: Mark,
+    owner: i64,
+    page: PageRequest,
+) -> Result<(Vec<MarkEntry>, Neighbours), ApiError> {
+    let backend = db.get_database_backend();
+    let position = |row: &MarkRow| Position {
+        at: row.at,
+        id: row.user_id,
+    };
+    let (rows, neighbours) = fetch_page(page, position, async |page| {
+        let query = with_columns!(mark, |c| {
+            let mut query = Query::select()
+                .expr_as(Expr::col(c.other.as_column_ref()), Alias::new("user_id"))
+                .expr_as(Expr::col(c.at.as_column_ref()), Alias::new("at"))
+                .from(c.owner.entity_name())
+                .and_where(Expr::col(c.owner.as_column_ref()).eq(owner))
+                .to_owned();
+            if let Some(keyset) = page.keyset(backend, c.at, c.other) {
+                query.cond_where(keyset);
+            }
+            query
+                .order_by(c.at, page.order())
+                .order_by(c.other, page.order())
+                .limit(page.fetch_limit())
+                .to_owned()
+        });
+        Ok(MarkRow::find_by_statement(backend.build(&query))
+            .all(db)
+            .await?)
+    })
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
+    let mut found: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::SuspendedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let entries = rows
+        .into_iter()
+        .filter_map(|row| {
+            found
+                .remove(&row.user_id)
+                .map(|user| MarkEntry { user, at: row.at })
+        })
+        .collect();
+    Ok((entries, neighbours))
+}

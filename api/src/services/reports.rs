@@ -1,0 +1,159 @@
+//! Reports of accounts and posts, kept for the operators, and what the operators do with them.
+
+use std::collections::HashMap;
+
+use entity::{post, report, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+
+use crate::db;
+use crate::domain::ReportReason;
+use crate::error::ApiError;
+use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::clock::{self, Clock};
+use crate::services::users;
+use crate::time::now_millis;
+
+/// The list name that cursors of the operators' list of reports are bound to.
+pub const LIST_NAME: &str = "reports";
+
+/// Whether a report was filed now, or an open one of the same reporter and target was there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Created,
+    AlreadyOpen,
+}
+
+/// `reporter` reports `target`, and optionally its post `post_id`. At most one open report per
+/// reporter and target account or post: a repeat answers the first. The reporter's and target's
+/// rows are locked first, so concurrent repeats queue and the first one files it.
+pub async fn create(
+    db: &DatabaseConnection,
+    reporter: &user::Model,
+    target: &user::Model,
+    post_id: Option<i64>,
+    reason: ReportReason,
+) -> Result<(ReportOutcome, report::Model), ApiError> {
+    if reporter.id == target.id {
+        return Err(ApiError::CannotReportSelf);
+    }
+    db::write(db, async |txn| {
+        users::lock(txn, reporter, &[target]).await?;
+        if let Some(post_id) = post_id {
+            let by_target = post::Entity::find_by_id(post_id)
+                .filter(post::Column::AuthorId.eq(target.id))
+                .one(txn)
+                .await?
+                .is_some();
+            if !by_target {
+                return Err(ApiError::field(
+                    "post_id",
+                    format!("is not a post by '{}'", target.username),
+                ));
+            }
+        }
+        let open = report::Entity::find()
+            .filter(report::Column::ReporterId.eq(reporter.id))
+            .filter(report::Column::TargetId.eq(target.id))
+            .filter(match post_id {
+                Some(id) => report::Column::PostId.eq(id),
+                None => report::Column::PostId.is_null(),
+            })
+            .filter(report::Column::ResolvedAt.is_null())
+            .order_by_asc(report::Column::Id)
+            .one(txn)
+            .await?;
+        if let Some(open) = open {
+            return Ok((ReportOutcome::AlreadyOpen, open));
+        }
+        let created_at = clock::next_at(txn, Clock::Reports).await?;
+        let report = report::ActiveModel {
+            reporter_id: Set(reporter.id),
+            target_id: Set(target.id),
+            post_id: Set(post_id),
+            reason: Set(reason.as_str().to_owned()),
+            created_at: Set(created_at),
+            resolved_at: Set(None),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        Ok((ReportOutcome::Created, report))
+    })
+    .await
+}
+
+/// A report with the two accounts it names (suspended or not: operators see them all).
+pub struct ReportEntry {
+    pub report: report::Model,
+    pub reporter: user::Model,
+    pub target: user::Model,
+}
+
+/// A page of every report, newest first (`idx_reports_created`).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    page: PageRequest,
+) -> Result<(Vec<ReportEntry>, Neighbours), ApiError> {
+    let backend = db.get_database_backend();
+    let position = |r: &report::Model| Position {
+        at: r.created_at,
+        id: r.id,
+    };
+    let (rows, neighbours) = fetch_page(page, position, async |page| {
+        let mut query = report::Entity::find();
+        if let Some(keyset) = page.keyset(backend, report::Column::CreatedAt, report::Column::Id) {
+            query = query.filter(keyset);
+        }
+        Ok(query
+            .order_by(report::Column::CreatedAt, page.order())
+            .order_by(report::Column::Id, page.order())
+            .limit(page.fetch_limit())
+            .all(db)
+            .await?)
+    })
+    .await?;
+    let ids: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| [r.reporter_id, r.target_id])
+        .collect();
+    let accounts: HashMap<i64, user::Model> = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect();
+    let entries = rows
+        .into_iter()
+        .filter_map(|report| {
+            let reporter = accounts.get(&report.reporter_id)?.clone();
+            let target = accounts.get(&report.target_id)?.clone();
+            Some(ReportEntry {
+                report,
+                reporter,
+                target,
+            })
+        })
+        .collect();
+    Ok((entries, neighbours))
+}
+
+/// Marks report `id` resolved (idempotent: the first resolution's time stays); 404 `not_found`
+/// for an unknown id.
+pub async fn resolve(db: &DatabaseConnection, id: i64) -> Result<(), ApiError> {
+    let found = report::Entity::find_by_id(id).one(db).await?.is_some();
+    if !found {
+        return Err(ApiError::NotFound(format!("/admin/reports/{id}")));
+    }
+    report::Entity::update_many()
+        .col_expr(report::Column::ResolvedAt, Expr::val(now_millis()))
+        .filter(report::Column::Id.eq(id))
+        .filter(report::Column::ResolvedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}

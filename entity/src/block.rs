@@ -1,0 +1,19 @@
+//! `blocker_id` blocks `blocked_id` since `created_at`.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `blocks`. `created_at` is milliseconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "blocks")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub blocker_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub blocked_id: i64,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
