@@ -19,5 +19,6 @@ mod openapi;
 mod pagination;
 mod posts;
 mod query_plans;
+mod safety;
 mod schema;
 mod tokens;
