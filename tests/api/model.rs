@@ -1,7 +1,8 @@
-//! Model-based test: random sequences of register, follow, unfollow, post, delete post and delete
-//! account (with concurrent bursts) go through the HTTP API, and after every step the server must
-//! agree with a plain in-memory model of the graph: lists, counts, `viewer` flags and whole
-//! timelines, in order. Each sequence draws where the server switches timeline queries (0 to 3
+//! Model-based test: random sequences of register, follow, unfollow, block, unblock, mute, unmute,
+//! remove follower, post, delete post and delete account (with concurrent bursts) go through the
+//! HTTP API, and after every step the server must agree with a plain in-memory model of the graph:
+//! lists (followers, following, blocks, mutes), counts, `viewer` flags, who is refused whose lists
+//! (403 `blocked`) and whole timelines, in order. Each sequence draws where the server switches timeline queries (0 to 3
 //! followees here, 30 by default), so the five accounts reach both queries.
 //! proptest shrinks a failing sequence to a minimal one. The seed is fixed unless
 //! `PROPTEST_RNG_SEED` says otherwise; `PROPTEST_CASES` sets the number of sequences.
@@ -20,18 +21,53 @@ fn name(i: usize) -> String {
     format!("model{i}")
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Register(usize),
     Follow(usize, usize),
     Unfollow(usize, usize),
+    Block(usize, usize),
+    Unblock(usize, usize),
+    Mute(usize, usize),
+    Unmute(usize, usize),
+    /// The first removes the second from its followers.
+    RemoveFollower(usize, usize),
     Post(usize),
     /// Deletes the `n`-th (modulo) live post, as its author or, to check 403, as `by`.
     DeletePost(usize, usize),
     DeleteAccount(usize),
-    /// Follows, unfollows and posts sent all at once. Each pair appears with one kind of request
-    /// only, so the outcome does not depend on the order the server happens to run them in.
+    /// Requests on pairs and posts sent all at once. Each pair of users (in either order) appears
+    /// with one request only, perhaps repeated, so the outcome does not depend on the order the
+    /// server happens to run them in.
     Burst(Vec<Op>),
+}
+
+impl Op {
+    /// The two users of a request on a pair: the caller and the other.
+    fn pair(&self) -> Option<(usize, usize)> {
+        match self {
+            Op::Follow(a, b)
+            | Op::Unfollow(a, b)
+            | Op::Block(a, b)
+            | Op::Unblock(a, b)
+            | Op::Mute(a, b)
+            | Op::Unmute(a, b)
+            | Op::RemoveFollower(a, b) => Some((*a, *b)),
+            _ => None,
+        }
+    }
+}
+
+fn pair_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (user(), user()).prop_map(|(a, b)| Op::Follow(a, b)),
+        2 => (user(), user()).prop_map(|(a, b)| Op::Unfollow(a, b)),
+        1 => (user(), user()).prop_map(|(a, b)| Op::Block(a, b)),
+        1 => (user(), user()).prop_map(|(a, b)| Op::Unblock(a, b)),
+        1 => (user(), user()).prop_map(|(a, b)| Op::Mute(a, b)),
+        1 => (user(), user()).prop_map(|(a, b)| Op::Unmute(a, b)),
+        1 => (user(), user()).prop_map(|(a, b)| Op::RemoveFollower(a, b)),
+    ]
 }
 
 fn user() -> impl Strategy<Value = usize> {
@@ -39,30 +75,24 @@ fn user() -> impl Strategy<Value = usize> {
 }
 
 fn burst_op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        (user(), user()).prop_map(|(a, b)| Op::Follow(a, b)),
-        (user(), user()).prop_map(|(a, b)| Op::Unfollow(a, b)),
-        user().prop_map(Op::Post),
-    ]
+    prop_oneof![3 => pair_op(), 1 => user().prop_map(Op::Post)]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => user().prop_map(Op::Register),
-        4 => (user(), user()).prop_map(|(a, b)| Op::Follow(a, b)),
-        2 => (user(), user()).prop_map(|(a, b)| Op::Unfollow(a, b)),
+        8 => pair_op(),
         3 => user().prop_map(Op::Post),
         1 => (0..8usize, user()).prop_map(|(n, by)| Op::DeletePost(n, by)),
         1 => user().prop_map(Op::DeleteAccount),
         2 => prop::collection::vec(burst_op(), 2..12).prop_map(|ops| {
-            // Keep the first kind of request seen for each pair.
-            let mut kinds: BTreeMap<(usize, usize), bool> = BTreeMap::new();
+            // Keep, for each pair of users, the first request seen on it (and its repeats).
+            let mut first: BTreeMap<(usize, usize), Op> = BTreeMap::new();
             Op::Burst(
                 ops.into_iter()
-                    .filter(|op| match op {
-                        Op::Follow(a, b) => *kinds.entry((*a, *b)).or_insert(true),
-                        Op::Unfollow(a, b) => !*kinds.entry((*a, *b)).or_insert(false),
-                        _ => true,
+                    .filter(|op| match op.pair() {
+                        Some((a, b)) => *first.entry((a.min(b), a.max(b))).or_insert(op.clone()) == *op,
+                        None => true,
                     })
                     .collect(),
             )
@@ -70,28 +100,87 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The model: who exists, who follows whom, which posts are live.
+/// The model: who exists, who follows, blocks and mutes whom, which posts are live.
 #[derive(Default)]
 struct Model {
     users: BTreeMap<usize, TestUser>,
     follows: BTreeSet<(usize, usize)>,
+    blocks: BTreeSet<(usize, usize)>,
+    mutes: BTreeSet<(usize, usize)>,
     /// Live posts: id -> (author, `created_at` as the API reported it).
     posts: BTreeMap<i64, (usize, String)>,
 }
 
 impl Model {
-    /// The reader's own posts and its followees', newest first (ties broken by id).
+    /// The reader's own posts and those of its followees it does not mute, newest first (ties
+    /// broken by id).
     fn expected_timeline(&self, reader: usize) -> Vec<i64> {
         let mut posts: Vec<(&String, i64)> = self
             .posts
             .iter()
             .filter(|(_, (author, _))| {
-                *author == reader || self.follows.contains(&(reader, *author))
+                *author == reader
+                    || (self.follows.contains(&(reader, *author))
+                        && !self.mutes.contains(&(reader, *author)))
             })
             .map(|(id, (_, at))| (at, *id))
             .collect();
         posts.sort_by(|a, b| b.cmp(a));
         posts.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// What the server must answer to the request `op` on a pair, in this state, and what the
+    /// answer changes: the rules of API.md, written plainly.
+    fn expect_pair(&self, op: &Op) -> (u16, Option<Op>) {
+        let Some((a, b)) = op.pair() else {
+            return (0, None);
+        };
+        let self_code = 422;
+        if a == b {
+            return (self_code, None);
+        }
+        if !self.users.contains_key(&b) {
+            return (404, None);
+        }
+        let blocked = self.blocks.contains(&(a, b)) || self.blocks.contains(&(b, a));
+        match op {
+            Op::Follow(..) if blocked => (403, None),
+            Op::Follow(..) if self.follows.contains(&(a, b)) => (200, None),
+            Op::Block(..) if self.blocks.contains(&(a, b)) => (200, None),
+            Op::Mute(..) if self.mutes.contains(&(a, b)) => (200, None),
+            Op::Follow(..) | Op::Block(..) | Op::Mute(..) => (201, Some(op.clone())),
+            _ => (204, Some(op.clone())),
+        }
+    }
+
+    /// Applies the change of a request on a pair that succeeded.
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Follow(a, b) => {
+                self.follows.insert((a, b));
+            }
+            Op::Unfollow(a, b) => {
+                self.follows.remove(&(a, b));
+            }
+            Op::Block(a, b) => {
+                self.follows.remove(&(a, b));
+                self.follows.remove(&(b, a));
+                self.blocks.insert((a, b));
+            }
+            Op::Unblock(a, b) => {
+                self.blocks.remove(&(a, b));
+            }
+            Op::Mute(a, b) => {
+                self.mutes.insert((a, b));
+            }
+            Op::Unmute(a, b) => {
+                self.mutes.remove(&(a, b));
+            }
+            Op::RemoveFollower(a, b) => {
+                self.follows.remove(&(b, a));
+            }
+            _ => {}
+        }
     }
 
     fn record_post(&mut self, author: usize, post: &Value) {
@@ -133,27 +222,21 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                 model.users.insert(*i, TestUser { token });
             }
         }
-        Op::Follow(a, b) | Op::Unfollow(a, b) => {
-            let Some(user) = model.users.get(a).cloned() else {
+        Op::Follow(..)
+        | Op::Unfollow(..)
+        | Op::Block(..)
+        | Op::Unblock(..)
+        | Op::Mute(..)
+        | Op::Unmute(..)
+        | Op::RemoveFollower(..) => {
+            let Some((a, _)) = op.pair() else {
                 return Ok(());
             };
-            let follow = matches!(op, Op::Follow(..));
-            let response = if follow {
-                app.follow(&user, &name(*b)).await
-            } else {
-                app.unfollow(&user, &name(*b)).await
+            let Some(user) = model.users.get(&a).cloned() else {
+                return Ok(());
             };
-            let expected = if a == b {
-                422
-            } else if !model.users.contains_key(b) {
-                404
-            } else if !follow {
-                204
-            } else if model.follows.contains(&(*a, *b)) {
-                200
-            } else {
-                201
-            };
+            let response = send_pair(app, &user, op).await;
+            let (expected, change) = model.expect_pair(op);
             check(
                 response.status == expected,
                 format!(
@@ -161,10 +244,8 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                     response.status, response.text
                 ),
             )?;
-            if expected == 201 {
-                model.follows.insert((*a, *b));
-            } else if expected == 204 {
-                model.follows.remove(&(*a, *b));
+            if let Some(change) = change {
+                model.apply(&change);
             }
         }
         Op::Post(a) => {
@@ -217,73 +298,106 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
                 format!("delete account: {}", response.text),
             )?;
             model.follows.retain(|(x, y)| x != a && y != a);
+            model.blocks.retain(|(x, y)| x != a && y != a);
+            model.mutes.retain(|(x, y)| x != a && y != a);
             model.posts.retain(|_, (author, _)| author != a);
         }
         Op::Burst(ops) => {
+            // What each distinct request must get, from the state before the burst: requests on
+            // different pairs do not touch each other, and repeats of one request are answered as
+            // if they ran one after the other (the first as it would alone, the others as
+            // repeats).
             let mut requests = Vec::new();
             for op in ops {
-                let (a, kind, b) = match op {
-                    Op::Follow(a, b) => (*a, 0, *b),
-                    Op::Unfollow(a, b) => (*a, 1, *b),
-                    Op::Post(a) => (*a, 2, 0),
-                    _ => continue,
+                let caller = match op {
+                    Op::Post(a) => *a,
+                    _ => match op.pair() {
+                        Some((a, _)) => a,
+                        None => continue,
+                    },
                 };
-                let Some(user) = model.users.get(&a).cloned() else {
+                let Some(user) = model.users.get(&caller).cloned() else {
                     continue;
                 };
                 requests.push(async move {
-                    let response = match kind {
-                        0 => app.follow(&user, &name(b)).await,
-                        1 => app.unfollow(&user, &name(b)).await,
-                        _ => {
+                    let response = match op {
+                        Op::Post(a) => {
                             app.post(
                                 "/posts",
                                 Some(&user.token),
-                                &json!({"body": format!("burst by {}", name(a))}),
+                                &json!({"body": format!("burst by {}", name(*a))}),
                             )
                             .await
                         }
+                        _ => send_pair(app, &user, op).await,
                     };
-                    (a, kind, b, response)
+                    (op, response)
                 });
             }
-            for (a, kind, b, response) in futures_util::future::join_all(requests).await {
-                let exists = model.users.contains_key(&b);
-                match kind {
-                    0 | 1 if a == b => check(
-                        response.status == 422,
-                        format!("burst self {kind}: {}", response.text),
-                    )?,
-                    0 | 1 if !exists => check(
-                        response.status == 404,
-                        format!("burst unknown: {}", response.text),
-                    )?,
-                    0 => {
-                        check(
-                            [200, 201].contains(&response.status),
-                            format!("burst follow: {}", response.text),
-                        )?;
-                        model.follows.insert((a, b));
-                    }
-                    1 => {
-                        check(
-                            response.status == 204,
-                            format!("burst unfollow: {}", response.text),
-                        )?;
-                        model.follows.remove(&(a, b));
-                    }
-                    _ => {
-                        check(
-                            response.status == 201,
-                            format!("burst post: {}", response.text),
-                        )?;
-                        model.record_post(a, &response.json());
-                    }
+            let answers = futures_util::future::join_all(requests).await;
+            let mut by_op: BTreeMap<String, (Vec<u16>, &Op)> = BTreeMap::new();
+            for (op, response) in &answers {
+                if let Op::Post(a) = op {
+                    check(
+                        response.status == 201,
+                        format!("burst post: {}", response.text),
+                    )?;
+                    model.record_post(*a, &response.json());
+                } else {
+                    let entry = by_op.entry(format!("{op:?}")).or_insert((Vec::new(), op));
+                    entry.0.push(response.status);
                 }
+            }
+            let mut changes = Vec::new();
+            for (statuses, op) in by_op.values() {
+                let (first, change) = model.expect_pair(op);
+                // A creating request that found nothing answers 201 once; its repeats find it.
+                let repeat = if first == 201 { 200 } else { first };
+                let mut expected = vec![first];
+                expected.extend(std::iter::repeat_n(repeat, statuses.len() - 1));
+                let mut got = statuses.clone();
+                got.sort_unstable();
+                expected.sort_unstable();
+                check(
+                    got == expected,
+                    format!("burst {op:?}: expected {expected:?}, got {got:?}"),
+                )?;
+                changes.extend(change);
+            }
+            for change in changes {
+                model.apply(&change);
             }
         }
     }
     Ok(())
+}
+
+/// Sends the request `op` on a pair as `user`.
+async fn send_pair(app: &TestApp, user: &TestUser, op: &Op) -> crate::helpers::TestResponse {
+    let Some((_, b)) = op.pair() else {
+        unreachable!("not a request on a pair: {op:?}");
+    };
+    let other = name(b);
+    let token = Some(user.token.as_str());
+    let empty = json!({});
+    match op {
+        Op::Follow(..) => app.follow(user, &other).await,
+        Op::Unfollow(..) => app.unfollow(user, &other).await,
+        Op::Block(..) => {
+            app.post(&format!("/users/{other}/block"), token, &empty)
+                .await
+        }
+        Op::Unblock(..) => app.delete(&format!("/users/{other}/block"), token).await,
+        Op::Mute(..) => {
+            app.post(&format!("/users/{other}/mute"), token, &empty)
+                .await
+        }
+        Op::Unmute(..) => app.delete(&format!("/users/{other}/mute"), token).await,
+        _ => {
+            app.delete(&format!("/users/me/followers/{other}"), token)
+                .await
+        }
+    }
 }
 
 fn names_of(page: &Value) -> Result<BTreeSet<String>, String> {
@@ -375,14 +489,64 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
             .json();
         for (j, other) in model.users.keys().enumerate() {
             let r = &relationships[j];
-            let expected = (
+            let expected = [
                 model.follows.contains(&(*i, *other)),
                 model.follows.contains(&(*other, *i)),
-            );
-            if (r["following"].as_bool(), r["followed_by"].as_bool())
-                != (Some(expected.0), Some(expected.1))
-            {
+                model.blocks.contains(&(*i, *other)),
+                model.blocks.contains(&(*other, *i)),
+                model.mutes.contains(&(*i, *other)),
+            ];
+            let got = [
+                "following",
+                "followed_by",
+                "blocking",
+                "blocked_by",
+                "muting",
+            ]
+            .map(|flag| r[flag].as_bool().unwrap_or_default());
+            if got != expected {
                 return Err(format!("{me} -> {}: {r}, model {expected:?}", name(*other)));
+            }
+            // The blocked are refused the blocker's lists.
+            if model.blocks.contains(&(*other, *i)) {
+                let response = app
+                    .get(
+                        &format!("/users/{}/following", name(*other)),
+                        Some(&user.token),
+                    )
+                    .await;
+                if response.status != 403 {
+                    return Err(format!(
+                        "{me} is blocked by {}: {}",
+                        name(*other),
+                        response.text
+                    ));
+                }
+            }
+        }
+        for (list, marks) in [("blocks", &model.blocks), ("mutes", &model.mutes)] {
+            let page = app
+                .get(&format!("/users/me/{list}?limit=100"), Some(&user.token))
+                .await
+                .json();
+            let listed: BTreeSet<String> = page["items"]
+                .as_array()
+                .ok_or_else(|| format!("{me}'s {list}: not a page: {page}"))?
+                .iter()
+                .map(|item| {
+                    item["user"]["username"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect();
+            let expected: BTreeSet<String> = marks
+                .iter()
+                .filter(|(a, _)| a == i)
+                .map(|(_, b)| name(*b))
+                .collect();
+            if listed != expected {
+                return Err(format!("{me}'s {list}: {listed:?}, model {expected:?}"));
             }
         }
     }
@@ -420,7 +584,11 @@ fn the_api_agrees_with_a_model_of_the_graph_after_every_step() {
             settings.timeline_per_author_max_followees = switch;
             let app = spawn_app_with(settings).await;
             let mut model = Model::default();
-            for (step, op) in ops.iter().enumerate() {
+            // Everyone exists at first, so the graph is dense enough for blocks and mutes to
+            // meet follows; the sequence may remove and register accounts again.
+            let everyone = (0..NAMES).map(Op::Register);
+            for (step, op) in everyone.chain(ops.iter().cloned()).enumerate() {
+                let op = &op;
                 run_op(&app, &mut model, op)
                     .await
                     .map_err(|e| format!("step {step} {op:?}: {e}"))?;
