@@ -5,8 +5,9 @@ For each backend (default: sqlite, and postgres when reachable; in CI an unreach
 failure), on a fresh database and a free port:
 
   1. start the server, register USERS users;
-  2. drive concurrent follows, unfollows, posts, post deletions (and a few profile changes, which
-     rewrite the users' rows whose counts the others change) from THREADS threads, recording for
+  2. drive concurrent follows, unfollows, blocks, unblocks, posts, post deletions (and a few
+     profile changes, which rewrite the users' rows whose counts the others change) from THREADS
+     threads, recording for
      every request when it started, when its answer came and what the answer was;
   3. SIGKILL the server in the middle of the load, while requests are in flight;
   4. restart it on the same database and check, reading the database directly (sqlite3 / psql /
@@ -24,7 +25,9 @@ The state of a follow pair is decided by the last write on it. A write W could b
 unless some acknowledged write started after W was answered (for a write without an answer:
 after the restarted server was ready). When every write that could be the last one agrees (all
 follows, or all unfollows; no acknowledged write at all counts as "absent"), the row must match;
-otherwise both are allowed. Posts have unique bodies, so a post in the database is traced to the
+otherwise both are allowed. A block ends the follows of its pair both ways, so it counts as a
+removal on both follow pairs; a follow refused with 403 `blocked` did not happen. Blocks are
+decided like follows, by the blocks and unblocks of their pair. Posts have unique bodies, so a post in the database is traced to the
 request that wrote it even when that request never got its answer. The counts must match the rows
 in every case.
 
@@ -376,7 +379,7 @@ class Op:
 
     def __init__(self, kind: str, actor: str, phase: int, target: str | None = None,
                  post_id: int | None = None, body: str | None = None):
-        self.kind = kind  # follow | unfollow | post | delete | profile
+        self.kind = kind  # follow | unfollow | block | unblock | post | delete | profile
         self.actor = actor
         self.target = target
         self.post_id = post_id
@@ -394,6 +397,8 @@ class Op:
     def describe(self) -> str:
         what = {"follow": f"{self.actor} follows {self.target}",
                 "unfollow": f"{self.actor} unfollows {self.target}",
+                "block": f"{self.actor} blocks {self.target}",
+                "unblock": f"{self.actor} unblocks {self.target}",
                 "post": f"{self.actor} posts {self.body!r}" + (f" (id {self.post_id})" if self.post_id else ""),
                 "delete": f"{self.actor} deletes post {self.post_id}",
                 "profile": f"{self.actor} sets display_name {self.body!r}"}[self.kind]
@@ -402,8 +407,10 @@ class Op:
 
 
 # The answers each write may get, and what they mean. Anything else is unexpected.
-ACK = {"follow": {200, 201}, "unfollow": {204}, "post": {201}, "delete": {204}, "profile": {200}}
-REFUSED = {"delete": {404}}  # another deletion of the same post won the race
+ACK = {"follow": {200, 201}, "unfollow": {204}, "block": {200, 201}, "unblock": {204},
+       "post": {201}, "delete": {204}, "profile": {200}}
+# Another deletion of the same post won the race; one of the two blocks the other.
+REFUSED = {"delete": {404}, "follow": {403}}
 
 
 class Load:
@@ -442,7 +449,12 @@ class Load:
             return Op(kind, actor, phase, target=target)
         if roll < 0.82:
             return Op("post", actor, phase, body=self.next_body(actor))
-        if roll < 0.85:
+        if roll < 0.88:
+            # Blocks among the same pairs as the follows, so that they end follows under load.
+            others = [u for u in self.users if u != actor]
+            kind = "block" if roll < 0.85 else "unblock"
+            return Op(kind, actor, phase, target=rng.choice(others))
+        if roll < 0.90:
             # A profile change rewrites the user's row while others change its counts: a stale
             # full-row write would show up as a count that no longer matches its rows.
             return Op("profile", actor, phase, body=f"{actor} {rng.randrange(1000)}")
@@ -464,6 +476,10 @@ class Load:
                 method, path, body = "POST", f"/users/{op.target}/follow", None
             elif op.kind == "unfollow":
                 method, path, body = "DELETE", f"/users/{op.target}/follow", None
+            elif op.kind == "block":
+                method, path, body = "POST", f"/users/{op.target}/block", None
+            elif op.kind == "unblock":
+                method, path, body = "DELETE", f"/users/{op.target}/block", None
             elif op.kind == "post":
                 method, path, body = "POST", "/posts", {"body": op.body}
             elif op.kind == "profile":
@@ -513,6 +529,33 @@ class Load:
 # the check
 
 
+def last_writes_agree(what: str, by_pair: dict, present: set, creates) -> tuple[int, list[str]]:
+    """For each pair, whether the row's presence agrees with every write that could have been the
+    last one on it; `creates(op)` says whether a write makes the row. Returns (pairs decided,
+    problems)."""
+    problems = []
+    decided = 0
+    for pair in sorted(set(by_pair) | present):
+        writes = by_pair.get(pair, [])
+        acked = [o for o in writes if o.outcome == "ack"]
+        last_acked_start = max((o.start for o in acked), default=-INF)
+        # W could be the last write unless an acknowledged write started after W's latest moment.
+        could_be_last = [o for o in writes if o.latest >= last_acked_start]
+        possible = {creates(o) for o in could_be_last}
+        if not acked:
+            possible.add(False)  # perhaps none of them happened: the pair never had the row
+        is_present = pair in present
+        if len(possible) == 1:
+            decided += 1
+        if is_present not in possible:
+            why = (f"an acknowledged {what} is missing" if not is_present
+                   else f"a {what} exists that was acknowledged as removed, or never made")
+            detail = "\n      ".join(o.describe() for o in sorted(writes, key=lambda o: o.start)[-8:])
+            problems.append(f"{what} {pair[0]} -> {pair[1]}: {why}; last writes on the pair:\n"
+                            f"      {detail or '(none)'}")
+    return decided, problems
+
+
 def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
     """Compares the database with what the answers imply. Returns (problems, statistics)."""
     problems: list[str] = []
@@ -559,36 +602,46 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
     # counts above stay one SQL statement: stored counts and their rows come from one snapshot.
     db_graph = e2e.Graph()
 
-    # Follows: the row must agree with every write that could have been the last one on its pair.
+    # Follows: the row must agree with every write that could have been the last one on its pair
+    # (a block of the pair, either way, removes it).
     for a, b in db.query(
             "SELECT a.username, b.username FROM follows f"
             " JOIN users a ON a.id = f.follower_id JOIN users b ON b.id = f.followed_id"):
         db_graph.follow(a, b)
     by_pair: dict[tuple[str, str], list[Op]] = collections.defaultdict(list)
     for op in ops:
-        if op.kind in ("follow", "unfollow") and op.outcome in ("ack", "unknown"):
+        if op.outcome not in ("ack", "unknown"):
+            continue
+        if op.kind in ("follow", "unfollow"):
             by_pair[(op.actor, op.target)].append(op)
-    decided = 0
-    for pair in sorted(set(by_pair) | db_graph.follows):
-        writes = by_pair.get(pair, [])
-        acked = [o for o in writes if o.outcome == "ack"]
-        last_acked_start = max((o.start for o in acked), default=-INF)
-        # W could be the last write unless an acknowledged write started after W's latest moment.
-        could_be_last = [o for o in writes if o.latest >= last_acked_start]
-        possible = {o.kind == "follow" for o in could_be_last}
-        if not acked:
-            possible.add(False)  # perhaps none of them happened: the pair was never followed
-        is_present = pair in db_graph.follows
-        if len(possible) == 1:
-            decided += 1
-        if is_present not in possible:
-            why = ("an acknowledged follow is missing" if not is_present
-                   else "a follow exists that was acknowledged as removed, or never made")
-            detail = "\n      ".join(o.describe() for o in sorted(writes, key=lambda o: o.start)[-8:])
-            problems.append(f"follow {pair[0]} -> {pair[1]}: {why}; last writes on the pair:\n"
-                            f"      {detail or '(none)'}")
+        elif op.kind == "block":
+            by_pair[(op.actor, op.target)].append(op)
+            by_pair[(op.target, op.actor)].append(op)
+    decided, pair_problems = last_writes_agree(
+        "follow", by_pair, db_graph.follows, lambda op: op.kind == "follow")
+    problems.extend(pair_problems)
     stats["pairs_decided"] = decided
     stats["follows_in_db"] = len(db_graph.follows)
+
+    # Blocks, decided the same way by the blocks and unblocks of their pair.
+    blocks = {(a, b) for a, b in db.query(
+        "SELECT a.username, b.username FROM blocks k"
+        " JOIN users a ON a.id = k.blocker_id JOIN users b ON b.id = k.blocked_id")}
+    by_block: dict[tuple[str, str], list[Op]] = collections.defaultdict(list)
+    for op in ops:
+        if op.kind in ("block", "unblock") and op.outcome in ("ack", "unknown"):
+            by_block[(op.actor, op.target)].append(op)
+    decided, block_problems = last_writes_agree(
+        "block", by_block, blocks, lambda op: op.kind == "block")
+    problems.extend(block_problems)
+    stats["blocks_decided"] = decided
+    stats["blocks_in_db"] = len(blocks)
+    # And no follow stands where a block does.
+    for a, b in sorted(blocks):
+        for pair in ((a, b), (b, a)):
+            if pair in db_graph.follows:
+                problems.append(f"follow {pair[0]} -> {pair[1]} stands beside the block "
+                                f"{a} -> {b}")
 
     # Posts: bodies are unique, so each row is traced to the request that wrote it.
     for post_id, author, body in db.query(
@@ -640,10 +693,20 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
 
 def corrupt(db, load: Load) -> None:
     """--corrupt: damages the database the way a lost write would, to prove the check fails."""
+    def removed_by(q: Op, o: Op) -> bool:
+        """Whether write q may have removed the follow o made."""
+        if q.outcome == "refused":
+            return False
+        same = q.actor == o.actor and q.target == o.target
+        reverse = q.actor == o.target and q.target == o.actor
+        return (q.kind == "unfollow" and same) or (q.kind == "block" and (same or reverse))
+
     decided_present = [o for o in load.ops if o.kind == "follow" and o.outcome == "ack"
-                       and not any(q.kind == "unfollow" and q.outcome != "refused"
-                                   and q.actor == o.actor and q.target == o.target
-                                   for q in load.ops)]
+                       and not any(removed_by(q, o) for q in load.ops)]
+    blocks_present = [o for o in load.ops if o.kind == "block" and o.outcome == "ack"
+                      and not any(q.kind == "unblock" and q.outcome != "refused"
+                                  and q.actor == o.actor and q.target == o.target
+                                  for q in load.ops)]
     kept_posts = [o for o in load.ops if o.kind == "post" and o.outcome == "ack"
                   and not any(q.kind == "delete" and q.post_id == o.post_id for q in load.ops)]
     if decided_present:
@@ -652,6 +715,12 @@ def corrupt(db, load: Load) -> None:
                    f" follower_id = (SELECT id FROM users WHERE username = '{o.actor}') AND"
                    f" followed_id = (SELECT id FROM users WHERE username = '{o.target}')")
         print(f"corrupt: removed the follow {o.actor} -> {o.target}", flush=True)
+    if blocks_present:
+        o = blocks_present[0]
+        db.execute("DELETE FROM blocks WHERE"
+                   f" blocker_id = (SELECT id FROM users WHERE username = '{o.actor}') AND"
+                   f" blocked_id = (SELECT id FROM users WHERE username = '{o.target}')")
+        print(f"corrupt: removed the block {o.actor} -> {o.target}", flush=True)
     if kept_posts:
         o = kept_posts[0]
         db.execute(f"DELETE FROM posts WHERE id = {o.post_id}")
@@ -774,13 +843,16 @@ def report(backend, problems, phase1, in_flight, kill_after, stats, phase2, bega
     lines = [
         f"{backend}: phase 1: {phase1['requests']} writes, {phase1['acked']} acknowledged "
         f"({kinds.get('follow', 0)} follows, {kinds.get('unfollow', 0)} unfollows, "
+        f"{kinds.get('block', 0)} blocks, {kinds.get('unblock', 0)} unblocks, "
         f"{kinds.get('post', 0)} posts, {kinds.get('delete', 0)} deletions, "
         f"{kinds.get('profile', 0)} profile changes); SIGKILL after "
         f"{kill_after:.1f} s with {in_flight} in flight ({phase1['unknown']} without an answer, "
         f"{phase1['refused']} refused)",
         f"{backend}: after the restart: {stats.get('follows_in_db', '?')} follows and "
         f"{stats.get('posts_in_db', '?')} posts in the database; {stats.get('pairs_decided', '?')} "
-        f"follow pairs and {stats.get('posts_must_exist', '?')}+{stats.get('posts_must_be_gone', '?')} "
+        f"follow pairs, {stats.get('blocks_decided', '?')} block pairs "
+        f"({stats.get('blocks_in_db', '?')} blocks in the database) and "
+        f"{stats.get('posts_must_exist', '?')}+{stats.get('posts_must_be_gone', '?')} "
         f"posts with a decided state checked; counts of {len(stats.get('counts', {}))} users",
     ]
     if phase2 is not None and stats2 is not None:
