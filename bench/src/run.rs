@@ -13,7 +13,7 @@ use api::Settings;
 use api::pagination::{CursorCodec, PageRequest, Position};
 use api::services::follows::Direction;
 use api::services::{follows, relationships, timeline, users};
-use entity::{follow, user};
+use entity::{follow, mute, user};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -338,6 +338,39 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         let deep = timeline_position(db, &reader, 200).await?;
         readers.push((name, reader, token, deep));
     }
+    // What muting costs a page: each reader's first page with its mutes lifted, measured
+    // together; then the mutes are put back (whatever the measuring did) for everything else.
+    let reader_ids: Vec<i64> = readers.iter().map(|(_, reader, _, _)| reader.id).collect();
+    let lifted = mute::Entity::find()
+        .filter(mute::Column::MuterId.is_in(reader_ids.clone()))
+        .all(db)
+        .await?;
+    mute::Entity::delete_many()
+        .filter(mute::Column::MuterId.is_in(reader_ids))
+        .exec(db)
+        .await?;
+    let unmuted = async {
+        let mut scenarios = Vec::new();
+        for (name, reader, token, _) in &readers {
+            let first = PageRequest::older(20, None);
+            let url = format!("{base}/timeline");
+            check_timeline(db, client.get(&url).bearer_auth(token), reader, first).await?;
+            scenarios.push((
+                format!("GET /timeline, {name}, first page, mutes lifted"),
+                http_probe(200, move |_| client.get(&url).bearer_auth(token)),
+                sql_probe(move || sql_timeline(db, reader.id, first)),
+            ));
+        }
+        measure_reads(seconds, scenarios).await
+    }
+    .await;
+    if !lifted.is_empty() {
+        mute::Entity::insert_many(lifted.into_iter().map(mute::ActiveModel::from))
+            .exec(db)
+            .await?;
+    }
+    samples.extend(unmuted?);
+
     let mut scenarios = Vec::new();
     for (name, reader, token, deep) in &readers {
         let first = PageRequest::older(20, None);
@@ -771,6 +804,24 @@ async fn report(
                 "- {name}: deep page / first page = {:.2} (target at most 1.3) {}",
                 p50(deep) / p50(first),
                 verdict(p50(deep) / p50(first) <= 1.3)
+            )?;
+        }
+    }
+    for followees in READER_FOLLOWEES {
+        let name = format!("reader{followees}");
+        if let (Some(muted), Some(lifted)) = (
+            samples
+                .iter()
+                .find(|s| s.name.contains(&format!("{name} (")) && s.name.ends_with("first page")),
+            samples.iter().find(|s| {
+                s.name
+                    .contains(&format!("{name}, first page, mutes lifted"))
+            }),
+        ) {
+            writeln!(
+                out,
+                "- {name}: what muting costs: first page with its mutes / with them lifted = {:.2} (no target; the other timeline targets hold with the mutes)",
+                p50(muted) / p50(lifted)
             )?;
         }
     }

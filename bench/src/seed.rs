@@ -5,7 +5,8 @@
 //! followers follow 2,000 to 5,000 accounts each; everybody else follows a log-uniformly drawn
 //! number of accounts (tens, some hundreds) chosen with a strong preference for popular ones, so
 //! that the total comes to `--follows`. Posts are spread over the last year, written more often by
-//! popular accounts. Every stored count is exact.
+//! popular accounts. Every stored count is exact. Each reader mutes [`READER_MUTES`] of its
+//! followees (half of reader10's 10), chosen at random, so timelines pay for muting.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -23,6 +24,8 @@ const CELEBRITY_SHARES: [u64; 5] = [100, 50, 25, 12, 6];
 /// The readers' followee counts; reader `n` is called `reader{n}`.
 pub const READER_FOLLOWEES: [usize; 4] = [10, 100, 1_000, 5_000];
 const HEAVY_FOLLOWERS: usize = 50;
+/// How many of its followees each reader mutes (at most half of them).
+pub const READER_MUTES: usize = 100;
 const DAY_MS: i64 = 86_400_000;
 
 pub struct SeedOptions {
@@ -135,6 +138,32 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
     )
     .await?;
 
+    // The readers' mutes: the first of their followees in the generated (random) order.
+    let mut mutes = Vec::new();
+    for (i, count) in READER_FOLLOWEES.iter().enumerate() {
+        let reader = 6 + i;
+        let muted = READER_MUTES.min(count / 2);
+        mutes.extend(
+            follows
+                .iter()
+                .filter(|(follower, _, _)| *follower == reader)
+                .take(muted)
+                .map(|(_, followed, _)| (reader, *followed)),
+        );
+    }
+    insert_rows(
+        &db,
+        "mutes",
+        "muter_id, muted_id, created_at",
+        mutes.len(),
+        options.batch,
+        |i| {
+            let (muter, muted) = mutes[i];
+            format!("({muter}, {muted}, {now})")
+        },
+    )
+    .await?;
+
     if db.get_database_backend() == DbBackend::Postgres {
         for table in ["users", "posts"] {
             db.execute_unprepared(&format!(
@@ -151,8 +180,9 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
         db.execute_unprepared("ANALYZE").await?;
     }
     println!(
-        "seeded {n} users, {} follows and {} posts in {:.1?}",
+        "seeded {n} users, {} follows, {} mutes and {} posts in {:.1?}",
         follows.len(),
+        mutes.len(),
         posts.len(),
         started.elapsed()
     );

@@ -30,7 +30,8 @@ async fn column_of_i64(db: &DatabaseConnection, sql: String) -> Result<Vec<i64>,
 }
 
 /// The ids of a page of `reader_id`'s timeline: posts by the reader or by an account the reader
-/// follows, newest first. (Values are integers, so formatting them into the text is safe.)
+/// follows and does not mute, newest first. (Values are integers, so formatting them into the
+/// text is safe.)
 pub async fn timeline_ids(
     db: &DatabaseConnection,
     reader_id: i64,
@@ -41,7 +42,9 @@ pub async fn timeline_ids(
         format!(
             "SELECT p.id FROM posts p \
              WHERE (p.author_id = {reader_id} OR EXISTS \
-               (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = p.author_id)) \
+               (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = p.author_id) \
+               AND NOT EXISTS \
+               (SELECT 1 FROM mutes m WHERE m.muter_id = {reader_id} AND m.muted_id = p.author_id)) \
              {keyset} \
              ORDER BY p.created_at DESC, p.id DESC LIMIT {limit}",
             keyset = older_than("p", "id", page),
