@@ -62,6 +62,10 @@ pub enum ApiError {
     /// 403 `blocked`: one of the two users blocks the other; the detail says which.
     #[error("{0}")]
     Blocked(String),
+    /// 403 `private_account`: a locked account's posts or lists, asked for by someone who is not
+    /// an accepted follower. Names the account.
+    #[error("'{0}' is a private account: only its accepted followers see its posts and lists")]
+    PrivateAccount(String),
     /// 403 `account_suspended`: login of an account that an operator suspended.
     #[error("this account is suspended")]
     AccountSuspended,
@@ -69,6 +73,9 @@ pub enum ApiError {
     /// segment does not come back in the answer (nor in the log).
     #[error("{}", user_not_found(.0))]
     UserNotFound(String),
+    /// 404 `follow_request_not_found`: no pending request from that user.
+    #[error("'{0}' has no pending request to follow you")]
+    FollowRequestNotFound(String),
     /// 404 `post_not_found`.
     #[error("post {0} does not exist")]
     PostNotFound(i64),
@@ -186,6 +193,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Blocked(_) => "blocked",
             ApiError::AccountSuspended => "account_suspended",
+            ApiError::PrivateAccount(_) => "private_account",
+            ApiError::FollowRequestNotFound(_) => "follow_request_not_found",
             ApiError::UserNotFound(_) => "user_not_found",
             ApiError::PostNotFound(_) => "post_not_found",
             ApiError::NotFound(_) => "not_found",
@@ -267,12 +276,14 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::Blocked(_) | ApiError::AccountSuspended => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::UserNotFound(_) | ApiError::PostNotFound(_) | ApiError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::Forbidden(_)
+            | ApiError::Blocked(_)
+            | ApiError::PrivateAccount(_)
+            | ApiError::AccountSuspended => StatusCode::FORBIDDEN,
+            ApiError::UserNotFound(_)
+            | ApiError::PostNotFound(_)
+            | ApiError::FollowRequestNotFound(_)
+            | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,

@@ -60,6 +60,9 @@ pub struct UserCard {
     pub display_name: Option<String>,
     /// Short self-description, if the user wrote one.
     pub bio: Option<String>,
+    /// The account is locked: following it makes a request it accepts or rejects, and only its
+    /// followers see its posts and lists.
+    pub locked: bool,
     /// The caller's relationship to this user; `null` when the request is anonymous.
     pub viewer: Option<Viewer>,
 }
@@ -71,6 +74,7 @@ impl UserCard {
             username: user.username.clone(),
             display_name: user.display_name.clone(),
             bio: user.bio.clone(),
+            locked: user.locked,
             viewer: states.of(user.id).map(Viewer::from),
         }
     }

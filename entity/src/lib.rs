@@ -4,6 +4,7 @@
 pub mod block;
 pub mod clock;
 pub mod follow;
+pub mod follow_request;
 pub mod mute;
 pub mod post;
 pub mod report;

@@ -30,6 +30,8 @@ pub struct Model {
     pub list_clock: i64,
     /// When an operator suspended the account; `None` unless it is suspended.
     pub suspended_at: Option<i64>,
+    /// The account chooses who follows it: following it makes a request.
+    pub locked: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

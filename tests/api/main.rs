@@ -14,6 +14,7 @@ mod errors;
 mod follows;
 mod hardening;
 mod helpers;
+mod locked;
 mod model;
 mod openapi;
 mod pagination;

@@ -8,6 +8,7 @@ use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
 use crate::services::follows::{self, Direction, FollowOutcome};
+use crate::services::marks::Mark;
 use crate::services::relationships;
 use crate::services::users;
 use crate::startup::AppState;
@@ -42,12 +43,14 @@ pub struct RelationshipsQuery {
 pub const MAX_RELATIONSHIPS: usize = 100;
 
 /// Follows a user. 201 when the follow is new, 200 (with the original `followed_at`) when it
-/// already existed.
+/// already existed, 202 (`requested: true`) when the user is locked: a request waits for their
+/// answer (a repeat changes nothing).
 #[utoipa::path(post, path = "/users/{username}/follow", tag = "follows", operation_id = "followUser",
     params(("username" = String, Path, description = "Whom to follow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
+        (status = 202, description = "The user is locked: the request waits for their answer (`requested: true`); a repeat changes nothing", body = Relationship),
         (status = 403, description = "`blocked`: one of the two blocks the other", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
@@ -64,10 +67,11 @@ pub async fn follow_user(
     Ok(match outcome {
         FollowOutcome::Created => HttpResponse::Created().json(body),
         FollowOutcome::AlreadyFollowing => HttpResponse::Ok().json(body),
+        FollowOutcome::Requested => HttpResponse::Accepted().json(body),
     })
 }
 
-/// Stops following a user. 204 also when there was no follow.
+/// Stops following a user, or withdraws a pending request. 204 also when there was neither.
 #[utoipa::path(delete, path = "/users/{username}/follow", tag = "follows", operation_id = "unfollowUser",
     params(("username" = String, Path, description = "Whom to unfollow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
@@ -92,7 +96,7 @@ pub async fn unfollow_user(
     responses(
         (status = 200, description = "A page of followers", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -112,7 +116,7 @@ pub async fn list_followers(
     responses(
         (status = 200, description = "A page of followed users", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -182,4 +186,57 @@ pub async fn get_relationships(
         .map(|user| Relationship::new(user, relations.get(&user.id).copied().unwrap_or_default()))
         .collect();
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Pending requests to follow the caller, newest first.
+#[utoipa::path(get, path = "/users/me/follow_requests", tag = "follows", operation_id = "listFollowRequests",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of pending requests", body = crate::routes::safety::FollowRequestItemPage,
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_follow_requests(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    crate::routes::safety::list_marks(&req, &state, &me, &query, Mark::FollowRequest).await
+}
+
+/// Accepts a request: the follow begins now, and the counts change now.
+#[utoipa::path(post, path = "/users/me/follow_requests/{username}/accept", tag = "follows", operation_id = "acceptFollowRequest",
+    params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
+    responses(
+        (status = 200, description = "The follow began (`followed_by: true`, `followed_by_at` the acceptance time)", body = Relationship),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn accept_follow_request(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let requester = users::find_in_path(&state.db, &username, Some(&me.0)).await?;
+    let relation = follows::accept_request(&state.db, &me.0, &requester).await?;
+    Ok(HttpResponse::Ok().json(Relationship::new(&requester, relation)))
+}
+
+/// Rejects a request: it is gone, and no follow begins.
+#[utoipa::path(post, path = "/users/me/follow_requests/{username}/reject", tag = "follows", operation_id = "rejectFollowRequest",
+    params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
+    responses(
+        (status = 204, description = "The request is gone"),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn reject_follow_request(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let requester = users::find_in_path(&state.db, &username, Some(&me.0)).await?;
+    follows::reject_request(&state.db, &me.0, &requester).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

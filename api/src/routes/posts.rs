@@ -107,7 +107,7 @@ pub async fn create_post(
     responses(
         (status = 200, description = "The post", body = Post),
         (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`blocked`: the author blocks the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`post_not_found` (also while its author is suspended)", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]
@@ -147,7 +147,7 @@ pub async fn delete_post(
     responses(
         (status = 200, description = "A page of posts", body = PostPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("bearer" = [])))]

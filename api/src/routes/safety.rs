@@ -25,6 +25,15 @@ pub struct BlockItem {
     pub blocked_at: Timestamp,
 }
 
+/// A pending request to follow the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowRequestItem {
+    /// Who asks to follow the caller.
+    pub user: UserCard,
+    /// When they asked.
+    pub requested_at: Timestamp,
+}
+
 /// An entry of the caller's mutes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MuteItem {
@@ -40,6 +49,11 @@ crate::page_schema!(
     "A page of the caller's blocks, newest first."
 );
 crate::page_schema!(
+    FollowRequestItemPage,
+    FollowRequestItem,
+    "A page of pending requests to follow the caller, newest first."
+);
+crate::page_schema!(
     MuteItemPage,
     MuteItem,
     "A page of the caller's mutes, newest first."
@@ -52,10 +66,7 @@ async fn mark_user(
     mark: Mark,
 ) -> Result<HttpResponse, ApiError> {
     let target = users::find_in_path(&state.db, username, Some(&me.0)).await?;
-    let (outcome, relation) = match mark {
-        Mark::Block => marks::block(&state.db, &me.0, &target).await?,
-        Mark::Mute => marks::mute(&state.db, &me.0, &target).await?,
-    };
+    let (outcome, relation) = marks::mark(&state.db, mark, &me.0, &target).await?;
     let body = Relationship::new(&target, relation);
     Ok(match outcome {
         MarkOutcome::Created => HttpResponse::Created().json(body),
@@ -146,7 +157,7 @@ pub async fn unmute_user(
     unmark_user(&state, &me, &username, Mark::Mute).await
 }
 
-async fn list_marks(
+pub(crate) async fn list_marks(
     req: &HttpRequest,
     state: &AppState,
     me: &AuthUser,
@@ -178,6 +189,18 @@ async fn list_marks(
                 .map(|e| MuteItem {
                     user: UserCard::new(&e.user, &states),
                     muted_at: Timestamp(e.at),
+                })
+                .collect();
+            state
+                .cursors
+                .page_response(req, &list_name, page, items, neighbours)
+        }
+        Mark::FollowRequest => {
+            let items: Vec<FollowRequestItem> = entries
+                .iter()
+                .map(|e| FollowRequestItem {
+                    user: UserCard::new(&e.user, &states),
+                    requested_at: Timestamp(e.at),
                 })
                 .collect();
             state

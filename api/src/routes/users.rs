@@ -37,6 +37,18 @@ pub struct UpdateProfileRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,
+    /// Lock the account (following it then makes a request) or unlock it, which accepts every
+    /// pending follow request at once. Not `null`.
+    #[serde(default, deserialize_with = "present_bool")]
+    #[schema(value_type = Option<bool>)]
+    pub locked: Option<Option<bool>>,
+}
+
+/// Tells a boolean sent as `null` (`Some(None)`, refused) from an absent one (`None`).
+fn present_bool<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<bool>>, D::Error> {
+    Option::<bool>::deserialize(deserializer).map(Some)
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`).
@@ -55,7 +67,8 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(profile))
 }
 
-/// Changes the caller's display name and bio.
+/// Changes the caller's display name, bio and whether the account is locked. Unlocking accepts
+/// every pending follow request.
 #[utoipa::path(patch, path = "/users/me", tag = "accounts", operation_id = "updateMe",
     request_body = UpdateProfileRequest,
     responses(
@@ -87,10 +100,20 @@ pub async fn update_me(
             }
         }
     }
+    match body.locked {
+        Some(Some(locked)) => changes.locked = Some(locked),
+        Some(None) => {
+            errors.insert(
+                "locked".into(),
+                vec!["must be true or false, not null".into()],
+            );
+        }
+        None => {}
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let user = users::update_profile(&state.db, me.0, changes).await?;
+    let user = users::update_profile(&state.db, &me.0, changes).await?;
     let profile = profile_for(&state.db, Some(user.id), &user).await?;
     Ok(HttpResponse::Ok().json(profile))
 }

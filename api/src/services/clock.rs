@@ -25,7 +25,7 @@
 //! same millisecond, or a host's clock lags the one that wrote last.
 
 use entity::{clock, user};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, IntoCondition};
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::error::ApiError;
@@ -71,13 +71,23 @@ pub async fn next_at(txn: &DatabaseTransaction, clock: Clock) -> Result<i64, Api
 /// Step: the position for a new item of the lists of `users` (a follow is in the follower's
 /// following list and the followed user's followers list). The caller holds their row locks.
 pub async fn next_list_at(txn: &DatabaseTransaction, users: &[i64]) -> Result<i64, ApiError> {
+    next_list_at_where(txn, user::Column::Id.is_in(users.iter().copied())).await
+}
+
+/// Step: [`next_list_at`] for the users that `which` selects (any number of them: the maximum is
+/// read and the clocks set in one statement each).
+pub async fn next_list_at_where(
+    txn: &DatabaseTransaction,
+    which: impl IntoCondition,
+) -> Result<i64, ApiError> {
+    let which = which.into_condition();
     // A locking read: it sees the latest committed value on MySQL too, whatever snapshot the
     // transaction has (the rows are locked by this transaction already, so it does not wait).
     // (PostgreSQL locks rows, not aggregates: the maximum is taken here.)
     let clocks: Vec<i64> = user::Entity::find()
         .select_only()
         .column(user::Column::ListClock)
-        .filter(user::Column::Id.is_in(users.iter().copied()))
+        .filter(which.clone())
         .lock_exclusive()
         .into_tuple()
         .all(txn)
@@ -86,7 +96,7 @@ pub async fn next_list_at(txn: &DatabaseTransaction, users: &[i64]) -> Result<i6
     let at = now_millis().max(last + 1);
     user::Entity::update_many()
         .col_expr(user::Column::ListClock, Expr::val(at))
-        .filter(user::Column::Id.is_in(users.iter().copied()))
+        .filter(which)
         .exec(txn)
         .await?;
     Ok(at)

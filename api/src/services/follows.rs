@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use entity::{follow, user};
+use entity::{follow, follow_request, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
@@ -12,20 +12,28 @@ use crate::db;
 use crate::error::ApiError;
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock;
+use crate::services::marks::{self, Mark};
 use crate::services::relationships::{self, Relation};
 use crate::services::users;
 
-/// Whether a follow request created the follow or found it already there.
+/// What `POST /users/{username}/follow` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FollowOutcome {
+    /// The follow began.
     Created,
+    /// The follow was there already.
     AlreadyFollowing,
+    /// The followed account is locked: a request waits for its answer (new or already there).
+    Requested,
 }
 
-/// `follower` follows `followed`. Idempotent: a repeat keeps the original `followed_at`.
+/// `follower` follows `followed`, or asks to when `followed` is locked. Idempotent: a repeat keeps
+/// the original `followed_at` (or request time).
 ///
 /// Concurrent identical requests queue on the two users' row locks, so exactly one inserts; the
-/// counts change only when a row was really inserted, in the same transaction.
+/// counts change only when a row was really inserted, in the same transaction. Whether the
+/// account is locked is read under its lock, so an unlock (which takes it too) is either wholly
+/// before or wholly after.
 pub async fn follow(
     db: &DatabaseConnection,
     follower: &user::Model,
@@ -37,13 +45,16 @@ pub async fn follow(
     db::write(db, async |txn| {
         users::lock(txn, follower, &[followed]).await?;
         // Under both locks, so a block of the pair cannot slip in between.
-        relationships::relation(txn, follower.id, followed.id)
-            .await?
-            .ensure_unblocked(followed)?;
-        let outcome = if insert_follow(txn, follower.id, followed.id).await? {
-            FollowOutcome::Created
-        } else {
+        let before = relationships::relation(txn, follower.id, followed.id).await?;
+        before.ensure_unblocked(followed)?;
+        let outcome = if before.following_since.is_some() {
             FollowOutcome::AlreadyFollowing
+        } else if users::is_locked(txn, followed.id).await? {
+            marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await?;
+            FollowOutcome::Requested
+        } else {
+            insert_follow(txn, follower.id, followed.id).await?;
+            FollowOutcome::Created
         };
         let relation = relationships::relation(txn, follower.id, followed.id).await?;
         Ok((outcome, relation))
@@ -51,7 +62,8 @@ pub async fn follow(
     .await
 }
 
-/// `follower` stops following `followed`. Idempotent: nothing to remove is not an error.
+/// `follower` stops following `followed`, or withdraws its request. Idempotent: nothing to remove
+/// is not an error.
 pub async fn unfollow(
     db: &DatabaseConnection,
     follower: &user::Model,
@@ -63,9 +75,110 @@ pub async fn unfollow(
     db::write(db, async |txn| {
         users::lock(txn, follower, &[followed]).await?;
         delete_follow(txn, follower.id, followed.id).await?;
+        marks::delete_mark(txn, Mark::FollowRequest, followed.id, follower.id).await?;
         Ok(())
     })
     .await
+}
+
+/// `owner` accepts `requester`'s request: the follow begins now (its position and
+/// `followed_by_at` are the acceptance's), and the counts change now. 404
+/// `follow_request_not_found` when there is no such request.
+pub async fn accept_request(
+    db: &DatabaseConnection,
+    owner: &user::Model,
+    requester: &user::Model,
+) -> Result<Relation, ApiError> {
+    db::write(db, async |txn| {
+        users::lock(txn, owner, &[requester]).await?;
+        if !marks::delete_mark(txn, Mark::FollowRequest, owner.id, requester.id).await? {
+            return Err(ApiError::FollowRequestNotFound(requester.username.clone()));
+        }
+        insert_follow(txn, requester.id, owner.id).await?;
+        relationships::relation(txn, owner.id, requester.id).await
+    })
+    .await
+}
+
+/// `owner` rejects `requester`'s request: it is gone. 404 `follow_request_not_found` when there is
+/// no such request.
+pub async fn reject_request(
+    db: &DatabaseConnection,
+    owner: &user::Model,
+    requester: &user::Model,
+) -> Result<(), ApiError> {
+    db::write(db, async |txn| {
+        users::lock(txn, owner, &[requester]).await?;
+        if !marks::delete_mark(txn, Mark::FollowRequest, owner.id, requester.id).await? {
+            return Err(ApiError::FollowRequestNotFound(requester.username.clone()));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Step: accepts every pending request to follow `owner`, however many, in set-based statements
+/// whose number does not grow with the requests: the owner and every requester are locked (in id
+/// order, one statement), the follows are inserted from the requests (one `INSERT ... SELECT`,
+/// all at one position on the owner's and the requesters' list clocks, told apart by the
+/// requester's id), each requester's `following_count` and the owner's `followers_count` move
+/// (two `UPDATE`s), and the requests are deleted. Returns how many were accepted.
+pub async fn accept_all_requests(txn: &DatabaseTransaction, owner: i64) -> Result<u64, ApiError> {
+    use sea_orm::sea_query::{Expr, Query};
+    let requesters = || {
+        Query::select()
+            .column(follow_request::Column::RequesterId)
+            .from(follow_request::Entity)
+            .and_where(follow_request::Column::TargetId.eq(owner))
+            .to_owned()
+    };
+    let everyone = sea_orm::Condition::any()
+        .add(user::Column::Id.eq(owner))
+        .add(user::Column::Id.in_subquery(requesters()));
+    let locked = db::lock_users(txn, everyone.clone()).await?;
+    let pending = locked.len().saturating_sub(1) as u64;
+    if pending == 0 {
+        return Ok(0);
+    }
+    let at = clock::next_list_at_where(txn, everyone).await?;
+    let insert = Query::insert()
+        .into_table(follow::Entity)
+        .columns([
+            follow::Column::FollowerId,
+            follow::Column::FollowedId,
+            follow::Column::CreatedAt,
+        ])
+        .select_from(
+            Query::select()
+                .column(follow_request::Column::RequesterId)
+                .column(follow_request::Column::TargetId)
+                .expr(Expr::val(at))
+                .from(follow_request::Entity)
+                .and_where(follow_request::Column::TargetId.eq(owner))
+                .to_owned(),
+        )
+        .map_err(ApiError::internal)?
+        .to_owned();
+    let inserted = txn.execute(&insert).await?.rows_affected();
+    users::add_to_count(
+        txn,
+        user::Column::FollowingCount,
+        user::Column::Id.in_subquery(requesters()),
+        1,
+    )
+    .await?;
+    users::add_to_count(
+        txn,
+        user::Column::FollowersCount,
+        user::Column::Id.eq(owner),
+        inserted as i64,
+    )
+    .await?;
+    follow_request::Entity::delete_many()
+        .filter(follow_request::Column::TargetId.eq(owner))
+        .exec(txn)
+        .await?;
+    Ok(inserted)
 }
 
 /// `owner` removes `follower` from their followers (ends `follower`'s follow of `owner`).

@@ -1,13 +1,15 @@
-//! Blocks and mutes: marks one user puts on another, each in a table of its own (`blocks`,
-//! `mutes`) of the same shape, so one set of steps and one list serve both.
+//! Blocks, mutes and follow requests: rows that tie one user (the owner, whose list holds them) to
+//! another, each kind in a table of its own (`blocks`, `mutes`, `follow_requests`) of the same
+//! shape, so one set of steps and one list serve all three.
 //!
-//! What a mark does lives elsewhere: blocking ends the follows between the two ([`block`]), and
+//! What a mark does lives elsewhere: blocking ends the follows and requests between the two
+//! ([`block`]), a request waits for its owner's answer ([`crate::services::follows`]), and
 //! [`crate::services::relationships`] (403 `blocked`, the viewer flags) and
 //! [`crate::services::timeline`] (muted authors) read the tables.
 
 use std::collections::HashMap;
 
-use entity::{block, mute, user};
+use entity::{block, follow_request, mute, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
@@ -23,8 +25,12 @@ use crate::services::{clock, follows, users};
 /// Which mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mark {
+    /// The owner blocks the other user.
     Block,
+    /// The owner mutes the other user.
     Mute,
+    /// The other user asks to follow the owner, a locked account.
+    FollowRequest,
 }
 
 impl Mark {
@@ -33,6 +39,7 @@ impl Mark {
         match self {
             Mark::Block => format!("blocks:{owner}"),
             Mark::Mute => format!("mutes:{owner}"),
+            Mark::FollowRequest => format!("follow_requests:{owner}"),
         }
     }
 
@@ -41,6 +48,7 @@ impl Mark {
         match self {
             Mark::Block => ApiError::CannotBlockSelf,
             Mark::Mute => ApiError::CannotMuteSelf,
+            Mark::FollowRequest => ApiError::CannotFollowSelf,
         }
     }
 }
@@ -65,6 +73,12 @@ const MUTES: Columns<mute::Column> = Columns {
     at: mute::Column::CreatedAt,
 };
 
+const FOLLOW_REQUESTS: Columns<follow_request::Column> = Columns {
+    owner: follow_request::Column::TargetId,
+    other: follow_request::Column::RequesterId,
+    at: follow_request::Column::CreatedAt,
+};
+
 /// Runs `$body` with `$c` bound to the columns of `$mark`'s table.
 macro_rules! with_columns {
     ($mark:expr, |$c:ident| $body:expr) => {
@@ -75,6 +89,10 @@ macro_rules! with_columns {
             }
             Mark::Mute => {
                 let $c = MUTES;
+                $body
+            }
+            Mark::FollowRequest => {
+                let $c = FOLLOW_REQUESTS;
                 $body
             }
         }
@@ -89,7 +107,7 @@ pub enum MarkOutcome {
 }
 
 /// `owner` blocks `other`, in one transaction: the follows between them end both ways (counts
-/// drop at once), then the block is recorded. Idempotent: a repeat changes nothing. Both users'
+/// drop at once), so do the follow requests, then the block is recorded. Idempotent: a repeat changes nothing. Both users'
 /// rows are locked first, in id order, as every writer of a pair does, so concurrent blocks,
 /// follows and unfollows of the pair queue instead of deadlocking.
 pub async fn block(
@@ -109,7 +127,9 @@ pub async fn mute(
     mark(db, Mark::Mute, owner, other).await
 }
 
-async fn mark(
+/// `owner` blocks or mutes `other` ([`block`], [`mute`]). (Follow requests are made by
+/// [`crate::services::follows::follow`], which knows when one is needed.)
+pub async fn mark(
     db: &DatabaseConnection,
     mark: Mark,
     owner: &user::Model,
@@ -123,6 +143,8 @@ async fn mark(
         if mark == Mark::Block {
             follows::delete_follow(txn, owner.id, other.id).await?;
             follows::delete_follow(txn, other.id, owner.id).await?;
+            delete_mark(txn, Mark::FollowRequest, owner.id, other.id).await?;
+            delete_mark(txn, Mark::FollowRequest, other.id, owner.id).await?;
         }
         let outcome = if insert_mark(txn, mark, owner.id, other.id).await? {
             MarkOutcome::Created
@@ -214,7 +236,8 @@ struct MarkRow {
 }
 
 /// A page of `owner`'s marks of one kind, newest first (`idx_blocks_blocker_id_created`,
-/// `idx_mutes_muter_id_created`). Suspended users are left out.
+/// `idx_mutes_muter_id_created`, `idx_follow_requests_target_created`). Suspended users are left
+/// out.
 pub async fn list(
     db: &impl ConnectionTrait,
     mark: Mark,

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use entity::{block, follow, mute, user};
+use entity::{block, follow, follow_request, mute, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement, UnionType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult};
+use sea_orm::{ColumnTrait, ConnectionTrait, FromQueryResult};
 
 use crate::error::ApiError;
 
@@ -111,6 +111,22 @@ pub async fn relations(
             viewer,
             others,
         ),
+        edges(
+            "requested",
+            follow_request::Entity,
+            follow_request::Column::RequesterId,
+            follow_request::Column::TargetId,
+            viewer,
+            others,
+        ),
+        edges(
+            "requested_by",
+            follow_request::Entity,
+            follow_request::Column::TargetId,
+            follow_request::Column::RequesterId,
+            viewer,
+            others,
+        ),
     ] {
         query.union(UnionType::All, other);
     }
@@ -124,6 +140,8 @@ pub async fn relations(
             "followed_by" => relation.followed_by_since = Some(row.at),
             "blocking" => relation.blocking = true,
             "blocked_by" => relation.blocked_by = true,
+            "requested" => relation.requested = true,
+            "requested_by" => relation.requested_by = true,
             _ => relation.muting = true,
         }
     }
@@ -131,24 +149,29 @@ pub async fn relations(
 }
 
 /// Whether `viewer` may read `owner`'s posts and lists: 403 `blocked` when the owner blocks the
-/// viewer. The one place that decides; anonymous callers and the owner always may.
+/// viewer, 403 `private_account` when the owner is locked and the viewer (perhaps anonymous) does
+/// not follow them. The one place that decides, in at most one query; the owner always may.
 pub async fn check_access(
     db: &impl ConnectionTrait,
     owner: &user::Model,
     viewer: Option<i64>,
 ) -> Result<(), ApiError> {
-    let Some(viewer) = viewer.filter(|v| *v != owner.id) else {
-        return Ok(());
+    let private = || Err(ApiError::PrivateAccount(owner.username.clone()));
+    let Some(viewer) = viewer else {
+        return if owner.locked { private() } else { Ok(()) };
     };
-    let blocked = block::Entity::find_by_id((owner.id, viewer))
-        .one(db)
-        .await?
-        .is_some();
-    if blocked {
+    if viewer == owner.id {
+        return Ok(());
+    }
+    let relation = relation(db, viewer, owner.id).await?;
+    if relation.blocked_by {
         return Err(ApiError::Blocked(format!(
             "'{}' blocks you",
             owner.username
         )));
+    }
+    if owner.locked && relation.following_since.is_none() {
+        return private();
     }
     Ok(())
 }

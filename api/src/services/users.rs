@@ -1,15 +1,16 @@
 //! Accounts: registration, lookup, profile changes and removal.
 
-use entity::{follow, user};
+use entity::{follow, follow_request, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, Set, SqlErr,
+    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
 };
 
 use crate::db;
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
+use crate::services::follows;
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -26,6 +27,8 @@ pub struct NewAccount {
 pub struct ProfileChanges {
     pub display_name: Option<Option<String>>,
     pub bio: Option<Option<String>>,
+    /// Lock or unlock the account; unlocking accepts every pending follow request.
+    pub locked: Option<bool>,
 }
 
 /// The account `id`, suspended or not (the caller decides what a suspension means to it).
@@ -143,6 +146,7 @@ pub async fn register(
         posts_count: Set(0),
         list_clock: Set(0),
         suspended_at: Set(None),
+        locked: Set(false),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -165,33 +169,53 @@ pub async fn register(
     }
 }
 
-/// Applies `changes` to the user's profile and returns the updated row.
+/// Applies `changes` to the user's profile and returns the updated row, in one transaction under
+/// the user's lock. Unlocking a locked account accepts every pending follow request in the same
+/// transaction ([`follows::accept_all_requests`]).
 pub async fn update_profile(
-    db: &impl ConnectionTrait,
-    user: user::Model,
+    db: &DatabaseConnection,
+    user: &user::Model,
     changes: ProfileChanges,
 ) -> Result<user::Model, ApiError> {
     let id = user.id;
-    let mut row: user::ActiveModel = user.into();
-    let mut changed = false;
-    if let Some(display_name) = changes.display_name {
-        row.display_name = Set(display_name);
-        changed = true;
-    }
-    if let Some(bio) = changes.bio {
-        row.bio = Set(bio);
-        changed = true;
-    }
-    if changed {
-        user::Entity::update_many()
-            .set(row)
-            .filter(user::Column::Id.eq(id))
-            .exec(db)
-            .await?;
-    }
-    find_by_id(db, id).await?.ok_or(ApiError::Unauthorized(
-        "the account of this access token no longer exists",
-    ))
+    db::write(db, async |txn| {
+        lock(txn, user, &[]).await?;
+        if changes.locked == Some(false) && is_locked(txn, id).await? {
+            follows::accept_all_requests(txn, id).await?;
+        }
+        let mut update = user::Entity::update_many().filter(user::Column::Id.eq(id));
+        let mut changed = false;
+        if let Some(display_name) = &changes.display_name {
+            update = update.col_expr(user::Column::DisplayName, Expr::val(display_name.clone()));
+            changed = true;
+        }
+        if let Some(bio) = &changes.bio {
+            update = update.col_expr(user::Column::Bio, Expr::val(bio.clone()));
+            changed = true;
+        }
+        if let Some(locked) = changes.locked {
+            update = update.col_expr(user::Column::Locked, Expr::val(locked));
+            changed = true;
+        }
+        if changed {
+            update.exec(txn).await?;
+        }
+        find_by_id(txn, id).await?.ok_or(ApiError::Unauthorized(
+            "the account of this access token no longer exists",
+        ))
+    })
+    .await
+}
+
+/// Step: whether the account `id` is locked, read under its lock (which the caller holds).
+pub async fn is_locked(txn: &DatabaseTransaction, id: i64) -> Result<bool, ApiError> {
+    let locked: Option<bool> = user::Entity::find_by_id(id)
+        .select_only()
+        .column(user::Column::Locked)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(locked.unwrap_or(false))
 }
 
 /// Removes the account. The database cascades its posts and every follow, block, mute and report
@@ -238,7 +262,7 @@ pub async fn unsuspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiE
     .await
 }
 
-/// Step: ends every follow in which `user_id` is either side. Locks the user and everyone on the
+/// Step: ends every follow and follow request in which `user_id` is either side. Locks the user and everyone on the
 /// other side of its follows (in id order), lowers their counts by one each and the user's own to
 /// zero, then deletes the follows.
 async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
@@ -259,6 +283,14 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
             Condition::any()
                 .add(follow::Column::FollowerId.eq(user_id))
                 .add(follow::Column::FollowedId.eq(user_id)),
+        )
+        .exec(txn)
+        .await?;
+    follow_request::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(follow_request::Column::RequesterId.eq(user_id))
+                .add(follow_request::Column::TargetId.eq(user_id)),
         )
         .exec(txn)
         .await?;

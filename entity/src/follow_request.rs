@@ -1,0 +1,19 @@
+//! `requester_id` asks to follow the locked account `target_id` since `created_at`.
+
+use sea_orm::entity::prelude::*;
+
+/// A row of `follow_requests`. `created_at` is milliseconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "follow_requests")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub requester_id: i64,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub target_id: i64,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
