@@ -1,8 +1,9 @@
 //! Model-based test: random sequences of register, follow, unfollow, block, unblock, mute, unmute,
-//! remove follower, post, delete post and delete account (with concurrent bursts) go through the
-//! HTTP API, and after every step the server must agree with a plain in-memory model of the graph:
-//! lists (followers, following, blocks, mutes), counts, `viewer` flags, who is refused whose lists
-//! (403 `blocked`) and whole timelines, in order. Each sequence draws where the server switches timeline queries (0 to 3
+//! remove follower, lock, unlock, accept and reject a follow request, post, delete post and delete
+//! account (with concurrent bursts) go through the HTTP API, and after every step the server must
+//! agree with a plain in-memory model of the graph: lists (followers, following, blocks, mutes,
+//! follow requests), counts, `viewer` flags, who is refused whose lists (403 `blocked`,
+//! `private_account`) and whole timelines, in order. Each sequence draws where the server switches timeline queries (0 to 3
 //! followees here, 30 by default), so the five accounts reach both queries.
 //! proptest shrinks a failing sequence to a minimal one. The seed is fixed unless
 //! `PROPTEST_RNG_SEED` says otherwise; `PROPTEST_CASES` sets the number of sequences.
@@ -32,6 +33,13 @@ enum Op {
     Unmute(usize, usize),
     /// The first removes the second from its followers.
     RemoveFollower(usize, usize),
+    /// The first accepts the second's request to follow it.
+    Accept(usize, usize),
+    /// The first rejects the second's request to follow it.
+    Reject(usize, usize),
+    /// Locks the account; unlocking accepts every pending request.
+    Lock(usize),
+    Unlock(usize),
     Post(usize),
     /// Deletes the `n`-th (modulo) live post, as its author or, to check 403, as `by`.
     DeletePost(usize, usize),
@@ -52,21 +60,31 @@ impl Op {
             | Op::Unblock(a, b)
             | Op::Mute(a, b)
             | Op::Unmute(a, b)
-            | Op::RemoveFollower(a, b) => Some((*a, *b)),
+            | Op::RemoveFollower(a, b)
+            | Op::Accept(a, b)
+            | Op::Reject(a, b) => Some((*a, *b)),
             _ => None,
         }
     }
 }
 
+/// A user, half the time the one every sequence starts locked, so that requests, their answers
+/// and unlocks with requests pending all happen in short sequences.
+fn lock_side() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(NAMES - 1), user()]
+}
+
 fn pair_op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (user(), user()).prop_map(|(a, b)| Op::Follow(a, b)),
+        4 => (user(), lock_side()).prop_map(|(a, b)| Op::Follow(a, b)),
         2 => (user(), user()).prop_map(|(a, b)| Op::Unfollow(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Block(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Unblock(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Mute(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Unmute(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::RemoveFollower(a, b)),
+        2 => (lock_side(), user()).prop_map(|(a, b)| Op::Accept(a, b)),
+        1 => (lock_side(), user()).prop_map(|(a, b)| Op::Reject(a, b)),
     ]
 }
 
@@ -83,6 +101,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => user().prop_map(Op::Register),
         8 => pair_op(),
         3 => user().prop_map(Op::Post),
+        2 => user().prop_map(Op::Lock),
+        2 => lock_side().prop_map(Op::Unlock),
         1 => (0..8usize, user()).prop_map(|(n, by)| Op::DeletePost(n, by)),
         1 => user().prop_map(Op::DeleteAccount),
         2 => prop::collection::vec(burst_op(), 2..12).prop_map(|ops| {
@@ -107,6 +127,9 @@ struct Model {
     follows: BTreeSet<(usize, usize)>,
     blocks: BTreeSet<(usize, usize)>,
     mutes: BTreeSet<(usize, usize)>,
+    locked: BTreeSet<usize>,
+    /// Pending requests: (requester, locked account).
+    requests: BTreeSet<(usize, usize)>,
     /// Live posts: id -> (author, `created_at` as the API reported it).
     posts: BTreeMap<i64, (usize, String)>,
 }
@@ -135,37 +158,82 @@ impl Model {
         let Some((a, b)) = op.pair() else {
             return (0, None);
         };
-        let self_code = 422;
-        if a == b {
-            return (self_code, None);
-        }
         if !self.users.contains_key(&b) {
             return (404, None);
+        }
+        if a == b {
+            // Nobody requests to follow themself: accepting or rejecting oneself finds nothing.
+            return match op {
+                Op::Accept(..) | Op::Reject(..) => (404, None),
+                _ => (422, None),
+            };
         }
         let blocked = self.blocks.contains(&(a, b)) || self.blocks.contains(&(b, a));
         match op {
             Op::Follow(..) if blocked => (403, None),
             Op::Follow(..) if self.follows.contains(&(a, b)) => (200, None),
+            Op::Follow(..) if self.locked.contains(&b) => (202, Some(op.clone())),
             Op::Block(..) if self.blocks.contains(&(a, b)) => (200, None),
             Op::Mute(..) if self.mutes.contains(&(a, b)) => (200, None),
+            Op::Accept(..) | Op::Reject(..) if !self.requests.contains(&(b, a)) => (404, None),
+            Op::Accept(..) => (200, Some(op.clone())),
             Op::Follow(..) | Op::Block(..) | Op::Mute(..) => (201, Some(op.clone())),
             _ => (204, Some(op.clone())),
+        }
+    }
+
+    /// What a repeat of `op`, run right after it, answers.
+    fn repeat_status(op: &Op, first: u16) -> u16 {
+        match (op, first) {
+            (_, 201) => 200,
+            (Op::Accept(..), 200) | (Op::Reject(..), 204) => 404,
+            _ => first,
         }
     }
 
     /// Applies the change of a request on a pair that succeeded.
     fn apply(&mut self, op: &Op) {
         match *op {
+            Op::Follow(a, b) if self.locked.contains(&b) => {
+                self.requests.insert((a, b));
+            }
             Op::Follow(a, b) => {
                 self.follows.insert((a, b));
             }
             Op::Unfollow(a, b) => {
                 self.follows.remove(&(a, b));
+                self.requests.remove(&(a, b));
             }
             Op::Block(a, b) => {
                 self.follows.remove(&(a, b));
                 self.follows.remove(&(b, a));
+                self.requests.remove(&(a, b));
+                self.requests.remove(&(b, a));
                 self.blocks.insert((a, b));
+            }
+            Op::Accept(a, b) => {
+                self.requests.remove(&(b, a));
+                self.follows.insert((b, a));
+            }
+            Op::Reject(a, b) => {
+                self.requests.remove(&(b, a));
+            }
+            Op::Lock(a) => {
+                self.locked.insert(a);
+            }
+            Op::Unlock(a) => {
+                if self.locked.remove(&a) {
+                    let pending: Vec<usize> = self
+                        .requests
+                        .iter()
+                        .filter(|(_, t)| *t == a)
+                        .map(|(r, _)| *r)
+                        .collect();
+                    for r in pending {
+                        self.requests.remove(&(r, a));
+                        self.follows.insert((r, a));
+                    }
+                }
             }
             Op::Unblock(a, b) => {
                 self.blocks.remove(&(a, b));
@@ -228,7 +296,9 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
         | Op::Unblock(..)
         | Op::Mute(..)
         | Op::Unmute(..)
-        | Op::RemoveFollower(..) => {
+        | Op::RemoveFollower(..)
+        | Op::Accept(..)
+        | Op::Reject(..) => {
             let Some((a, _)) = op.pair() else {
                 return Ok(());
             };
@@ -247,6 +317,20 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
             if let Some(change) = change {
                 model.apply(&change);
             }
+        }
+        Op::Lock(a) | Op::Unlock(a) => {
+            let Some(user) = model.users.get(a).cloned() else {
+                return Ok(());
+            };
+            let locked = matches!(op, Op::Lock(_));
+            let response = app
+                .patch("/users/me", Some(&user.token), &json!({"locked": locked}))
+                .await;
+            check(
+                response.status == 200 && response.json()["locked"] == locked,
+                format!("{op:?}: {} {}", response.status, response.text),
+            )?;
+            model.apply(op);
         }
         Op::Post(a) => {
             let Some(user) = model.users.get(a).cloned() else {
@@ -300,6 +384,8 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
             model.follows.retain(|(x, y)| x != a && y != a);
             model.blocks.retain(|(x, y)| x != a && y != a);
             model.mutes.retain(|(x, y)| x != a && y != a);
+            model.requests.retain(|(x, y)| x != a && y != a);
+            model.locked.remove(a);
             model.posts.retain(|_, (author, _)| author != a);
         }
         Op::Burst(ops) => {
@@ -351,8 +437,8 @@ async fn run_op(app: &TestApp, model: &mut Model, op: &Op) -> Result<(), String>
             let mut changes = Vec::new();
             for (statuses, op) in by_op.values() {
                 let (first, change) = model.expect_pair(op);
-                // A creating request that found nothing answers 201 once; its repeats find it.
-                let repeat = if first == 201 { 200 } else { first };
+                // The first runs as it would alone; its repeats find what it did.
+                let repeat = Model::repeat_status(op, first);
                 let mut expected = vec![first];
                 expected.extend(std::iter::repeat_n(repeat, statuses.len() - 1));
                 let mut got = statuses.clone();
@@ -393,6 +479,14 @@ async fn send_pair(app: &TestApp, user: &TestUser, op: &Op) -> crate::helpers::T
                 .await
         }
         Op::Unmute(..) => app.delete(&format!("/users/{other}/mute"), token).await,
+        Op::Accept(..) => {
+            let path = format!("/users/me/follow_requests/{other}/accept");
+            app.post(&path, token, &empty).await
+        }
+        Op::Reject(..) => {
+            let path = format!("/users/me/follow_requests/{other}/reject");
+            app.post(&path, token, &empty).await
+        }
         _ => {
             app.delete(&format!("/users/me/followers/{other}"), token)
                 .await
@@ -430,6 +524,13 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
     for (i, user) in &model.users {
         let me = name(*i);
         let profile = app.get(&format!("/users/{me}"), None).await.json();
+        if profile["locked"].as_bool() != Some(model.locked.contains(i)) {
+            return Err(format!(
+                "{me}: locked {}, model {}",
+                profile["locked"],
+                model.locked.contains(i)
+            ));
+        }
         let followers: BTreeSet<String> = model
             .follows
             .iter()
@@ -456,18 +557,25 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
         if counts != expected {
             return Err(format!("{me}: counts {counts:?}, model {expected:?}"));
         }
+        // Read as the owner, whom a lock never keeps out.
         let listed = names_of(
-            &app.get(&format!("/users/{me}/followers?limit=100"), None)
-                .await
-                .json(),
+            &app.get(
+                &format!("/users/{me}/followers?limit=100"),
+                Some(&user.token),
+            )
+            .await
+            .json(),
         )?;
         if listed != followers {
             return Err(format!("{me}: followers {listed:?}, model {followers:?}"));
         }
         let listed = names_of(
-            &app.get(&format!("/users/{me}/following?limit=100"), None)
-                .await
-                .json(),
+            &app.get(
+                &format!("/users/{me}/following?limit=100"),
+                Some(&user.token),
+            )
+            .await
+            .json(),
         )?;
         if listed != following {
             return Err(format!("{me}: following {listed:?}, model {following:?}"));
@@ -495,6 +603,8 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
                 model.blocks.contains(&(*i, *other)),
                 model.blocks.contains(&(*other, *i)),
                 model.mutes.contains(&(*i, *other)),
+                model.requests.contains(&(*i, *other)),
+                model.requests.contains(&(*other, *i)),
             ];
             let got = [
                 "following",
@@ -502,29 +612,51 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
                 "blocking",
                 "blocked_by",
                 "muting",
+                "requested",
+                "requested_by",
             ]
             .map(|flag| r[flag].as_bool().unwrap_or_default());
             if got != expected {
                 return Err(format!("{me} -> {}: {r}, model {expected:?}", name(*other)));
             }
-            // The blocked are refused the blocker's lists.
-            if model.blocks.contains(&(*other, *i)) {
-                let response = app
-                    .get(
-                        &format!("/users/{}/following", name(*other)),
-                        Some(&user.token),
-                    )
-                    .await;
-                if response.status != 403 {
-                    return Err(format!(
-                        "{me} is blocked by {}: {}",
-                        name(*other),
-                        response.text
-                    ));
-                }
+            // The blocked are refused the blocker's lists, and non-followers a locked account's.
+            let refusal = if other == i {
+                None
+            } else if model.blocks.contains(&(*other, *i)) {
+                Some("blocked")
+            } else if model.locked.contains(other) && !model.follows.contains(&(*i, *other)) {
+                Some("private_account")
+            } else {
+                None
+            };
+            let response = app
+                .get(
+                    &format!("/users/{}/following", name(*other)),
+                    Some(&user.token),
+                )
+                .await;
+            let code = response.json()["code"].as_str().map(str::to_owned);
+            let ok = match refusal {
+                Some(expected) => response.status == 403 && code.as_deref() == Some(expected),
+                None => response.status == 200,
+            };
+            if !ok {
+                return Err(format!(
+                    "{me} reads {}'s following: expected {refusal:?}, got {} {}",
+                    name(*other),
+                    response.status,
+                    response.text
+                ));
             }
         }
-        for (list, marks) in [("blocks", &model.blocks), ("mutes", &model.mutes)] {
+        // Requests are listed by the account they wait on: turned round to (owner, requester).
+        let requests: BTreeSet<(usize, usize)> =
+            model.requests.iter().map(|(r, t)| (*t, *r)).collect();
+        for (list, marks) in [
+            ("blocks", &model.blocks),
+            ("mutes", &model.mutes),
+            ("follow_requests", &requests),
+        ] {
             let page = app
                 .get(&format!("/users/me/{list}?limit=100"), Some(&user.token))
                 .await
@@ -585,9 +717,10 @@ fn the_api_agrees_with_a_model_of_the_graph_after_every_step() {
             let app = spawn_app_with(settings).await;
             let mut model = Model::default();
             // Everyone exists at first, so the graph is dense enough for blocks and mutes to
-            // meet follows; the sequence may remove and register accounts again.
-            let everyone = (0..NAMES).map(Op::Register);
-            for (step, op) in everyone.chain(ops.iter().cloned()).enumerate() {
+            // meet follows, and the last account is locked, so that follows meet requests; the
+            // sequence may remove, register, lock and unlock accounts again.
+            let start = (0..NAMES).map(Op::Register).chain([Op::Lock(NAMES - 1)]);
+            for (step, op) in start.chain(ops.iter().cloned()).enumerate() {
                 let op = &op;
                 run_op(&app, &mut model, op)
                     .await
