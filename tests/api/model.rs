@@ -222,17 +222,17 @@ impl Model {
                 self.locked.insert(a);
             }
             Op::Unlock(a) => {
-                if self.locked.remove(&a) {
-                    let pending: Vec<usize> = self
-                        .requests
-                        .iter()
-                        .filter(|(_, t)| *t == a)
-                        .map(|(r, _)| *r)
-                        .collect();
-                    for r in pending {
-                        self.requests.remove(&(r, a));
-                        self.follows.insert((r, a));
-                    }
+                // Unlocking accepts every pending request (none can wait on an unlocked one).
+                self.locked.remove(&a);
+                let pending: Vec<usize> = self
+                    .requests
+                    .iter()
+                    .filter(|(_, t)| *t == a)
+                    .map(|(r, _)| *r)
+                    .collect();
+                for r in pending {
+                    self.requests.remove(&(r, a));
+                    self.follows.insert((r, a));
                 }
             }
             Op::Unblock(a, b) => {
