@@ -5,9 +5,9 @@ For each backend (default: sqlite, and postgres when reachable; in CI an unreach
 failure), on a fresh database and a free port:
 
   1. start the server, register USERS users;
-  2. drive concurrent follows, unfollows, blocks, unblocks, posts, post deletions (and a few
-     profile changes, which rewrite the users' rows whose counts the others change) from THREADS
-     threads, recording for
+  2. drive concurrent follows, unfollows, blocks, unblocks, acceptances of follow requests (the
+     last LOCKED_USERS users are locked), posts, post deletions (and a few profile changes, which
+     rewrite the users' rows whose counts the others change) from THREADS threads, recording for
      every request when it started, when its answer came and what the answer was;
   3. SIGKILL the server in the middle of the load, while requests are in flight;
   4. restart it on the same database and check, reading the database directly (sqlite3 / psql /
@@ -26,7 +26,9 @@ unless some acknowledged write started after W was answered (for a write without
 after the restarted server was ready). When every write that could be the last one agrees (all
 follows, or all unfollows; no acknowledged write at all counts as "absent"), the row must match;
 otherwise both are allowed. A block ends the follows of its pair both ways, so it counts as a
-removal on both follow pairs; a follow refused with 403 `blocked` did not happen. Blocks are
+removal on both follow pairs; a follow refused with 403 `blocked` did not happen. A locked user
+never unlocks here, so a follow of one makes a request (202) and never a follow; the acceptance of
+a request (200) makes the follow, and counts as its write. Blocks are
 decided like follows, by the blocks and unblocks of their pair. Posts have unique bodies, so a post in the database is traced to the
 request that wrote it even when that request never got its answer. The counts must match the rows
 in every case.
@@ -62,6 +64,7 @@ INF = float("inf")
 USERS = 20
 THREADS = 8
 HOT_USERS = 4  # half of the follows target one of these, so their counts and rows are contended
+LOCKED_USERS = 3  # the last ones are locked: following them makes requests, which they accept
 STARTUP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = e2e.REQUEST_TIMEOUT  # load threads are given this long (and a margin) to stop
 
@@ -379,7 +382,7 @@ class Op:
 
     def __init__(self, kind: str, actor: str, phase: int, target: str | None = None,
                  post_id: int | None = None, body: str | None = None):
-        self.kind = kind  # follow | unfollow | block | unblock | post | delete | profile
+        self.kind = kind  # follow | unfollow | block | unblock | accept | post | delete | profile
         self.actor = actor
         self.target = target
         self.post_id = post_id
@@ -399,6 +402,7 @@ class Op:
                 "unfollow": f"{self.actor} unfollows {self.target}",
                 "block": f"{self.actor} blocks {self.target}",
                 "unblock": f"{self.actor} unblocks {self.target}",
+                "accept": f"{self.actor} accepts {self.target}'s request",
                 "post": f"{self.actor} posts {self.body!r}" + (f" (id {self.post_id})" if self.post_id else ""),
                 "delete": f"{self.actor} deletes post {self.post_id}",
                 "profile": f"{self.actor} sets display_name {self.body!r}"}[self.kind]
@@ -407,10 +411,11 @@ class Op:
 
 
 # The answers each write may get, and what they mean. Anything else is unexpected.
-ACK = {"follow": {200, 201}, "unfollow": {204}, "block": {200, 201}, "unblock": {204},
-       "post": {201}, "delete": {204}, "profile": {200}}
-# Another deletion of the same post won the race; one of the two blocks the other.
-REFUSED = {"delete": {404}, "follow": {403}}
+ACK = {"follow": {200, 201, 202}, "unfollow": {204}, "block": {200, 201}, "unblock": {204},
+       "accept": {200}, "post": {201}, "delete": {204}, "profile": {200}}
+# Another deletion of the same post won the race; one of the two blocks the other; no request
+# was pending.
+REFUSED = {"delete": {404}, "follow": {403}, "accept": {404}}
 
 
 class Load:
@@ -422,6 +427,7 @@ class Load:
         self.ops: list[Op] = []
         self.posts: list[tuple[int, str]] = []  # acknowledged posts: (id, author)
         self.delete_tried: set[int] = set()
+        self.requested: dict[str, set[str]] = collections.defaultdict(set)  # owner -> requesters
         self.unexpected: list[str] = []
         self.body_counter = 0
         self.run_tag = secrets.token_hex(4)
@@ -449,10 +455,19 @@ class Load:
             return Op(kind, actor, phase, target=target)
         if roll < 0.82:
             return Op("post", actor, phase, body=self.next_body(actor))
+        if roll < 0.84:
+            # A locked user accepts someone who asked (a request answered 202), now and then
+            # anyone (404 when nobody asked).
+            owner = rng.choice(self.users[-LOCKED_USERS:])
+            with self.lock:
+                asked = sorted(self.requested.get(owner, ()))
+            others = [u for u in self.users if u != owner]
+            target = rng.choice(asked if asked and rng.random() < 0.8 else others)
+            return Op("accept", owner, phase, target=target)
         if roll < 0.88:
             # Blocks among the same pairs as the follows, so that they end follows under load.
             others = [u for u in self.users if u != actor]
-            kind = "block" if roll < 0.85 else "unblock"
+            kind = "block" if roll < 0.86 else "unblock"
             return Op(kind, actor, phase, target=rng.choice(others))
         if roll < 0.90:
             # A profile change rewrites the user's row while others change its counts: a stale
@@ -480,6 +495,9 @@ class Load:
                 method, path, body = "POST", f"/users/{op.target}/block", None
             elif op.kind == "unblock":
                 method, path, body = "DELETE", f"/users/{op.target}/block", None
+            elif op.kind == "accept":
+                method, path, body = ("POST", f"/users/me/follow_requests/{op.target}/accept",
+                                      None)
             elif op.kind == "post":
                 method, path, body = "POST", "/posts", {"body": op.body}
             elif op.kind == "profile":
@@ -501,6 +519,9 @@ class Load:
             op.latest = op.end  # whatever it did, it did before its answer
             op.status = status
             if status in ACK[op.kind]:
+                if op.kind == "follow" and status == 202:
+                    with self.lock:
+                        self.requested[op.target].add(op.actor)
                 if op.kind == "post":
                     if not isinstance(parsed, dict) or not isinstance(parsed.get("id"), int) \
                             or parsed.get("body") != op.body:
@@ -612,13 +633,17 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
     for op in ops:
         if op.outcome not in ("ack", "unknown"):
             continue
+        if op.kind == "follow" and op.target in load.users[-LOCKED_USERS:]:
+            continue  # a request (or a repeat of an accepted follow): no follow is made
         if op.kind in ("follow", "unfollow"):
             by_pair[(op.actor, op.target)].append(op)
+        elif op.kind == "accept":
+            by_pair[(op.target, op.actor)].append(op)
         elif op.kind == "block":
             by_pair[(op.actor, op.target)].append(op)
             by_pair[(op.target, op.actor)].append(op)
     decided, pair_problems = last_writes_agree(
-        "follow", by_pair, db_graph.follows, lambda op: op.kind == "follow")
+        "follow", by_pair, db_graph.follows, lambda op: op.kind in ("follow", "accept"))
     problems.extend(pair_problems)
     stats["pairs_decided"] = decided
     stats["follows_in_db"] = len(db_graph.follows)
@@ -702,6 +727,7 @@ def corrupt(db, load: Load) -> None:
         return (q.kind == "unfollow" and same) or (q.kind == "block" and (same or reverse))
 
     decided_present = [o for o in load.ops if o.kind == "follow" and o.outcome == "ack"
+                       and o.status != 202  # a request, not a follow
                        and not any(removed_by(q, o) for q in load.ops)]
     blocks_present = [o for o in load.ops if o.kind == "block" and o.outcome == "ack"
                       and not any(q.kind == "unblock" and q.outcome != "refused"
@@ -764,6 +790,11 @@ def run_backend(backend: str, binary: str, seconds: float, seed: int, workdir: s
         if status != 201 or not isinstance(body, dict) or "access_token" not in body:
             raise Failure(f"registering {name}: {status} {body}")
         tokens[name] = body["access_token"]
+    for name in users[-LOCKED_USERS:]:
+        status, _, body = e2e.request(server.port, "PATCH", "/users/me", tokens[name],
+                                      {"locked": True})
+        if status != 200:
+            raise Failure(f"locking {name}: {status} {body}")
 
     rng = random.Random(seed)
     load = Load(users, tokens, seed)
@@ -844,6 +875,7 @@ def report(backend, problems, phase1, in_flight, kill_after, stats, phase2, bega
         f"{backend}: phase 1: {phase1['requests']} writes, {phase1['acked']} acknowledged "
         f"({kinds.get('follow', 0)} follows, {kinds.get('unfollow', 0)} unfollows, "
         f"{kinds.get('block', 0)} blocks, {kinds.get('unblock', 0)} unblocks, "
+        f"{kinds.get('accept', 0)} acceptances, "
         f"{kinds.get('post', 0)} posts, {kinds.get('delete', 0)} deletions, "
         f"{kinds.get('profile', 0)} profile changes); SIGKILL after "
         f"{kill_after:.1f} s with {in_flight} in flight ({phase1['unknown']} without an answer, "
