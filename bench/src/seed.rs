@@ -6,7 +6,8 @@
 //! number of accounts (tens, some hundreds) chosen with a strong preference for popular ones, so
 //! that the total comes to `--follows`. Posts are spread over the last year, written more often by
 //! popular accounts. Every stored count is exact. Each reader mutes [`READER_MUTES`] of its
-//! followees (half of reader10's 10), chosen at random, so timelines pay for muting.
+//! followees, or half of them when it follows fewer than twice that many (reader10 mutes 5,
+//! reader100 50), chosen at random, so timelines pay for muting.
 
 use std::collections::HashSet;
 use std::time::Instant;
