@@ -49,6 +49,28 @@ async fn populated_app() -> crate::helpers::TestApp {
             .await
             .unwrap();
         }
+        for step in 1..=3 {
+            let other = ids[(i + step * 7) % ids.len()];
+            let at = (i * 10 + step) as i64;
+            for table in [
+                "blocks (blocker_id, blocked_id",
+                "mutes (muter_id, muted_id",
+            ] {
+                app.db
+                    .execute_unprepared(&format!(
+                        "INSERT INTO {table}, created_at) VALUES ({follower}, {other}, {at})"
+                    ))
+                    .await
+                    .unwrap();
+            }
+            app.db
+                .execute_unprepared(&format!(
+                    "INSERT INTO follow_requests (target_id, requester_id, created_at) \
+                     VALUES ({follower}, {other}, {at})"
+                ))
+                .await
+                .unwrap();
+        }
         for n in 0..10 {
             entity::post::ActiveModel {
                 author_id: Set(*follower),
@@ -133,6 +155,33 @@ async fn follower_and_following_lists_walk_their_index_without_sorting() {
             assert!(
                 !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
                 "{direction:?} sorts:\n{plan}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn blocks_mutes_and_follow_requests_walk_their_index_without_sorting() {
+    use api::services::marks::{self, Mark};
+    if backend() == DbBackend::MySql {
+        return;
+    }
+    let app = populated_app().await;
+    for page in pages() {
+        for (mark, index) in [
+            (Mark::Block, "idx_blocks_blocker_id_created"),
+            (Mark::Mute, "idx_mutes_muter_id_created"),
+            (Mark::FollowRequest, "idx_follow_requests_target_created"),
+        ] {
+            let query = marks::list_query(backend(), mark, 1, page);
+            let plan = plan_of(&app.db, backend().build(&query)).await;
+            assert!(
+                plan.contains(index),
+                "{mark:?} does not use {index}:\n{plan}"
+            );
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{mark:?} sorts:\n{plan}"
             );
         }
     }

@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 
 use entity::{block, follow_request, mute, user};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter,
 };
 
@@ -235,6 +235,32 @@ struct MarkRow {
     at: i64,
 }
 
+/// The query behind [`list`]: the rows of one page (`user_id`, `at`), in the order [`fetch_page`]
+/// reads them.
+pub fn list_query(
+    backend: DbBackend,
+    mark: Mark,
+    owner: i64,
+    page: PageRequest,
+) -> SelectStatement {
+    with_columns!(mark, |c| {
+        let mut query = Query::select()
+            .expr_as(Expr::col(c.other.as_column_ref()), Alias::new("user_id"))
+            .expr_as(Expr::col(c.at.as_column_ref()), Alias::new("at"))
+            .from(c.owner.entity_name())
+            .and_where(Expr::col(c.owner.as_column_ref()).eq(owner))
+            .to_owned();
+        if let Some(keyset) = page.keyset(backend, c.at, c.other) {
+            query.cond_where(keyset);
+        }
+        query
+            .order_by(c.at, page.order())
+            .order_by(c.other, page.order())
+            .limit(page.fetch_limit())
+            .to_owned()
+    })
+}
+
 /// A page of `owner`'s marks of one kind, newest first (`idx_blocks_blocker_id_created`,
 /// `idx_mutes_muter_id_created`, `idx_follow_requests_target_created`). Suspended users are left
 /// out.
@@ -250,22 +276,7 @@ pub async fn list(
         id: row.user_id,
     };
     let (rows, neighbours) = fetch_page(page, position, async |page| {
-        let query = with_columns!(mark, |c| {
-            let mut query = Query::select()
-                .expr_as(Expr::col(c.other.as_column_ref()), Alias::new("user_id"))
-                .expr_as(Expr::col(c.at.as_column_ref()), Alias::new("at"))
-                .from(c.owner.entity_name())
-                .and_where(Expr::col(c.owner.as_column_ref()).eq(owner))
-                .to_owned();
-            if let Some(keyset) = page.keyset(backend, c.at, c.other) {
-                query.cond_where(keyset);
-            }
-            query
-                .order_by(c.at, page.order())
-                .order_by(c.other, page.order())
-                .limit(page.fetch_limit())
-                .to_owned()
-        });
+        let query = list_query(backend, mark, owner, page);
         Ok(MarkRow::find_by_statement(backend.build(&query))
             .all(db)
             .await?)

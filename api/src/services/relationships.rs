@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use entity::{block, follow, follow_request, mute, user};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoIden, Query, SelectStatement, UnionType};
-use sea_orm::{ColumnTrait, ConnectionTrait, FromQueryResult};
+use entity::user;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement, UnionType};
+use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use crate::error::ApiError;
 
@@ -35,31 +35,45 @@ struct Edge {
     at: i64,
 }
 
+/// Every kind of edge the viewer state reads: its name, its table, the column that must be the
+/// viewer and the column that holds the other user. (Nobody learns who mutes them: there is no
+/// `muted_by`.)
+const EDGES: [(&str, &str, &str, &str); 7] = [
+    ("following", "follows", "follower_id", "followed_id"),
+    ("followed_by", "follows", "followed_id", "follower_id"),
+    ("blocking", "blocks", "blocker_id", "blocked_id"),
+    ("blocked_by", "blocks", "blocked_id", "blocker_id"),
+    ("muting", "mutes", "muter_id", "muted_id"),
+    ("requested", "follow_requests", "requester_id", "target_id"),
+    (
+        "requested_by",
+        "follow_requests",
+        "target_id",
+        "requester_id",
+    ),
+];
+
 /// The edges of one kind between `viewer` and `others`: rows of `table` whose `from` column is
-/// the viewer and whose `to` column is one of the others, as `(kind, to, created_at)`.
+/// the viewer and whose `to` column is one of the others, as `(kind, to, created_at)`; a lookup
+/// of the table's primary key (or of the index on its other side).
 fn edges(
-    kind: &str,
-    table: impl IntoIden,
-    from: impl ColumnTrait,
-    to: impl ColumnTrait,
+    (kind, table, from, to): (&str, &str, &str, &str),
     viewer: i64,
     others: &[i64],
 ) -> SelectStatement {
     Query::select()
         .expr_as(Expr::val(kind), Alias::new("kind"))
-        .expr_as(Expr::col(to.as_column_ref()), Alias::new("user_id"))
+        .expr_as(Expr::col(Alias::new(to)), Alias::new("user_id"))
         .expr_as(Expr::col(Alias::new("created_at")), Alias::new("at"))
-        .from(table)
-        .and_where(Expr::col(from.as_column_ref()).eq(viewer))
-        .and_where(Expr::col(to.as_column_ref()).is_in(others.iter().copied()))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new(from)).eq(viewer))
+        .and_where(Expr::col(Alias::new(to)).is_in(others.iter().copied()))
         .to_owned()
 }
 
 /// The viewer's relationship to each of `others`, in one query whatever their number: the
-/// `UNION ALL` of primary-key lookups, one per kind of edge (each planned on its own, so none can
-/// turn into a walk of a popular viewer's followers): the viewer's follows of them and theirs of
-/// the viewer, the viewer's blocks of them and theirs of the viewer, the viewer's mutes of them.
-/// (Nobody learns who mutes them: there is no `muted_by`.)
+/// `UNION ALL` of one lookup per kind of edge ([`EDGES`]), each planned on its own, so none can
+/// turn into a walk of a popular viewer's followers.
 pub async fn relations(
     db: &impl ConnectionTrait,
     viewer: i64,
@@ -70,64 +84,11 @@ pub async fn relations(
     if others.is_empty() {
         return Ok(relations);
     }
-    let mut query = edges(
-        "following",
-        follow::Entity,
-        follow::Column::FollowerId,
-        follow::Column::FollowedId,
-        viewer,
-        others,
-    );
-    for other in [
-        edges(
-            "followed_by",
-            follow::Entity,
-            follow::Column::FollowedId,
-            follow::Column::FollowerId,
-            viewer,
-            others,
-        ),
-        edges(
-            "blocking",
-            block::Entity,
-            block::Column::BlockerId,
-            block::Column::BlockedId,
-            viewer,
-            others,
-        ),
-        edges(
-            "blocked_by",
-            block::Entity,
-            block::Column::BlockedId,
-            block::Column::BlockerId,
-            viewer,
-            others,
-        ),
-        edges(
-            "muting",
-            mute::Entity,
-            mute::Column::MuterId,
-            mute::Column::MutedId,
-            viewer,
-            others,
-        ),
-        edges(
-            "requested",
-            follow_request::Entity,
-            follow_request::Column::RequesterId,
-            follow_request::Column::TargetId,
-            viewer,
-            others,
-        ),
-        edges(
-            "requested_by",
-            follow_request::Entity,
-            follow_request::Column::TargetId,
-            follow_request::Column::RequesterId,
-            viewer,
-            others,
-        ),
-    ] {
+    let mut kinds = EDGES.into_iter().map(|edge| edges(edge, viewer, others));
+    let Some(mut query) = kinds.next() else {
+        return Ok(relations);
+    };
+    for other in kinds {
         query.union(UnionType::All, other);
     }
     let rows = Edge::find_by_statement(db.get_database_backend().build(&query))
