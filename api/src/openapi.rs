@@ -27,6 +27,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
         (name = "posts", description = "Posts and the timeline"),
+        (name = "notifications", description = "What others did that concerns the caller"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
         (name = "admin", description = "The operators' endpoints (accounts named by `ADMIN_USERNAMES`)"),
         (name = "operations", description = "Health probes"),

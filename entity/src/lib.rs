@@ -6,6 +6,7 @@ pub mod clock;
 pub mod follow;
 pub mod follow_request;
 pub mod mute;
+pub mod notification;
 pub mod post;
 pub mod report;
 pub mod user;

@@ -32,6 +32,10 @@ pub struct Model {
     pub suspended_at: Option<i64>,
     /// The account chooses who follows it: following it makes a request.
     pub locked: bool,
+    /// Every notification of the user with an id up to this one is read.
+    pub notifications_read_id: i64,
+    /// How many of the user's notifications lie above `notifications_read_id`.
+    pub unread_notifications: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261129_000006_fold_email_keys;
 mod m20261130_000007_commit_order_positions;
 mod m20261130_000008_safety;
 mod m20261130_000009_locked_accounts;
+mod m20261130_000010_notifications;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_commit_order_positions::Migration),
             Box::new(m20261130_000008_safety::Migration),
             Box::new(m20261130_000009_locked_accounts::Migration),
+            Box::new(m20261130_000010_notifications::Migration),
         ]
     }
 }

@@ -237,6 +237,8 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             list_clock: Set(0),
             suspended_at: Set(None),
             locked: Set(false),
+            notifications_read_id: Set(0),
+            unread_notifications: Set(0),
         }))
         .exec_without_returning(&app.db)
         .await

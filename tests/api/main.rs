@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod locked;
 mod model;
+mod notifications;
 mod openapi;
 mod pagination;
 mod posts;

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod follows;
 pub mod health;
+pub mod notifications;
 pub mod posts;
 pub mod safety;
 pub mod users;
@@ -147,6 +148,9 @@ route_table! {
     "/posts" Writes => { POST posts::create_post },
     "/posts/{id}" None => { GET posts::get_post, DELETE posts::delete_post },
     "/timeline" None => { GET posts::get_timeline },
+    "/notifications" None => { GET notifications::list_notifications },
+    "/notifications/unread_count" None => { GET notifications::unread_count },
+    "/notifications/read" None => { POST notifications::mark_read },
     "/reports" Writes => { POST safety::create_report },
     "/admin/reports" None => { GET safety::list_reports },
     "/admin/reports/{id}/resolve" None => { POST safety::resolve_report },

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use entity::{follow, follow_request, user};
+use entity::{follow, follow_request, mute, notification, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock;
 use crate::services::marks::{self, Mark};
+use crate::services::notifications::{self, Kind};
 use crate::services::relationships::{self, Relation};
 use crate::services::users;
 
@@ -50,10 +51,13 @@ pub async fn follow(
         let outcome = if before.following_since.is_some() {
             FollowOutcome::AlreadyFollowing
         } else if users::is_locked(txn, followed.id).await? {
-            marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await?;
+            if marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await? {
+                notifications::notify(txn, followed.id, follower.id, Kind::FollowRequest).await?;
+            }
             FollowOutcome::Requested
         } else {
             insert_follow(txn, follower.id, followed.id).await?;
+            notifications::notify(txn, followed.id, follower.id, Kind::Follow).await?;
             FollowOutcome::Created
         };
         let relation = relationships::relation(txn, follower.id, followed.id).await?;
@@ -95,6 +99,7 @@ pub async fn accept_request(
             return Err(ApiError::FollowRequestNotFound(requester.username.clone()));
         }
         insert_follow(txn, requester.id, owner.id).await?;
+        notifications::notify(txn, requester.id, owner.id, Kind::FollowAccepted).await?;
         relationships::relation(txn, owner.id, requester.id).await
     })
     .await
@@ -124,7 +129,7 @@ pub async fn reject_request(
 /// requester's id), each requester's `following_count` and the owner's `followers_count` move
 /// (two `UPDATE`s), and the requests are deleted. Returns how many were accepted.
 pub async fn accept_all_requests(txn: &DatabaseTransaction, owner: i64) -> Result<u64, ApiError> {
-    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
     let requesters = || {
         Query::select()
             .column(follow_request::Column::RequesterId)
@@ -160,6 +165,64 @@ pub async fn accept_all_requests(txn: &DatabaseTransaction, owner: i64) -> Resul
         .map_err(ApiError::internal)?
         .to_owned();
     let inserted = txn.execute(&insert).await?.rows_affected();
+    // Each requester is told, as one acceptance would tell it: an earlier `follow_accepted` from
+    // the owner goes, and a requester who mutes the owner is not told.
+    notifications::forget(
+        txn,
+        sea_orm::Condition::all()
+            .add(notification::Column::AccountId.eq(owner))
+            .add(notification::Column::Kind.eq(Kind::FollowAccepted.as_str()))
+            .add(notification::Column::RecipientId.in_subquery(requesters())),
+        user::Column::Id.in_subquery(requesters()),
+    )
+    .await?;
+    let told =
+        || {
+            Query::select()
+                .column((follow_request::Entity, follow_request::Column::RequesterId))
+                .from(follow_request::Entity)
+                .and_where(follow_request::Column::TargetId.eq(owner))
+                .and_where(
+                    Expr::exists(
+                        Query::select()
+                            .expr(Expr::val(1))
+                            .from(mute::Entity)
+                            .and_where(Expr::col((mute::Entity, mute::Column::MuterId)).equals((
+                                follow_request::Entity,
+                                follow_request::Column::RequesterId,
+                            )))
+                            .and_where(mute::Column::MutedId.eq(owner))
+                            .to_owned(),
+                    )
+                    .not(),
+                )
+                .to_owned()
+        };
+    let notify = Query::insert()
+        .into_table(notification::Entity)
+        .columns([
+            notification::Column::RecipientId,
+            notification::Column::AccountId,
+            notification::Column::Kind,
+            notification::Column::CreatedAt,
+        ])
+        .select_from(
+            told()
+                .expr(Expr::val(owner))
+                .expr(Expr::val(Kind::FollowAccepted.as_str()))
+                .expr(Expr::val(at))
+                .to_owned(),
+        )
+        .map_err(ApiError::internal)?
+        .to_owned();
+    txn.execute(&notify).await?;
+    users::add_to_count(
+        txn,
+        user::Column::UnreadNotifications,
+        user::Column::Id.in_subquery(told()),
+        1,
+    )
+    .await?;
     users::add_to_count(
         txn,
         user::Column::FollowingCount,

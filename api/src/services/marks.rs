@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use entity::{block, follow_request, mute, user};
+use entity::{block, follow_request, mute, notification, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
@@ -20,7 +20,7 @@ use crate::db;
 use crate::error::ApiError;
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::relationships::{self, Relation};
-use crate::services::{clock, follows, users};
+use crate::services::{clock, follows, notifications, users};
 
 /// Which mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +145,15 @@ pub async fn mark(
             follows::delete_follow(txn, other.id, owner.id).await?;
             delete_mark(txn, Mark::FollowRequest, owner.id, other.id).await?;
             delete_mark(txn, Mark::FollowRequest, other.id, owner.id).await?;
+            // And the blocked user's notifications to the blocker.
+            notifications::forget(
+                txn,
+                sea_orm::Condition::all()
+                    .add(notification::Column::RecipientId.eq(owner.id))
+                    .add(notification::Column::AccountId.eq(other.id)),
+                user::Column::Id.eq(owner.id),
+            )
+            .await?;
         }
         let outcome = if insert_mark(txn, mark, owner.id, other.id).await? {
             MarkOutcome::Created

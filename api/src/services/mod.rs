@@ -33,6 +33,7 @@
 pub mod clock;
 pub mod follows;
 pub mod marks;
+pub mod notifications;
 pub mod posts;
 pub mod relationships;
 pub mod reports;

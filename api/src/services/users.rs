@@ -1,6 +1,6 @@
 //! Accounts: registration, lookup, profile changes and removal.
 
-use entity::{follow, follow_request, user};
+use entity::{follow, follow_request, notification, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
@@ -10,7 +10,7 @@ use sea_orm::{
 use crate::db;
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
-use crate::services::follows;
+use crate::services::{follows, notifications};
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -147,6 +147,8 @@ pub async fn register(
         list_clock: Set(0),
         suspended_at: Set(None),
         locked: Set(false),
+        notifications_read_id: Set(0),
+        unread_notifications: Set(0),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -262,7 +264,8 @@ pub async fn unsuspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiE
     .await
 }
 
-/// Step: ends every follow and follow request in which `user_id` is either side. Locks the user and everyone on the
+/// Step: ends every follow and follow request in which `user_id` is either side, and takes back
+/// its notifications to others (their unread counts drop). Locks the user and everyone on the
 /// other side of its follows (in id order), lowers their counts by one each and the user's own to
 /// zero, then deletes the follows.
 async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
@@ -271,7 +274,14 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
         Condition::any()
             .add(user::Column::Id.eq(user_id))
             .add(user::Column::Id.in_subquery(followees_of(user_id)))
-            .add(user::Column::Id.in_subquery(followers_of(user_id))),
+            .add(user::Column::Id.in_subquery(followers_of(user_id)))
+            .add(user::Column::Id.in_subquery(notifications::recipients_of(user_id))),
+    )
+    .await?;
+    notifications::forget(
+        txn,
+        Condition::all().add(notification::Column::AccountId.eq(user_id)),
+        user::Column::Id.in_subquery(notifications::recipients_of(user_id)),
     )
     .await?;
     let followees = user::Column::Id.in_subquery(followees_of(user_id));

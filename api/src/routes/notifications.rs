@@ -1,0 +1,128 @@
+//! Notifications: the list, the unread count, and marking them read.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::pagination::PageQuery;
+use crate::routes::JsonBody;
+use crate::services::{notifications, relationships};
+use crate::startup::AppState;
+use crate::time::Timestamp;
+use crate::views::UserCard;
+
+/// Something another account did that concerns the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Notification {
+    #[schema(example = 12)]
+    pub id: i64,
+    /// `follow` (the account followed you), `follow_request` (it asks to follow you) or
+    /// `follow_accepted` (it accepted your request).
+    #[serde(rename = "type")]
+    #[schema(example = "follow")]
+    pub kind: String,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// Who did it.
+    pub account: UserCard,
+    /// Whether it is at or below the caller's read mark (`POST /notifications/read`).
+    pub read: bool,
+}
+
+crate::page_schema!(
+    NotificationPage,
+    Notification,
+    "A page of the caller's notifications, newest first."
+);
+
+/// The caller's notifications, newest first.
+#[utoipa::path(get, path = "/notifications", tag = "notifications", operation_id = "listNotifications",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationPage,
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_notifications(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let list_name = notifications::list_name(me.0.id);
+    let page = state.cursors.page_request(&list_name, &query)?;
+    let (entries, neighbours) = notifications::list(&state.db, me.0.id, page).await?;
+    let states = relationships::viewer_states(
+        &state.db,
+        Some(me.0.id),
+        entries.iter().map(|e| e.account.id),
+    )
+    .await?;
+    let items: Vec<Notification> = entries
+        .into_iter()
+        .map(|e| Notification {
+            id: e.notification.id,
+            kind: e.notification.kind,
+            created_at: Timestamp(e.notification.created_at),
+            account: UserCard::new(&e.account, &states),
+            read: e.notification.id <= me.0.notifications_read_id,
+        })
+        .collect();
+    Ok(state
+        .cursors
+        .page_response(&req, &list_name, page, items, neighbours))
+}
+
+/// How many of the caller's notifications are unread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadCount {
+    #[schema(example = 3)]
+    pub count: i64,
+}
+
+/// How many notifications are unread. Read from the caller's own row: no counting, however many
+/// there are.
+#[utoipa::path(get, path = "/notifications/unread_count", tag = "notifications", operation_id = "getUnreadCount",
+    responses(
+        (status = 200, description = "The unread count", body = UnreadCount),
+    ),
+    security(("bearer" = [])))]
+pub async fn unread_count(me: AuthUser) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(UnreadCount {
+        count: me.0.unread_notifications.max(0),
+    }))
+}
+
+/// The read mark to move.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkReadRequest {
+    /// Every notification with an id up to this one is read. A lower id than before changes
+    /// nothing; an id above the caller's newest notification reads them all (and no later one).
+    #[schema(value_type = i64, required = true, example = 12)]
+    pub last_read_id: Option<i64>,
+}
+
+/// Marks notifications read, up to an id.
+#[utoipa::path(post, path = "/notifications/read", tag = "notifications", operation_id = "markNotificationsRead",
+    request_body = MarkReadRequest,
+    responses(
+        (status = 204, description = "Every notification up to that id is read"),
+        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `last_read_id` is missing", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: JsonBody<MarkReadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body) = body;
+    let last_read_id = body
+        .last_read_id
+        .ok_or_else(|| ApiError::field("last_read_id", "is required"))?;
+    notifications::mark_read(&state.db, &me.0, last_read_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
