@@ -30,6 +30,11 @@ async fn populated_app() -> crate::helpers::TestApp {
             followers_count: Set(0),
             following_count: Set(0),
             posts_count: Set(0),
+            list_clock: Set(0),
+            suspended_at: Set(None),
+            locked: Set(false),
+            notifications_read_id: Set(0),
+            unread_notifications: Set(0),
             ..Default::default()
         }
         .insert(&app.db)
