@@ -7,7 +7,8 @@
 //! that the total comes to `--follows`. Posts are spread over the last year, written more often by
 //! popular accounts. Every stored count is exact. Each reader mutes [`READER_MUTES`] of its
 //! followees, or half of them when it follows fewer than twice that many (reader10 mutes 5,
-//! reader100 50), chosen at random, so timelines pay for muting.
+//! reader100 50), chosen at random, so timelines pay for muting. `celebrity1` has an unread
+//! `follow` notification from each of its followers.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -163,6 +164,30 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
             format!("({muter}, {muted}, {now})")
         },
     )
+    .await?;
+
+    // celebrity1 has one unread `follow` notification from each of its followers.
+    let told: Vec<(usize, i64)> = follows
+        .iter()
+        .filter(|(_, followed, _)| *followed == 1)
+        .map(|(follower, _, at)| (*follower, *at))
+        .collect();
+    insert_rows(
+        &db,
+        "notifications",
+        "recipient_id, account_id, kind, created_at",
+        told.len(),
+        options.batch,
+        |i| {
+            let (follower, at) = told[i];
+            format!("(1, {follower}, 'follow', {at})")
+        },
+    )
+    .await?;
+    db.execute_unprepared(&format!(
+        "UPDATE users SET unread_notifications = {} WHERE id = 1",
+        told.len()
+    ))
     .await?;
 
     if db.get_database_backend() == DbBackend::Postgres {

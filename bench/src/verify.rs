@@ -156,3 +156,16 @@ pub fn item_usernames(page: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// How many of `user_id`'s notifications lie above its read mark, counted.
+pub async fn unread_notifications(db: &DatabaseConnection, user_id: i64) -> Result<i64, BoxError> {
+    let counted = column_of_i64(
+        db,
+        format!(
+            "SELECT COUNT(*) FROM notifications n JOIN users u ON u.id = n.recipient_id \
+             WHERE n.recipient_id = {user_id} AND n.id > u.notifications_read_id"
+        ),
+    )
+    .await?;
+    Ok(counted.first().copied().unwrap_or(-1))
+}
