@@ -3,7 +3,7 @@
 //! shape, so one set of steps and one list serve all three.
 //!
 //! What a mark does lives elsewhere: blocking ends the follows and requests between the two
-//! ([`block`]), a request waits for its owner's answer ([`crate::services::follows`]), and
+//! ([`mark`]), a request waits for its owner's answer ([`crate::services::follows`]), and
 //! [`crate::services::relationships`] (403 `blocked`, the viewer flags) and
 //! [`crate::services::timeline`] (muted authors) read the tables.
 
@@ -106,29 +106,14 @@ pub enum MarkOutcome {
     AlreadyThere,
 }
 
-/// `owner` blocks `other`, in one transaction: the follows between them end both ways (counts
-/// drop at once), so do the follow requests, then the block is recorded. Idempotent: a repeat changes nothing. Both users'
-/// rows are locked first, in id order, as every writer of a pair does, so concurrent blocks,
-/// follows and unfollows of the pair queue instead of deadlocking.
-pub async fn block(
-    db: &DatabaseConnection,
-    owner: &user::Model,
-    other: &user::Model,
-) -> Result<(MarkOutcome, Relation), ApiError> {
-    mark(db, Mark::Block, owner, other).await
-}
-
-/// `owner` mutes `other`: nothing else changes, and `other` cannot tell. Idempotent.
-pub async fn mute(
-    db: &DatabaseConnection,
-    owner: &user::Model,
-    other: &user::Model,
-) -> Result<(MarkOutcome, Relation), ApiError> {
-    mark(db, Mark::Mute, owner, other).await
-}
-
-/// `owner` blocks or mutes `other` ([`block`], [`mute`]). (Follow requests are made by
-/// [`crate::services::follows::follow`], which knows when one is needed.)
+/// `owner` blocks or mutes `other`. Idempotent: a repeat changes nothing. Both users' rows are
+/// locked first, in id order, as every writer of a pair does, so concurrent blocks, follows and
+/// unfollows of the pair queue instead of deadlocking.
+///
+/// A block, in the same transaction: the follows between the two end both ways (counts drop at
+/// once), so do the follow requests and the blocked user's notifications to the blocker, then the
+/// block is recorded. A mute changes nothing else, and the muted user cannot tell. (Follow
+/// requests are made by [`crate::services::follows::follow`], which knows when one is needed.)
 pub async fn mark(
     db: &DatabaseConnection,
     mark: Mark,

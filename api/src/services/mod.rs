@@ -11,16 +11,22 @@
 //! - [`users::lock`]: the caller and the other users, 401 / 404 when one is gone
 //!   (over [`crate::db::lock_users`], which locks any set of users in id order);
 //! - [`follows::insert_follow`], [`follows::delete_follow`]: a follow and both counts;
+//! - [`marks::insert_mark`], [`marks::delete_mark`]: a block, a mute or a follow request;
+//! - [`notifications::notify`], [`notifications::forget`]: notifications and unread counters;
+//! - [`clock::next_list_at`], [`clock::next_at`]: a new item's position, in commit order;
 //! - [`users::add_to_count`]: one count of one user, or of every user a condition selects.
 //!
-//! So "A blocks B" would read:
+//! "A blocks B" ([`marks::mark`]) reads:
 //!
 //! ```ignore
 //! db::write(db, async |txn| {
 //!     users::lock(txn, a, &[b]).await?;
 //!     follows::delete_follow(txn, a.id, b.id).await?;
 //!     follows::delete_follow(txn, b.id, a.id).await?;
-//!     blocks::insert_block(txn, a.id, b.id).await
+//!     marks::delete_mark(txn, Mark::FollowRequest, a.id, b.id).await?;
+//!     marks::delete_mark(txn, Mark::FollowRequest, b.id, a.id).await?;
+//!     notifications::forget(txn, /* b's to a */, /* a */).await?;
+//!     marks::insert_mark(txn, Mark::Block, a.id, b.id).await
 //! })
 //! .await
 //! ```

@@ -72,7 +72,7 @@ fn edges(
 }
 
 /// The viewer's relationship to each of `others`, in one query whatever their number: the
-/// `UNION ALL` of one lookup per kind of edge ([`EDGES`]), each planned on its own, so none can
+/// `UNION ALL` of one lookup per kind of edge (`EDGES`), each planned on its own, so none can
 /// turn into a walk of a popular viewer's followers.
 pub async fn relations(
     db: &impl ConnectionTrait,

@@ -145,15 +145,18 @@ pub async fn list(
 /// Marks report `id` resolved (idempotent: the first resolution's time stays); 404 `not_found`
 /// for an unknown id.
 pub async fn resolve(db: &DatabaseConnection, id: i64) -> Result<(), ApiError> {
-    let found = report::Entity::find_by_id(id).one(db).await?.is_some();
-    if !found {
-        return Err(ApiError::NotFound(format!("/admin/reports/{id}")));
-    }
-    report::Entity::update_many()
-        .col_expr(report::Column::ResolvedAt, Expr::val(now_millis()))
-        .filter(report::Column::Id.eq(id))
-        .filter(report::Column::ResolvedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(())
+    db::write(db, async |txn| {
+        let found = report::Entity::find_by_id(id).one(txn).await?.is_some();
+        if !found {
+            return Err(ApiError::NotFound(format!("/admin/reports/{id}")));
+        }
+        report::Entity::update_many()
+            .col_expr(report::Column::ResolvedAt, Expr::val(now_millis()))
+            .filter(report::Column::Id.eq(id))
+            .filter(report::Column::ResolvedAt.is_null())
+            .exec(txn)
+            .await?;
+        Ok(())
+    })
+    .await
 }

@@ -222,7 +222,7 @@ pub async fn is_locked(txn: &DatabaseTransaction, id: i64) -> Result<bool, ApiEr
 
 /// Removes the account. The database cascades its posts and every follow, block, mute and report
 /// in which it is either side; first, in the same transaction, its follows end with their counts
-/// ([`end_follows`]), so the other users' counts stay exact at once.
+/// (`end_follows`), so the other users' counts stay exact at once.
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
@@ -233,7 +233,7 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
 }
 
 /// An operator suspends the account, in one transaction: its follows end both ways with their
-/// counts ([`end_follows`]), and from then on it is hidden everywhere and its tokens answer 401.
+/// counts (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
 /// Idempotent.
 pub async fn suspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
