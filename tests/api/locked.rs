@@ -343,6 +343,10 @@ async fn locked_must_be_a_boolean() {
         .await
         .assert_problem(422, "validation_failed");
     assert!(problem["errors"]["locked"].is_array(), "{problem}");
+    // Absent, it changes nothing.
+    app.patch("/users/me", Some(&bob.token), &json!({"bio": "hi"}))
+        .await
+        .expect(200);
     app.patch("/users/me", Some(&bob.token), &json!({"locked": "yes"}))
         .await
         .assert_problem(400, "invalid_json");

@@ -166,6 +166,36 @@ async fn the_read_mark_only_moves_forward_and_never_past_the_newest() {
     let late = app.register("late").await;
     app.follow(&late, "bob").await.expect(201);
     assert_eq!(unread(&app, &bob).await, 1);
+    // A whole number written as JSON Schema allows it (`12.0`) is a whole number; `1.5` is not.
+    let newest = app
+        .get("/notifications", Some(&bob.token))
+        .await
+        .expect(200)["items"][0]["id"]
+        .as_i64()
+        .unwrap();
+    app.post(
+        "/notifications/read",
+        Some(&bob.token),
+        &json!({"last_read_id": newest as f64}),
+    )
+    .await
+    .expect(204);
+    assert_eq!(unread(&app, &bob).await, 0);
+    let problem = app
+        .post(
+            "/notifications/read",
+            Some(&bob.token),
+            &json!({"last_read_id": 1.5}),
+        )
+        .await
+        .assert_problem(400, "invalid_json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the field 'last_read_id' must be a whole number"),
+        "{problem}"
+    );
     // Refusals.
     app.post("/notifications/read", Some(&bob.token), &json!({}))
         .await

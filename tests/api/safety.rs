@@ -363,12 +363,12 @@ async fn reports_are_filed_once_while_open_and_only_operators_see_them() {
         .expect(200);
     assert_eq!(repeat["id"], first["id"]);
     assert_eq!(repeat["created_at"], first["created_at"]);
-    // A report of a post is another report.
+    // A report of a post is another report (its id may be written `7.0`, a JSON Schema integer).
     let of_post = app
         .post(
             "/reports",
             Some(&alice.token),
-            &json!({"username": "bob", "post_id": bobs_post, "reason": "this post"}),
+            &json!({"username": "bob", "post_id": bobs_post as f64, "reason": "this post"}),
         )
         .await
         .expect(201);

@@ -44,6 +44,37 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
     }
 }
 
+/// Reads an optional whole number from JSON in every form JSON Schema calls an integer: `12` and
+/// also `12.0`. Anything else (`1.5`, a number out of range, a string) is refused with a message
+/// that names what the field must be ([`shape_error`]).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    use serde::de::{Error, Unexpected};
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = number.as_i64() {
+        return Ok(Some(whole));
+    }
+    // 2^63: the first float past i64::MAX (which a float cannot hold exactly).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && (-LIMIT..LIMIT).contains(&float) => {
+            Ok(Some(float as i64))
+        }
+        Some(float) => Err(D::Error::invalid_value(
+            Unexpected::Float(float),
+            &"a whole number from -9223372036854775808 to 9223372036854775807",
+        )),
+        None => Err(D::Error::invalid_value(
+            Unexpected::Other("a number"),
+            &"a whole number from -9223372036854775808 to 9223372036854775807",
+        )),
+    }
+}
+
 /// What is wrong with a JSON body that is an object but not of the expected shape, naming the
 /// field and the type it needs without repeating the value (it may be a password).
 fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {

@@ -100,6 +100,7 @@ pub async fn unread_count(me: AuthUser) -> Result<HttpResponse, ApiError> {
 pub struct MarkReadRequest {
     /// Every notification with an id up to this one is read. A lower id than before changes
     /// nothing; an id above the caller's newest notification reads them all (and no later one).
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[schema(value_type = i64, required = true, example = 12)]
     pub last_read_id: Option<i64>,
 }

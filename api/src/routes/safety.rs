@@ -271,6 +271,7 @@ pub struct CreateReportRequest {
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// One of that user's posts, when the report is about a post.
+    #[serde(default, deserialize_with = "crate::routes::whole_number")]
     #[schema(example = 42)]
     pub post_id: Option<i64>,
     /// What is wrong: 1 to 1,000 characters after trimming white space (which is not stored); no

@@ -40,7 +40,7 @@ pub struct UpdateProfileRequest {
     /// Lock the account (following it then makes a request) or unlock it, which accepts every
     /// pending follow request at once. Not `null`.
     #[serde(default, deserialize_with = "present_bool")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub locked: Option<Option<bool>>,
 }
 
