@@ -196,6 +196,22 @@ async fn the_read_mark_only_moves_forward_and_never_past_the_newest() {
             .starts_with("the field 'last_read_id' must be a whole number"),
         "{problem}"
     );
+    // Out of range, in any form.
+    for body in [
+        r#"{"last_read_id": -9223372036854775809}"#,
+        r#"{"last_read_id": 9223372036854775808}"#,
+        r#"{"last_read_id": 1e19}"#,
+    ] {
+        app.send(
+            app.client
+                .post(app.url("/notifications/read"))
+                .bearer_auth(&bob.token)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+        .assert_problem(400, "invalid_json");
+    }
     // Refusals.
     app.post("/notifications/read", Some(&bob.token), &json!({}))
         .await

@@ -58,12 +58,12 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(
     if let Some(whole) = number.as_i64() {
         return Ok(Some(whole));
     }
-    // 2^63: the first float past i64::MAX (which a float cannot hold exactly).
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    // A number that is not an i64 was read as a float: written with a fraction or an exponent,
+    // or out of i64's range. Floats hold whole numbers exactly only below 2^53; past it, one that
+    // was out of range (-9223372036854775809) rounds to one that is not, so those are refused.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
     match number.as_f64() {
-        Some(float) if float.fract() == 0.0 && (-LIMIT..LIMIT).contains(&float) => {
-            Ok(Some(float as i64))
-        }
+        Some(float) if float.fract() == 0.0 && float.abs() < EXACT => Ok(Some(float as i64)),
         Some(float) => Err(D::Error::invalid_value(
             Unexpected::Float(float),
             &"a whole number from -9223372036854775808 to 9223372036854775807",
