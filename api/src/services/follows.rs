@@ -1,7 +1,5 @@
 //! The follow graph: follow, unfollow, and the followers and following lists.
 
-use std::collections::HashMap;
-
 use entity::{follow, follow_request, mute, notification, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
@@ -382,14 +380,7 @@ pub async fn list(
     })
     .await?;
 
-    let ids: Vec<i64> = rows.iter().map(other_id).collect();
-    let mut users: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let mut users = users::any_by_ids(db, rows.iter().map(other_id)).await?;
     let entries = rows
         .iter()
         .filter_map(|row| {

@@ -7,13 +7,11 @@
 //! [`crate::services::relationships`] (403 `blocked`, the viewer flags) and
 //! [`crate::services::timeline`] (muted authors) read the tables.
 
-use std::collections::HashMap;
-
 use entity::{block, follow_request, mute, notification, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    FromQueryResult,
 };
 
 use crate::db;
@@ -276,15 +274,7 @@ pub async fn list(
             .await?)
     })
     .await?;
-    let ids: Vec<i64> = rows.iter().map(|row| row.user_id).collect();
-    let mut found: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
-        .filter(user::Column::SuspendedAt.is_null())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let mut found = users::visible_by_ids(db, rows.iter().map(|row| row.user_id)).await?;
     let entries = rows
         .into_iter()
         .filter_map(|row| {

@@ -8,8 +8,6 @@
 //! all, whatever the number of notifications. Marking read counts once what lies above the new
 //! mark (an index range, `idx_notifications_recipient_id`).
 
-use std::collections::HashMap;
-
 use entity::{block, mute, notification, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{
@@ -181,15 +179,7 @@ pub async fn list(
             .await?)
     })
     .await?;
-    let ids: Vec<i64> = rows.iter().map(|n| n.account_id).collect();
-    let accounts: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
-        .filter(user::Column::SuspendedAt.is_null())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let accounts = users::visible_by_ids(db, rows.iter().map(|n| n.account_id)).await?;
     let entries = rows
         .into_iter()
         .filter_map(|notification| {

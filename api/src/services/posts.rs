@@ -1,7 +1,5 @@
 //! Posts: writing, reading, deleting, and a user's posts newest first.
 
-use std::collections::HashMap;
-
 use entity::{post, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
@@ -172,17 +170,7 @@ pub async fn with_authors(
     db: &impl ConnectionTrait,
     posts: Vec<post::Model>,
 ) -> Result<Vec<PostWithAuthor>, ApiError> {
-    let mut author_ids: Vec<i64> = posts.iter().map(|p| p.author_id).collect();
-    author_ids.sort_unstable();
-    author_ids.dedup();
-    let authors: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(author_ids))
-        .filter(user::Column::SuspendedAt.is_null())
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let authors = users::visible_by_ids(db, posts.iter().map(|p| p.author_id)).await?;
     Ok(posts
         .into_iter()
         .filter_map(|post| {

@@ -1,7 +1,5 @@
 //! Reports of accounts and posts, kept for the operators, and what the operators do with them.
 
-use std::collections::HashMap;
-
 use entity::{post, report, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -116,17 +114,8 @@ pub async fn list(
             .await?)
     })
     .await?;
-    let ids: Vec<i64> = rows
-        .iter()
-        .flat_map(|r| [r.reporter_id, r.target_id])
-        .collect();
-    let accounts: HashMap<i64, user::Model> = user::Entity::find()
-        .filter(user::Column::Id.is_in(ids))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id, u))
-        .collect();
+    let accounts =
+        users::any_by_ids(db, rows.iter().flat_map(|r| [r.reporter_id, r.target_id])).await?;
     let entries = rows
         .into_iter()
         .filter_map(|report| {

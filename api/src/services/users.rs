@@ -1,5 +1,7 @@
 //! Accounts: registration, lookup, profile changes and removal.
 
+use std::collections::HashMap;
+
 use entity::{follow, follow_request, notification, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
@@ -37,6 +39,46 @@ pub async fn find_by_id(
     id: i64,
 ) -> Result<Option<user::Model>, ApiError> {
     Ok(user::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The users among `ids` that are not suspended, by id, in one query: what a page shows of the
+/// accounts it names (a suspended account appears in no list).
+pub async fn visible_by_ids(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, user::Model>, ApiError> {
+    by_ids(
+        db,
+        ids,
+        Condition::all().add(user::Column::SuspendedAt.is_null()),
+    )
+    .await
+}
+
+/// The accounts among `ids`, suspended or not, by id, in one query: for the operators' pages.
+pub async fn any_by_ids(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, user::Model>, ApiError> {
+    by_ids(db, ids, Condition::all()).await
+}
+
+async fn by_ids(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+    also: Condition,
+) -> Result<HashMap<i64, user::Model>, ApiError> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(also)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|u| (u.id, u))
+        .collect())
 }
 
 /// The user called `username` (in any letter case), or 404 `user_not_found` naming it. A
