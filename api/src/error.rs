@@ -100,6 +100,19 @@ pub enum ApiError {
     /// `Content-Length`, or sent it too slowly).
     #[error("the request body did not arrive within {seconds} seconds")]
     BodyTimeout { seconds: u64 },
+    /// 408 `request_timeout`: the request head did not arrive in time (answered by the HTTP
+    /// layer, see [`crate::connection`]).
+    #[error("the request head did not arrive within {seconds} seconds")]
+    HeadTimeout { seconds: u64 },
+    /// 400 `malformed_request`: the request could not be parsed as HTTP/1.1 at all.
+    #[error(
+        "the request could not be read as HTTP/1.1: its request line or a header is malformed, \
+         or its URL is longer than 64 KiB"
+    )]
+    MalformedRequest,
+    /// 431 `headers_too_large`: the request head is over 128 KiB or has more than 96 headers.
+    #[error("the request head is larger than 128 KiB or has more than 96 headers")]
+    HeadersTooLarge,
     /// 413 `payload_too_large`.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -210,7 +223,9 @@ impl ApiError {
             ApiError::CannotReportSelf => "cannot_report_self",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
-            ApiError::BodyTimeout { .. } => "request_timeout",
+            ApiError::BodyTimeout { .. } | ApiError::HeadTimeout { .. } => "request_timeout",
+            ApiError::MalformedRequest => "malformed_request",
+            ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -266,15 +281,40 @@ pub struct Problem {
     pub errors: Option<FieldErrors>,
 }
 
+impl ApiError {
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        Problem {
+            problem_type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            code: self.code(),
+            detail: self.to_string(),
+            errors: match self {
+                ApiError::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The problem body of this error, serialized.
+    pub fn problem_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.problem()).unwrap_or_default()
+    }
+}
+
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidParameter(_) | ApiError::InvalidCursor => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::InvalidCursor
+            | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::Blocked(_)
@@ -286,7 +326,9 @@ impl ResponseError for ApiError {
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,
-            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTimeout { .. } | ApiError::HeadTimeout { .. } => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_)
@@ -302,17 +344,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let body = Problem {
-            problem_type: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            code: self.code(),
-            detail: self.to_string(),
-            errors: match self {
-                ApiError::Validation(errors) => Some(errors.clone()),
-                _ => None,
-            },
-        };
+        let body = self.problem();
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
         match self {

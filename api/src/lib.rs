@@ -4,6 +4,7 @@
 //! `entity` (SeaORM models); `domain` holds the validated values and `error` the one error type.
 
 pub mod auth;
+pub mod connection;
 pub mod db;
 pub mod domain;
 pub mod error;

@@ -15,7 +15,11 @@ use crate::{domain, routes};
         description = "The follow graph and the timeline: register, follow and unfollow, see who \
 follows whom and since when, write short posts and read a timeline. Every error is \
 `application/problem+json` with a stable `code`. Every `GET` also answers `HEAD`, and a `GET` \
-whose `If-None-Match` names the current `ETag` is a 304.\n\n\
+whose `If-None-Match` names the current `ETag` is a 304. A request the HTTP layer cannot read is \
+refused before any operation, with a problem body and an `X-Request-Id` too: 400 \
+`malformed_request` (a garbage request line, an invalid header, a URL over 64 KiB), 431 \
+`headers_too_large` (a head over 128 KiB or more than 96 headers), 408 `request_timeout` (a head \
+not complete within 10 seconds).\n\n\
 Lists are keyset pages, newest first: `cursor` (from `next_cursor`) pages toward older items, \
 `newer_than` (from `prev_cursor`) toward newer ones. A client that loops on \
 `newer_than=<prev_cursor>` while others write receives every new item once: positions are given \

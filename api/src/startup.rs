@@ -4,16 +4,18 @@
 use std::net::TcpListener;
 use std::path::Path;
 
+use actix_service::ServiceFactoryExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
-use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
+use actix_web::{App, HttpMessage, ResponseError, web};
 use sea_orm::DatabaseConnection;
 use tracing::Span;
 use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 
 use crate::auth::{MIN_SECRET_BYTES, Tokens, generate_secret};
+use crate::connection::ProblemIo;
 use crate::db::connect_and_migrate;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::http_cache;
@@ -21,6 +23,9 @@ use crate::openapi;
 use crate::pagination::CursorCodec;
 use crate::routes;
 use crate::settings::Settings;
+
+/// How long a client may take to send a request's head, and then its body.
+pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler can reach.
 pub struct AppState {
@@ -99,7 +104,8 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind_addr)
             .map_err(|e| format!("cannot listen on {}: {e}", settings.bind_addr))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || {
+        let address = listener.local_addr()?;
+        let app = move || {
             App::new()
                 .app_data(state.clone())
                 .configure(routes::configure)
@@ -115,13 +121,39 @@ impl Application {
                 )
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id))
-        })
-        .shutdown_timeout(10)
-        // A client that sends its request head or body too slowly is cut off.
-        .client_request_timeout(std::time::Duration::from_secs(10))
-        .client_disconnect_timeout(std::time::Duration::from_secs(5))
-        .listen(listener)?
-        .run();
+        };
+        // What `HttpServer::listen` assembles, with each connection wrapped in `ProblemIo` so the
+        // HTTP layer's own refusals are problem+json too.
+        let mut builder = actix_server::Server::build();
+        let shutdown = builder.graceful_shutdown_signal();
+        builder = builder
+            .shutdown_timeout(10)
+            .listen("api", listener, move || {
+                let shutdown = shutdown.clone();
+                let http = actix_http::HttpService::build()
+                    // Ends idle keep-alive connections when the server stops.
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    // A client that sends its request head or body too slowly is cut off.
+                    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                    .client_disconnect_timeout(std::time::Duration::from_secs(5))
+                    .local_addr(address)
+                    .h1(actix_service::map_config(app(), |()| {
+                        actix_web::dev::AppConfig::default()
+                    }));
+                actix_service::fn_service(|io: actix_rt::net::TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    let _ = io.set_nodelay(true);
+                    std::future::ready(Ok::<_, actix_http::error::DispatchError>((
+                        ProblemIo::new(io),
+                        peer,
+                    )))
+                })
+                .and_then(http)
+            })?;
+        let server = builder.run();
         Ok(Application { port, server, db })
     }
 

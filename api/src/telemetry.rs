@@ -6,7 +6,13 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Installs the global subscriber. Call once, from `main`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // actix-http logs each connection it refuses, or that a client dropped, as an ERROR "stream
+    // error"; a refusal is logged once, with its request id, by `connection`, and a dropped
+    // connection is the client's business.
+    if let Ok(quiet) = "actix_http::h1::dispatcher=off".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colour codes only on a terminal: a log file or a collector gets plain text.

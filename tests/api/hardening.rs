@@ -193,6 +193,18 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
         .send()
         .await
         .unwrap();
+    // One the HTTP layer refuses, carrying a secret in a header it cannot parse.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nX Secret: 27182818284\r\n\r\n")
+            .await
+            .unwrap();
+        stream.read_to_end(&mut Vec::new()).await.unwrap();
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()
@@ -213,6 +225,18 @@ async fn each_request_is_logged_once_without_colour_codes_or_credentials() {
         .unwrap();
     std::fs::remove_dir_all(&dir).ok();
     assert!(logs.contains("/health"), "the request is logged: {logs}");
+    assert_eq!(
+        logs.matches("malformed_request").count(),
+        1,
+        "the refused request is logged once: {logs}"
+    );
+    assert!(!logs.contains("stream error"), "{logs}");
+    for secret in ["31415926535", "27182818284"] {
+        assert!(
+            !logs.contains(secret),
+            "what the client sent is logged: {logs}"
+        );
+    }
     assert!(
         !logs.contains('\u{1b}'),
         "colour codes in piped logs: {logs:?}"
@@ -250,4 +274,122 @@ async fn a_body_shorter_than_its_content_length_is_cut_off_after_10_seconds_with
         "answered after {waited:?}"
     );
     assert_eq!(app.profile("john", None).await["posts_count"], 0);
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes it (or 30 s pass).
+async fn raw_exchange(app: &crate::helpers::TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection within 30 s")
+    .unwrap();
+    String::from_utf8(answer).unwrap()
+}
+
+/// The status, the lower-cased head and the problem body of the last response in `answer`.
+fn last_problem(answer: &str) -> (u16, String, serde_json::Value) {
+    let start = answer.rfind("HTTP/1.1 ").expect("a response");
+    let (head, body) = answer[start..]
+        .split_once("\r\n\r\n")
+        .expect("a whole head");
+    let status = head[9..12].parse().unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: application/problem+json\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nx-request-id: "), "{head}");
+    assert!(
+        head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(problem["status"], status, "{problem}");
+    (status, head, problem)
+}
+
+#[tokio::test]
+async fn the_http_layer_refuses_unparseable_requests_with_problem_bodies() {
+    let app = spawn_app().await;
+    let url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    let headers = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-Header-{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    let cases: [(&str, &[u8], u16, &str); 4] = [
+        (
+            "garbage request line",
+            b"GARBAGE\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            "invalid header",
+            b"GET /health HTTP/1.1\r\nHo st: x\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        ("100 KB URL", url.as_bytes(), 400, "malformed_request"),
+        ("200 headers", headers.as_bytes(), 431, "headers_too_large"),
+    ];
+    for (name, request, status, code) in cases {
+        let answer = raw_exchange(&app, request).await;
+        let (got, _, problem) = last_problem(&answer);
+        assert_eq!(
+            (got, problem["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {answer}"
+        );
+        assert!(
+            answer.len() < 1000,
+            "{name}: nothing of the request is echoed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_garbage_request_after_a_good_one_leaves_the_good_answer_whole() {
+    let app = spawn_app().await;
+    let answer = raw_exchange(
+        &app,
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\n\r\n{\"status\":\"ok\"}HTTP/1.1 400 "),
+        "{answer}"
+    );
+    let (status, _, problem) = last_problem(&answer);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("malformed_request"))
+    );
+}
+
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_answered_408_with_a_problem_body() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+    let waited = started.elapsed();
+    let (status, head, problem) = last_problem(&answer);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (408, Some("request_timeout"))
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert!(
+        waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(20),
+        "answered after {waited:?}"
+    );
 }
