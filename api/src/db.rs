@@ -152,12 +152,13 @@ pub async fn write<T>(
     const ATTEMPTS: u64 = 5;
     let mut tries = 1;
     loop {
-        let attempt = async {
+        // The events its steps emit reach the streams only if this attempt commits.
+        let attempt = crate::events::attempt(async {
             let txn = begin_write(db).await?;
             let out = op(&txn).await?;
             txn.commit().await?;
             Ok(out)
-        };
+        });
         match attempt.await {
             Err(ApiError::Contention(err)) if tries < ATTEMPTS => {
                 tracing::debug!(error = %err, tries, "retrying a transaction after a conflict");

@@ -137,6 +137,12 @@ pub enum ApiError {
     /// 429 `rate_limited`, with the seconds after which to retry.
     #[error("too many requests; retry in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// 429 `too_many_streams`: the caller has the most event streams open that one user may.
+    #[error("you have {limit} event streams open already; close one first")]
+    TooManyStreams { limit: usize },
+    /// 503 `service_unavailable` with `Retry-After`: this process has its most event streams open.
+    #[error("this server has as many event streams open as it may; retry shortly")]
+    StreamsFull,
     /// 503 `service_unavailable`: a dependency (the database) does not answer.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -222,7 +228,10 @@ impl ApiError {
             ApiError::CannotMuteSelf => "cannot_mute_self",
             ApiError::CannotReportSelf => "cannot_report_self",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable(_) | ApiError::Contention(_) => "service_unavailable",
+            ApiError::TooManyStreams { .. } => "too_many_streams",
+            ApiError::Unavailable(_) | ApiError::Contention(_) | ApiError::StreamsFull => {
+                "service_unavailable"
+            }
             ApiError::BodyTimeout { .. } | ApiError::HeadTimeout { .. } => "request_timeout",
             ApiError::MalformedRequest => "malformed_request",
             ApiError::HeadersTooLarge => "headers_too_large",
@@ -336,8 +345,12 @@ impl ResponseError for ApiError {
             | ApiError::CannotBlockSelf
             | ApiError::CannotMuteSelf
             | ApiError::CannotReportSelf => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::Contention(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } | ApiError::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unavailable(_) | ApiError::Contention(_) | ApiError::StreamsFull => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -356,6 +369,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Contention(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::StreamsFull => {
+                response.insert_header((header::RETRY_AFTER, "10"));
             }
             ApiError::MethodNotAllowed { allow, .. } if !allow.is_empty() => {
                 response.insert_header((header::ALLOW, *allow));

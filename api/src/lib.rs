@@ -8,6 +8,7 @@ pub mod connection;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http_cache;
 pub mod openapi;
 pub mod pagination;

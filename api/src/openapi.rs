@@ -32,6 +32,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "follows", description = "The follow graph"),
         (name = "posts", description = "Posts and the timeline"),
         (name = "notifications", description = "What others did that concerns the caller"),
+        (name = "stream", description = "Live events as Server-Sent Events"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
         (name = "admin", description = "The operators' endpoints (accounts named by `ADMIN_USERNAMES`)"),
         (name = "operations", description = "Health probes"),

@@ -32,6 +32,8 @@ pub struct Settings {
     /// Writes (follows, unfollows, blocks, mutes, removed followers, posts, reports) per user per
     /// minute.
     pub rate_limit_writes_per_minute: u32,
+    /// Most event streams open at once in this process.
+    pub stream_max_connections: u32,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
     /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
@@ -58,6 +60,7 @@ impl Default for Settings {
             admin_usernames: Vec::new(),
             rate_limit_auth_per_minute: 10,
             rate_limit_writes_per_minute: 120,
+            stream_max_connections: 10_000,
             database_pool_size: 10,
             database_statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -80,6 +83,7 @@ const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds::count("RATE_LIMIT_AUTH_PER_MI
 const RATE_LIMIT_WRITES_PER_MINUTE: Bounds =
     Bounds::count("RATE_LIMIT_WRITES_PER_MINUTE", 1_000_000);
 const DATABASE_POOL_SIZE: Bounds = Bounds::count("DATABASE_POOL_SIZE", 1_000);
+const STREAM_MAX_CONNECTIONS: Bounds = Bounds::count("STREAM_MAX_CONNECTIONS", 1_000_000);
 const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds =
     Bounds::seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", 3_600);
 const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds::seconds("REQUEST_TIMEOUT_SECONDS", 3_600);
@@ -181,6 +185,10 @@ impl Settings {
                 var(RATE_LIMIT_WRITES_PER_MINUTE.name),
                 defaults.rate_limit_writes_per_minute,
             )?,
+            stream_max_connections: STREAM_MAX_CONNECTIONS.read(
+                var(STREAM_MAX_CONNECTIONS.name),
+                defaults.stream_max_connections,
+            )?,
             database_pool_size: DATABASE_POOL_SIZE
                 .read(var(DATABASE_POOL_SIZE.name), defaults.database_pool_size)?,
             database_statement_timeout: seconds(
@@ -219,6 +227,7 @@ impl Settings {
         RATE_LIMIT_AUTH_PER_MINUTE.check(self.rate_limit_auth_per_minute.into())?;
         RATE_LIMIT_WRITES_PER_MINUTE.check(self.rate_limit_writes_per_minute.into())?;
         DATABASE_POOL_SIZE.check(self.database_pool_size.into())?;
+        STREAM_MAX_CONNECTIONS.check(self.stream_max_connections.into())?;
         DATABASE_STATEMENT_TIMEOUT_SECONDS.check(self.database_statement_timeout.as_secs())?;
         REQUEST_TIMEOUT_SECONDS.check(self.request_timeout.as_secs())?;
         match &self.jwt_secret {

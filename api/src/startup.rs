@@ -44,7 +44,12 @@ pub struct AppState {
     pub timeline_per_author_max_followees: i64,
     /// The lookup keys of the accounts that may use `/admin/...`.
     pub admin_keys: Vec<String>,
+    /// The open event streams of this process.
+    pub hub: std::sync::Arc<crate::events::Hub>,
 }
+
+/// How many event streams one user may have open.
+pub const STREAMS_PER_USER: usize = 5;
 
 /// A built server, bound to its port, not yet running.
 pub struct Application {
@@ -77,13 +82,33 @@ impl Application {
             settings.rate_limit_writes_per_minute,
             settings.trust_forwarded_for,
         ));
+        raise_open_file_limit(settings.stream_max_connections);
         let passwords = crate::auth::Passwords::new()?;
         // Hashed on the pool like every other password, so it reuses the pool's Argon2 memory.
         let dummy_password_hash = passwords
             .hash(generate_secret()?)
             .await
             .map_err(|e| format!("cannot hash a password: {e}"))?;
+        let hub = crate::events::Hub::new(
+            db.clone(),
+            usize::try_from(settings.stream_max_connections).unwrap_or(usize::MAX),
+            STREAMS_PER_USER,
+        );
+        match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                tokio::spawn(crate::events::listen_postgres(
+                    hub.clone(),
+                    settings.database_url.clone(),
+                ));
+            }
+            sea_orm::DbBackend::MySql => {
+                tokio::spawn(crate::events::poll_mysql(hub.clone(), db.clone()));
+                tokio::spawn(crate::events::sweep_ended(hub.clone(), db.clone()));
+            }
+            _ => {}
+        }
         let state = web::Data::new(AppState {
+            hub: hub.clone(),
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
@@ -119,6 +144,7 @@ impl Application {
                     actix_web::middleware::DefaultHeaders::new()
                         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
                 )
+                .wrap(from_fn(publish_events))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id))
         };
@@ -126,6 +152,14 @@ impl Application {
         // HTTP layer's own refusals are problem+json too.
         let mut builder = actix_server::Server::build();
         let shutdown = builder.graceful_shutdown_signal();
+        {
+            // Streams end when the server starts to stop, so that their connections can close.
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown.notified().await;
+                hub.shut_down();
+            });
+        }
         builder = builder
             .shutdown_timeout(10)
             .listen("api", listener, move || {
@@ -139,6 +173,9 @@ impl Application {
                     // A client that sends its request head or body too slowly is cut off.
                     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
                     .client_disconnect_timeout(std::time::Duration::from_secs(5))
+                    // A client that closed its side of the connection is gone: an event stream it
+                    // held is freed at once, not at its next keep-alive.
+                    .h1_allow_half_closed(false)
                     .local_addr(address)
                     .h1(actix_service::map_config(app(), |()| {
                         actix_web::dev::AppConfig::default()
@@ -252,6 +289,35 @@ fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
             Ok(std::fs::read_to_string(&path)?.trim().to_owned())
         }
         Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
+    }
+}
+
+/// Hands the events of the request's committed writes to the event streams once it is answered.
+async fn publish_events(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(hub) = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.hub.clone())
+    else {
+        return next.call(req).await;
+    };
+    crate::events::collect(&hub, next.call(req)).await
+}
+
+/// Raises the soft limit on open files to what the streams need (one descriptor each, plus the
+/// database pool and some headroom), as far as the hard limit allows, and says so when it cannot.
+fn raise_open_file_limit(streams: u32) {
+    let wanted = u64::from(streams) + 1_024;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            limit = got,
+            wanted,
+            "the open-file limit is below what STREAM_MAX_CONNECTIONS needs"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
     }
 }
 

@@ -23,4 +23,5 @@ mod posts;
 mod query_plans;
 mod safety;
 mod schema;
+mod stream;
 mod tokens;

@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 use entity::user;
 
 pub use passwords::Passwords;
-pub use tokens::{MIN_SECRET_BYTES, Tokens, generate_secret};
+pub use tokens::{MIN_SECRET_BYTES, TICKET_TTL_SECONDS, Tokens, generate_secret};
 
 use crate::error::ApiError;
 use crate::services;
@@ -116,7 +116,29 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
-    let (user_id, issued_at) = state.tokens.verify(token)?;
+    user_of(state, state.tokens.verify(token)?).await.map(Some)
+}
+
+/// The caller of `GET /stream`: the user of its `ticket` query parameter when it has one, else of
+/// its bearer token (401 without either).
+pub async fn stream_caller(
+    req: &HttpRequest,
+    ticket: Option<&str>,
+) -> Result<user::Model, ApiError> {
+    let Some(ticket) = ticket else {
+        return AuthUser::extract(req).await.map(|AuthUser(user)| user);
+    };
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
+    user_of(state, state.tokens.verify_ticket(ticket)?).await
+}
+
+/// The live account of a verified token's user id and issue time, or 401.
+async fn user_of(
+    state: &AppState,
+    (user_id, issued_at): (i64, u64),
+) -> Result<user::Model, ApiError> {
     let user = services::users::find_by_id(&state.db, user_id)
         .await?
         // A token outlives neither its account nor a newer account that reuses the id.
@@ -129,5 +151,5 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
             "the account of this access token is suspended",
         ));
     }
-    Ok(Some(user))
+    Ok(user)
 }

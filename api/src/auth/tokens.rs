@@ -27,7 +27,16 @@ struct Claims {
     iat: u64,
     /// Expiry, seconds since the epoch.
     exp: u64,
+    /// What the token may be used for: absent on access tokens, `stream` on a stream ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
 }
+
+/// The scope of a stream ticket.
+const STREAM_SCOPE: &str = "stream";
+
+/// How long a stream ticket is valid, in seconds.
+pub const TICKET_TTL_SECONDS: u64 = 60;
 
 impl Tokens {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
@@ -51,11 +60,22 @@ impl Tokens {
 
     /// A signed token for `user_id`, valid for the configured lifetime.
     pub fn issue(&self, user_id: i64) -> Result<String, ApiError> {
+        self.sign(user_id, self.ttl.as_secs(), None)
+    }
+
+    /// A stream ticket for `user_id`: valid for [`TICKET_TTL_SECONDS`], and only as
+    /// `GET /stream?ticket=...` (an access token is refused there, and a ticket everywhere else).
+    pub fn issue_ticket(&self, user_id: i64) -> Result<String, ApiError> {
+        self.sign(user_id, TICKET_TTL_SECONDS, Some(STREAM_SCOPE))
+    }
+
+    fn sign(&self, user_id: i64, ttl: u64, scope: Option<&str>) -> Result<String, ApiError> {
         let now = unix_seconds();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,
-            exp: now + self.ttl.as_secs(),
+            exp: now + ttl,
+            scope: scope.map(str::to_owned),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)
@@ -70,18 +90,40 @@ impl Tokens {
     /// The user id and issue time of a valid token. Any other algorithm, a wrong signature, an
     /// expired token or a missing claim is refused.
     pub(super) fn verify(&self, token: &str) -> Result<(i64, u64), ApiError> {
+        self.verify_scoped(token, None)
+    }
+
+    /// The user id and issue time of a valid stream ticket.
+    pub(super) fn verify_ticket(&self, token: &str) -> Result<(i64, u64), ApiError> {
+        self.verify_scoped(token, Some(STREAM_SCOPE))
+    }
+
+    fn verify_scoped(&self, token: &str, scope: Option<&str>) -> Result<(i64, u64), ApiError> {
+        let (expired, invalid) = match scope {
+            None => (
+                "the access token has expired",
+                "the access token is not valid",
+            ),
+            Some(_) => (
+                "the stream ticket has expired: ask POST /stream/ticket for a new one",
+                "the stream ticket is not valid",
+            ),
+        };
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized("the access token has expired")
+                    ApiError::Unauthorized(expired)
                 }
-                _ => ApiError::Unauthorized("the access token is not valid"),
+                _ => ApiError::Unauthorized(invalid),
             })?;
+        if data.claims.scope.as_deref() != scope {
+            return Err(ApiError::Unauthorized(invalid));
+        }
         let user_id = data
             .claims
             .sub
             .parse::<i64>()
-            .map_err(|_| ApiError::Unauthorized("the access token is not valid"))?;
+            .map_err(|_| ApiError::Unauthorized(invalid))?;
         Ok((user_id, data.claims.iat))
     }
 }

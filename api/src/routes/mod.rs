@@ -7,6 +7,7 @@ pub mod health;
 pub mod notifications;
 pub mod posts;
 pub mod safety;
+pub mod stream;
 pub mod users;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -182,6 +183,8 @@ route_table! {
     "/notifications" None => { GET notifications::list_notifications },
     "/notifications/unread_count" None => { GET notifications::unread_count },
     "/notifications/read" None => { POST notifications::mark_read },
+    "/stream" None => { GET stream::open_stream },
+    "/stream/ticket" None => { POST stream::create_ticket },
     "/reports" Writes => { POST safety::create_report },
     "/admin/reports" None => { GET safety::list_reports },
     "/admin/reports/{id}/resolve" None => { POST safety::resolve_report },

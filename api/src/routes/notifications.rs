@@ -1,6 +1,7 @@
 //! Notifications: the list, the unread count, and marking them read.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use entity::user;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -54,25 +55,32 @@ pub async fn list_notifications(
     let list_name = notifications::list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, &query)?;
     let (entries, neighbours) = notifications::list(&state.db, me.0.id, page).await?;
-    let states = relationships::viewer_states(
-        &state.db,
-        Some(me.0.id),
-        entries.iter().map(|e| e.account.id),
-    )
-    .await?;
-    let items: Vec<Notification> = entries
+    let items = render(&state, &me.0, entries).await?;
+    Ok(state
+        .cursors
+        .page_response(&req, &list_name, page, items, neighbours))
+}
+
+/// Turns `me`'s notifications into wire notifications, the accounts' cards carrying `me`'s view of
+/// them, in one query whatever their number.
+pub(crate) async fn render(
+    state: &AppState,
+    me: &user::Model,
+    entries: Vec<notifications::NotificationEntry>,
+) -> Result<Vec<Notification>, ApiError> {
+    let states =
+        relationships::viewer_states(&state.db, Some(me.id), entries.iter().map(|e| e.account.id))
+            .await?;
+    Ok(entries
         .into_iter()
         .map(|e| Notification {
             id: e.notification.id,
             kind: e.notification.kind,
             created_at: Timestamp(e.notification.created_at),
             account: UserCard::new(&e.account, &states),
-            read: e.notification.id <= me.0.notifications_read_id,
+            read: e.notification.id <= me.notifications_read_id,
         })
-        .collect();
-    Ok(state
-        .cursors
-        .page_response(&req, &list_name, page, items, neighbours))
+        .collect())
 }
 
 /// How many of the caller's notifications are unread.

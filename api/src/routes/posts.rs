@@ -42,7 +42,7 @@ pub struct CreatePostRequest {
 
 /// Turns posts into wire posts whose author cards carry the viewer's state, in a fixed number of
 /// queries whatever their number.
-async fn render(
+pub(crate) async fn render(
     state: &AppState,
     viewer: Option<i64>,
     posts: Vec<PostWithAuthor>,

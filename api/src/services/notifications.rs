@@ -17,6 +17,7 @@ use sea_orm::{
 
 use crate::db;
 use crate::error::ApiError;
+use crate::events::{self, Event};
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::{clock, users};
 
@@ -85,6 +86,7 @@ pub async fn notify(
     }
     .insert(txn)
     .await?;
+    events::emit(txn, Event::Notified { recipient }).await?;
     users::add_to_count(
         txn,
         user::Column::UnreadNotifications,

@@ -9,6 +9,7 @@ use sea_orm::{
 use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
+use crate::events::{self, Event};
 use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock::{self, Clock};
 use crate::services::users;
@@ -52,6 +53,7 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
+        events::emit(txn, Event::Posted { author: author.id }).await?;
         Ok(post)
     })
     .await
@@ -93,6 +95,14 @@ pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Resul
             // Deleted by a concurrent request in the meantime.
             return Err(ApiError::PostNotFound(id));
         }
+        events::emit(
+            txn,
+            Event::Deleted {
+                author: me.id,
+                post: id,
+            },
+        )
+        .await?;
         users::add_to_count(
             txn,
             user::Column::PostsCount,

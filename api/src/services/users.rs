@@ -12,6 +12,7 @@ use sea_orm::{
 use crate::db;
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
+use crate::events::{self, Event};
 use crate::services::{follows, notifications};
 use crate::time::now_millis;
 
@@ -269,6 +270,7 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
         user::Entity::delete_by_id(user_id).exec(txn).await?;
+        events::emit(txn, Event::Ended { user: user_id }).await?;
         Ok(())
     })
     .await
@@ -286,6 +288,7 @@ pub async fn suspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiErr
             .filter(user::Column::SuspendedAt.is_null())
             .exec(txn)
             .await?;
+        events::emit(txn, Event::Ended { user: user_id }).await?;
         Ok(())
     })
     .await

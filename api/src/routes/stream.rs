@@ -1,0 +1,354 @@
+//! The event stream: `GET /stream` (Server-Sent Events) and `POST /stream/ticket`.
+//!
+//! Each open stream is a task that holds two cursors, one in the caller's timeline and one in
+//! their notifications, and sleeps until [`crate::events`] wakes it; then it reads what lies newer
+//! than its cursors with the lists' own queries (`newer_than`, whose positions are given in commit
+//! order) and writes it out. So a stream sees exactly what the timeline shows (mutes, blocks,
+//! locked accounts and suspensions included, by the same queries), never skips a post that
+//! commits late, and never repeats one; a reconnect with `Last-Event-ID` starts its timeline
+//! cursor there. The task writes into a channel of [`BUFFERED_CHUNKS`]; a client that leaves it
+//! full for [`SLOW_CLIENT_TIMEOUT`] loses its stream (it reconnects with `Last-Event-ID`).
+
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use entity::user;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::{self, AuthUser};
+use crate::error::{ApiError, Problem};
+use crate::events::{Refusal, Registration};
+use crate::pagination::{PageRequest, Position};
+use crate::services::{notifications, posts, timeline, users};
+use crate::startup::AppState;
+
+/// How often a comment line goes out on a stream that has nothing else to say.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How many chunks (a few events each) wait for a slow client before the stream stops reading.
+const BUFFERED_CHUNKS: usize = 8;
+
+/// How long a stream waits for its client to make room before it ends the stream.
+pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many missed posts a reconnect replays; past it the client gets `event: reset`.
+pub const MAX_REPLAY: usize = 1_000;
+
+/// Posts read per query while catching up.
+const BATCH: u64 = 100;
+
+/// The start of every list: older than anything.
+const ORIGIN: Position = Position {
+    at: i64::MIN,
+    id: i64::MIN,
+};
+
+/// A credential for `GET /stream?ticket=...`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTicket {
+    /// Valid only as the `ticket` parameter of `GET /stream`, for `expires_in` seconds.
+    pub ticket: String,
+    #[schema(example = 60)]
+    pub expires_in: u64,
+}
+
+/// Issues a stream ticket: browsers' `EventSource` cannot send an `Authorization` header.
+#[utoipa::path(post, path = "/stream/ticket", tag = "stream", operation_id = "createStreamTicket",
+    responses(
+        (status = 201, description = "A ticket for `GET /stream?ticket=...`, valid for 60 seconds", body = StreamTicket),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_ticket(
+    state: web::Data<AppState>,
+    me: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(StreamTicket {
+            ticket: state.tokens.issue_ticket(me.0.id)?,
+            expires_in: crate::auth::TICKET_TTL_SECONDS,
+        }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// A ticket from `POST /stream/ticket`, instead of the `Authorization` header.
+    #[param(min_length = 1)]
+    pub ticket: Option<String>,
+}
+
+/// The caller's live events, as Server-Sent Events.
+///
+/// `event: post` (`id` is the post's timeline cursor, `data` a Post) for each post that belongs on
+/// the caller's timeline, `event: post_deleted` (`data: {"id"}`), `event: notification` (`data` a
+/// Notification), and a `: keep-alive` comment at least every 15 seconds. With `Last-Event-ID`
+/// (the `id` of the last `post` seen) the timeline posts since then come first, oldest first,
+/// or `event: reset` when more than 1,000 were missed.
+#[utoipa::path(get, path = "/stream", tag = "stream", operation_id = "openStream",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last `post` event received: the posts since then are sent first"),
+    ),
+    responses(
+        (status = 200, description = "The event stream (never ends on its own)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_cursor`: `Last-Event-ID` is not an id this stream sent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_streams`: the caller has 5 streams open already", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ()))]
+pub async fn open_stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let me = auth::stream_caller(&req, query.ticket.as_deref()).await?;
+    let list_name = timeline::list_name(me.id);
+    let last_seen = match req.headers().get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::InvalidCursor)
+                .and_then(|cursor| state.cursors.decode(&list_name, cursor.trim()))?,
+        ),
+        None => None,
+    };
+    let registration = state.hub.open(me.id).map_err(|refusal| match refusal {
+        Refusal::TooManyForUser => ApiError::TooManyStreams {
+            limit: state.hub.per_user(),
+        },
+        Refusal::Full => ApiError::StreamsFull,
+    })?;
+    let stream = Stream::start(&state, &me, last_seen).await?;
+    let (tx, rx) = mpsc::channel::<Bytes>(BUFFERED_CHUNKS);
+    // On this worker's own thread: the stream's queries borrow across awaits in ways `Send` cannot
+    // name, and a stream has no reason to move.
+    actix_web::rt::spawn(stream.run(state.into_inner(), registration, tx));
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Asks proxies such as nginx not to hold events back.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
+}
+
+/// An open stream's cursors.
+struct Stream {
+    user: i64,
+    timeline: Position,
+    notifications: Position,
+    /// Whether the first wake-up replays from `Last-Event-ID` (and may answer `reset`).
+    replaying: bool,
+}
+
+/// Why a stream stops.
+enum Stop {
+    /// The client is gone, too slow, or the stream was ended.
+    Closed,
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Stop {
+    fn from(err: ApiError) -> Self {
+        Stop::Failed(err)
+    }
+}
+
+impl Stream {
+    /// The cursors of a new stream: from `last_seen` in the timeline, else from its newest post;
+    /// from the newest notification.
+    async fn start(
+        state: &AppState,
+        me: &user::Model,
+        last_seen: Option<Position>,
+    ) -> Result<Self, ApiError> {
+        let timeline = match last_seen {
+            Some(position) => position,
+            None => newest_timeline_position(state, me).await?,
+        };
+        let (_, neighbours) =
+            notifications::list(&state.db, me.id, PageRequest::older(1, None)).await?;
+        Ok(Stream {
+            user: me.id,
+            timeline,
+            notifications: neighbours.prev.unwrap_or(ORIGIN),
+            replaying: last_seen.is_some(),
+        })
+    }
+
+    async fn run(
+        mut self,
+        state: std::sync::Arc<AppState>,
+        registration: Registration,
+        tx: mpsc::Sender<Bytes>,
+    ) {
+        let slot = registration.slot.clone();
+        if self.replaying {
+            slot.wake.notify_one();
+        }
+        let mut out = Out {
+            tx,
+            last_sent: Instant::now(),
+        };
+        let result: Result<(), Stop> = async {
+            // How long a client waits before reconnecting, in milliseconds.
+            out.send("retry: 2000\n\n".to_owned()).await?;
+            loop {
+                tokio::select! {
+                    () = slot.wake.notified() => {}
+                    () = tokio::time::sleep_until(out.last_sent + KEEP_ALIVE) => {
+                        out.send(": keep-alive\n\n".to_owned()).await?;
+                        continue;
+                    }
+                    () = out.tx.closed() => return Err(Stop::Closed),
+                }
+                if slot.ended() {
+                    return Err(Stop::Closed);
+                }
+                let Some(me) = users::find_by_id(&state.db, self.user)
+                    .await?
+                    .filter(|me| me.suspended_at.is_none())
+                else {
+                    return Err(Stop::Closed);
+                };
+                let deleted = slot.take_deleted().ok_or(Stop::Closed)?;
+                self.catch_up(&state, &me, deleted, &mut out).await?;
+            }
+        }
+        .await;
+        if let Err(Stop::Failed(err)) = result {
+            tracing::warn!(error = %err, user = self.user, "an event stream failed");
+        }
+        drop(registration);
+    }
+
+    /// Writes what is new since the cursors, and moves them.
+    async fn catch_up(
+        &mut self,
+        state: &AppState,
+        me: &user::Model,
+        deleted: Vec<i64>,
+        out: &mut Out,
+    ) -> Result<(), Stop> {
+        let mut chunk = String::new();
+        for id in deleted {
+            chunk.push_str(&format!("event: post_deleted\ndata: {{\"id\":{id}}}\n\n"));
+        }
+        if std::mem::take(&mut self.replaying) && self.missed_too_many(state, me).await? {
+            self.timeline = newest_timeline_position(state, me).await?;
+            chunk.push_str("event: reset\ndata: {}\n\n");
+        }
+        let list_name = timeline::list_name(me.id);
+        loop {
+            let (rows, neighbours) = timeline::page(
+                &state.db,
+                me,
+                PageRequest::newer(BATCH, self.timeline),
+                state.timeline_per_author_max_followees,
+            )
+            .await?;
+            let full = rows.len() as u64 == BATCH;
+            let positions: Vec<Position> =
+                rows.iter().map(|row| posts::position(&row.post)).collect();
+            let rendered = crate::routes::posts::render(state, Some(me.id), rows).await?;
+            // Oldest first, as they happened.
+            for (post, position) in rendered.iter().zip(&positions).rev() {
+                let id = state.cursors.encode(&list_name, *position);
+                let data = serde_json::to_string(post).map_err(ApiError::internal)?;
+                chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
+            }
+            if let Some(newest) = neighbours.prev {
+                self.timeline = newest;
+            }
+            if !chunk.is_empty() {
+                out.send(std::mem::take(&mut chunk)).await?;
+            }
+            if !full {
+                break;
+            }
+        }
+        let (entries, neighbours) = notifications::list(
+            &state.db,
+            me.id,
+            PageRequest::newer(BATCH, self.notifications),
+        )
+        .await?;
+        let rendered = crate::routes::notifications::render(state, me, entries).await?;
+        for notification in rendered.iter().rev() {
+            let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
+            chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));
+        }
+        if let Some(newest) = neighbours.prev {
+            self.notifications = newest;
+        }
+        if !chunk.is_empty() {
+            out.send(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether more than [`MAX_REPLAY`] timeline posts lie past the cursor: reads the positions
+    /// of at most that many, a batch at a time.
+    async fn missed_too_many(&self, state: &AppState, me: &user::Model) -> Result<bool, ApiError> {
+        let mut from = self.timeline;
+        let mut missed = 0;
+        loop {
+            let (rows, neighbours) = timeline::page(
+                &state.db,
+                me,
+                PageRequest::newer(BATCH, from),
+                state.timeline_per_author_max_followees,
+            )
+            .await?;
+            missed += rows.len();
+            if missed > MAX_REPLAY {
+                return Ok(true);
+            }
+            match neighbours.prev {
+                Some(newest) if rows.len() as u64 == BATCH => from = newest,
+                _ => return Ok(false),
+            }
+        }
+    }
+}
+
+/// The newest position in `me`'s timeline, or the start when it is empty.
+async fn newest_timeline_position(
+    state: &AppState,
+    me: &user::Model,
+) -> Result<Position, ApiError> {
+    let (_, neighbours) = timeline::page(
+        &state.db,
+        me,
+        PageRequest::older(1, None),
+        state.timeline_per_author_max_followees,
+    )
+    .await?;
+    Ok(neighbours.prev.unwrap_or(ORIGIN))
+}
+
+/// The sending end of a stream's body.
+struct Out {
+    tx: mpsc::Sender<Bytes>,
+    last_sent: Instant,
+}
+
+impl Out {
+    async fn send(&mut self, chunk: String) -> Result<(), Stop> {
+        self.tx
+            .send_timeout(Bytes::from(chunk), SLOW_CLIENT_TIMEOUT)
+            .await
+            .map_err(|_| Stop::Closed)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+}

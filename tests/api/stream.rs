@@ -1,0 +1,404 @@
+//! The event stream, `GET /stream`: live posts, deletions and notifications, replay with
+//! `Last-Event-ID`, tickets, limits, and the ways a stream ends.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_settings};
+
+/// One Server-Sent Event.
+#[derive(Debug)]
+pub struct Event {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+/// A small Server-Sent Events reader over a streaming response.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Opens `/stream` with a bearer token (and `Last-Event-ID` when given); panics unless 200.
+    pub async fn open(app: &TestApp, user: &TestUser, last_event_id: Option<&str>) -> Self {
+        let response = open(app, Some(user), last_event_id).await;
+        assert_eq!(response.status(), 200);
+        Self::from(response)
+    }
+
+    fn from(response: reqwest::Response) -> Self {
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments and `retry` lines skipped), or `None` when the stream ended or
+    /// nothing came within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = None;
+                let mut id = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event: ") {
+                        event = Some(value.to_owned());
+                    } else if let Some(value) = line.strip_prefix("id: ") {
+                        id = Some(value.to_owned());
+                    } else if let Some(value) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str(value).unwrap());
+                    }
+                }
+                match (event, data) {
+                    (Some(event), Some(data)) => return Some(Event { event, id, data }),
+                    _ => continue,
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk()).await;
+            match chunk {
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(std::str::from_utf8(&bytes).unwrap()),
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next event, which must come within 10 seconds.
+    pub async fn next(&mut self) -> Event {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("an event within 10 s")
+    }
+
+    /// Whether the server ends the stream within `wait` (events before the end are skipped).
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+async fn open(
+    app: &TestApp,
+    user: Option<&TestUser>,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app.client.get(app.url("/stream"));
+    if let Some(user) = user {
+        request = request.bearer_auth(&user.token);
+    }
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.send().await.unwrap()
+}
+
+/// The body of a `post` event, and its id.
+fn post_body(event: &Event) -> &str {
+    assert_eq!(event.event, "post", "{event:?}");
+    assert!(event.id.is_some(), "{event:?}");
+    event.data["body"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn followed_and_own_posts_arrive_live_and_others_do_not() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    let mary = app.register("mary").await;
+    app.follow(&john, "susan").await.expect(201);
+    let mut stream = EventStream::open(&app, &john, None).await;
+    app.post_as(&mary, "a stranger's").await;
+    app.post_as(&susan, "susan's").await;
+    app.post_as(&john, "john's").await;
+    let first = stream.next().await;
+    assert_eq!(post_body(&first), "susan's");
+    assert_eq!(first.data["author"]["username"], "susan");
+    assert_eq!(post_body(&stream.next().await), "john's");
+    // The id is the post's timeline cursor: the timeline agrees on what is newer than it.
+    let newer = app
+        .get(
+            &format!("/timeline?newer_than={}", first.id.unwrap()),
+            Some(&john.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(newer["items"][0]["body"], "john's");
+    assert!(
+        stream
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_with_last_event_id_replays_what_was_missed_in_order_once() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    let mut stream = EventStream::open(&app, &john, None).await;
+    app.post_as(&susan, "one").await;
+    let seen = stream.next().await;
+    assert_eq!(post_body(&seen), "one");
+    drop(stream);
+    for body in ["two", "three", "four"] {
+        app.post_as(&susan, body).await;
+    }
+    let mut stream = EventStream::open(&app, &john, seen.id.as_deref()).await;
+    for body in ["two", "three", "four"] {
+        assert_eq!(post_body(&stream.next().await), body);
+    }
+    app.post_as(&susan, "five").await;
+    assert_eq!(post_body(&stream.next().await), "five");
+    assert!(
+        stream
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none()
+    );
+
+    // An id the server did not issue for this timeline is refused.
+    let foreign = open(&app, Some(&susan), seen.id.as_deref()).await;
+    assert_eq!(foreign.status(), 400);
+    let body: Value = foreign.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_cursor");
+}
+
+#[tokio::test]
+async fn more_than_1000_missed_posts_are_a_reset_and_the_stream_goes_on_from_the_newest() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    let mut stream = EventStream::open(&app, &john, None).await;
+    app.post_as(&susan, "seen").await;
+    let seen = stream.next().await;
+    drop(stream);
+    // 1,001 posts (rows written directly: a thousand requests would only slow the test),
+    // positioned after everything so far, with the posts' clock moved past them as a writer would.
+    let susan_id = app.user_id("susan").await;
+    let backend = app.db.get_database_backend();
+    let start = 4_000_000_000_000_i64;
+    let sql = |sql: String| Statement::from_string(backend, sql);
+    app.db
+        .execute_raw(sql(format!(
+            "UPDATE clocks SET at = {} WHERE name = 'posts'",
+            start + 1_001
+        )))
+        .await
+        .unwrap();
+    for chunk in (0..1_001_i64).collect::<Vec<_>>().chunks(200) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("({susan_id}, 'missed {i}', {})", start + i))
+            .collect();
+        app.db
+            .execute_raw(sql(format!(
+                "INSERT INTO posts (author_id, body, created_at) VALUES {}",
+                values.join(", ")
+            )))
+            .await
+            .unwrap();
+    }
+    let mut stream = EventStream::open(&app, &john, seen.id.as_deref()).await;
+    let reset = stream.next().await;
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    app.post_as(&susan, "after the reset").await;
+    assert_eq!(post_body(&stream.next().await), "after the reset");
+
+    drop(stream);
+
+    // With two gone, exactly 1,000 were missed: that is still a replay, oldest first.
+    app.db
+        .execute_raw(sql(
+            "DELETE FROM posts WHERE body IN ('missed 0', 'missed 1')".to_owned(),
+        ))
+        .await
+        .unwrap();
+    let mut stream = EventStream::open(&app, &john, seen.id.as_deref()).await;
+    let mut replayed = Vec::new();
+    while let Some(event) = stream.next_within(Duration::from_secs(2)).await {
+        replayed.push(post_body(&event).to_owned());
+    }
+    assert_eq!(replayed.len(), 1_000);
+    assert_eq!(replayed[0], "missed 2");
+    assert_eq!(replayed[998], "missed 1000");
+    assert_eq!(replayed[999], "after the reset");
+}
+
+#[tokio::test]
+async fn deletions_and_notifications_arrive_and_muted_authors_do_not() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    let mary = app.register("mary").await;
+    app.follow(&john, "susan").await.expect(201);
+    app.follow(&john, "mary").await.expect(201);
+    let mut stream = EventStream::open(&app, &john, None).await;
+    let id = app.post_as(&susan, "soon gone").await;
+    assert_eq!(post_body(&stream.next().await), "soon gone");
+    app.delete(&format!("/posts/{id}"), Some(&susan.token))
+        .await
+        .expect(204);
+    let deleted = stream.next().await;
+    assert_eq!(deleted.event, "post_deleted");
+    assert_eq!(deleted.data, json!({"id": id}));
+
+    app.follow(&mary, "john").await.expect(201);
+    let notification = stream.next().await;
+    assert_eq!(notification.event, "notification");
+    assert_eq!(notification.data["type"], "follow");
+    assert_eq!(notification.data["account"]["username"], "mary");
+    assert_eq!(notification.data["read"], false);
+
+    app.post("/users/mary/mute", Some(&john.token), &json!({}))
+        .await
+        .expect(201);
+    app.post_as(&mary, "muted").await;
+    app.post_as(&susan, "not muted").await;
+    assert_eq!(post_body(&stream.next().await), "not muted");
+}
+
+#[tokio::test]
+async fn a_ticket_opens_a_stream_and_nothing_else() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let issued = app
+        .post("/stream/ticket", Some(&john.token), &json!({}))
+        .await;
+    let ticket = issued.expect(201);
+    assert_eq!(ticket["expires_in"], 60);
+    assert_eq!(issued.header("cache-control").as_deref(), Some("no-store"));
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+
+    let response = app
+        .client
+        .get(app.url(&format!("/stream?ticket={ticket}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = EventStream::from(response);
+    app.post_as(&john, "by ticket").await;
+    assert_eq!(post_body(&stream.next().await), "by ticket");
+
+    // A ticket is not an access token, and an access token is not a ticket.
+    app.get("/timeline", Some(&ticket))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get(&format!("/stream?ticket={}", john.token), None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get("/stream", None)
+        .await
+        .assert_problem(401, "unauthorized");
+    app.post("/stream/ticket", None, &json!({}))
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
+    let mut settings = test_settings().await;
+    settings.stream_max_connections = 6;
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(EventStream::open(&app, &john, None).await);
+    }
+    let sixth = app.get("/stream", Some(&john.token)).await;
+    sixth.assert_problem(429, "too_many_streams");
+    // Closing one makes room (the server notices the client is gone).
+    drop(streams.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        let response = open(&app, Some(&john), None).await;
+        if response.status() == 200 {
+            reopened = Some(EventStream::from(response));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    streams.push(reopened.expect("a closed stream frees its place"));
+
+    streams.push(EventStream::open(&app, &susan, None).await);
+    let full = app.get("/stream", Some(&susan.token)).await;
+    full.assert_problem(503, "service_unavailable");
+    assert!(full.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn suspension_account_removal_and_shutdown_end_streams() {
+    let mut settings = test_settings().await;
+    settings.admin_usernames = vec!["admin".to_owned()];
+    let app = spawn_app_with(settings).await;
+    let admin = app.register("admin").await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    let mary = app.register("mary").await;
+
+    let mut johns = EventStream::open(&app, &john, None).await;
+    app.post(
+        "/admin/users/john/suspension",
+        Some(&admin.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+    assert!(johns.ends_within(Duration::from_secs(20)).await);
+    app.get("/stream", Some(&john.token))
+        .await
+        .assert_problem(401, "unauthorized");
+
+    let mut susans = EventStream::open(&app, &susan, None).await;
+    app.delete("/users/me", Some(&susan.token)).await;
+    assert!(susans.ends_within(Duration::from_secs(20)).await);
+
+    let mut marys = EventStream::open(&app, &mary, None).await;
+    app.stop().await;
+    assert!(marys.ends_within(Duration::from_secs(20)).await);
+}
+
+#[tokio::test]
+async fn a_post_written_through_another_process_reaches_the_stream() {
+    if crate::helpers::backend() == sea_orm::DbBackend::Sqlite {
+        // One process serves an SQLite database.
+        return;
+    }
+    let first = spawn_app().await;
+    let mut settings = test_settings().await;
+    settings.database_url = first.database_url.clone();
+    let second = spawn_app_with(settings).await;
+    let john = first.register("john").await;
+    let susan = first.register("susan").await;
+    first.follow(&john, "susan").await.expect(201);
+    let mut stream = EventStream::open(&first, &john, None).await;
+    second.post_as(&susan, "from elsewhere").await;
+    let event = stream.next().await;
+    assert_eq!(post_body(&event), "from elsewhere");
+    second.follow(&susan, "john").await.expect(201);
+    assert_eq!(stream.next().await.event, "notification");
+    // And the other process replays from this one's id.
+    second.post_as(&susan, "missed").await;
+    let mut elsewhere = EventStream::open(&second, &john, event.id.as_deref()).await;
+    assert_eq!(post_body(&elsewhere.next().await), "missed");
+}
