@@ -16,20 +16,25 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use actix_web::http::StatusCode;
+use futures_util::task::AtomicWaker;
 use memchr::memmem;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::ApiError;
 
-/// A connection whose HTTP-layer refusals are rewritten as problem+json.
+/// A connection whose HTTP-layer refusals are rewritten as problem+json, and which a handler can
+/// cut off ([`Disconnect`]).
 pub struct ProblemIo<T> {
     inner: T,
     /// A rewritten response not yet written to `inner`, from `written` on.
     pending: Vec<u8>,
     written: usize,
+    disconnect: Disconnect,
 }
 
 impl<T> ProblemIo<T> {
@@ -38,11 +43,41 @@ impl<T> ProblemIo<T> {
             inner,
             pending: Vec::new(),
             written: 0,
+            disconnect: Disconnect::default(),
         }
     }
 
-    pub fn get_ref(&self) -> &T {
-        &self.inner
+    /// What cuts this connection off; handlers find it with `HttpRequest::conn_data`.
+    pub fn disconnect(&self) -> Disconnect {
+        self.disconnect.clone()
+    }
+
+    /// `Err` once the connection was cut off; otherwise registers the task to be woken when it is.
+    fn check(&self, cx: &Context<'_>) -> io::Result<()> {
+        self.disconnect.0.waker.register(cx.waker());
+        if self.disconnect.0.cut.load(Ordering::Acquire) {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a connection off: its next read or write fails, and actix-http drops it, whatever it was
+/// waiting for. For an event stream whose client stopped reading, whose response therefore can
+/// never end.
+#[derive(Clone, Default)]
+pub struct Disconnect(Arc<DisconnectState>);
+
+#[derive(Default)]
+struct DisconnectState {
+    cut: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Disconnect {
+    pub fn now(&self) {
+        self.0.cut.store(true, Ordering::Release);
+        self.0.waker.wake();
     }
 }
 
@@ -69,6 +104,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ProblemIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.check(cx)?;
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -80,6 +116,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        this.check(cx)?;
         ready!(this.poll_pending(cx))?;
         match find_refusal(buf) {
             None => Pin::new(&mut this.inner).poll_write(cx, buf),
@@ -101,6 +138,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check(cx)?;
         ready!(self.poll_pending(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub rate_limit_writes_per_minute: u32,
     /// Most event streams open at once in this process.
     pub stream_max_connections: u32,
+    /// How long an event stream waits for a client that does not read before it disconnects it
+    /// (not configurable from the environment; tests shorten it).
+    pub stream_slow_client_timeout: Duration,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
     /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
@@ -61,6 +64,7 @@ impl Default for Settings {
             rate_limit_auth_per_minute: 10,
             rate_limit_writes_per_minute: 120,
             stream_max_connections: 10_000,
+            stream_slow_client_timeout: Duration::from_secs(30),
             database_pool_size: 10,
             database_statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -189,6 +193,7 @@ impl Settings {
                 var(STREAM_MAX_CONNECTIONS.name),
                 defaults.stream_max_connections,
             )?,
+            stream_slow_client_timeout: defaults.stream_slow_client_timeout,
             database_pool_size: DATABASE_POOL_SIZE
                 .read(var(DATABASE_POOL_SIZE.name), defaults.database_pool_size)?,
             database_statement_timeout: seconds(

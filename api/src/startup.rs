@@ -46,6 +46,8 @@ pub struct AppState {
     pub admin_keys: Vec<String>,
     /// The open event streams of this process.
     pub hub: std::sync::Arc<crate::events::Hub>,
+    /// How long an event stream waits for a client that does not read.
+    pub stream_slow_client_timeout: std::time::Duration,
 }
 
 /// How many event streams one user may have open.
@@ -109,6 +111,7 @@ impl Application {
         }
         let state = web::Data::new(AppState {
             hub: hub.clone(),
+            stream_slow_client_timeout: settings.stream_slow_client_timeout,
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
@@ -176,6 +179,9 @@ impl Application {
                     // A client that closed its side of the connection is gone: an event stream it
                     // held is freed at once, not at its next keep-alive.
                     .h1_allow_half_closed(false)
+                    .on_connect_ext(|io: &ProblemIo<_>, data| {
+                        data.insert(io.disconnect());
+                    })
                     .local_addr(address)
                     .h1(actix_service::map_config(app(), |()| {
                         actix_web::dev::AppConfig::default()

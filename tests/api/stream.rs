@@ -402,3 +402,76 @@ async fn a_post_written_through_another_process_reaches_the_stream() {
     let mut elsewhere = EventStream::open(&second, &john, event.id.as_deref()).await;
     assert_eq!(post_body(&elsewhere.next().await), "missed");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    use sea_orm::{ConnectionTrait, Statement};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut settings = test_settings().await;
+    settings.stream_slow_client_timeout = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    let mut stream = EventStream::open(&app, &john, None).await;
+    app.post_as(&john, "seen").await;
+    let seen = stream.next().await.id.unwrap();
+    drop(stream);
+    // 1,000 posts of 5 KB to replay: far more than the stream's buffer and the sockets' hold.
+    let john_id = app.user_id("john").await;
+    let backend = app.db.get_database_backend();
+    let start = 4_000_000_000_000_i64;
+    let body = "x".repeat(5_000);
+    for chunk in (0..1_000_i64).collect::<Vec<_>>().chunks(100) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("({john_id}, '{body}', {})", start + i))
+            .collect();
+        app.db
+            .execute_raw(Statement::from_string(
+                backend,
+                format!(
+                    "INSERT INTO posts (author_id, body, created_at) VALUES {}",
+                    values.join(", ")
+                ),
+            ))
+            .await
+            .unwrap();
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let address = app.address.trim_start_matches("http://").parse().unwrap();
+    let mut connection = socket.connect(address).await.unwrap();
+    connection
+        .write_all(
+            format!(
+                "GET /stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+                 Last-Event-ID: {seen}\r\n\r\n",
+                john.token
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Not reading, for longer than the server waits.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        connection.read_to_end(&mut received),
+    )
+    .await;
+    assert!(read.is_ok(), "the server keeps the connection open");
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        received.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        &received[..200.min(received.len())]
+    );
+    assert!(
+        received.matches("event: post\n").count() < 1_000,
+        "every post was delivered: the client was not slow enough for this test"
+    );
+    assert!(
+        !received.ends_with("\r\n0\r\n\r\n"),
+        "the response ended in order instead of the connection being cut"
+    );
+}

@@ -7,7 +7,8 @@
 //! locked accounts and suspensions included, by the same queries), never skips a post that
 //! commits late, and never repeats one; a reconnect with `Last-Event-ID` starts its timeline
 //! cursor there. The task writes into a channel of [`BUFFERED_CHUNKS`]; a client that leaves it
-//! full for [`SLOW_CLIENT_TIMEOUT`] loses its stream (it reconnects with `Last-Event-ID`).
+//! full for `Settings::stream_slow_client_timeout` (30 s) loses its connection (it reconnects
+//! with `Last-Event-ID`), so it never holds more of the server's memory than that.
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{self, AuthUser};
+use crate::connection::Disconnect;
 use crate::error::{ApiError, Problem};
 use crate::events::{Refusal, Registration};
 use crate::pagination::{PageRequest, Position};
@@ -30,11 +32,10 @@ use crate::startup::AppState;
 /// How often a comment line goes out on a stream that has nothing else to say.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// How many chunks (a few events each) wait for a slow client before the stream stops reading.
-const BUFFERED_CHUNKS: usize = 8;
-
-/// How long a stream waits for its client to make room before it ends the stream.
-pub const SLOW_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many chunks (up to a batch of posts each, some 100 KB at most) wait for a slow client
+/// before the stream stops reading: with actix-http's own write buffer, what a stream whose client
+/// does not read can hold of the server's memory.
+const BUFFERED_CHUNKS: usize = 2;
 
 /// How many missed posts a reconnect replays; past it the client gets `event: reset`.
 pub const MAX_REPLAY: usize = 1_000;
@@ -127,7 +128,8 @@ pub async fn open_stream(
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFERED_CHUNKS);
     // On this worker's own thread: the stream's queries borrow across awaits in ways `Send` cannot
     // name, and a stream has no reason to move.
-    actix_web::rt::spawn(stream.run(state.into_inner(), registration, tx));
+    let disconnect = req.conn_data::<Disconnect>().cloned();
+    actix_web::rt::spawn(stream.run(state.into_inner(), registration, tx, disconnect));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -190,6 +192,7 @@ impl Stream {
         state: std::sync::Arc<AppState>,
         registration: Registration,
         tx: mpsc::Sender<Bytes>,
+        disconnect: Option<Disconnect>,
     ) {
         let slot = registration.slot.clone();
         if self.replaying {
@@ -198,6 +201,8 @@ impl Stream {
         let mut out = Out {
             tx,
             last_sent: Instant::now(),
+            slow_client_timeout: state.stream_slow_client_timeout,
+            slow: false,
         };
         let result: Result<(), Stop> = async {
             // How long a client waits before reconnecting, in milliseconds.
@@ -227,6 +232,12 @@ impl Stream {
         .await;
         if let Err(Stop::Failed(err)) = result {
             tracing::warn!(error = %err, user = self.user, "an event stream failed");
+        }
+        if out.slow {
+            // Its response cannot end while the client does not read: the connection goes.
+            if let Some(disconnect) = disconnect {
+                disconnect.now();
+            }
         }
         drop(registration);
     }
@@ -340,15 +351,27 @@ async fn newest_timeline_position(
 struct Out {
     tx: mpsc::Sender<Bytes>,
     last_sent: Instant,
+    slow_client_timeout: Duration,
+    /// Whether the client left the buffer full for too long.
+    slow: bool,
 }
 
 impl Out {
     async fn send(&mut self, chunk: String) -> Result<(), Stop> {
-        self.tx
-            .send_timeout(Bytes::from(chunk), SLOW_CLIENT_TIMEOUT)
+        match self
+            .tx
+            .send_timeout(Bytes::from(chunk), self.slow_client_timeout)
             .await
-            .map_err(|_| Stop::Closed)?;
-        self.last_sent = Instant::now();
-        Ok(())
+        {
+            Ok(()) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                self.slow = true;
+                Err(Stop::Closed)
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Stop::Closed),
+        }
     }
 }
