@@ -12,6 +12,9 @@ Both replicas get the same JWT_SECRET and a fresh database; a client alternates 
   * identical follow requests racing through both replicas create one follow (one 201, the rest
     200), and after a mixed concurrent burst through both every count equals its rows (read in the
     database with psql) and both replicas answer the same counts;
+  * an event stream opened on one replica receives a post written through the other, and a
+    reconnect to the other with `Last-Event-ID` replays what was missed, in order, then goes on
+    live;
   * then a long random sequence of writes, each through the replica the previous read did not use,
     each checked through the other against a model of what the state must be.
 
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import http.client
 import importlib.util
+import json
 import os
 import random
 import secrets
@@ -265,6 +270,73 @@ def racing(c: Client, db, log) -> None:
         f"{len(rows)} users equal their rows, and both replicas answer them")
 
 
+class EventStream:
+    """`GET /stream` on one replica, read as Server-Sent Events."""
+
+    def __init__(self, port: int, token: str, last_event_id: str | None = None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream"}
+        if last_event_id:
+            headers["last-event-id"] = last_event_id
+        self.conn.request("GET", "/stream", headers=headers)
+        self.resp = self.conn.getresponse()
+        check(self.resp.status == 200, f"GET /stream answered {self.resp.status}")
+        check(self.resp.getheader("content-type") == "text/event-stream",
+              f"GET /stream is {self.resp.getheader('content-type')}")
+        self.buffer = b""
+
+    def next(self, within: float = 10.0) -> dict:
+        """The next event (comments and `retry` skipped): {"event", "id", "data"}."""
+        deadline = time.monotonic() + within
+        while True:
+            while b"\n\n" in self.buffer:
+                block, self.buffer = self.buffer.split(b"\n\n", 1)
+                event = {}
+                for line in block.decode().split("\n"):
+                    name, _, value = line.partition(": ")
+                    if name in ("event", "id", "data"):
+                        event[name] = json.loads(value) if name == "data" else value
+                if "event" in event:
+                    return event
+            left = deadline - time.monotonic()
+            check(left > 0, f"no event within {within} s")
+            self.conn.sock.settimeout(left)
+            chunk = self.resp.read1(65536)
+            check(chunk != b"", "the stream ended")
+            self.buffer += chunk
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def streams(c: Client, log) -> None:
+    """A stream on one replica sees what is written through the other, and a reconnect to the other
+    replays what was missed."""
+    tokens = {}
+    for name in ("streamer", "poster"):
+        body, _ = c.expect("A", "POST", "/auth/register", 201, body={
+            "username": name, "email": f"{name}@example.com", "password": f"password-of-{name}"})
+        tokens[name] = body["access_token"]
+    c.expect("A", "POST", "/users/poster/follow", 201, tokens["streamer"])
+    stream = EventStream(c.ports["A"], tokens["streamer"])
+    c.expect("B", "POST", "/posts", 201, tokens["poster"], {"body": "written through B"})
+    event = stream.next()
+    check(event["event"] == "post" and event["data"]["body"] == "written through B",
+          f"A's stream got {event}, expected the post written through B")
+    stream.close()
+    for body in ("missed one", "missed two"):
+        c.expect("A", "POST", "/posts", 201, tokens["poster"], {"body": body})
+    stream = EventStream(c.ports["B"], tokens["streamer"], last_event_id=event["id"])
+    got = [stream.next()["data"]["body"] for _ in range(2)]
+    check(got == ["missed one", "missed two"], f"B replayed {got} from A's id")
+    c.expect("A", "POST", "/posts", 201, tokens["poster"], {"body": "live again"})
+    got = stream.next()["data"]["body"]
+    check(got == "live again", f"B's stream then got {got!r}")
+    stream.close()
+    log("a stream on A received a post written through B; a reconnect to B with A's "
+        "Last-Event-ID replayed the two missed posts in order, then went on live")
+
+
 def random_walk(c: Client, steps: int, seed: int, log) -> None:
     """Random writes, each through one replica and read back at once through the other, against a
     model of the state (the client is sequential here, so the model is exact)."""
@@ -394,6 +466,7 @@ def main() -> int:
         c = Client({"A": a.port, "B": b.port})
         scripted(c, log)
         racing(c, db, log)
+        streams(c, log)
         random_walk(c, steps, seed, log)
         for server in (a, b):
             if server.proc.poll() is not None:
