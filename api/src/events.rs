@@ -138,16 +138,44 @@ pub async fn collect<T>(hub: &Arc<Hub>, request: impl Future<Output = T>) -> T {
     out
 }
 
-/// One open stream's mailbox: a wake-up, the ids of deleted posts to announce, and whether it has
-/// to end.
+/// One open stream's mailbox: a wake-up, what to look at (new posts, new notifications), the ids
+/// of deleted posts to announce, and whether it has to end.
 #[derive(Default)]
 pub struct Slot {
     pub wake: Notify,
+    posts: AtomicBool,
+    notifications: AtomicBool,
     deleted: Mutex<VecDeque<i64>>,
     ended: AtomicBool,
 }
 
+/// What a woken stream should look at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Look {
+    pub posts: bool,
+    pub notifications: bool,
+}
+
 impl Slot {
+    /// Wakes the stream to look at what `look` says (added to what it already had to).
+    pub fn wake(&self, look: Look) {
+        if look.posts {
+            self.posts.store(true, Ordering::Release);
+        }
+        if look.notifications {
+            self.notifications.store(true, Ordering::Release);
+        }
+        self.wake.notify_one();
+    }
+
+    /// What to look at since the last call, and nothing from then on until the next wake-up.
+    pub fn take_look(&self) -> Look {
+        Look {
+            posts: self.posts.swap(false, Ordering::AcqRel),
+            notifications: self.notifications.swap(false, Ordering::AcqRel),
+        }
+    }
+
     /// The deleted posts to announce, oldest first; `None` when too many piled up (the stream
     /// ends).
     pub fn take_deleted(&self) -> Option<Vec<i64>> {
@@ -166,6 +194,21 @@ impl Slot {
         self.ended.store(true, Ordering::Release);
         self.wake.notify_one();
     }
+}
+
+impl Look {
+    pub const EVERYTHING: Look = Look {
+        posts: true,
+        notifications: true,
+    };
+    const POSTS: Look = Look {
+        posts: true,
+        notifications: false,
+    };
+    const NOTIFICATIONS: Look = Look {
+        posts: false,
+        notifications: true,
+    };
 }
 
 /// Why a stream cannot be opened.
@@ -261,7 +304,7 @@ impl Hub {
 
     /// Wakes every stream (after events may have been missed).
     pub fn wake_all(&self) {
-        self.each_slot(|_, slot| slot.wake.notify_one());
+        self.each_slot(|_, slot| slot.wake(Look::EVERYTHING));
     }
 
     fn each_slot(&self, f: impl Fn(i64, &Slot)) {
@@ -310,7 +353,7 @@ impl Hub {
         match event {
             Event::Posted { author } => {
                 for slot in self.slots_of(&self.author_and_followers(author).await?) {
-                    slot.wake.notify_one();
+                    slot.wake(Look::POSTS);
                 }
             }
             Event::Deleted { author, post } => {
@@ -318,12 +361,12 @@ impl Hub {
                     if let Ok(mut deleted) = slot.deleted.lock() {
                         deleted.push_back(post);
                     }
-                    slot.wake.notify_one();
+                    slot.wake(Look::default());
                 }
             }
             Event::Notified { recipient } => {
                 for slot in self.slots_of(&[recipient]) {
-                    slot.wake.notify_one();
+                    slot.wake(Look::NOTIFICATIONS);
                 }
             }
             Event::Ended { user } => {

@@ -3,6 +3,7 @@
 
 mod run;
 mod seed;
+mod streams;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,25 @@ enum Commands {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Measure the event stream on a seeded database: a celebrity's post reaching its followers'
+    /// open streams over two server processes, and the memory of idle streams.
+    Streams {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Streams of celebrity1's followers, split over two processes.
+        #[arg(long, default_value_t = 1_000)]
+        listeners: usize,
+        /// Posts celebrity1 writes while they listen.
+        #[arg(long, default_value_t = 20)]
+        posts: usize,
+        /// Idle streams held open on one process.
+        #[arg(long, default_value_t = 10_000)]
+        idle: usize,
+        #[arg(long)]
+        output: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -82,6 +102,25 @@ async fn main() -> std::process::ExitCode {
                 database_url,
                 server_bin,
                 seconds,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Streams {
+            database_url,
+            server_bin,
+            listeners,
+            posts,
+            idle,
+            output,
+        } => {
+            streams::run(streams::StreamOptions {
+                database_url,
+                server_bin,
+                listeners,
+                posts,
+                idle,
                 output,
                 command_line,
             })

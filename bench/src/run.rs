@@ -239,7 +239,7 @@ async fn measure_reads<'a>(
         .collect())
 }
 
-async fn user_by_name(
+pub async fn user_by_name(
     db: &DatabaseConnection,
     name: &str,
 ) -> Result<user::Model, Box<dyn std::error::Error>> {
@@ -595,12 +595,12 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
 }
 
 /// The body of every post the benchmark writes starts with this.
-const POST_PREFIX: &str = "benchmark post";
+pub const POST_PREFIX: &str = "benchmark post";
 
 /// Removes the posts the benchmark wrote and sets their author's count back. Left in place, the
 /// thousands of newest posts of one account that a reader does not follow would lengthen that
 /// reader's timeline walk a little more with every run.
-async fn remove_benchmark_posts(db: &DatabaseConnection) -> Result<(), BoxError> {
+pub async fn remove_benchmark_posts(db: &DatabaseConnection) -> Result<(), BoxError> {
     use sea_orm::sea_query::{Expr, ExprTrait};
     let author = user_by_name(db, "celebrity1").await?;
     let removed = entity::post::Entity::delete_many()

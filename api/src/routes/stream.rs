@@ -1,8 +1,8 @@
 //! The event stream: `GET /stream` (Server-Sent Events) and `POST /stream/ticket`.
 //!
 //! Each open stream is a task that holds two cursors, one in the caller's timeline and one in
-//! their notifications, and sleeps until [`crate::events`] wakes it; then it reads what lies newer
-//! than its cursors with the lists' own queries (`newer_than`, whose positions are given in commit
+//! their notifications, and sleeps until [`crate::events`] wakes it, saying which of the two to
+//! look at; then it reads what lies newer than that cursor with the lists' own queries (`newer_than`, whose positions are given in commit
 //! order) and writes it out. So a stream sees exactly what the timeline shows (mutes, blocks,
 //! locked accounts and suspensions included, by the same queries), never skips a post that
 //! commits late, and never repeats one; a reconnect with `Last-Event-ID` starts its timeline
@@ -24,9 +24,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{self, AuthUser};
 use crate::connection::Disconnect;
 use crate::error::{ApiError, Problem};
-use crate::events::{Refusal, Registration};
+use crate::events::{Look, Refusal, Registration};
 use crate::pagination::{PageRequest, Position};
-use crate::services::{notifications, posts, timeline, users};
+use crate::services::{notifications, posts, timeline};
 use crate::startup::AppState;
 
 /// How often a comment line goes out on a stream that has nothing else to say.
@@ -145,7 +145,8 @@ pub async fn open_stream(
 
 /// An open stream's cursors.
 struct Stream {
-    user: i64,
+    /// The caller's row as it was at the opening: its end (suspension, removal) comes as an event.
+    me: user::Model,
     timeline: Position,
     notifications: Position,
     /// Whether the first wake-up replays from `Last-Event-ID` (and may answer `reset`).
@@ -180,7 +181,7 @@ impl Stream {
         let (_, neighbours) =
             notifications::list(&state.db, me.id, PageRequest::older(1, None)).await?;
         Ok(Stream {
-            user: me.id,
+            me: me.clone(),
             timeline,
             notifications: neighbours.prev.unwrap_or(ORIGIN),
             replaying: last_seen.is_some(),
@@ -195,8 +196,9 @@ impl Stream {
         disconnect: Option<Disconnect>,
     ) {
         let slot = registration.slot.clone();
+        let me = self.me.clone();
         if self.replaying {
-            slot.wake.notify_one();
+            slot.wake(Look::EVERYTHING);
         }
         let mut out = Out {
             tx,
@@ -219,19 +221,14 @@ impl Stream {
                 if slot.ended() {
                     return Err(Stop::Closed);
                 }
-                let Some(me) = users::find_by_id(&state.db, self.user)
-                    .await?
-                    .filter(|me| me.suspended_at.is_none())
-                else {
-                    return Err(Stop::Closed);
-                };
+                let look = slot.take_look();
                 let deleted = slot.take_deleted().ok_or(Stop::Closed)?;
-                self.catch_up(&state, &me, deleted, &mut out).await?;
+                self.catch_up(&state, &me, look, deleted, &mut out).await?;
             }
         }
         .await;
         if let Err(Stop::Failed(err)) = result {
-            tracing::warn!(error = %err, user = self.user, "an event stream failed");
+            tracing::warn!(error = %err, user = self.me.id, "an event stream failed");
         }
         if out.slow {
             // Its response cannot end while the client does not read: the connection goes.
@@ -247,6 +244,7 @@ impl Stream {
         &mut self,
         state: &AppState,
         me: &user::Model,
+        look: Look,
         deleted: Vec<i64>,
         out: &mut Out,
     ) -> Result<(), Stop> {
@@ -259,47 +257,51 @@ impl Stream {
             chunk.push_str("event: reset\ndata: {}\n\n");
         }
         let list_name = timeline::list_name(me.id);
-        loop {
-            let (rows, neighbours) = timeline::page(
+        if look.posts {
+            loop {
+                let (rows, neighbours) = timeline::page(
+                    &state.db,
+                    me,
+                    PageRequest::newer(BATCH, self.timeline),
+                    state.timeline_per_author_max_followees,
+                )
+                .await?;
+                let full = rows.len() as u64 == BATCH;
+                let positions: Vec<Position> =
+                    rows.iter().map(|row| posts::position(&row.post)).collect();
+                let rendered = crate::routes::posts::render(state, Some(me.id), rows).await?;
+                // Oldest first, as they happened.
+                for (post, position) in rendered.iter().zip(&positions).rev() {
+                    let id = state.cursors.encode(&list_name, *position);
+                    let data = serde_json::to_string(post).map_err(ApiError::internal)?;
+                    chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
+                }
+                if let Some(newest) = neighbours.prev {
+                    self.timeline = newest;
+                }
+                if !chunk.is_empty() {
+                    out.send(std::mem::take(&mut chunk)).await?;
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        if look.notifications {
+            let (entries, neighbours) = notifications::list(
                 &state.db,
-                me,
-                PageRequest::newer(BATCH, self.timeline),
-                state.timeline_per_author_max_followees,
+                me.id,
+                PageRequest::newer(BATCH, self.notifications),
             )
             .await?;
-            let full = rows.len() as u64 == BATCH;
-            let positions: Vec<Position> =
-                rows.iter().map(|row| posts::position(&row.post)).collect();
-            let rendered = crate::routes::posts::render(state, Some(me.id), rows).await?;
-            // Oldest first, as they happened.
-            for (post, position) in rendered.iter().zip(&positions).rev() {
-                let id = state.cursors.encode(&list_name, *position);
-                let data = serde_json::to_string(post).map_err(ApiError::internal)?;
-                chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
+            let rendered = crate::routes::notifications::render(state, me, entries).await?;
+            for notification in rendered.iter().rev() {
+                let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
+                chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));
             }
             if let Some(newest) = neighbours.prev {
-                self.timeline = newest;
+                self.notifications = newest;
             }
-            if !chunk.is_empty() {
-                out.send(std::mem::take(&mut chunk)).await?;
-            }
-            if !full {
-                break;
-            }
-        }
-        let (entries, neighbours) = notifications::list(
-            &state.db,
-            me.id,
-            PageRequest::newer(BATCH, self.notifications),
-        )
-        .await?;
-        let rendered = crate::routes::notifications::render(state, me, entries).await?;
-        for notification in rendered.iter().rev() {
-            let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
-            chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));
-        }
-        if let Some(newest) = neighbours.prev {
-            self.notifications = newest;
         }
         if !chunk.is_empty() {
             out.send(chunk).await?;
