@@ -53,6 +53,9 @@ pub enum ApiError {
     /// 401 `unauthorized`: no usable bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401 `invalid_refresh_token`: unknown, expired, ended or already used.
+    #[error("{0}")]
+    InvalidRefreshToken(&'static str),
     /// 401 `invalid_credentials`: wrong username or password (the same answer for both).
     #[error("the username or password is wrong")]
     InvalidCredentials,
@@ -76,6 +79,9 @@ pub enum ApiError {
     /// 404 `follow_request_not_found`: no pending request from that user.
     #[error("'{0}' has no pending request to follow you")]
     FollowRequestNotFound(String),
+    /// 404 `session_not_found`: the caller has no such live session (the id is not echoed).
+    #[error("you have no session with that id")]
+    SessionNotFound,
     /// 404 `post_not_found`.
     #[error("post {0} does not exist")]
     PostNotFound(i64),
@@ -215,6 +221,8 @@ impl ApiError {
             ApiError::PrivateAccount(_) => "private_account",
             ApiError::FollowRequestNotFound(_) => "follow_request_not_found",
             ApiError::UserNotFound(_) => "user_not_found",
+            ApiError::SessionNotFound => "session_not_found",
+            ApiError::InvalidRefreshToken(_) => "invalid_refresh_token",
             ApiError::PostNotFound(_) => "post_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -324,7 +332,9 @@ impl ResponseError for ApiError {
             | ApiError::InvalidCursor
             | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_)
+            | ApiError::InvalidCredentials
+            | ApiError::InvalidRefreshToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
             | ApiError::Blocked(_)
             | ApiError::PrivateAccount(_)
@@ -332,6 +342,7 @@ impl ResponseError for ApiError {
             ApiError::UserNotFound(_)
             | ApiError::PostNotFound(_)
             | ApiError::FollowRequestNotFound(_)
+            | ApiError::SessionNotFound
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,

@@ -46,7 +46,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_PENDING_DELETIONS: usize = 256;
 
 /// Something happened that some open streams should look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// `author` wrote a post: the author's and their followers' timelines have something new.
     Posted { author: i64 },
@@ -56,21 +56,32 @@ pub enum Event {
     Notified { recipient: i64 },
     /// `user`'s account was suspended or removed: their streams end.
     Ended { user: i64 },
+    /// The session `session` ended (logout, deletion, password change, a reused refresh token):
+    /// the streams it opened end.
+    SessionEnded { session: String },
 }
 
 impl Event {
-    fn encode(self) -> String {
+    fn encode(&self) -> String {
         match self {
             Event::Posted { author } => format!("p {author}"),
             Event::Deleted { author, post } => format!("d {author} {post}"),
             Event::Notified { recipient } => format!("n {recipient}"),
             Event::Ended { user } => format!("e {user}"),
+            Event::SessionEnded { session } => format!("s {session}"),
         }
     }
 
     fn decode(payload: &str) -> Option<Self> {
         let mut parts = payload.split(' ');
         let kind = parts.next()?;
+        if kind == "s" {
+            let session = parts.next().filter(|s| !s.is_empty())?.to_owned();
+            return parts
+                .next()
+                .is_none()
+                .then_some(Event::SessionEnded { session });
+        }
         let first = parts.next()?.parse().ok()?;
         let event = match kind {
             "p" => Event::Posted { author: first },
@@ -142,6 +153,8 @@ pub async fn collect<T>(hub: &Arc<Hub>, request: impl Future<Output = T>) -> T {
 /// of deleted posts to announce, and whether it has to end.
 #[derive(Default)]
 pub struct Slot {
+    /// The session that opened the stream.
+    session: String,
     pub wake: Notify,
     posts: AtomicBool,
     notifications: AtomicBool,
@@ -274,8 +287,8 @@ impl Hub {
         self.open.load(Ordering::Acquire)
     }
 
-    /// A place for a new stream of `user`.
-    pub fn open(self: &Arc<Self>, user: i64) -> Result<Registration, Refusal> {
+    /// A place for a new stream of `user`, opened by `session`.
+    pub fn open(self: &Arc<Self>, user: i64, session: &str) -> Result<Registration, Refusal> {
         let mut streams = self.streams.lock().map_err(|_| Refusal::Full)?;
         if self.shut_down.load(Ordering::Acquire)
             || self.open.load(Ordering::Acquire) >= self.max_open
@@ -286,7 +299,10 @@ impl Hub {
         if slots.len() >= self.per_user {
             return Err(Refusal::TooManyForUser);
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            session: session.to_owned(),
+            ..Slot::default()
+        });
         slots.push(slot.clone());
         self.open.fetch_add(1, Ordering::AcqRel);
         Ok(Registration {
@@ -343,14 +359,14 @@ impl Hub {
         }
         let hub = self.clone();
         tokio::spawn(async move {
-            if let Err(err) = hub.deliver(event).await {
+            if let Err(err) = hub.deliver(&event).await {
                 tracing::warn!(error = %err, ?event, "could not deliver an event to the streams");
             }
         });
     }
 
-    async fn deliver(&self, event: Event) -> Result<(), ApiError> {
-        match event {
+    async fn deliver(&self, event: &Event) -> Result<(), ApiError> {
+        match *event {
             Event::Posted { author } => {
                 for slot in self.slots_of(&self.author_and_followers(author).await?) {
                     slot.wake(Look::POSTS);
@@ -374,6 +390,11 @@ impl Hub {
                     slot.end();
                 }
             }
+            Event::SessionEnded { ref session } => self.each_slot(|_, slot| {
+                if slot.session == *session {
+                    slot.end();
+                }
+            }),
         }
         Ok(())
     }
@@ -595,10 +616,13 @@ mod tests {
             },
             Event::Notified { recipient: 3 },
             Event::Ended { user: 4 },
+            Event::SessionEnded {
+                session: "AbC-_1".to_owned(),
+            },
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
-        for junk in ["", "p", "p x", "p 1 2", "x 1", "d 1"] {
+        for junk in ["", "p", "p x", "p 1 2", "x 1", "d 1", "s", "s ", "s a b"] {
             assert_eq!(Event::decode(junk), None, "{junk}");
         }
     }

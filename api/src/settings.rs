@@ -23,6 +23,8 @@ pub struct Settings {
     pub jwt_secret: Option<String>,
     /// Lifetime of an access token.
     pub jwt_ttl: Duration,
+    /// Lifetime of a refresh token, from its issue.
+    pub refresh_ttl: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
     /// Accounts that may use `/admin/...`, by username (any letter case).
@@ -58,7 +60,8 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             bind_addr: "127.0.0.1:8080".to_owned(),
             jwt_secret: None,
-            jwt_ttl: Duration::from_secs(86_400),
+            jwt_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(2_592_000),
             cors_allowed_origins: Vec::new(),
             admin_usernames: Vec::new(),
             rate_limit_auth_per_minute: 10,
@@ -83,6 +86,7 @@ struct Bounds {
 }
 
 const JWT_TTL_SECONDS: Bounds = Bounds::seconds("JWT_TTL_SECONDS", 30 * 86_400);
+const REFRESH_TTL_SECONDS: Bounds = Bounds::seconds("REFRESH_TTL_SECONDS", 366 * 86_400);
 const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds::count("RATE_LIMIT_AUTH_PER_MINUTE", 1_000_000);
 const RATE_LIMIT_WRITES_PER_MINUTE: Bounds =
     Bounds::count("RATE_LIMIT_WRITES_PER_MINUTE", 1_000_000);
@@ -165,6 +169,7 @@ impl Settings {
             bind_addr: var("BIND_ADDR").unwrap_or(defaults.bind_addr),
             jwt_secret: var("JWT_SECRET"),
             jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
+            refresh_ttl: seconds(&REFRESH_TTL_SECONDS, defaults.refresh_ttl)?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -229,6 +234,7 @@ impl Settings {
     /// Checks every value against its rule, naming the first variable that breaks one.
     pub fn validate(&self) -> Result<(), SettingsError> {
         JWT_TTL_SECONDS.check(self.jwt_ttl.as_secs())?;
+        REFRESH_TTL_SECONDS.check(self.refresh_ttl.as_secs())?;
         RATE_LIMIT_AUTH_PER_MINUTE.check(self.rate_limit_auth_per_minute.into())?;
         RATE_LIMIT_WRITES_PER_MINUTE.check(self.rate_limit_writes_per_minute.into())?;
         DATABASE_POOL_SIZE.check(self.database_pool_size.into())?;

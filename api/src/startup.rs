@@ -46,8 +46,17 @@ pub struct AppState {
     pub admin_keys: Vec<String>,
     /// The open event streams of this process.
     pub hub: std::sync::Arc<crate::events::Hub>,
+    /// Lifetime of a refresh token.
+    pub refresh_ttl: std::time::Duration,
     /// How long an event stream waits for a client that does not read.
     pub stream_slow_client_timeout: std::time::Duration,
+}
+
+impl AppState {
+    /// Lifetime of a refresh token, in milliseconds.
+    pub fn refresh_ttl_ms(&self) -> i64 {
+        i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
 }
 
 /// How many event streams one user may have open.
@@ -111,6 +120,7 @@ impl Application {
         }
         let state = web::Data::new(AppState {
             hub: hub.clone(),
+            refresh_ttl: settings.refresh_ttl,
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
@@ -226,7 +236,7 @@ impl Application {
 /// without CORS headers, so the browser blocks it, instead of failing with a plain-text error.
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "HEAD", "POST", "PATCH", "DELETE"])
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
         .allowed_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

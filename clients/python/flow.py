@@ -4,11 +4,21 @@ openapi-python-client (package `social_api_client`, generated with no hand edits
 import sys
 import uuid
 
+import time
+
 from social_api_client import AuthenticatedClient, Client
-from social_api_client.api.accounts import register
+from social_api_client.api.accounts import get_me, login, refresh, register
 from social_api_client.api.follows import follow_user, list_followers
 from social_api_client.api.posts import create_post, get_post, get_timeline
-from social_api_client.models import CreatePostRequest, FollowItem, Post, PostPage, RegisterRequest
+from social_api_client.models import (
+    CreatePostRequest,
+    FollowItem,
+    LoginRequest,
+    Post,
+    PostPage,
+    RefreshRequest,
+    RegisterRequest,
+)
 
 base_url = sys.argv[1]
 suffix = uuid.uuid4().hex[:8]
@@ -51,6 +61,29 @@ assert isinstance(first_page.next_cursor, str)
 second_page = get_timeline.sync(client=alice_client, limit=2, cursor=first_page.next_cursor)
 assert [post.body for post in second_page.items] == ["first post"], second_page
 assert second_page.next_cursor is None
+
+# The server of this flow gives access tokens 2 seconds (JWT_TTL_SECONDS=2): log in, let the
+# token expire, refresh, and carry on with the new one.
+logged_in = login.sync_detailed(
+    client=anonymous, body=LoginRequest(username=alice, password="py-client-password")
+)
+assert logged_in.status_code == 200, logged_in
+assert logged_in.parsed.expires_in == 2, logged_in.parsed
+session = AuthenticatedClient(base_url=base_url, token=logged_in.parsed.access_token)
+assert get_me.sync_detailed(client=session).status_code == 200
+time.sleep(3)
+expired = get_me.sync_detailed(client=session)
+assert expired.status_code == 401, expired
+refreshed = refresh.sync_detailed(
+    client=anonymous, body=RefreshRequest(refresh_token=logged_in.parsed.refresh_token)
+)
+assert refreshed.status_code == 200, refreshed
+assert refreshed.parsed.refresh_token != logged_in.parsed.refresh_token
+session = AuthenticatedClient(base_url=base_url, token=refreshed.parsed.access_token)
+me = get_me.sync_detailed(client=session)
+assert me.status_code == 200 and me.parsed.username == alice, me
+again = get_timeline.sync(client=session, limit=2)
+assert [post.body for post in again.items] == ["third post", "second post"], again
 
 missing = get_post.sync_detailed(client=anonymous, id=999_999_999)
 assert missing.status_code == 404, missing

@@ -54,6 +54,24 @@ const secondPage = await api.GET("/timeline", { params: { query: { limit: 2, cur
 check(secondPage.data?.items.map((post) => post.body).join() === "first post", "timeline page 2");
 check(secondPage.data.next_cursor === null, "the last page");
 
+// The server of this flow gives access tokens 2 seconds (JWT_TTL_SECONDS=2): log in, let the
+// token expire, refresh, and carry on with the new one.
+const loggedIn = await api.POST("/auth/login", { body: { username: alice.username, password: "ts-client-password" } });
+check(loggedIn.response.status === 200 && loggedIn.data?.expires_in === 2, "login");
+const session = { Authorization: `Bearer ${loggedIn.data.access_token}` };
+check((await api.GET("/users/me", { headers: session })).response.status === 200, "the fresh token works");
+await new Promise((resolve) => setTimeout(resolve, 3000));
+const expired = await api.GET("/users/me", { headers: session });
+check(expired.response.status === 401 && expired.error?.code === "unauthorized", "the token expires");
+const refreshed = await api.POST("/auth/refresh", { body: { refresh_token: loggedIn.data.refresh_token } });
+check(refreshed.response.status === 200 && refreshed.data, "refresh");
+check(refreshed.data.refresh_token !== loggedIn.data.refresh_token, "the refresh token rotates");
+const renewed = { Authorization: `Bearer ${refreshed.data.access_token}` };
+const me = await api.GET("/users/me", { headers: renewed });
+check(me.data?.username === alice.username, "the refreshed token works");
+const again = await api.GET("/timeline", { params: { query: { limit: 2 } }, headers: renewed });
+check(again.data?.items.map((post) => post.body).join() === "third post,second post", "carry on");
+
 const missing = await api.GET("/posts/{id}", { params: { path: { id: 999999999 } } });
 check(missing.response.status === 404, "a missing post is 404");
 check(missing.error?.code === "post_not_found" && missing.error.status === 404, "the 404 problem body");

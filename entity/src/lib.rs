@@ -8,5 +8,7 @@ pub mod follow_request;
 pub mod mute;
 pub mod notification;
 pub mod post;
+pub mod refresh_token;
 pub mod report;
+pub mod session;
 pub mod user;

@@ -13,6 +13,7 @@ mod m20261130_000007_commit_order_positions;
 mod m20261130_000008_safety;
 mod m20261130_000009_locked_accounts;
 mod m20261130_000010_notifications;
+mod m20261201_000011_sessions;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_safety::Migration),
             Box::new(m20261130_000009_locked_accounts::Migration),
             Box::new(m20261130_000010_notifications::Migration),
+            Box::new(m20261201_000011_sessions::Migration),
         ]
     }
 }

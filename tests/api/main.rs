@@ -23,5 +23,6 @@ mod posts;
 mod query_plans;
 mod safety;
 mod schema;
+mod sessions;
 mod stream;
 mod tokens;

@@ -225,6 +225,20 @@ async fn migration_7_starts_the_clocks_after_every_position_given() {
         app.db.execute_unprepared(&sql).await.unwrap();
     }
     Migrator::up(&app.db, None).await.unwrap();
+    // Undoing migration 11 ended every session.
+    let john = crate::helpers::TestUser {
+        token: app
+            .post(
+                "/auth/login",
+                None,
+                &serde_json::json!({"username": "john", "password": "password-of-john"}),
+            )
+            .await
+            .expect(200)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
 
     app.register("mary").await;
     app.follow(&john, "mary").await.expect(201);

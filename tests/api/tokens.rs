@@ -30,13 +30,29 @@ fn b64(value: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
 }
 
+/// The claims of a JWT, read without checking it.
+pub fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_endpoints() {
     let app = spawn_app().await;
     let john = app.register("john").await;
+    // The next id is an account too, so that naming it with john's session tests the pairing.
+    app.register("mary").await;
     let id = app.user_id("john").await;
+    assert_eq!(app.user_id("mary").await, id + 1);
     let sub = id.to_string();
-    let valid_claims = json!({"sub": sub, "iat": now(), "exp": now() + 3600});
+    let sid = claims_of(&john.token)["sid"].as_str().unwrap().to_owned();
+    let valid_claims = json!({"sub": sub, "sid": sid, "iat": now(), "exp": now() + 3600});
     // The real token's header and payload with no signature, as `alg: none`.
     let alg_none = format!(
         "{}.{}.",
@@ -62,7 +78,7 @@ async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_e
             sign(
                 Algorithm::HS256,
                 TEST_SECRET,
-                json!({"sub": sub, "iat": now() - 100, "exp": now() - 1}),
+                json!({"sub": sub, "sid": sid, "iat": now() - 100, "exp": now() - 1}),
             ),
         ),
         (
@@ -70,7 +86,7 @@ async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_e
             sign(
                 Algorithm::HS256,
                 TEST_SECRET,
-                json!({"sub": sub, "iat": now()}),
+                json!({"sub": sub, "sid": sid, "iat": now()}),
             ),
         ),
         (
@@ -78,7 +94,31 @@ async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_e
             sign(
                 Algorithm::HS256,
                 TEST_SECRET,
-                json!({"iat": now(), "exp": now() + 3600}),
+                json!({"sid": sid, "iat": now(), "exp": now() + 3600}),
+            ),
+        ),
+        (
+            "without sid",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": sub, "iat": now(), "exp": now() + 3600}),
+            ),
+        ),
+        (
+            "a sid that names no session",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": sub, "sid": "nosuchsession", "iat": now(), "exp": now() + 3600}),
+            ),
+        ),
+        (
+            "another user's session",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                json!({"sub": (id + 1).to_string(), "sid": sid, "iat": now(), "exp": now() + 3600}),
             ),
         ),
         (
@@ -86,7 +126,7 @@ async fn forged_expired_and_malformed_tokens_are_401_on_auth_and_optional_auth_e
             sign(
                 Algorithm::HS256,
                 TEST_SECRET,
-                json!({"sub": "john", "iat": now(), "exp": now() + 3600}),
+                json!({"sub": "john", "sid": sid, "iat": now(), "exp": now() + 3600}),
             ),
         ),
         ("garbage", "not.a.token".to_owned()),

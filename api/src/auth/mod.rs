@@ -9,11 +9,11 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use entity::user;
 
 pub use passwords::Passwords;
-pub use tokens::{MIN_SECRET_BYTES, TICKET_TTL_SECONDS, Tokens, generate_secret};
+pub use tokens::{MIN_SECRET_BYTES, TICKET_TTL_SECONDS, Tokens, Verified, generate_secret};
 
 use crate::error::ApiError;
 use crate::services;
@@ -108,6 +108,21 @@ pub fn bearer_token(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErro
     Ok(Some(token))
 }
 
+/// The session of the request's access token (or stream ticket), once it is authenticated.
+#[derive(Clone, Debug)]
+pub struct CurrentSession(pub String);
+
+impl CurrentSession {
+    /// The session of an authenticated request; a 500 if it was not authenticated (a handler that
+    /// asks must take `AuthUser` first).
+    pub fn of(req: &HttpRequest) -> Result<String, ApiError> {
+        req.extensions()
+            .get::<CurrentSession>()
+            .map(|session| session.0.clone())
+            .ok_or_else(|| ApiError::internal(std::io::Error::other("no session on the request")))
+    }
+}
+
 /// `None` without an `Authorization` header; the token's user with a valid one; 401 otherwise.
 async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError> {
     let Some(token) = bearer_token(req.headers())? else {
@@ -116,7 +131,9 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
-    user_of(state, state.tokens.verify(token)?).await.map(Some)
+    user_of(req, state, state.tokens.verify(token)?)
+        .await
+        .map(Some)
 }
 
 /// The caller of `GET /stream`: the user of its `ticket` query parameter when it has one, else of
@@ -131,25 +148,37 @@ pub async fn stream_caller(
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
-    user_of(state, state.tokens.verify_ticket(ticket)?).await
+    user_of(req, state, state.tokens.verify_ticket(ticket)?).await
 }
 
-/// The live account of a verified token's user id and issue time, or 401.
+/// The account of a verified token, while its session lives (one query reads both), or 401. Notes
+/// the session on the request and, at most once a minute, when it was last used.
 async fn user_of(
+    req: &HttpRequest,
     state: &AppState,
-    (user_id, issued_at): (i64, u64),
+    verified: tokens::Verified,
 ) -> Result<user::Model, ApiError> {
-    let user = services::users::find_by_id(&state.db, user_id)
-        .await?
-        // A token outlives neither its account nor a newer account that reuses the id.
-        .filter(|u| issued_at >= u64::try_from(u.created_at / 1000).unwrap_or(u64::MAX))
-        .ok_or(ApiError::Unauthorized(
-            "the account of this access token no longer exists",
-        ))?;
+    let (session, user) =
+        services::sessions::live_with_user(&state.db, &verified.session, verified.user_id)
+            .await?
+            .ok_or(ApiError::Unauthorized(
+                "the session of this access token has ended: log in again, or refresh",
+            ))?;
     if user.suspended_at.is_some() {
         return Err(ApiError::Unauthorized(
             "the account of this access token is suspended",
         ));
+    }
+    req.extensions_mut()
+        .insert(CurrentSession(session.id.clone()));
+    if services::sessions::due_for_touch(&session) {
+        let db = state.db.clone();
+        // Not on the request's path: a failure costs an imprecise "last used" and nothing else.
+        actix_web::rt::spawn(async move {
+            if let Err(err) = services::sessions::touch(&db, &session).await {
+                tracing::warn!(error = %err, "could not note a session's use");
+            }
+        });
     }
     Ok(user)
 }

@@ -1,4 +1,5 @@
-//! Access tokens: HS256 JWTs naming the user and their issue time, signed with the server secret.
+//! Access tokens: HS256 JWTs naming the user, their session and their issue time, signed with the
+//! server secret.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,8 @@ struct Claims {
     iat: u64,
     /// Expiry, seconds since the epoch.
     exp: u64,
+    /// The session the token belongs to: it works only while that session lives.
+    sid: String,
     /// What the token may be used for: absent on access tokens, `stream` on a stream ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
@@ -58,23 +61,30 @@ impl Tokens {
         self.ttl.as_secs()
     }
 
-    /// A signed token for `user_id`, valid for the configured lifetime.
-    pub fn issue(&self, user_id: i64) -> Result<String, ApiError> {
-        self.sign(user_id, self.ttl.as_secs(), None)
+    /// A signed token for `user_id` in session `session`, valid for the configured lifetime.
+    pub fn issue(&self, user_id: i64, session: &str) -> Result<String, ApiError> {
+        self.sign(user_id, session, self.ttl.as_secs(), None)
     }
 
     /// A stream ticket for `user_id`: valid for [`TICKET_TTL_SECONDS`], and only as
     /// `GET /stream?ticket=...` (an access token is refused there, and a ticket everywhere else).
-    pub fn issue_ticket(&self, user_id: i64) -> Result<String, ApiError> {
-        self.sign(user_id, TICKET_TTL_SECONDS, Some(STREAM_SCOPE))
+    pub fn issue_ticket(&self, user_id: i64, session: &str) -> Result<String, ApiError> {
+        self.sign(user_id, session, TICKET_TTL_SECONDS, Some(STREAM_SCOPE))
     }
 
-    fn sign(&self, user_id: i64, ttl: u64, scope: Option<&str>) -> Result<String, ApiError> {
+    fn sign(
+        &self,
+        user_id: i64,
+        session: &str,
+        ttl: u64,
+        scope: Option<&str>,
+    ) -> Result<String, ApiError> {
         let now = unix_seconds();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,
             exp: now + ttl,
+            sid: session.to_owned(),
             scope: scope.map(str::to_owned),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -82,23 +92,23 @@ impl Tokens {
     }
 
     /// The user id of a valid token (signature, algorithm and expiry checked; not whether the
-    /// account still exists).
+    /// account or the session still exists).
     pub fn user_id(&self, token: &str) -> Option<i64> {
-        self.verify(token).ok().map(|(user_id, _)| user_id)
+        self.verify(token).ok().map(|verified| verified.user_id)
     }
 
-    /// The user id and issue time of a valid token. Any other algorithm, a wrong signature, an
-    /// expired token or a missing claim is refused.
-    pub(super) fn verify(&self, token: &str) -> Result<(i64, u64), ApiError> {
+    /// What a valid access token says. Any other algorithm, a wrong signature, an expired token
+    /// or a missing claim is refused.
+    pub(super) fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         self.verify_scoped(token, None)
     }
 
-    /// The user id and issue time of a valid stream ticket.
-    pub(super) fn verify_ticket(&self, token: &str) -> Result<(i64, u64), ApiError> {
+    /// What a valid stream ticket says.
+    pub(super) fn verify_ticket(&self, token: &str) -> Result<Verified, ApiError> {
         self.verify_scoped(token, Some(STREAM_SCOPE))
     }
 
-    fn verify_scoped(&self, token: &str, scope: Option<&str>) -> Result<(i64, u64), ApiError> {
+    fn verify_scoped(&self, token: &str, scope: Option<&str>) -> Result<Verified, ApiError> {
         let (expired, invalid) = match scope {
             None => (
                 "the access token has expired",
@@ -124,8 +134,17 @@ impl Tokens {
             .sub
             .parse::<i64>()
             .map_err(|_| ApiError::Unauthorized(invalid))?;
-        Ok((user_id, data.claims.iat))
+        Ok(Verified {
+            user_id,
+            session: data.claims.sid,
+        })
     }
+}
+
+/// What a valid token says: whose it is, and of which session.
+pub struct Verified {
+    pub user_id: i64,
+    pub session: String,
 }
 
 fn unix_seconds() -> u64 {

@@ -1,14 +1,16 @@
 //! Registration and login.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
 use crate::routes::JsonBody;
 use crate::services::relationships;
+use crate::services::sessions::{self, Grant, Refreshed};
 use crate::services::users::{self, NewAccount};
 use crate::startup::AppState;
 use crate::views::Profile;
@@ -46,7 +48,7 @@ pub struct LoginRequest {
     pub password: Option<String>,
 }
 
-/// An access token and the profile of its user.
+/// A session's tokens and the profile of its user.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Token {
     /// Send as `Authorization: Bearer <access_token>`.
@@ -54,10 +56,34 @@ pub struct Token {
     /// Always `Bearer`.
     #[schema(example = "Bearer")]
     pub token_type: &'static str,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
     pub expires_in: u64,
+    /// Exchange at `POST /auth/refresh` for new tokens (once: the answer carries the next one).
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    #[schema(example = 2_592_000)]
+    pub refresh_expires_in: u64,
     /// The token's user.
     pub user: Profile,
+}
+
+/// The body of `POST /auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The `refresh_token` of the last Token answer.
+    #[schema(value_type = String, required = true)]
+    pub refresh_token: Option<String>,
+}
+
+/// The body of `PUT /users/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, required = true, example = "password-of-susan")]
+    pub current_password: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(value_type = String, required = true, example = "a-new-password")]
+    pub new_password: Option<String>,
 }
 
 fn required<T>(
@@ -95,14 +121,36 @@ fn carrying(mut response: actix_web::HttpResponseBuilder, token: Token) -> HttpR
         .json(token)
 }
 
-async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token, ApiError> {
+/// The Token answer of a session `grant` of `user`.
+async fn token_for(
+    state: &AppState,
+    user: &entity::user::Model,
+    grant: Grant,
+) -> Result<Token, ApiError> {
     let states = relationships::viewer_states(&state.db, Some(user.id), [user.id]).await?;
     Ok(Token {
-        access_token: state.tokens.issue(user.id)?,
+        access_token: state.tokens.issue(user.id, &grant.session_id)?,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_seconds(),
+        refresh_token: grant.refresh_token,
+        refresh_expires_in: state.refresh_ttl.as_secs(),
         user: Profile::new(user, &states),
     })
+}
+
+/// A new session of `user` for the client of `req`.
+async fn new_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &entity::user::Model,
+) -> Result<Token, ApiError> {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok());
+    let grant =
+        sessions::start_alone(&state.db, user.id, user_agent, state.refresh_ttl_ms()).await?;
+    token_for(state, user, grant).await
 }
 
 /// Creates an account and returns a token for it.
@@ -117,6 +165,7 @@ async fn token_for(state: &AppState, user: &entity::user::Model) -> Result<Token
         (status = 422, description = "`validation_failed`: a field breaks its rules", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -150,7 +199,7 @@ pub async fn register(
         },
     )
     .await?;
-    let token = token_for(&state, &user).await?;
+    let token = new_session(&state, &req, &user).await?;
     let mut created = HttpResponse::Created();
     created.insert_header((header::LOCATION, format!("/users/{}", user.username)));
     Ok(carrying(created, token))
@@ -166,6 +215,7 @@ pub async fn register(
         (status = 422, description = "`validation_failed`: a field is missing", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: JsonBody<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -191,8 +241,58 @@ pub async fn login(
         Some(user) if matches && user.suspended_at.is_some() => Err(ApiError::AccountSuspended),
         Some(user) if matches => Ok(carrying(
             HttpResponse::Ok(),
-            token_for(&state, &user).await?,
+            new_session(&state, &req, &user).await?,
         )),
         _ => Err(ApiError::InvalidCredentials),
     }
+}
+
+/// Exchanges a refresh token for new tokens of the same session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "accounts", operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The session goes on: a new access token and a new refresh token (the one sent stops working)", body = Token),
+        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: the session's account is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `refresh_token` is missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: JsonBody<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let JsonBody(body) = body;
+    let token = body
+        .refresh_token
+        .ok_or_else(|| ApiError::field("refresh_token", "is required"))?;
+    match sessions::refresh(&state.db, &token, state.refresh_ttl_ms()).await? {
+        Refreshed::Granted { user, grant } => Ok(carrying(
+            HttpResponse::Ok(),
+            token_for(&state, &user, grant).await?,
+        )),
+        Refreshed::Invalid => Err(ApiError::InvalidRefreshToken(
+            "the refresh token is unknown, expired, or its session has ended: log in again",
+        )),
+        Refreshed::Reused => Err(ApiError::InvalidRefreshToken(
+            "the refresh token was already used, so its session has ended (a used token sent \
+             again may have been stolen): log in again",
+        )),
+        Refreshed::Suspended => Err(ApiError::AccountSuspended),
+    }
+}
+
+/// Ends the caller's session.
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts", operation_id = "logout",
+    responses(
+        (status = 204, description = "The session has ended: its refresh token and access tokens answer 401 from now on"),
+    ),
+    security(("bearer" = [])))]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let session = CurrentSession::of(&req)?;
+    sessions::end(&state.db, me.0.id, &session).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

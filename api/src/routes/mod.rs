@@ -7,6 +7,7 @@ pub mod health;
 pub mod notifications;
 pub mod posts;
 pub mod safety;
+pub mod sessions;
 pub mod stream;
 pub mod users;
 
@@ -162,6 +163,11 @@ route_table! {
     "/health/ready" None => { GET health::ready },
     "/auth/register" Auth => { POST auth::register },
     "/auth/login" Auth => { POST auth::login },
+    "/auth/refresh" Auth => { POST auth::refresh },
+    "/auth/logout" None => { POST auth::logout },
+    "/users/me/sessions" None => { GET sessions::list_sessions },
+    "/users/me/sessions/{id}" None => { DELETE sessions::delete_session },
+    "/users/me/password" Auth => { PUT sessions::change_password },
     "/users/me" None => { GET users::get_me, PATCH users::update_me, DELETE users::delete_me },
     "/users/me/blocks" None => { GET safety::list_blocks },
     "/users/me/mutes" None => { GET safety::list_mutes },

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{self, AuthUser};
+use crate::auth::{self, AuthUser, CurrentSession};
 use crate::connection::Disconnect;
 use crate::error::{ApiError, Problem};
 use crate::events::{Look, Refusal, Registration};
@@ -65,13 +65,16 @@ pub struct StreamTicket {
     ),
     security(("bearer" = [])))]
 pub async fn create_ticket(
+    req: HttpRequest,
     state: web::Data<AppState>,
     me: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(StreamTicket {
-            ticket: state.tokens.issue_ticket(me.0.id)?,
+            ticket: state
+                .tokens
+                .issue_ticket(me.0.id, &CurrentSession::of(&req)?)?,
             expires_in: crate::auth::TICKET_TTL_SECONDS,
         }))
 }
@@ -118,12 +121,16 @@ pub async fn open_stream(
         ),
         None => None,
     };
-    let registration = state.hub.open(me.id).map_err(|refusal| match refusal {
-        Refusal::TooManyForUser => ApiError::TooManyStreams {
-            limit: state.hub.per_user(),
-        },
-        Refusal::Full => ApiError::StreamsFull,
-    })?;
+    let session = CurrentSession::of(&req)?;
+    let registration = state
+        .hub
+        .open(me.id, &session)
+        .map_err(|refusal| match refusal {
+            Refusal::TooManyForUser => ApiError::TooManyStreams {
+                limit: state.hub.per_user(),
+            },
+            Refusal::Full => ApiError::StreamsFull,
+        })?;
     let stream = Stream::start(&state, &me, last_seen).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFERED_CHUNKS);
     // On this worker's own thread: the stream's queries borrow across awaits in ways `Send` cannot

@@ -43,5 +43,6 @@ pub mod notifications;
 pub mod posts;
 pub mod relationships;
 pub mod reports;
+pub mod sessions;
 pub mod timeline;
 pub mod users;

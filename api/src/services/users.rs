@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use entity::{follow, follow_request, notification, user};
+use entity::{follow, follow_request, notification, session, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
@@ -13,7 +13,7 @@ use crate::db;
 use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::services::{follows, notifications};
+use crate::services::{follows, notifications, sessions};
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -288,8 +288,36 @@ pub async fn suspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiErr
             .filter(user::Column::SuspendedAt.is_null())
             .exec(txn)
             .await?;
+        // Its sessions end too (lifting the suspension does not bring its tokens back), kept so
+        // that a refresh can still say why: 403 `account_suspended`.
+        sessions::expire_all(txn, user_id).await?;
         events::emit(txn, Event::Ended { user: user_id }).await?;
         Ok(())
+    })
+    .await
+}
+
+/// Sets the password of `user_id` and ends every session of theirs but `keep`.
+pub async fn change_password(
+    db: &DatabaseConnection,
+    user_id: i64,
+    password_hash: String,
+    keep: &str,
+) -> Result<(), ApiError> {
+    db::write(db, async |txn| {
+        db::lock_users(txn, user::Column::Id.eq(user_id)).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::val(password_hash.clone()))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(txn)
+            .await?;
+        sessions::end_where(
+            txn,
+            Condition::all()
+                .add(session::Column::UserId.eq(user_id))
+                .add(session::Column::Id.ne(keep.to_owned())),
+        )
+        .await
     })
     .await
 }

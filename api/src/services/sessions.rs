@@ -1,0 +1,287 @@
+//! Sessions: one per login, registration or nothing else. A session holds a refresh token (stored
+//! only as its SHA-256) and is named by its access tokens (claim `sid`), so ending it (logout,
+//! `DELETE /users/me/sessions/{id}`, a password change, suspension, account removal, a reused
+//! refresh token) makes them answer 401 at once.
+//!
+//! Refreshing rotates the token: the one sent is marked used and a new one is issued, in one
+//! transaction that locks the sent token's row, so of two refreshes with one token exactly one
+//! succeeds. A used token presented again is treated as theft (RFC 9700, section 4.14.2): the whole
+//! session ends, and the answer is 401 `invalid_refresh_token`. Clients that may refresh from
+//! several places at once should serialize their refreshes: the second of two concurrent ones
+//! presents a used token.
+
+use entity::{refresh_token, session, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use sha2::{Digest, Sha256};
+
+use crate::db;
+use crate::error::ApiError;
+use crate::events::{self, Event};
+use crate::time::now_millis;
+
+/// The most sessions `GET /users/me/sessions` lists.
+pub const MAX_LISTED: u64 = 100;
+
+/// How often `last_used_at` may move, in milliseconds.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Longest user agent kept.
+const MAX_USER_AGENT_CHARS: usize = 200;
+
+/// A session's new credentials: its id (for the access token) and a fresh refresh token.
+#[derive(Debug)]
+pub struct Grant {
+    pub session_id: String,
+    pub refresh_token: String,
+}
+
+/// 32 random bytes, base64url without padding.
+fn random_token(bytes: usize) -> Result<String, ApiError> {
+    use base64::Engine;
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw)
+        .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// The stored form of a refresh token: its SHA-256 in lower-case hex. Enough for 32 random bytes,
+/// which no one guesses, so no slow hash is needed.
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Step: a new refresh token for `session_id`, valid for `ttl_ms`.
+async fn issue(txn: &DatabaseTransaction, session_id: &str, now: i64) -> Result<String, ApiError> {
+    let token = random_token(32)?;
+    refresh_token::ActiveModel {
+        hash: Set(hash(&token)),
+        session_id: Set(session_id.to_owned()),
+        created_at: Set(now),
+        used_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
+    Ok(token)
+}
+
+/// Step: starts a session of `user_id`, from a client that says it is `user_agent`.
+pub async fn start(
+    txn: &DatabaseTransaction,
+    user_id: i64,
+    user_agent: Option<&str>,
+    ttl_ms: i64,
+) -> Result<Grant, ApiError> {
+    let now = now_millis();
+    // 16 random bytes: 22 characters.
+    let session_id = random_token(16)?;
+    session::ActiveModel {
+        id: Set(session_id.clone()),
+        user_id: Set(user_id),
+        user_agent: Set(user_agent
+            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect())
+            .filter(|agent: &String| !agent.is_empty())),
+        created_at: Set(now),
+        last_used_at: Set(now),
+        expires_at: Set(now.saturating_add(ttl_ms)),
+    }
+    .insert(txn)
+    .await?;
+    let refresh_token = issue(txn, &session_id, now).await?;
+    Ok(Grant {
+        session_id,
+        refresh_token,
+    })
+}
+
+/// Starts a session in a transaction of its own.
+pub async fn start_alone(
+    db: &DatabaseConnection,
+    user_id: i64,
+    user_agent: Option<&str>,
+    ttl_ms: i64,
+) -> Result<Grant, ApiError> {
+    db::write(db, async |txn| {
+        start(txn, user_id, user_agent, ttl_ms).await
+    })
+    .await
+}
+
+/// What presenting a refresh token came to.
+pub enum Refreshed {
+    /// The session goes on with a new refresh token.
+    Granted {
+        user: Box<user::Model>,
+        grant: Grant,
+    },
+    /// The token is unknown, expired, or its session is over.
+    Invalid,
+    /// The token was used before: its session has been ended.
+    Reused,
+    /// The session's account is suspended.
+    Suspended,
+}
+
+/// Exchanges `token` for a new one, in one transaction under the token's row lock.
+pub async fn refresh(
+    db: &DatabaseConnection,
+    token: &str,
+    ttl_ms: i64,
+) -> Result<Refreshed, ApiError> {
+    let hashed = hash(token);
+    db::write(db, async |txn| {
+        let now = now_millis();
+        let Some(stored) = refresh_token::Entity::find_by_id(hashed.clone())
+            .lock_exclusive()
+            .one(txn)
+            .await?
+        else {
+            return Ok(Refreshed::Invalid);
+        };
+        if stored.used_at.is_some() {
+            end_where(txn, session::Column::Id.eq(stored.session_id.clone())).await?;
+            return Ok(Refreshed::Reused);
+        }
+        let Some((session, Some(user))) = session::Entity::find_by_id(stored.session_id.clone())
+            .find_also_related(user::Entity)
+            .one(txn)
+            .await?
+        else {
+            return Ok(Refreshed::Invalid);
+        };
+        if user.suspended_at.is_some() {
+            return Ok(Refreshed::Suspended);
+        }
+        if session.expires_at <= now || stored.created_at.saturating_add(ttl_ms) <= now {
+            return Ok(Refreshed::Invalid);
+        }
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::val(now))
+            .filter(refresh_token::Column::Hash.eq(hashed.clone()))
+            .exec(txn)
+            .await?;
+        session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, Expr::val(now))
+            .col_expr(
+                session::Column::ExpiresAt,
+                Expr::val(now.saturating_add(ttl_ms)),
+            )
+            .filter(session::Column::Id.eq(session.id.clone()))
+            .exec(txn)
+            .await?;
+        let refresh_token = issue(txn, &session.id, now).await?;
+        Ok(Refreshed::Granted {
+            user: Box::new(user),
+            grant: Grant {
+                session_id: session.id,
+                refresh_token,
+            },
+        })
+    })
+    .await
+}
+
+/// The live session `session_id` of the token's user, with the user, in one query; `None` when the
+/// session is over (ended or expired) or is not that user's.
+pub async fn live_with_user(
+    db: &impl ConnectionTrait,
+    session_id: &str,
+    user_id: i64,
+) -> Result<Option<(session::Model, user::Model)>, ApiError> {
+    let found = session::Entity::find_by_id(session_id.to_owned())
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(now_millis()))
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?;
+    Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
+}
+
+/// Whether `last_used_at` is more than a minute old, and [`touch`] would move it.
+pub fn due_for_touch(session: &session::Model) -> bool {
+    now_millis() - session.last_used_at >= TOUCH_EVERY_MS
+}
+
+/// Moves `last_used_at` when it is more than a minute old: at most one write a minute per session.
+pub async fn touch(db: &DatabaseConnection, session: &session::Model) -> Result<(), ApiError> {
+    let now = now_millis();
+    session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::val(now))
+        .filter(session::Column::Id.eq(session.id.clone()))
+        .filter(session::Column::LastUsedAt.lt(now - TOUCH_EVERY_MS))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// `user_id`'s live sessions, newest first, at most [`MAX_LISTED`].
+pub async fn list(db: &DatabaseConnection, user_id: i64) -> Result<Vec<session::Model>, ApiError> {
+    Ok(session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(now_millis()))
+        .order_by_desc(session::Column::CreatedAt)
+        .order_by_desc(session::Column::Id)
+        .limit(MAX_LISTED)
+        .all(db)
+        .await?)
+}
+
+/// Step: ends the sessions `which` selects (their refresh tokens go with them), and the event
+/// streams they hold.
+pub async fn end_where(
+    txn: &DatabaseTransaction,
+    which: impl sea_orm::sea_query::IntoCondition,
+) -> Result<(), ApiError> {
+    let ids: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(which)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    session::Entity::delete_many()
+        .filter(session::Column::Id.is_in(ids.clone()))
+        .exec(txn)
+        .await?;
+    for session in ids {
+        events::emit(txn, Event::SessionEnded { session }).await?;
+    }
+    Ok(())
+}
+
+/// Step: ends every session of `user_id` by expiring it, keeping the rows (a suspension: a refresh
+/// then still finds its account, and says it is suspended). The account's streams end with the
+/// suspension's own event.
+pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
+    session::Entity::update_many()
+        .col_expr(session::Column::ExpiresAt, Expr::val(0_i64))
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// Ends `user_id`'s session `session_id`: 404 `session_not_found` when the user has no such live
+/// session.
+pub async fn end(db: &DatabaseConnection, user_id: i64, session_id: &str) -> Result<(), ApiError> {
+    db::write(db, async |txn| {
+        let found = session::Entity::find_by_id(session_id.to_owned())
+            .filter(session::Column::UserId.eq(user_id))
+            .one(txn)
+            .await?;
+        if found.is_none() {
+            return Err(ApiError::SessionNotFound);
+        }
+        end_where(txn, session::Column::Id.eq(session_id.to_owned())).await
+    })
+    .await
+}

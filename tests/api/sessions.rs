@@ -1,0 +1,315 @@
+//! Sessions: refresh tokens and their rotation, reuse detection, logout, the session list, and
+//! changing the password.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_settings};
+
+/// Registers `name` from a client calling itself `agent`; the Token answer.
+async fn register(app: &TestApp, name: &str, agent: &str) -> Value {
+    app.send(
+        app.client
+            .post(app.url("/auth/register"))
+            .header("user-agent", agent)
+            .json(&json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "password": format!("password-of-{name}"),
+            })),
+    )
+    .await
+    .expect(201)
+}
+
+async fn login(app: &TestApp, name: &str, agent: &str) -> Value {
+    app.send(
+        app.client
+            .post(app.url("/auth/login"))
+            .header("user-agent", agent)
+            .json(&json!({"username": name, "password": format!("password-of-{name}")})),
+    )
+    .await
+    .expect(200)
+}
+
+fn access(token: &Value) -> &str {
+    token["access_token"].as_str().unwrap()
+}
+
+fn refresh_token(token: &Value) -> &str {
+    token["refresh_token"].as_str().unwrap()
+}
+
+async fn refresh(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
+    app.post("/auth/refresh", None, &json!({"refresh_token": token}))
+        .await
+}
+
+#[tokio::test]
+async fn login_and_registration_start_a_session_with_both_tokens() {
+    let app = spawn_app().await;
+    let registered = register(&app, "john", "tests/1").await;
+    assert_eq!(registered["expires_in"], 900);
+    assert_eq!(registered["refresh_expires_in"], 2_592_000);
+    assert!(refresh_token(&registered).len() >= 43);
+    let logged_in = login(&app, "john", "tests/2").await;
+    assert_ne!(refresh_token(&logged_in), refresh_token(&registered));
+    // The refresh token is stored only as a hash.
+    let hashes: Vec<String> = {
+        use sea_orm::{EntityTrait, QuerySelect};
+        entity::refresh_token::Entity::find()
+            .select_only()
+            .column(entity::refresh_token::Column::Hash)
+            .into_tuple()
+            .all(&app.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(hashes.len(), 2);
+    for token in [&registered, &logged_in] {
+        assert!(!hashes.iter().any(|h| h == refresh_token(token)));
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_rotates_the_token_and_a_reused_one_ends_the_session() {
+    let app = spawn_app().await;
+    let first = register(&app, "john", "phone").await;
+    let other = login(&app, "john", "laptop").await;
+    let second = refresh(&app, refresh_token(&first)).await;
+    let second = second.expect(200);
+    assert_eq!(second["user"]["username"], "john");
+    assert_ne!(refresh_token(&second), refresh_token(&first));
+    app.get("/users/me", Some(access(&second)))
+        .await
+        .expect(200);
+    // The same session: one session listed for this client, not two.
+    let sessions = app
+        .get("/users/me/sessions", Some(access(&second)))
+        .await
+        .expect(200);
+    assert_eq!(sessions.as_array().unwrap().len(), 2);
+
+    // The first refresh token again: theft, as far as the server can tell.
+    let reused = refresh(&app, refresh_token(&first)).await;
+    reused.assert_problem(401, "invalid_refresh_token");
+    app.get("/users/me", Some(access(&second)))
+        .await
+        .assert_problem(401, "unauthorized");
+    refresh(&app, refresh_token(&second))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    // Another session of the same user is not touched.
+    app.get("/users/me", Some(access(&other))).await.expect(200);
+
+    refresh(&app, "not-a-token-we-issued")
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.post("/auth/refresh", None, &json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+#[tokio::test]
+async fn of_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
+    let app = spawn_app().await;
+    let token = register(&app, "john", "phone").await;
+    let attempts = (0..8).map(|_| refresh(&app, refresh_token(&token)));
+    let answers = futures_util::future::join_all(attempts).await;
+    let succeeded = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(succeeded, 1, "{answers:?}");
+    for answer in answers.iter().filter(|a| a.status != 200) {
+        answer.assert_problem(401, "invalid_refresh_token");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refused_and_a_refresh_carries_on() {
+    let mut settings = test_settings().await;
+    settings.jwt_ttl = std::time::Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    let token = register(&app, "john", "phone").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.get("/users/me", Some(access(&token)))
+        .await
+        .assert_problem(401, "unauthorized");
+    let renewed = refresh(&app, refresh_token(&token)).await.expect(200);
+    app.get("/users/me", Some(access(&renewed)))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_only_that_one() {
+    let app = spawn_app().await;
+    let phone = register(&app, "john", "phone").await;
+    let laptop = login(&app, "john", "laptop").await;
+    app.post("/auth/logout", Some(access(&phone)), &json!({}))
+        .await
+        .expect(204);
+    app.get("/users/me", Some(access(&phone)))
+        .await
+        .assert_problem(401, "unauthorized");
+    refresh(&app, refresh_token(&phone))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.get("/users/me", Some(access(&laptop)))
+        .await
+        .expect(200);
+    app.post("/auth/logout", None, &json!({}))
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn the_session_list_shows_each_login_and_one_can_be_ended() {
+    let app = spawn_app().await;
+    let phone = register(&app, "john", "phone/1.0").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let laptop = login(&app, "john", "laptop/2.0").await;
+    let mary = register(&app, "mary", "mary's").await;
+    let listed = app
+        .get("/users/me/sessions", Some(access(&laptop)))
+        .await
+        .expect(200);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["user_agent"], "laptop/2.0");
+    assert_eq!(listed[0]["current"], true);
+    assert_eq!(listed[1]["user_agent"], "phone/1.0");
+    assert_eq!(listed[1]["current"], false);
+    for session in listed {
+        assert!(session["created_at"].is_string() && session["last_used_at"].is_string());
+    }
+    let phone_id = listed[1]["id"].as_str().unwrap().to_owned();
+
+    // Not mary's to end.
+    app.delete(
+        &format!("/users/me/sessions/{phone_id}"),
+        Some(access(&mary)),
+    )
+    .await
+    .assert_problem(404, "session_not_found");
+    app.get("/users/me", Some(access(&phone))).await.expect(200);
+    app.delete(
+        &format!("/users/me/sessions/{phone_id}"),
+        Some(access(&laptop)),
+    )
+    .await
+    .expect(204);
+    app.get("/users/me", Some(access(&phone)))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.delete(
+        &format!("/users/me/sessions/{phone_id}"),
+        Some(access(&laptop)),
+    )
+    .await
+    .assert_problem(404, "session_not_found");
+    let long = "x".repeat(5_000);
+    let response = app
+        .delete(&format!("/users/me/sessions/{long}"), Some(access(&laptop)))
+        .await;
+    response.assert_problem(404, "session_not_found");
+    assert!(!response.text.contains(&long), "the id is not echoed");
+    let listed = app
+        .get("/users/me/sessions", Some(access(&laptop)))
+        .await
+        .expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_password_change_checks_the_current_one_and_ends_every_other_session() {
+    let app = spawn_app().await;
+    let phone = register(&app, "john", "phone").await;
+    let laptop = login(&app, "john", "laptop").await;
+    let change = async |current: &str, new: &str| {
+        let body = json!({"current_password": current, "new_password": new});
+        app.request(
+            reqwest::Method::PUT,
+            "/users/me/password",
+            Some(access(&phone)),
+            Some(&body),
+        )
+        .await
+    };
+    let wrong = change("not-my-password", "a-new-password").await;
+    let problem = wrong.assert_problem(422, "validation_failed");
+    assert_eq!(problem["errors"]["current_password"][0], "is incorrect");
+    let short = change("password-of-john", "short").await;
+    let problem = short.assert_problem(422, "validation_failed");
+    assert!(problem["errors"]["new_password"].is_array());
+    app.get("/users/me", Some(access(&laptop)))
+        .await
+        .expect(200);
+
+    change("password-of-john", "a-new-password")
+        .await
+        .expect(204);
+    app.get("/users/me", Some(access(&phone))).await.expect(200);
+    app.get("/users/me", Some(access(&laptop)))
+        .await
+        .assert_problem(401, "unauthorized");
+    refresh(&app, refresh_token(&laptop))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.post(
+        "/auth/login",
+        None,
+        &json!({"username": "john", "password": "password-of-john"}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+    app.post(
+        "/auth/login",
+        None,
+        &json!({"username": "john", "password": "a-new-password"}),
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn suspension_ends_every_session_for_good_and_a_refresh_says_why() {
+    let mut settings = test_settings().await;
+    settings.admin_usernames = vec!["admin".to_owned()];
+    let app = spawn_app_with(settings).await;
+    let admin = app.register("admin").await;
+    let john = register(&app, "john", "phone").await;
+    app.post(
+        "/admin/users/john/suspension",
+        Some(&admin.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+    refresh(&app, refresh_token(&john))
+        .await
+        .assert_problem(403, "account_suspended");
+    app.delete("/admin/users/john/suspension", Some(&admin.token))
+        .await
+        .expect(204);
+    // Lifting the suspension brings the account back, not its old tokens.
+    app.get("/users/me", Some(access(&john)))
+        .await
+        .assert_problem(401, "unauthorized");
+    refresh(&app, refresh_token(&john))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    login(&app, "john", "phone").await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_sessions_event_streams() {
+    let app = spawn_app().await;
+    let john = register(&app, "john", "phone").await;
+    let user = crate::helpers::TestUser {
+        token: access(&john).to_owned(),
+    };
+    let mut stream = crate::stream::EventStream::open(&app, &user, None).await;
+    app.post("/auth/logout", Some(access(&john)), &json!({}))
+        .await
+        .expect(204);
+    assert!(stream.ends_within(std::time::Duration::from_secs(10)).await);
+}
