@@ -89,9 +89,22 @@ impl Server {
     }
 }
 
+/// The sessions this benchmark started (as client `bench`), so that runs do not pile them up.
+async fn remove_benchmark_sessions(db: &DatabaseConnection) -> Result<(), BoxError> {
+    entity::session::Entity::delete_many()
+        .filter(entity::session::Column::UserAgent.eq(BENCH_AGENT))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The user agent of the benchmark's sessions.
+const BENCH_AGENT: &str = "bench streams";
+
 /// An access token of a new session of `user` (sessions are rows: a token without one is refused).
 async fn token_of(db: &DatabaseConnection, tokens: &Tokens, user: i64) -> Result<String, BoxError> {
-    let grant = api::services::sessions::start_alone(db, user, Some("bench"), 3_600_000).await?;
+    let grant =
+        api::services::sessions::start_alone(db, user, Some(BENCH_AGENT), 3_600_000).await?;
     Ok(tokens.issue(user, &grant.session_id)?)
 }
 
@@ -143,6 +156,7 @@ pub async fn run(options: StreamOptions) -> Result<(), BoxError> {
     settings.database_pool_size = 2;
     let db = api::db::connect_and_migrate(&settings).await?;
     remove_benchmark_posts(&db).await?;
+    remove_benchmark_sessions(&db).await?;
     let tokens = Tokens::new(SECRET.as_bytes(), Duration::from_secs(3_600));
     let mut report = String::new();
     writeln!(report, "## Event streams\n")?;
@@ -151,6 +165,7 @@ pub async fn run(options: StreamOptions) -> Result<(), BoxError> {
     delivery(&options, &db, &tokens, &mut report).await?;
     remove_benchmark_posts(&db).await?;
     idle(&options, &db, &tokens, &mut report).await?;
+    remove_benchmark_sessions(&db).await?;
 
     print!("{report}");
     if let Some(path) = &options.output {
