@@ -24,7 +24,7 @@ use crate::seed::{PASSWORD, READER_FOLLOWEES};
 use crate::verify;
 
 /// The token secret of the benchmark's server, so the benchmark can encode deep cursors.
-const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
+pub const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
 
 pub struct RunOptions {
     pub database_url: String,
@@ -66,9 +66,10 @@ impl Sample {
     }
 }
 
-struct Server {
+/// A server process started by the benchmark; killed when dropped.
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Drop for Server {
@@ -79,51 +80,75 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn peak_memory_kib(&self) -> Option<u64> {
+    /// Starts `server_bin` on `database_url` with the benchmark's secret and limits, and `env`
+    /// besides; returns once it is ready.
+    pub async fn start(
+        server_bin: &str,
+        database_url: &str,
+        env: &[(&str, String)],
+    ) -> Result<Self, BoxError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(server_bin)
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("JWT_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000")
+            .env("RATE_LIMIT_WRITES_PER_MINUTE", "1000000")
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(response) = client
+                .get(format!("{}/health/ready", server.base))
+                .send()
+                .await
+                && response.status() == 200
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("the server did not become ready within a minute".into())
+    }
+
+    /// `/proc` says this of the process, in KiB (`VmHWM`: peak resident; `VmRSS`: resident now).
+    fn memory_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status
             .lines()
-            .find(|line| line.starts_with("VmHWM:"))
+            .find(|line| line.starts_with(field))
             .and_then(|line| line.split_whitespace().nth(1))
             .and_then(|kib| kib.parse().ok())
+    }
+
+    pub fn peak_memory_kib(&self) -> Option<u64> {
+        self.memory_kib("VmHWM:")
+    }
+
+    pub fn resident_kib(&self) -> Option<u64> {
+        self.memory_kib("VmRSS:")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(0)
     }
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
-async fn start_server(options: &RunOptions) -> Result<Server, Box<dyn std::error::Error>> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(&options.server_bin)
-        .env("DATABASE_URL", &options.database_url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("JWT_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000")
-        .env("RATE_LIMIT_WRITES_PER_MINUTE", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..600 {
-        if let Ok(response) = client
-            .get(format!("{}/health/ready", server.base))
-            .send()
-            .await
-            && response.status() == 200
-        {
-            return Ok(server);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("the server did not become ready within a minute".into())
 }
 
 async fn login(
@@ -305,7 +330,7 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         db.execute_unprepared("VACUUM posts, follows").await?;
     }
     let codec = CursorCodec::new(SECRET.as_bytes());
-    let server = start_server(&options).await?;
+    let server = Server::start(&options.server_bin, &options.database_url, &[]).await?;
     let base = server.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4)

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,7 @@ use sea_orm::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::run::{BoxError, POST_PREFIX, remove_benchmark_posts, user_by_name};
-
-const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
+use crate::run::{BoxError, POST_PREFIX, SECRET, Server, remove_benchmark_posts, user_by_name};
 
 pub struct StreamOptions {
     pub database_url: String,
@@ -33,60 +30,14 @@ pub struct StreamOptions {
     pub command_line: String,
 }
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start(options: &StreamOptions) -> Result<Self, BoxError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(&options.server_bin)
-            .env("DATABASE_URL", &options.database_url)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000")
-            .env("RATE_LIMIT_WRITES_PER_MINUTE", "1000000")
-            .env("STREAM_MAX_CONNECTIONS", (options.idle + 100).to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let server = Server { child, port };
-        let client = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Ok(response) = client.get(server.url("/health/ready")).send().await
-                && response.status() == 200
-            {
-                return Ok(server);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err("the server did not become ready within a minute".into())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// Resident memory now, in KiB.
-    fn resident_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find(|line| line.starts_with("VmRSS:"))
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse().ok())
-    }
+/// A server for this benchmark: room for the idle streams.
+async fn start(options: &StreamOptions) -> Result<Server, BoxError> {
+    Server::start(
+        &options.server_bin,
+        &options.database_url,
+        &[("STREAM_MAX_CONNECTIONS", (options.idle + 100).to_string())],
+    )
+    .await
 }
 
 /// The sessions this benchmark started (as client `bench`), so that runs do not pile them up.
@@ -214,7 +165,7 @@ async fn delivery(
     };
     let mut servers = Vec::new();
     for _ in 0..processes {
-        servers.push(Server::start(options).await?);
+        servers.push(start(options).await?);
     }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -224,7 +175,7 @@ async fn delivery(
     for (i, follower) in followers.iter().enumerate() {
         let server = &servers[i % processes];
         let response = client
-            .get(server.url("/stream"))
+            .get(format!("{}/stream", server.base))
             .bearer_auth(token_of(db, tokens, *follower).await?)
             .send()
             .await?;
@@ -241,7 +192,7 @@ async fn delivery(
         let body = format!("{POST_PREFIX} (stream) {n}");
         let started = Instant::now();
         let response = client
-            .post(servers[n % processes].url("/posts"))
+            .post(format!("{}/posts", servers[n % processes].base))
             .bearer_auth(&token)
             .json(&serde_json::json!({ "body": body }))
             .send()
@@ -362,8 +313,8 @@ async fn idle(
         )
         .into());
     }
-    let server = Server::start(options).await?;
-    let port = server.port;
+    let server = start(options).await?;
+    let port = server.port();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = server.resident_kib().ok_or("no resident size")?;
     let started = Instant::now();

@@ -107,6 +107,38 @@ async fn open(
     request.send().await.unwrap()
 }
 
+/// A time far ahead of every clock here, in milliseconds.
+const FUTURE: i64 = 4_000_000_000_000;
+
+/// Writes posts of `author` directly, one row per body at positions `first`, `first + 1`, ... (a
+/// thousand requests would only slow a test), and moves the posts' clock past them, as a writer
+/// would. Bodies are plain text without quotes.
+async fn insert_posts(app: &TestApp, author: i64, bodies: &[String], first: i64) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.db.get_database_backend();
+    let sql = |sql: String| Statement::from_string(backend, sql);
+    let last = first + i64::try_from(bodies.len()).unwrap();
+    app.db
+        .execute_raw(sql(format!(
+            "UPDATE clocks SET at = {last} WHERE name = 'posts'"
+        )))
+        .await
+        .unwrap();
+    let rows: Vec<String> = (first..)
+        .zip(bodies)
+        .map(|(at, body)| format!("({author}, '{body}', {at})"))
+        .collect();
+    for chunk in rows.chunks(250) {
+        app.db
+            .execute_raw(sql(format!(
+                "INSERT INTO posts (author_id, body, created_at) VALUES {}",
+                chunk.join(", ")
+            )))
+            .await
+            .unwrap();
+    }
+}
+
 /// The body of a `post` event, and its id.
 fn post_body(event: &Event) -> &str {
     assert_eq!(event.event, "post", "{event:?}");
@@ -182,7 +214,7 @@ async fn a_reconnect_with_last_event_id_replays_what_was_missed_in_order_once() 
 
 #[tokio::test]
 async fn more_than_1000_missed_posts_are_a_reset_and_the_stream_goes_on_from_the_newest() {
-    use sea_orm::{ConnectionTrait, Statement};
+    use sea_orm::ConnectionTrait;
     let app = spawn_app().await;
     let john = app.register("john").await;
     let susan = app.register("susan").await;
@@ -191,32 +223,10 @@ async fn more_than_1000_missed_posts_are_a_reset_and_the_stream_goes_on_from_the
     app.post_as(&susan, "seen").await;
     let seen = stream.next().await;
     drop(stream);
-    // 1,001 posts (rows written directly: a thousand requests would only slow the test),
-    // positioned after everything so far, with the posts' clock moved past them as a writer would.
+    // 1,001 posts, positioned after everything so far.
     let susan_id = app.user_id("susan").await;
-    let backend = app.db.get_database_backend();
-    let start = 4_000_000_000_000_i64;
-    let sql = |sql: String| Statement::from_string(backend, sql);
-    app.db
-        .execute_raw(sql(format!(
-            "UPDATE clocks SET at = {} WHERE name = 'posts'",
-            start + 1_001
-        )))
-        .await
-        .unwrap();
-    for chunk in (0..1_001_i64).collect::<Vec<_>>().chunks(200) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({susan_id}, 'missed {i}', {})", start + i))
-            .collect();
-        app.db
-            .execute_raw(sql(format!(
-                "INSERT INTO posts (author_id, body, created_at) VALUES {}",
-                values.join(", ")
-            )))
-            .await
-            .unwrap();
-    }
+    let bodies: Vec<String> = (0..1_001).map(|i| format!("missed {i}")).collect();
+    insert_posts(&app, susan_id, &bodies, FUTURE).await;
     let mut stream = EventStream::open(&app, &john, seen.id.as_deref()).await;
     let reset = stream.next().await;
     assert_eq!(reset.event, "reset", "{reset:?}");
@@ -227,9 +237,7 @@ async fn more_than_1000_missed_posts_are_a_reset_and_the_stream_goes_on_from_the
 
     // With two gone, exactly 1,000 were missed: that is still a replay, oldest first.
     app.db
-        .execute_raw(sql(
-            "DELETE FROM posts WHERE body IN ('missed 0', 'missed 1')".to_owned(),
-        ))
+        .execute_unprepared("DELETE FROM posts WHERE body IN ('missed 0', 'missed 1')")
         .await
         .unwrap();
     let mut stream = EventStream::open(&app, &john, seen.id.as_deref()).await;
@@ -405,7 +413,6 @@ async fn a_post_written_through_another_process_reaches_the_stream() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected() {
-    use sea_orm::{ConnectionTrait, Statement};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut settings = test_settings().await;
     settings.stream_slow_client_timeout = Duration::from_secs(1);
@@ -430,32 +437,9 @@ async fn a_client_that_stops_reading_is_disconnected() {
     // stream's buffer and the sockets' hold. Rounds of 1,000 rows written directly (thousands of
     // requests would only slow the test), each followed by a post through the API, whose event
     // makes the stream read everything new.
-    let backend = app.db.get_database_backend();
-    let sql = |sql: String| Statement::from_string(backend, sql);
-    let body = "x".repeat(280);
-    let start = 4_000_000_000_000_i64;
+    let bodies = vec!["x".repeat(280); 1_000];
     for round in 0..6_i64 {
-        let first = start + round * 2_000;
-        app.db
-            .execute_raw(sql(format!(
-                "UPDATE clocks SET at = {} WHERE name = 'posts'",
-                first + 1_000
-            )))
-            .await
-            .unwrap();
-        for chunk in (0..1_000_i64).collect::<Vec<_>>().chunks(250) {
-            let values: Vec<String> = chunk
-                .iter()
-                .map(|i| format!("({john_id}, '{body}', {})", first + i))
-                .collect();
-            app.db
-                .execute_raw(sql(format!(
-                    "INSERT INTO posts (author_id, body, created_at) VALUES {}",
-                    values.join(", ")
-                )))
-                .await
-                .unwrap();
-        }
+        insert_posts(&app, john_id, &bodies, FUTURE + round * 2_000).await;
         app.post_as(&john, "wake up").await;
     }
     // Not reading, for longer than the server waits.
