@@ -20,12 +20,12 @@
 //! - **SQLite**: one process serves everything; events go to the hub after commit.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entity::{follow, notification, post, user};
+use entity::{follow, notification, post, session};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -323,7 +323,7 @@ impl Hub {
         self.each_slot(|_, slot| slot.wake(Look::EVERYTHING));
     }
 
-    fn each_slot(&self, f: impl Fn(i64, &Slot)) {
+    fn each_slot(&self, mut f: impl FnMut(i64, &Slot)) {
         if let Ok(streams) = self.streams.lock() {
             for (user, slots) in streams.iter() {
                 for slot in slots {
@@ -343,6 +343,15 @@ impl Hub {
             .flatten()
             .cloned()
             .collect()
+    }
+
+    /// The sessions of the open streams, each once.
+    fn open_sessions(&self) -> Vec<String> {
+        let mut sessions = Vec::new();
+        self.each_slot(|_, slot| sessions.push(slot.session.clone()));
+        sessions.sort_unstable();
+        sessions.dedup();
+        sessions
     }
 
     fn connected_users(&self) -> Vec<i64> {
@@ -456,13 +465,12 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
 
 /// MySQL/MariaDB: every [`POLL_INTERVAL`] while any stream is open, reads the posts written since
 /// the last look (by position, which is given in commit order, so none is passed over) and the
-/// notifications of the last few seconds, and wakes the streams they concern. Deletions and ended
-/// accounts in other processes are not seen here: a deleted post is simply missing from the
-/// client's next timeline read, and an ended account's stream ends at its next wake-up, when it
-/// finds its account gone.
+/// notifications of the last few seconds, and wakes the streams they concern (each notification
+/// once). Deletions in other processes are not seen here: a deleted post is simply missing from
+/// the client's next timeline read. Ended sessions are [`sweep_ended`]'s.
 pub async fn poll_mysql(hub: Arc<Hub>, db: DatabaseConnection) {
     let mut posts_seen: Option<Position> = None;
-    let mut notifications_seen: VecDeque<i64> = VecDeque::new();
+    let mut notifications_seen = NotificationWindow::default();
     loop {
         tokio::time::sleep(POLL_INTERVAL).await;
         if hub.open_streams() == 0 {
@@ -480,11 +488,52 @@ pub async fn poll_mysql(hub: Arc<Hub>, db: DatabaseConnection) {
 /// intervals after a newer one is still seen.
 const NOTIFICATION_POLLS_REREAD: usize = 10;
 
+/// The notifications a poller has read in its last [`NOTIFICATION_POLLS_REREAD`] looks: ids are
+/// given at insert, not at commit, so a look reads again from the newest id of that many looks
+/// ago, and wakes only for the ids it has not seen.
+#[derive(Default)]
+struct NotificationWindow {
+    /// The newest id of each of the last looks, oldest first.
+    newest: VecDeque<i64>,
+    /// The ids seen above the oldest of those.
+    seen: HashSet<i64>,
+}
+
+impl NotificationWindow {
+    fn floor(&self) -> i64 {
+        self.newest.front().copied().unwrap_or(0)
+    }
+
+    fn restart_at(&mut self, newest: i64) {
+        self.newest.clear();
+        self.newest.push_back(newest);
+        self.seen.clear();
+    }
+
+    /// Notes a look's ids; the ones not seen before.
+    fn look(&mut self, ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        let fresh: Vec<i64> = ids.into_iter().filter(|id| self.seen.insert(*id)).collect();
+        let newest = fresh
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(self.newest.back().copied().unwrap_or(0));
+        self.newest.push_back(newest);
+        if self.newest.len() > NOTIFICATION_POLLS_REREAD {
+            self.newest.pop_front();
+        }
+        let floor = self.floor();
+        self.seen.retain(|id| *id > floor);
+        fresh
+    }
+}
+
 async fn poll_once(
     hub: &Arc<Hub>,
     db: &DatabaseConnection,
     posts_seen: Option<Position>,
-    notifications_seen: &mut VecDeque<i64>,
+    notifications_seen: &mut NotificationWindow,
 ) -> Result<Option<Position>, ApiError> {
     let backend = db.get_database_backend();
     let Some(seen) = posts_seen else {
@@ -504,8 +553,7 @@ async fn poll_once(
             .into_tuple()
             .one(db)
             .await?;
-        notifications_seen.clear();
-        notifications_seen.push_back(newest_notification.unwrap_or(0));
+        notifications_seen.restart_at(newest_notification.unwrap_or(0));
         // Whatever was written between the streams' opening and this first look is behind the
         // starting point: every stream looks once for itself.
         hub.wake_all();
@@ -542,30 +590,27 @@ async fn poll_once(
     for author in authors {
         hub.publish(Event::Posted { author });
     }
-    let floor = notifications_seen.front().copied().unwrap_or(0);
-    let recipients: Vec<(i64, i64)> = notification::Entity::find()
+    let recipients: HashMap<i64, i64> = notification::Entity::find()
         .select_only()
         .columns([notification::Column::Id, notification::Column::RecipientId])
-        .filter(notification::Column::Id.gt(floor))
+        .filter(notification::Column::Id.gt(notifications_seen.floor()))
         .limit(10_000)
-        .into_tuple()
+        .into_tuple::<(i64, i64)>()
         .all(db)
-        .await?;
-    let newest = recipients
-        .iter()
-        .map(|(id, _)| *id)
-        .max()
-        .unwrap_or(floor)
-        .max(notifications_seen.back().copied().unwrap_or(0));
-    notifications_seen.push_back(newest);
-    if notifications_seen.len() > NOTIFICATION_POLLS_REREAD {
-        notifications_seen.pop_front();
-    }
-    let connected = hub.connected_users();
-    for (_, recipient) in recipients {
-        if connected.contains(&recipient) {
-            hub.publish(Event::Notified { recipient });
-        }
+        .await?
+        .into_iter()
+        .collect();
+    let connected: HashSet<i64> = hub.connected_users().into_iter().collect();
+    let mut woken: Vec<i64> = notifications_seen
+        .look(recipients.keys().copied())
+        .into_iter()
+        .filter_map(|id| recipients.get(&id).copied())
+        .filter(|recipient| connected.contains(recipient))
+        .collect();
+    woken.sort_unstable();
+    woken.dedup();
+    for recipient in woken {
+        hub.publish(Event::Notified { recipient });
     }
     Ok(Some(
         new_posts
@@ -574,29 +619,33 @@ async fn poll_once(
     ))
 }
 
-/// Ends the streams of users who were suspended or removed, for backends where that event does not
-/// reach every process (MySQL/MariaDB): every 15 seconds, one query per 500 connected users.
+/// Ends the streams whose sessions ended in another process, for backends where that event does
+/// not reach every process (MySQL/MariaDB): every 15 seconds, one primary-key query per 500 open
+/// sessions. (A suspension expires the sessions and an account's removal deletes them, so this
+/// covers both.)
 pub async fn sweep_ended(hub: Arc<Hub>, db: DatabaseConnection) {
     loop {
         tokio::time::sleep(Duration::from_secs(15)).await;
-        for chunk in hub.connected_users().chunks(500) {
-            let live: Result<Vec<i64>, _> = user::Entity::find()
+        let open = hub.open_sessions();
+        for chunk in open.chunks(500) {
+            let live: Result<Vec<String>, _> = session::Entity::find()
                 .select_only()
-                .column(user::Column::Id)
-                .filter(user::Column::Id.is_in(chunk.iter().copied()))
-                .filter(user::Column::SuspendedAt.is_null())
+                .column(session::Column::Id)
+                .filter(session::Column::Id.is_in(chunk.iter().cloned()))
+                .filter(session::Column::ExpiresAt.gt(crate::time::now_millis()))
                 .into_tuple()
                 .all(&db)
                 .await;
             match live {
                 Ok(live) => {
-                    for user in chunk.iter().filter(|user| !live.contains(user)) {
-                        for slot in hub.slots_of(&[*user]) {
+                    let live: HashSet<String> = live.into_iter().collect();
+                    hub.each_slot(|_, slot| {
+                        if chunk.contains(&slot.session) && !live.contains(&slot.session) {
                             slot.end();
                         }
-                    }
+                    });
                 }
-                Err(err) => tracing::warn!(error = %err, "could not check the streams' accounts"),
+                Err(err) => tracing::warn!(error = %err, "could not check the streams' sessions"),
             }
         }
     }
@@ -605,6 +654,21 @@ pub async fn sweep_ended(hub: Arc<Hub>, db: DatabaseConnection) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notification_window_reads_again_but_wakes_once_per_id() {
+        let mut window = NotificationWindow::default();
+        window.restart_at(10);
+        assert_eq!(window.look([11, 13]), vec![11, 13]);
+        assert_eq!(window.floor(), 10, "the look before is still in the window");
+        // 12 commits late, after 13 was seen; 11 and 13 are read again.
+        assert_eq!(window.look([11, 12, 13]), vec![12]);
+        for _ in 0..NOTIFICATION_POLLS_REREAD {
+            assert_eq!(window.look([]), Vec::<i64>::new());
+        }
+        assert_eq!(window.floor(), 13, "the window moves on");
+        assert!(window.seen.is_empty(), "and forgets what lies below it");
+    }
 
     #[test]
     fn events_survive_their_encoding_and_junk_is_refused() {

@@ -409,6 +409,14 @@ async fn a_post_written_through_another_process_reaches_the_stream() {
     second.post_as(&susan, "missed").await;
     let mut elsewhere = EventStream::open(&second, &john, event.id.as_deref()).await;
     assert_eq!(post_body(&elsewhere.next().await), "missed");
+    // A logout through the other process ends the session's streams here too (on MariaDB at the
+    // next 15-second sweep).
+    second
+        .post("/auth/logout", Some(&john.token), &json!({}))
+        .await
+        .expect(204);
+    assert!(stream.ends_within(Duration::from_secs(20)).await);
+    assert!(elsewhere.ends_within(Duration::from_secs(5)).await);
 }
 
 #[tokio::test]
