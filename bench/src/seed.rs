@@ -199,12 +199,16 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
         }
     }
     println!("analyzing ...");
-    if db.get_database_backend() == DbBackend::Postgres {
+    match db.get_database_backend() {
         // Sets the visibility map too, so index-only scans need no heap fetches.
-        db.execute_unprepared("VACUUM (ANALYZE)").await?;
-    } else {
-        db.execute_unprepared("ANALYZE").await?;
-    }
+        DbBackend::Postgres => db.execute_unprepared("VACUUM (ANALYZE)").await?,
+        // MySQL/MariaDB name the tables.
+        DbBackend::MySql => {
+            db.execute_unprepared("ANALYZE TABLE users, follows, posts, mutes, notifications")
+                .await?
+        }
+        _ => db.execute_unprepared("ANALYZE").await?,
+    };
     println!(
         "seeded {n} users, {} follows, {} mutes and {} posts in {:.1?}",
         follows.len(),
