@@ -274,14 +274,23 @@ pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), A
 /// session.
 pub async fn end(db: &DatabaseConnection, user_id: i64, session_id: &str) -> Result<(), ApiError> {
     db::write(db, async |txn| {
-        let found = session::Entity::find_by_id(session_id.to_owned())
+        // One statement: the user's own session or nothing (its refresh tokens cascade).
+        let removed = session::Entity::delete_many()
+            .filter(session::Column::Id.eq(session_id.to_owned()))
             .filter(session::Column::UserId.eq(user_id))
-            .one(txn)
-            .await?;
-        if found.is_none() {
+            .exec(txn)
+            .await?
+            .rows_affected;
+        if removed == 0 {
             return Err(ApiError::SessionNotFound);
         }
-        end_where(txn, session::Column::Id.eq(session_id.to_owned())).await
+        events::emit(
+            txn,
+            Event::SessionEnded {
+                session: session_id.to_owned(),
+            },
+        )
+        .await
     })
     .await
 }
