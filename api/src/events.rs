@@ -1,23 +1,31 @@
-//! Live events for the event stream (`GET /stream`): who should look again, never what they see.
+//! Live events for the event stream (`GET /stream`).
 //!
-//! A write records an [`Event`] with [`emit`] inside its transaction: a post by an author, a post
-//! deleted, a notification for a recipient, an account ended (suspended or removed). The event
-//! only wakes the open streams it concerns ([`Hub`]); a woken stream reads what is new for it with
-//! the same queries as the lists, from its own cursor (`routes::stream`). So an event that arrives
-//! twice, late, or for a stream that has nothing new costs a query and nothing else, and the
-//! stream keeps the lists' no-skip promise: it reads the timeline with `newer_than`, whose
-//! positions are given in commit order.
+//! A write records an [`Event`] with [`emit`] inside its transaction: a post written or deleted,
+//! a notification for a recipient, an account or a session ended. Each process's [`Hub`] hands
+//! the events to the open streams they concern, **in the order the writes committed**, after
+//! making each ready once for all of them ([`Hub::deliver_in_order`]): a new post is read once,
+//! with the relationship of every connected reader to its author in one query
+//! (`relationships::viewers_of`, the viewer state's own function), and given to the streams of
+//! those on whose timeline it belongs (`timeline::shows`); so a post's delivery to a thousand
+//! streams costs two queries, not a thousand timeline reads. Posts arrive in commit order, which
+//! is their positions' order, so a stream shows each one it is given that lies past its cursor,
+//! and keeps the lists' no-skip promise without reading.
+//!
+//! Whenever that order may have been broken (a lost listener connection, a failed read, a queue
+//! or an inbox that overflowed) the streams concerned are told to read their timelines for
+//! themselves from their cursors ([`Look`]), with the lists' own `newer_than` queries, as they do
+//! when they open or replay. Notifications are always read by the stream itself (they are few).
 //!
 //! How events travel, by backend:
 //! - **PostgreSQL**: `pg_notify` inside the writing transaction, so it is sent at commit (and not
-//!   at all on rollback), to every API process sharing the database, this one included; each
-//!   process LISTENs on one connection of its own ([`listen_postgres`]). A listener that lost its
-//!   connection wakes every stream once it is back.
-//! - **MySQL/MariaDB** (no notification channel): the events of this process's requests are
-//!   handed to its hub after they commit; other processes' posts and notifications are found by a
-//!   poller that reads what is new every [`POLL_INTERVAL`] ([`poll_mysql`]), two index-range
-//!   queries per tick while any stream is open, none otherwise.
-//! - **SQLite**: one process serves everything; events go to the hub after commit.
+//!   at all on rollback), in commit order, to every API process sharing the database, this one
+//!   included; each process LISTENs on one connection of its own ([`listen_postgres`]).
+//! - **MySQL/MariaDB** (no notification channel) and **SQLite**: a request's events are handed to
+//!   its process's hub after they commit, except posts: requests finish in any order, so posts
+//!   are found by a poller that reads them by position ([`poll_for_posts`]), at once when this
+//!   process wrote one and every [`POLL_INTERVAL`] for other processes' (one index-range query
+//!   per look while any stream is open, none otherwise). On MySQL/MariaDB it also reads other
+//!   processes' notifications, and [`sweep_ended`] ends the streams of sessions ended elsewhere.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -30,10 +38,13 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use crate::error::ApiError;
 use crate::pagination::{self, Position};
+use crate::services::posts::{self as posts_service, PostWithAuthor};
+use crate::services::relationships::{self, Relation};
+use crate::services::timeline;
 
 /// The PostgreSQL channel the events travel on.
 const CHANNEL: &str = "social_events";
@@ -45,11 +56,24 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// disconnected (it reconnects and reloads).
 const MAX_PENDING_DELETIONS: usize = 256;
 
+/// How many new posts a stream keeps for its client while it is busy writing; past it the stream
+/// reads its timeline for itself once it can.
+const MAX_PENDING_POSTS: usize = 64;
+
+/// How many events are made ready for the streams at once (each a query or two), while they are
+/// handed over one at a time, in the order they came.
+const READYING_AT_ONCE: usize = 8;
+
+/// How many events may wait to be made ready; past it they are dropped and every stream reads for
+/// itself.
+const QUEUED_EVENTS: usize = 4_096;
+
 /// Something happened that some open streams should look at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// `author` wrote a post: the author's and their followers' timelines have something new.
-    Posted { author: i64 },
+    /// `author` wrote the post `post`: the author's and their followers' timelines have something
+    /// new.
+    Posted { author: i64, post: i64 },
     /// `author`'s post `post` is gone.
     Deleted { author: i64, post: i64 },
     /// `recipient` has a new notification.
@@ -64,7 +88,7 @@ pub enum Event {
 impl Event {
     fn encode(&self) -> String {
         match self {
-            Event::Posted { author } => format!("p {author}"),
+            Event::Posted { author, post } => format!("p {author} {post}"),
             Event::Deleted { author, post } => format!("d {author} {post}"),
             Event::Notified { recipient } => format!("n {recipient}"),
             Event::Ended { user } => format!("e {user}"),
@@ -84,7 +108,10 @@ impl Event {
         }
         let first = parts.next()?.parse().ok()?;
         let event = match kind {
-            "p" => Event::Posted { author: first },
+            "p" => Event::Posted {
+                author: first,
+                post: parts.next()?.parse().ok()?,
+            },
             "d" => Event::Deleted {
                 author: first,
                 post: parts.next()?.parse().ok()?,
@@ -149,54 +176,89 @@ pub async fn collect<T>(hub: &Arc<Hub>, request: impl Future<Output = T>) -> T {
     out
 }
 
-/// One open stream's mailbox: a wake-up, what to look at (new posts, new notifications), the ids
-/// of deleted posts to announce, and whether it has to end.
+/// One open stream's mailbox: a wake-up, its [`Inbox`], and whether it has to end.
 #[derive(Default)]
 pub struct Slot {
     /// The session that opened the stream.
     session: String,
     pub wake: Notify,
-    posts: AtomicBool,
-    notifications: AtomicBool,
-    deleted: Mutex<VecDeque<i64>>,
+    inbox: Mutex<Inbox>,
     ended: AtomicBool,
 }
 
-/// What a woken stream should look at.
+/// What a stream has been given since it last looked.
+#[derive(Default)]
+pub struct Inbox {
+    /// What to read for itself.
+    pub look: Look,
+    /// New posts for its timeline, in commit order (so in the timeline's order), each with the
+    /// reader's relationship to its author: the stream shows those past its cursor without a
+    /// query. Filled only from a source that sees every post in commit order.
+    pub posts: Vec<(Arc<PostWithAuthor>, Relation)>,
+    /// Deleted posts to announce, oldest first.
+    pub deleted: Vec<i64>,
+    /// More deletions piled up than [`MAX_PENDING_DELETIONS`]: the stream ends.
+    overflowed: bool,
+}
+
+/// What a woken stream should read for itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Look {
+    /// Its timeline, past its cursor: an event may have been missed, or came from a source that
+    /// does not see posts in commit order.
     pub posts: bool,
     pub notifications: bool,
 }
 
 impl Slot {
-    /// Wakes the stream to look at what `look` says (added to what it already had to).
+    /// Wakes the stream to read what `look` says (added to what it already had to).
     pub fn wake(&self, look: Look) {
-        if look.posts {
-            self.posts.store(true, Ordering::Release);
-        }
-        if look.notifications {
-            self.notifications.store(true, Ordering::Release);
-        }
+        self.with_inbox(|inbox| {
+            inbox.look.posts |= look.posts;
+            inbox.look.notifications |= look.notifications;
+        });
         self.wake.notify_one();
     }
 
-    /// What to look at since the last call, and nothing from then on until the next wake-up.
-    pub fn take_look(&self) -> Look {
-        Look {
-            posts: self.posts.swap(false, Ordering::AcqRel),
-            notifications: self.notifications.swap(false, Ordering::AcqRel),
+    /// Hands the stream a new post for its timeline. A stream that lets more than
+    /// [`MAX_PENDING_POSTS`] pile up gets none of them, and reads its timeline instead.
+    fn give_post(&self, post: Arc<PostWithAuthor>, relation: Relation) {
+        self.with_inbox(|inbox| {
+            if inbox.look.posts {
+                // It reads for itself anyway, and will find this one.
+            } else if inbox.posts.len() >= MAX_PENDING_POSTS {
+                inbox.posts = Vec::new();
+                inbox.look.posts = true;
+            } else {
+                inbox.posts.push((post, relation));
+            }
+        });
+        self.wake.notify_one();
+    }
+
+    fn give_deleted(&self, post: i64) {
+        self.with_inbox(|inbox| {
+            if inbox.deleted.len() >= MAX_PENDING_DELETIONS {
+                inbox.overflowed = true;
+            } else {
+                inbox.deleted.push(post);
+            }
+        });
+        self.wake.notify_one();
+    }
+
+    fn with_inbox(&self, f: impl FnOnce(&mut Inbox)) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            f(&mut inbox);
         }
     }
 
-    /// The deleted posts to announce, oldest first; `None` when too many piled up (the stream
-    /// ends).
-    pub fn take_deleted(&self) -> Option<Vec<i64>> {
-        let mut deleted = self.deleted.lock().ok()?;
-        if deleted.len() > MAX_PENDING_DELETIONS {
-            return None;
-        }
-        Some(deleted.drain(..).collect())
+    /// Everything given since the last call, taken at once (so a post given after a look was
+    /// asked for is in this inbox or the next, never lost between the two); `None` when the
+    /// stream let too much pile up and has to end.
+    pub fn take(&self) -> Option<Inbox> {
+        let inbox = std::mem::take(&mut *self.inbox.lock().ok()?);
+        (!inbox.overflowed).then_some(inbox)
     }
 
     pub fn ended(&self) -> bool {
@@ -213,10 +275,6 @@ impl Look {
     pub const EVERYTHING: Look = Look {
         posts: true,
         notifications: true,
-    };
-    const POSTS: Look = Look {
-        posts: true,
-        notifications: false,
     };
     const NOTIFICATIONS: Look = Look {
         posts: false,
@@ -241,6 +299,24 @@ pub struct Hub {
     max_open: usize,
     per_user: usize,
     shut_down: AtomicBool,
+    /// Events waiting for [`Hub::deliver_in_order`].
+    queue: mpsc::Sender<Event>,
+    queued: Mutex<Option<mpsc::Receiver<Event>>>,
+    /// Asks [`poll_for_posts`] to look now.
+    poke: Notify,
+}
+
+/// An event made ready for the streams ([`Hub::make_ready`]).
+enum Ready {
+    /// A new post, and those connected here on whose timeline it belongs, each with their
+    /// relationship to its author.
+    Post(Arc<PostWithAuthor>, Vec<(i64, Relation)>),
+    /// A deleted post, and the connected users who may have seen it.
+    Deleted(Vec<i64>, i64),
+    /// An event that needs nothing read.
+    Other(Event),
+    /// Nothing to deliver.
+    Nothing,
 }
 
 /// An open stream's place in the hub; dropping it closes the place.
@@ -267,7 +343,11 @@ impl Drop for Registration {
 
 impl Hub {
     pub fn new(db: DatabaseConnection, max_open: usize, per_user: usize) -> Arc<Self> {
+        let (queue, queued) = mpsc::channel(QUEUED_EVENTS);
         Arc::new(Hub {
+            queue,
+            queued: Mutex::new(Some(queued)),
+            poke: Notify::new(),
             db,
             streams: Mutex::new(HashMap::new()),
             open: AtomicUsize::new(0),
@@ -361,51 +441,124 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    /// Delivers `event` to the streams it concerns, on a task of its own: the writer is not held.
-    pub fn publish(self: &Arc<Self>, event: Event) {
+    /// Hands the event of a request's committed write to the streams (not used on PostgreSQL,
+    /// where every event comes back through [`listen_postgres`]). A post is left to the poller
+    /// ([`poll_for_posts`]), which is asked to look at once: only it sees posts in commit order.
+    pub fn publish(&self, event: Event) {
+        match event {
+            Event::Posted { .. } => self.poke.notify_one(),
+            event => self.enqueue(event),
+        }
+    }
+
+    /// Queues `event` for [`Hub::deliver_in_order`]; when the queue is full the event is dropped
+    /// and every stream reads for itself.
+    fn enqueue(&self, event: Event) {
         if self.open_streams() == 0 {
             return;
         }
-        let hub = self.clone();
-        tokio::spawn(async move {
-            if let Err(err) = hub.deliver(&event).await {
-                tracing::warn!(error = %err, ?event, "could not deliver an event to the streams");
-            }
-        });
+        if self.queue.try_send(event).is_err() {
+            tracing::warn!("the stream events' queue is full: every stream reads for itself");
+            self.wake_all();
+        }
     }
 
-    async fn deliver(&self, event: &Event) -> Result<(), ApiError> {
-        match *event {
-            Event::Posted { author } => {
-                for slot in self.slots_of(&self.author_and_followers(author).await?) {
-                    slot.wake(Look::POSTS);
+    /// Hands the queued events to the streams they concern, in the order they were queued, for as
+    /// long as the process runs: up to [`READYING_AT_ONCE`] are made ready (read from the
+    /// database) at once, and each is handed over only after those before it. The writers are
+    /// never held: this runs after their commits.
+    pub async fn deliver_in_order(self: Arc<Self>) {
+        use futures_util::StreamExt;
+        let Some(queued) = self.queued.lock().ok().and_then(|mut queued| queued.take()) else {
+            return;
+        };
+        let events = futures_util::stream::unfold(queued, |mut queued| async move {
+            queued.recv().await.map(|event| (event, queued))
+        });
+        let hub = &self;
+        events
+            .map(|event| async move {
+                let ready = hub.make_ready(&event).await;
+                (event, ready)
+            })
+            .buffered(READYING_AT_ONCE)
+            .for_each(|(event, ready)| async move {
+                match ready {
+                    Ok(ready) => hub.hand_over(ready),
+                    Err(err) => {
+                        tracing::warn!(error = %err, ?event, "could not deliver an event to the streams");
+                        if matches!(event, Event::Posted { .. }) {
+                            hub.wake_all();
+                        }
+                    }
                 }
+            })
+            .await;
+    }
+
+    /// Reads what the streams need of `event`: a post with its readers' relationships to its
+    /// author (one query for the post, one per 500 connected users), or who is concerned.
+    async fn make_ready(&self, event: &Event) -> Result<Ready, ApiError> {
+        Ok(match *event {
+            Event::Posted { author, post } => {
+                let post = match posts_service::find(&self.db, post).await {
+                    Ok(post) if post.author.id == author => post,
+                    // Deleted meanwhile, or its author suspended: nothing to show.
+                    Ok(_) | Err(ApiError::PostNotFound(_)) => return Ok(Ready::Nothing),
+                    Err(err) => return Err(err),
+                };
+                let mut readers = Vec::new();
+                for chunk in self.connected_users().chunks(500) {
+                    let relations = relationships::viewers_of(&self.db, chunk, author).await?;
+                    readers.extend(
+                        relations.into_iter().filter(|(reader, relation)| {
+                            timeline::shows(*reader, author, relation)
+                        }),
+                    );
+                }
+                Ready::Post(Arc::new(post), readers)
             }
             Event::Deleted { author, post } => {
-                for slot in self.slots_of(&self.author_and_followers(author).await?) {
-                    if let Ok(mut deleted) = slot.deleted.lock() {
-                        deleted.push_back(post);
+                Ready::Deleted(self.author_and_followers(author).await?, post)
+            }
+            ref event => Ready::Other(event.clone()),
+        })
+    }
+
+    fn hand_over(&self, ready: Ready) {
+        match ready {
+            Ready::Post(post, readers) => {
+                let Ok(streams) = self.streams.lock() else {
+                    return;
+                };
+                for (reader, relation) in readers {
+                    for slot in streams.get(&reader).into_iter().flatten() {
+                        slot.give_post(post.clone(), relation);
                     }
-                    slot.wake(Look::default());
                 }
             }
-            Event::Notified { recipient } => {
+            Ready::Deleted(users, post) => {
+                for slot in self.slots_of(&users) {
+                    slot.give_deleted(post);
+                }
+            }
+            Ready::Other(Event::Notified { recipient }) => {
                 for slot in self.slots_of(&[recipient]) {
                     slot.wake(Look::NOTIFICATIONS);
                 }
             }
-            Event::Ended { user } => {
+            Ready::Other(Event::Ended { user }) => {
                 for slot in self.slots_of(&[user]) {
                     slot.end();
                 }
             }
-            Event::SessionEnded { ref session } => self.each_slot(|_, slot| {
-                if slot.session == *session {
+            Ready::Other(Event::SessionEnded { session }) => self.each_slot(|_, slot| {
+                if slot.session == session {
                     slot.end();
                 }
             }),
+            Ready::Other(_) | Ready::Nothing => {}
         }
-        Ok(())
     }
 
     /// `author` and those of their followers who have a stream open here: one query per 500
@@ -449,7 +602,7 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => match Event::decode(notification.payload()) {
-                Some(event) => hub.publish(event),
+                Some(event) => hub.enqueue(event),
                 None => tracing::warn!("an event on the stream channel that is not one of ours"),
             },
             // The connection was lost and is being re-established: anything may have been missed.
@@ -463,23 +616,40 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
     }
 }
 
-/// MySQL/MariaDB: every [`POLL_INTERVAL`] while any stream is open, reads the posts written since
-/// the last look (by position, which is given in commit order, so none is passed over) and the
-/// notifications of the last few seconds, and wakes the streams they concern (each notification
+/// MySQL/MariaDB and SQLite: reads the posts written since the last look, by position (which is
+/// given in commit order, so none is passed over and they come in the timeline's order), and
+/// queues them for the streams: at once when a request of this process wrote one
+/// ([`Hub::publish`]), and every [`POLL_INTERVAL`] for other processes' posts, while any stream is
+/// open. With `notifications` (MySQL/MariaDB, where other processes write too) it also reads the
+/// notifications of the last few seconds and wakes the streams they concern (each notification
 /// once). Deletions in other processes are not seen here: a deleted post is simply missing from
 /// the client's next timeline read. Ended sessions are [`sweep_ended`]'s.
-pub async fn poll_mysql(hub: Arc<Hub>, db: DatabaseConnection) {
+pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, notifications: bool) {
     let mut posts_seen: Option<Position> = None;
     let mut notifications_seen = NotificationWindow::default();
     loop {
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = hub.poke.notified() => {}
+        }
         if hub.open_streams() == 0 {
             posts_seen = None;
             continue;
         }
-        match poll_once(&hub, &db, posts_seen, &mut notifications_seen).await {
+        let looked = poll_once(
+            &hub,
+            &db,
+            posts_seen,
+            notifications,
+            &mut notifications_seen,
+        );
+        match looked.await {
             Ok(position) => posts_seen = position,
-            Err(err) => tracing::warn!(error = %err, "could not poll for stream events"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not poll for stream events");
+                // Whatever was written meanwhile: every stream reads for itself.
+                posts_seen = None;
+            }
         }
     }
 }
@@ -529,14 +699,18 @@ impl NotificationWindow {
     }
 }
 
+/// How many new posts one look reads; it looks again at once when there were more.
+const POSTS_PER_LOOK: u64 = 1_000;
+
 async fn poll_once(
     hub: &Arc<Hub>,
     db: &DatabaseConnection,
     posts_seen: Option<Position>,
+    notifications: bool,
     notifications_seen: &mut NotificationWindow,
 ) -> Result<Option<Position>, ApiError> {
     let backend = db.get_database_backend();
-    let Some(seen) = posts_seen else {
+    let Some(mut seen) = posts_seen else {
         // The first look: start from the newest post and notification.
         let newest: Option<(i64, i64)> = post::Entity::find()
             .select_only()
@@ -565,58 +739,62 @@ async fn poll_once(
             |(at, id)| Position { at, id },
         )));
     };
-    let new_posts: Vec<(i64, i64, i64)> = post::Entity::find()
-        .select_only()
-        .columns([
-            post::Column::CreatedAt,
-            post::Column::Id,
-            post::Column::AuthorId,
-        ])
-        .filter(pagination::newer_than(
-            backend,
-            post::Column::CreatedAt,
-            post::Column::Id,
-            seen,
-        ))
-        .order_by_asc(post::Column::CreatedAt)
-        .order_by_asc(post::Column::Id)
-        .limit(1000)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut authors: Vec<i64> = new_posts.iter().map(|(_, _, author)| *author).collect();
-    authors.sort_unstable();
-    authors.dedup();
-    for author in authors {
-        hub.publish(Event::Posted { author });
+    loop {
+        let new_posts: Vec<(i64, i64, i64)> = post::Entity::find()
+            .select_only()
+            .columns([
+                post::Column::CreatedAt,
+                post::Column::Id,
+                post::Column::AuthorId,
+            ])
+            .filter(pagination::newer_than(
+                backend,
+                post::Column::CreatedAt,
+                post::Column::Id,
+                seen,
+            ))
+            .order_by_asc(post::Column::CreatedAt)
+            .order_by_asc(post::Column::Id)
+            .limit(POSTS_PER_LOOK)
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (at, id, author) in &new_posts {
+            hub.enqueue(Event::Posted {
+                author: *author,
+                post: *id,
+            });
+            seen = Position { at: *at, id: *id };
+        }
+        if (new_posts.len() as u64) < POSTS_PER_LOOK {
+            break;
+        }
     }
-    let recipients: HashMap<i64, i64> = notification::Entity::find()
-        .select_only()
-        .columns([notification::Column::Id, notification::Column::RecipientId])
-        .filter(notification::Column::Id.gt(notifications_seen.floor()))
-        .limit(10_000)
-        .into_tuple::<(i64, i64)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let connected: HashSet<i64> = hub.connected_users().into_iter().collect();
-    let mut woken: Vec<i64> = notifications_seen
-        .look(recipients.keys().copied())
-        .into_iter()
-        .filter_map(|id| recipients.get(&id).copied())
-        .filter(|recipient| connected.contains(recipient))
-        .collect();
-    woken.sort_unstable();
-    woken.dedup();
-    for recipient in woken {
-        hub.publish(Event::Notified { recipient });
+    if notifications {
+        let recipients: HashMap<i64, i64> = notification::Entity::find()
+            .select_only()
+            .columns([notification::Column::Id, notification::Column::RecipientId])
+            .filter(notification::Column::Id.gt(notifications_seen.floor()))
+            .limit(10_000)
+            .into_tuple::<(i64, i64)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect();
+        let connected: HashSet<i64> = hub.connected_users().into_iter().collect();
+        let mut woken: Vec<i64> = notifications_seen
+            .look(recipients.keys().copied())
+            .into_iter()
+            .filter_map(|id| recipients.get(&id).copied())
+            .filter(|recipient| connected.contains(recipient))
+            .collect();
+        woken.sort_unstable();
+        woken.dedup();
+        for recipient in woken {
+            hub.enqueue(Event::Notified { recipient });
+        }
     }
-    Ok(Some(
-        new_posts
-            .last()
-            .map_or(seen, |(at, id, _)| Position { at: *at, id: *id }),
-    ))
+    Ok(Some(seen))
 }
 
 /// Ends the streams whose sessions ended in another process, for backends where that event does
@@ -655,6 +833,86 @@ pub async fn sweep_ended(hub: Arc<Hub>, db: DatabaseConnection) {
 mod tests {
     use super::*;
 
+    fn post_by(author: i64, id: i64) -> Arc<PostWithAuthor> {
+        Arc::new(PostWithAuthor {
+            post: post::Model {
+                id,
+                author_id: author,
+                body: format!("post {id}"),
+                created_at: id,
+            },
+            author: entity::user::Model {
+                id: author,
+                username: format!("user{author}"),
+                username_key: format!("user{author}"),
+                email: format!("user{author}@example.com"),
+                email_key: format!("user{author}@example.com"),
+                password_hash: String::new(),
+                display_name: None,
+                bio: None,
+                created_at: 0,
+                followers_count: 0,
+                following_count: 0,
+                posts_count: 0,
+                list_clock: 0,
+                suspended_at: None,
+                locked: false,
+                notifications_read_id: 0,
+                unread_notifications: 0,
+            },
+        })
+    }
+
+    #[test]
+    fn an_inbox_keeps_posts_in_order_up_to_its_limit_then_asks_for_a_read() {
+        let slot = Slot::default();
+        for id in 1..=3 {
+            slot.give_post(post_by(1, id), Relation::default());
+        }
+        let inbox = slot.take().unwrap();
+        let ids: Vec<i64> = inbox.posts.iter().map(|(p, _)| p.post.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(inbox.look, Look::default());
+        assert!(slot.take().unwrap().posts.is_empty(), "taken once");
+
+        let limit = i64::try_from(MAX_PENDING_POSTS).unwrap();
+        for id in 1..=limit {
+            slot.give_post(post_by(1, id), Relation::default());
+        }
+        let inbox = slot.take().unwrap();
+        assert_eq!(
+            inbox.posts.len(),
+            MAX_PENDING_POSTS,
+            "the limit itself is kept"
+        );
+        assert!(!inbox.look.posts);
+        for id in 1..=limit + 1 {
+            slot.give_post(post_by(1, id), Relation::default());
+        }
+        let inbox = slot.take().unwrap();
+        assert!(inbox.posts.is_empty(), "one past it: none kept");
+        assert!(inbox.look.posts, "and the stream reads for itself");
+        slot.wake(Look::EVERYTHING);
+        slot.give_post(post_by(1, 9), Relation::default());
+        assert!(
+            slot.take().unwrap().posts.is_empty(),
+            "a stream that reads anyway is given nothing"
+        );
+    }
+
+    #[test]
+    fn an_inbox_with_too_many_deletions_ends_its_stream() {
+        let slot = Slot::default();
+        for id in 0..i64::try_from(MAX_PENDING_DELETIONS).unwrap() {
+            slot.give_deleted(id);
+        }
+        assert_eq!(slot.take().unwrap().deleted.len(), MAX_PENDING_DELETIONS);
+        for id in 0..=i64::try_from(MAX_PENDING_DELETIONS).unwrap() {
+            slot.give_deleted(id);
+        }
+        assert!(slot.take().is_none());
+    }
+
     #[test]
     fn a_notification_window_reads_again_but_wakes_once_per_id() {
         let mut window = NotificationWindow::default();
@@ -673,7 +931,7 @@ mod tests {
     #[test]
     fn events_survive_their_encoding_and_junk_is_refused() {
         for event in [
-            Event::Posted { author: 1 },
+            Event::Posted { author: 1, post: 7 },
             Event::Deleted {
                 author: 2,
                 post: 99,
@@ -686,7 +944,9 @@ mod tests {
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
-        for junk in ["", "p", "p x", "p 1 2", "x 1", "d 1", "s", "s ", "s a b"] {
+        for junk in [
+            "", "p", "p x", "p 1", "p 1 2 3", "x 1", "d 1", "s", "s ", "s a b",
+        ] {
             assert_eq!(Event::decode(junk), None, "{junk}");
         }
     }

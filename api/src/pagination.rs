@@ -44,8 +44,9 @@ pub struct PageQuery {
     pub newer_than: Option<String>,
 }
 
-/// A position in a list ordered by (timestamp, id), newest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A position in a list ordered by (timestamp, id), newest first. Positions compare as the lists
+/// order them: a greater one is newer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Position {
     pub at: i64,
     pub id: i64,

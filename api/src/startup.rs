@@ -113,11 +113,18 @@ impl Application {
                 ));
             }
             sea_orm::DbBackend::MySql => {
-                tokio::spawn(crate::events::poll_mysql(hub.clone(), db.clone()));
+                tokio::spawn(crate::events::poll_for_posts(hub.clone(), db.clone(), true));
                 tokio::spawn(crate::events::sweep_ended(hub.clone(), db.clone()));
             }
-            _ => {}
+            _ => {
+                tokio::spawn(crate::events::poll_for_posts(
+                    hub.clone(),
+                    db.clone(),
+                    false,
+                ));
+            }
         }
+        tokio::spawn(hub.clone().deliver_in_order());
         let state = web::Data::new(AppState {
             hub: hub.clone(),
             refresh_ttl: settings.refresh_ttl,

@@ -11,7 +11,8 @@ use crate::error::{ApiError, Problem};
 use crate::pagination::PageQuery;
 use crate::routes::JsonBody;
 use crate::services::posts::{self, PostWithAuthor};
-use crate::services::{relationships, timeline, users};
+use crate::services::relationships::{self, ViewerStates};
+use crate::services::{timeline, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
 use crate::views::UserCard;
@@ -49,15 +50,19 @@ pub(crate) async fn render(
 ) -> Result<Vec<Post>, ApiError> {
     let states =
         relationships::viewer_states(&state.db, viewer, posts.iter().map(|p| p.author.id)).await?;
-    Ok(posts
-        .into_iter()
-        .map(|p| Post {
+    Ok(posts.iter().map(|p| Post::new(p, &states)).collect())
+}
+
+impl Post {
+    /// A post as the viewer of `states` sees it.
+    pub(crate) fn new(p: &PostWithAuthor, states: &ViewerStates) -> Post {
+        Post {
             id: p.post.id,
-            author: UserCard::new(&p.author, &states),
-            body: p.post.body,
+            author: UserCard::new(&p.author, states),
+            body: p.post.body.clone(),
             created_at: Timestamp(p.post.created_at),
-        })
-        .collect())
+        }
+    }
 }
 
 /// One post as [`render`] shows it.

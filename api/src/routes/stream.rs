@@ -1,10 +1,12 @@
 //! The event stream: `GET /stream` (Server-Sent Events) and `POST /stream/ticket`.
 //!
 //! Each open stream is a task that holds two cursors, one in the caller's timeline and one in
-//! their notifications, and sleeps until [`crate::events`] wakes it, saying which of the two to
-//! look at; then it reads what lies newer than that cursor with the lists' own queries (`newer_than`, whose positions are given in commit
-//! order) and writes it out. So a stream sees exactly what the timeline shows (mutes, blocks,
-//! locked accounts and suspensions included, by the same queries), never skips a post that
+//! their notifications, and sleeps until [`crate::events`] gives it something: new posts for its
+//! timeline, in commit order, each with the caller's relationship to its author (shown at once if
+//! past the cursor), or word to read for itself past a cursor with the lists' own queries
+//! (`newer_than`, whose positions are given in commit order), as it does at its opening, on a
+//! replay, and whenever an event may have been missed. So a stream sees exactly what the timeline
+//! shows (mutes, blocks, locked accounts and suspensions included), never skips a post that
 //! commits late, and never repeats one; a reconnect with `Last-Event-ID` starts its timeline
 //! cursor there. The task writes into a channel of [`BUFFERED_CHUNKS`]; a client that leaves it
 //! full for `Settings::stream_slow_client_timeout` (30 s) loses its connection (it reconnects
@@ -24,8 +26,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{self, AuthUser, CurrentSession};
 use crate::connection::Disconnect;
 use crate::error::{ApiError, Problem};
-use crate::events::{Look, Refusal, Registration};
+use crate::events::{Inbox, Look, Refusal, Registration};
 use crate::pagination::{PageRequest, Position};
+use crate::routes::posts::Post;
+use crate::services::relationships::ViewerStates;
 use crate::services::{notifications, posts, timeline};
 use crate::startup::AppState;
 
@@ -228,9 +232,8 @@ impl Stream {
                 if slot.ended() {
                     return Err(Stop::Closed);
                 }
-                let look = slot.take_look();
-                let deleted = slot.take_deleted().ok_or(Stop::Closed)?;
-                self.catch_up(&state, &me, look, deleted, &mut out).await?;
+                let inbox = slot.take().ok_or(Stop::Closed)?;
+                self.catch_up(&state, &me, inbox, &mut out).await?;
             }
         }
         .await;
@@ -246,15 +249,21 @@ impl Stream {
         drop(registration);
     }
 
-    /// Writes what is new since the cursors, and moves them.
+    /// Writes what is new since the cursors, and moves them: what the inbox says to read, then
+    /// the posts it was given that lie past the timeline cursor.
     async fn catch_up(
         &mut self,
         state: &AppState,
         me: &user::Model,
-        look: Look,
-        deleted: Vec<i64>,
+        inbox: Inbox,
         out: &mut Out,
     ) -> Result<(), Stop> {
+        let Inbox {
+            look,
+            posts: given,
+            deleted,
+            ..
+        } = inbox;
         let mut chunk = String::new();
         for id in deleted {
             chunk.push_str(&format!("event: post_deleted\ndata: {{\"id\":{id}}}\n\n"));
@@ -293,6 +302,20 @@ impl Stream {
                     break;
                 }
             }
+        }
+        // Given in commit order, so each is the next of the timeline once the cursor has passed
+        // what came before it (by a read, or by the ones before it); a read above may have found
+        // some already.
+        for (post, relation) in given {
+            let position = posts::position(&post.post);
+            if position <= self.timeline {
+                continue;
+            }
+            let post = Post::new(&post, &ViewerStates::known(post.author.id, relation));
+            let id = state.cursors.encode(&list_name, position);
+            let data = serde_json::to_string(&post).map_err(ApiError::internal)?;
+            chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
+            self.timeline = position;
         }
         if look.notifications {
             let (entries, neighbours) = notifications::list(

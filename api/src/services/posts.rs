@@ -53,7 +53,14 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
-        events::emit(txn, Event::Posted { author: author.id }).await?;
+        events::emit(
+            txn,
+            Event::Posted {
+                author: author.id,
+                post: post.id,
+            },
+        )
+        .await?;
         Ok(post)
     })
     .await

@@ -27,10 +27,12 @@ pub struct Relation {
     pub muting: bool,
 }
 
-/// One row of the relations query: which kind of edge, the other user, and when it began.
+/// One row of the relations query: which kind of edge, between which viewer and which other user,
+/// and when it began.
 #[derive(FromQueryResult)]
 struct Edge {
     kind: String,
+    viewer_id: i64,
     user_id: i64,
     at: i64,
 }
@@ -53,38 +55,40 @@ const EDGES: [(&str, &str, &str, &str); 7] = [
     ),
 ];
 
-/// The edges of one kind between `viewer` and `others`: rows of `table` whose `from` column is
-/// the viewer and whose `to` column is one of the others, as `(kind, to, created_at)`; a lookup
-/// of the table's primary key (or of the index on its other side).
+/// The edges of one kind between `viewers` and `others`: rows of `table` whose `from` column is
+/// one of the viewers and whose `to` column is one of the others, as `(kind, from, to,
+/// created_at)`; lookups of the table's primary key (or of the index on its other side).
 fn edges(
     (kind, table, from, to): (&str, &str, &str, &str),
-    viewer: i64,
+    viewers: &[i64],
     others: &[i64],
 ) -> SelectStatement {
     Query::select()
         .expr_as(Expr::val(kind), Alias::new("kind"))
+        .expr_as(Expr::col(Alias::new(from)), Alias::new("viewer_id"))
         .expr_as(Expr::col(Alias::new(to)), Alias::new("user_id"))
         .expr_as(Expr::col(Alias::new("created_at")), Alias::new("at"))
         .from(Alias::new(table))
-        .and_where(Expr::col(Alias::new(from)).eq(viewer))
+        .and_where(Expr::col(Alias::new(from)).is_in(viewers.iter().copied()))
         .and_where(Expr::col(Alias::new(to)).is_in(others.iter().copied()))
         .to_owned()
 }
 
-/// The viewer's relationship to each of `others`, in one query whatever their number: the
-/// `UNION ALL` of one lookup per kind of edge (`EDGES`), each planned on its own, so none can
-/// turn into a walk of a popular viewer's followers.
-pub async fn relations(
+/// How each of `viewers` relates to each of `others`, by viewer then other, in one query whatever
+/// their numbers: the `UNION ALL` of one lookup per kind of edge (`EDGES`), each planned on its
+/// own, so none can turn into a walk of a popular user's followers. Either side is short in
+/// practice: one viewer and a page of users ([`relations`]), or the open streams and a post's
+/// author ([`viewers_of`]).
+async fn relations_among(
     db: &impl ConnectionTrait,
-    viewer: i64,
+    viewers: &[i64],
     others: &[i64],
-) -> Result<HashMap<i64, Relation>, ApiError> {
-    let mut relations: HashMap<i64, Relation> =
-        others.iter().map(|id| (*id, Relation::default())).collect();
-    if others.is_empty() {
+) -> Result<HashMap<(i64, i64), Relation>, ApiError> {
+    let mut relations = HashMap::new();
+    if viewers.is_empty() || others.is_empty() {
         return Ok(relations);
     }
-    let mut kinds = EDGES.into_iter().map(|edge| edges(edge, viewer, others));
+    let mut kinds = EDGES.into_iter().map(|edge| edges(edge, viewers, others));
     let Some(mut query) = kinds.next() else {
         return Ok(relations);
     };
@@ -95,7 +99,7 @@ pub async fn relations(
         .all(db)
         .await?;
     for row in rows {
-        let relation = relations.entry(row.user_id).or_default();
+        let relation: &mut Relation = relations.entry((row.viewer_id, row.user_id)).or_default();
         match row.kind.as_str() {
             "following" => relation.following_since = Some(row.at),
             "followed_by" => relation.followed_by_since = Some(row.at),
@@ -107,6 +111,39 @@ pub async fn relations(
         }
     }
     Ok(relations)
+}
+
+/// The viewer's relationship to each of `others`, in one query whatever their number.
+pub async fn relations(
+    db: &impl ConnectionTrait,
+    viewer: i64,
+    others: &[i64],
+) -> Result<HashMap<i64, Relation>, ApiError> {
+    let among = relations_among(db, &[viewer], others).await?;
+    Ok(others
+        .iter()
+        .map(|other| {
+            let relation = among.get(&(viewer, *other)).copied();
+            (*other, relation.unwrap_or_default())
+        })
+        .collect())
+}
+
+/// Each of `viewers`' relationship to the one user `other` (the readers of a post on the event
+/// stream), in one query whatever their number.
+pub async fn viewers_of(
+    db: &impl ConnectionTrait,
+    viewers: &[i64],
+    other: i64,
+) -> Result<HashMap<i64, Relation>, ApiError> {
+    let among = relations_among(db, viewers, &[other]).await?;
+    Ok(viewers
+        .iter()
+        .map(|viewer| {
+            let relation = among.get(&(*viewer, other)).copied();
+            (*viewer, relation.unwrap_or_default())
+        })
+        .collect())
 }
 
 /// Whether `viewer` may read `owner`'s posts and lists: 403 `blocked` when the owner blocks the
@@ -160,6 +197,12 @@ impl Relation {
 pub struct ViewerStates(Option<HashMap<i64, Relation>>);
 
 impl ViewerStates {
+    /// The viewer state of a page with one user on it, whose relationship to the viewer is known
+    /// already (from [`viewers_of`]).
+    pub fn known(user: i64, relation: Relation) -> Self {
+        ViewerStates(Some(HashMap::from([(user, relation)])))
+    }
+
     /// The viewer's relationship to user `id`; `None` when the request is anonymous.
     pub fn of(&self, id: i64) -> Option<Relation> {
         self.0

@@ -29,10 +29,20 @@ use sea_orm::{
 use crate::error::ApiError;
 use crate::pagination::{Neighbours, PageRequest, fetch_page};
 use crate::services::posts::{PostWithAuthor, keyset_page, position, with_authors};
+use crate::services::relationships::Relation;
 
 /// The list name that timeline cursors of `reader_id` are bound to.
 pub fn list_name(reader_id: i64) -> String {
     format!("timeline:{reader_id}")
+}
+
+/// Whether a post by `author` belongs on `reader`'s timeline, given how the reader relates to the
+/// author (`relationships::viewers_of`): the rule the queries below apply, for the event stream's
+/// many readers of one new post. The reader's own posts, and those of the accounts the reader
+/// follows and does not mute (a block ends the follows both ways; a suspended author's posts are
+/// not found at all).
+pub fn shows(reader: i64, author: i64, relation: &Relation) -> bool {
+    reader == author || (relation.following_since.is_some() && !relation.muting)
 }
 
 /// Readers who follow at most this many accounts get the per-author query; others the
