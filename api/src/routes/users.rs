@@ -1,4 +1,4 @@
-//! The `/users/me` and `/users/{username}` endpoints.
+//! The `/users/me` and `/users/{username}` endpoints, and user search (`GET /users?q=`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use entity::user;
