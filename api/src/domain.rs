@@ -279,6 +279,90 @@ impl ReportReason {
     }
 }
 
+/// The longest search text (`q` of `GET /users`), in characters after trimming.
+pub const SEARCH_MAX_CHARS: usize = 30;
+
+/// The one lower-casing of user search, for the stored `display_name_key` and for the text
+/// searched for alike, so that the three backends compare the same strings (no SQL `LOWER`,
+/// whose rules differ between them). Character by character (`char::to_lowercase`): unlike
+/// `str::to_lowercase`, whose final-sigma rule looks at what follows a `Σ`, the key of a prefix is
+/// then always a prefix of the key of the whole name. Usernames are ASCII, so their
+/// `username_key` (ASCII lower-casing) is this key too.
+pub fn search_key(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// The smallest string greater than every string that starts with `key`, in code point order (the
+/// byte order of UTF-8, which the key columns' binary collations compare by): `key` with its last
+/// character incremented (skipping the surrogates, which no string holds), after dropping trailing
+/// `U+10FFFF`s, which have no successor. `None` when `key` is all `U+10FFFF` (or empty): then
+/// nothing bounds the range from above. So `key <= s < upper` is exactly "s starts with key".
+pub fn prefix_upper_bound(key: &str) -> Option<String> {
+    let mut chars: Vec<char> = key.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{d7ff}' => Some('\u{e000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The text of a user search: 1 to 30 characters after trimming white space, no control
+/// characters (no name holds one). Every character is literal: `%`, `_` and `\` are searched
+/// for as themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchPrefix {
+    text: String,
+    key: String,
+}
+
+impl SearchPrefix {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let text = raw.trim();
+        if !(1..=SEARCH_MAX_CHARS).contains(&text.chars().count()) {
+            return Err(format!(
+                "q must be 1 to {SEARCH_MAX_CHARS} characters after trimming white space"
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err("q must not contain control characters".into());
+        }
+        Ok(SearchPrefix {
+            text: text.to_owned(),
+            key: search_key(text),
+        })
+    }
+
+    /// The rule as published: white space around 1 to 30 characters that neither start nor end
+    /// with white space, and no control character among them.
+    pub fn rule() -> TextRule {
+        let inner = SEARCH_MAX_CHARS - 2;
+        let control = r"\x00-\x1f\x7f-\x9f";
+        TextRule {
+            min_chars: None,
+            max_chars: None,
+            pattern: Some(format!(
+                r"^[{WHITE_SPACE}]*[^{WHITE_SPACE}{control}](?:[^{control}]{{0,{inner}}}[^{WHITE_SPACE}{control}])?[{WHITE_SPACE}]*$"
+            )),
+        }
+    }
+
+    /// The text searched for, trimmed.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Its [`search_key`]: what `username_key` and `display_name_key` must start with.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Text that is 1 to `max` characters after trimming white space, with no NUL; stored trimmed.
 fn trimmed_text(raw: &str, max: usize) -> Result<String, String> {
     let text = raw.trim();
@@ -482,8 +566,36 @@ mod tests {
             .chain([a(1000), a(1001), format!(" {} ", a(1000))])
             .collect();
 
+        let search: Vec<String> = [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a b",
+            "100%_\\",
+            "a\0",
+            "a\nb",
+            "\ta\n",
+            "\u{85}a",
+            "a\u{85}b",
+            "\u{3000}x\u{3000}",
+            "\u{202e}",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([
+            a(30),
+            a(31),
+            format!("  {}\n", a(30)),
+            format!("{} {}", a(14), a(15)),
+            format!("{} {}", a(15), a(15)),
+            "😀".repeat(30),
+            "😀".repeat(31),
+        ])
+        .collect();
+
         type Parser = fn(&str) -> bool;
-        let table: [(&str, TextRule, &Vec<String>, Parser); 7] = [
+        let table: [(&str, TextRule, &Vec<String>, Parser); 8] = [
             ("username", Username::rule(), &username, |s| {
                 Username::parse(s).is_ok()
             }),
@@ -501,6 +613,9 @@ mod tests {
             ("reason", ReportReason::rule(), &reason, |s| {
                 ReportReason::parse(s).is_ok()
             }),
+            ("q", SearchPrefix::rule(), &search, |s| {
+                SearchPrefix::parse(s).is_ok()
+            }),
         ];
         for (field, rule, inputs, parses) in table {
             let mut accepted = 0;
@@ -516,6 +631,91 @@ mod tests {
                 accepted > 0 && accepted < inputs.len(),
                 "{field}: the inputs test both sides"
             );
+        }
+    }
+
+    #[test]
+    fn a_search_prefix_is_trimmed_and_keyed_by_lower_casing_each_character() {
+        let prefix = SearchPrefix::parse("  ΟΔΥΣ \t").unwrap();
+        assert_eq!(prefix.as_str(), "ΟΔΥΣ");
+        // Not the word-final ς of `str::to_lowercase`: the key of a prefix is a prefix of the key.
+        assert_eq!(prefix.key(), "οδυσ");
+        assert_eq!(search_key("ÉLODIE Ärger"), "élodie ärger");
+        assert_eq!(search_key("İx"), "i\u{307}x");
+        assert!(SearchPrefix::parse(&"é".repeat(30)).is_ok());
+        assert!(SearchPrefix::parse(&"é".repeat(31)).is_err());
+        assert!(SearchPrefix::parse(" \t ").is_err());
+        assert!(SearchPrefix::parse("a\0").is_err());
+    }
+
+    #[test]
+    fn the_key_of_a_prefix_is_a_prefix_of_the_key_of_the_whole_name() {
+        for name in [
+            "ΟΔΥΣΣΕΑΣ",
+            "İstanbul",
+            "Straße",
+            "ǅemal",
+            "ÉLODIE",
+            "ﬃ",
+            "Σ Σ",
+        ] {
+            let key = search_key(name);
+            let mut prefix = String::new();
+            for c in name.chars() {
+                prefix.push(c);
+                assert!(
+                    key.starts_with(&search_key(&prefix)),
+                    "{name}: {prefix} -> {} is not a prefix of {key}",
+                    search_key(&prefix)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_upper_bound_of_a_prefix_bounds_exactly_the_strings_that_start_with_it() {
+        assert_eq!(prefix_upper_bound("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_upper_bound("a_").as_deref(), Some("a`"));
+        assert_eq!(
+            prefix_upper_bound("a\u{d7ff}").as_deref(),
+            Some("a\u{e000}")
+        );
+        assert_eq!(prefix_upper_bound("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(
+            prefix_upper_bound("ab\u{10ffff}\u{10ffff}").as_deref(),
+            Some("ac")
+        );
+        assert_eq!(prefix_upper_bound("\u{10ffff}"), None);
+        assert_eq!(prefix_upper_bound(""), None);
+        // Against `starts_with`, over strings around the edges (Rust's `str` order is code point
+        // order, as the key columns' binary collations are).
+        let alphabet = [
+            "",
+            "a",
+            "b",
+            "`",
+            "~",
+            "\u{7f}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{10ffff}",
+            "é",
+        ];
+        let mut strings = Vec::new();
+        for x in alphabet {
+            for y in alphabet {
+                for z in alphabet {
+                    strings.push(format!("{x}{y}{z}"));
+                }
+            }
+        }
+        for prefix in strings.iter().filter(|s| !s.is_empty()) {
+            let upper = prefix_upper_bound(prefix);
+            for s in &strings {
+                let in_range = s.as_str() >= prefix.as_str()
+                    && upper.as_deref().is_none_or(|u| s.as_str() < u);
+                assert_eq!(in_range, s.starts_with(prefix.as_str()), "{prefix:?} {s:?}");
+            }
         }
     }
 

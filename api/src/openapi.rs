@@ -81,6 +81,20 @@ impl FieldRules {
 impl Modify for FieldRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{RefOr, Schema};
+        // The one query parameter with a text rule: `q` of the user search.
+        let search = openapi.paths.paths.get_mut("/users");
+        let search = search.and_then(|item| item.get.as_mut());
+        for parameter in search
+            .into_iter()
+            .flat_map(|op| op.parameters.iter_mut().flatten())
+        {
+            if let RefOr::T(parameter) = parameter
+                && parameter.name == "q"
+                && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+            {
+                schema.pattern = domain::SearchPrefix::rule().pattern;
+            }
+        }
         let Some(components) = openapi.components.as_mut() else {
             return;
         };

@@ -160,8 +160,13 @@ impl CursorCodec {
 
     /// The cursor for `position` in the list named `list` (e.g. `followers:42`).
     pub fn encode(&self, list: &str, position: Position) -> String {
-        let payload = format!("{}.{}", position.at, position.id);
-        let tag = self.tag(list, &payload);
+        self.encode_text(list, &format!("{}.{}", position.at, position.id))
+    }
+
+    /// A cursor that carries `payload`, any text, in the list named `list`: for lists ordered by
+    /// something other than a position (user search, by username).
+    pub fn encode_text(&self, list: &str, payload: &str) -> String {
+        let tag = self.tag(list, payload);
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(payload.as_bytes()),
@@ -171,6 +176,16 @@ impl CursorCodec {
 
     /// The position in `cursor`, if this server issued it for `list`.
     pub fn decode(&self, list: &str, cursor: &str) -> Result<Position, ApiError> {
+        let payload = self.decode_text(list, cursor)?;
+        let (at, id) = payload.split_once('.').ok_or(ApiError::InvalidCursor)?;
+        Ok(Position {
+            at: at.parse().map_err(|_| ApiError::InvalidCursor)?,
+            id: id.parse().map_err(|_| ApiError::InvalidCursor)?,
+        })
+    }
+
+    /// The payload of `cursor` ([`Self::encode_text`]), if this server issued it for `list`.
+    pub fn decode_text(&self, list: &str, cursor: &str) -> Result<String, ApiError> {
         let (payload, tag) = cursor.split_once('.').ok_or(ApiError::InvalidCursor)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -190,26 +205,12 @@ impl CursorCodec {
         }
         mac.verify_truncated_left(&tag)
             .map_err(|_| ApiError::InvalidCursor)?;
-        let (at, id) = payload.split_once('.').ok_or(ApiError::InvalidCursor)?;
-        Ok(Position {
-            at: at.parse().map_err(|_| ApiError::InvalidCursor)?,
-            id: id.parse().map_err(|_| ApiError::InvalidCursor)?,
-        })
+        Ok(payload)
     }
 
     /// Validates the query of a list named `list`.
     pub fn page_request(&self, list: &str, query: &PageQuery) -> Result<PageRequest, ApiError> {
-        let limit = match query.limit.as_deref() {
-            None => DEFAULT_LIMIT,
-            Some(raw) => match raw.trim().parse::<u64>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::InvalidParameter(format!(
-                        "limit must be a whole number from 1 to {MAX_LIMIT}, not '{raw}'"
-                    )));
-                }
-            },
-        };
+        let limit = parse_limit(query.limit.as_deref())?;
         match (query.cursor.as_deref(), query.newer_than.as_deref()) {
             (Some(_), Some(_)) => Err(ApiError::InvalidParameter(
                 "send cursor (older items) or newer_than (newer items), not both".to_owned(),
@@ -233,29 +234,56 @@ impl CursorCodec {
     ) -> HttpResponse {
         let next_cursor = neighbours.next.map(|p| self.encode(list, p));
         let prev_cursor = neighbours.prev.map(|p| self.encode(list, p));
-        let path = req.uri().path();
-        let limit = page.limit;
-        let links: Vec<String> = [
-            next_cursor
-                .as_ref()
-                .map(|c| format!("<{path}?limit={limit}&cursor={c}>; rel=\"next\"")),
-            prev_cursor
-                .as_ref()
-                .map(|c| format!("<{path}?limit={limit}&newer_than={c}>; rel=\"prev\"")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let mut response = HttpResponse::Ok();
-        if !links.is_empty() {
-            response.insert_header((header::LINK, links.join(", ")));
-        }
-        response.json(Page {
-            items,
-            next_cursor,
-            prev_cursor,
-        })
+        page_response(req, "", page.limit, items, next_cursor, prev_cursor)
     }
+}
+
+/// `limit` of a list's query: 1 to 100, 20 when absent.
+pub fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::InvalidParameter(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}, not '{raw}'"
+            ))),
+        },
+    }
+}
+
+/// The 200 response for a page whose cursors are already encoded: the body, and a `Link` header
+/// with `rel="next"` and `rel="prev"` for those that are not null. `query` comes before `limit`
+/// in the links' query strings (`q=ab&`, for a list that needs more than a cursor), percent-encoded
+/// by the caller.
+pub fn page_response<T: Serialize>(
+    req: &HttpRequest,
+    query: &str,
+    limit: u64,
+    items: Vec<T>,
+    next_cursor: Option<String>,
+    prev_cursor: Option<String>,
+) -> HttpResponse {
+    let path = req.uri().path();
+    let links: Vec<String> = [
+        next_cursor
+            .as_ref()
+            .map(|c| format!("<{path}?{query}limit={limit}&cursor={c}>; rel=\"next\"")),
+        prev_cursor
+            .as_ref()
+            .map(|c| format!("<{path}?{query}limit={limit}&newer_than={c}>; rel=\"prev\"")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut response = HttpResponse::Ok();
+    if !links.is_empty() {
+        response.insert_header((header::LINK, links.join(", ")));
+    }
+    response.json(Page {
+        items,
+        next_cursor,
+        prev_cursor,
+    })
 }
 
 /// A page of a list: the items and the cursors of its neighbours. The document names each kind of

@@ -441,6 +441,29 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     }
     samples.extend(measure_reads(seconds, scenarios).await?);
 
+    // User search, first pages as a signed-in reader: a one-letter prefix that every seeded
+    // account matches (usernames `user…` and display names `User n`), a two-letter one of a few
+    // usernames, and a five-letter one of about a ninth of the accounts.
+    let searchable = verify::searchable_users(db).await?;
+    let mut scenarios = Vec::new();
+    for text in SEARCH_PREFIXES {
+        let prefix = api::domain::SearchPrefix::parse(text)?;
+        let url = format!("{base}/users?q={text}");
+        let matches = check_search(
+            db,
+            client.get(&url).bearer_auth(viewer_token),
+            &searchable,
+            &prefix,
+        )
+        .await?;
+        scenarios.push((
+            format!("GET /users?q={text} ({matches} matches), first page"),
+            http_probe(200, move |_| client.get(&url).bearer_auth(viewer_token)),
+            sql_probe(move || sql_search(db, viewer.id, prefix.clone())),
+        ));
+    }
+    samples.extend(measure_reads(seconds, scenarios).await?);
+
     // The celebrity's followers: page 1 and page 500 (or the last full page of a small dataset).
     let list = Direction::Followers.list_name(celebrity.id);
     let deep_page = (celebrity.followers_count as u64 / 20).clamp(2, 500);
@@ -739,6 +762,65 @@ async fn check_followers(
         &alone,
         &expected,
     )
+}
+
+/// The prefixes the search scenarios look for: one, two and five letters.
+const SEARCH_PREFIXES: [&str; 3] = ["u", "ce", "user1"];
+
+/// Checks a search's first page, over HTTP and from the service, against the answer worked out
+/// from every account's names ([`verify::search_answer`]); returns how many accounts match.
+async fn check_search(
+    db: &DatabaseConnection,
+    http: reqwest::RequestBuilder,
+    searchable: &[(String, Option<String>)],
+    prefix: &api::domain::SearchPrefix,
+) -> Result<usize, BoxError> {
+    let what = format!("search for {:?}", prefix.as_str());
+    let all = verify::search_answer(searchable, prefix.as_str());
+    if all.is_empty() {
+        return Err(format!("{what}: the dataset has no match to check").into());
+    }
+    let expected = &all[..all.len().min(20)];
+    let served = verify::get_json(http).await?;
+    let lower = prefix.as_str().to_lowercase();
+    for card in served["items"].as_array().into_iter().flatten() {
+        let starts = |field: &str| {
+            card[field]
+                .as_str()
+                .is_some_and(|name| name.to_lowercase().starts_with(&lower))
+        };
+        if !starts("username") && !starts("display_name") {
+            return Err(format!("GET {what}: {card} does not start with the prefix").into());
+        }
+    }
+    verify::same(
+        &format!("GET {what}"),
+        &verify::card_usernames(&served),
+        expected,
+    )?;
+    verify::same(
+        &format!("GET {what}: whether a next page exists"),
+        &[served["next_cursor"].is_string()],
+        &[all.len() > 20],
+    )?;
+    let (users, _) = users::search(db, prefix, None, 20).await?;
+    let alone: Vec<String> = users.into_iter().map(|u| u.username).collect();
+    verify::same(&format!("SQL alone of the {what}"), &alone, expected)?;
+    Ok(all.len())
+}
+
+/// What `GET /users?q=` runs: the token's user, the page, its viewer state.
+async fn sql_search(
+    db: &DatabaseConnection,
+    viewer_id: i64,
+    prefix: api::domain::SearchPrefix,
+) -> Result<(), api::error::ApiError> {
+    let viewer = users::find_by_id(db, viewer_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let (found, _) = users::search(db, &prefix, None, 20).await?;
+    relationships::viewer_states(db, Some(viewer.id), found.iter().map(|u| u.id)).await?;
+    Ok(())
 }
 
 async fn sql_profile(

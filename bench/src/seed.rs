@@ -100,13 +100,15 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
     let hash = api::auth::Passwords::new()?
         .hash(PASSWORD.to_owned())
         .await?;
-    insert_rows(&db, "users", "id, username, username_key, email, email_key, password_hash, display_name, bio, created_at, followers_count, following_count, posts_count", n, options.batch, |id| {
+    insert_rows(&db, "users", "id, username, username_key, email, email_key, password_hash, display_name, display_name_key, bio, created_at, followers_count, following_count, posts_count", n, options.batch, |id| {
         let id = id + 1;
         let name = username(id);
+        let display = format!("User {id}");
         format!(
-            "({id}, '{name}', '{key}', '{name}@bench.example', '{key}@bench.example', '{hash}', 'User {id}', NULL, {}, {}, {}, {})",
+            "({id}, '{name}', '{key}', '{name}@bench.example', '{key}@bench.example', '{hash}', '{display}', '{display_key}', NULL, {}, {}, {}, {})",
             created[id], followers[id], following[id], post_counts[id],
             key = name.to_ascii_lowercase(),
+            display_key = api::domain::search_key(&display),
         )
     })
     .await?;

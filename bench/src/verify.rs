@@ -169,3 +169,55 @@ pub async fn unread_notifications(db: &DatabaseConnection, user_id: i64) -> Resu
     .await?;
     Ok(counted.first().copied().unwrap_or(-1))
 }
+
+/// Every account that search may show (not suspended): its username and display name, read by
+/// plain SQL, for [`search_answer`].
+pub async fn searchable_users(
+    db: &DatabaseConnection,
+) -> Result<Vec<(String, Option<String>)>, BoxError> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT username, display_name FROM users WHERE suspended_at IS NULL",
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}
+
+/// The usernames a search for `prefix` must answer, in order, worked out in Rust from `users`
+/// (not from the key columns or the index ranges the server uses): those whose username or
+/// display name, lower-cased, starts with the lower-cased prefix; the exact username first, then
+/// by lower-cased username.
+pub fn search_answer(users: &[(String, Option<String>)], prefix: &str) -> Vec<String> {
+    let prefix = prefix.to_lowercase();
+    let mut found: Vec<(bool, String, &String)> = users
+        .iter()
+        .filter(|(username, display_name)| {
+            username.to_lowercase().starts_with(&prefix)
+                || display_name
+                    .as_ref()
+                    .is_some_and(|name| name.to_lowercase().starts_with(&prefix))
+        })
+        .map(|(username, _)| {
+            let key = username.to_lowercase();
+            (key != prefix, key, username)
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, _, name)| name.clone()).collect()
+}
+
+/// The usernames of a page of user cards (search).
+pub fn card_usernames(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["username"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -10,7 +10,7 @@ pub struct Model {
     pub id: i64,
     /// The username as registered.
     pub username: String,
-    /// The lower-cased username, unique.
+    /// The lower-cased username, unique; binary collation on every backend (search ranges).
     #[sea_orm(unique)]
     pub username_key: String,
     pub email: String,
@@ -20,6 +20,9 @@ pub struct Model {
     /// Argon2id PHC string.
     pub password_hash: String,
     pub display_name: Option<String>,
+    /// The display name lower-cased for search (`api::domain::search_key`); `None` with it.
+    /// Binary collation on every backend, so a prefix is an index range.
+    pub display_name_key: Option<String>,
     pub bio: Option<String>,
     pub created_at: i64,
     pub followers_count: i64,

@@ -114,7 +114,7 @@ async fn a_body_over_64_kib_is_413_and_nothing_is_written() {
 #[tokio::test]
 async fn unknown_routes_are_404_not_found() {
     let app = spawn_app().await;
-    for path in ["/nope", "/users", "/users/john/unknown", "/auth"] {
+    for path in ["/nope", "/users/", "/users/john/unknown", "/auth"] {
         app.get(path, None).await.assert_problem(404, "not_found");
     }
 }
@@ -131,6 +131,7 @@ async fn the_allow_header_of_a_405_names_exactly_the_methods_the_path_serves() {
         ("/auth/register".to_owned(), "POST"),
         ("/auth/login".to_owned(), "POST"),
         ("/users/me".to_owned(), "GET, HEAD, PATCH, DELETE"),
+        ("/users".to_owned(), "GET, HEAD"),
         ("/users/susan".to_owned(), "GET, HEAD"),
         ("/users/susan/follow".to_owned(), "POST, DELETE"),
         ("/users/susan/followers".to_owned(), "GET, HEAD"),

@@ -229,6 +229,7 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             email_key: Set(format!("fan{i}@example.com")),
             password_hash: Set("not a hash".into()),
             display_name: Set(None),
+            display_name_key: Set(None),
             bio: Set(None),
             created_at: Set(now),
             followers_count: Set(0),

@@ -23,6 +23,7 @@ mod posts;
 mod query_plans;
 mod safety;
 mod schema;
+mod search;
 mod sessions;
 mod stream;
 mod tokens;

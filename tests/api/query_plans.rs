@@ -101,6 +101,20 @@ async fn plan<E: EntityTrait>(db: &sea_orm::DatabaseConnection, query: Select<E>
 }
 
 async fn plan_of(db: &sea_orm::DatabaseConnection, statement: Statement) -> String {
+    plan_without(
+        db,
+        statement,
+        &["enable_seqscan", "enable_bitmapscan", "enable_sort"],
+    )
+    .await
+}
+
+/// The plan of `statement`, with PostgreSQL's `discouraged` plan kinds turned off.
+async fn plan_without(
+    db: &sea_orm::DatabaseConnection,
+    statement: Statement,
+    discouraged: &[&str],
+) -> String {
     let backend = db.get_database_backend();
     let (prefix, column) = match backend {
         DbBackend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
@@ -113,7 +127,7 @@ async fn plan_of(db: &sea_orm::DatabaseConnection, statement: Statement) -> Stri
     );
     let txn = db.begin().await.unwrap();
     if backend == DbBackend::Postgres {
-        for setting in ["enable_seqscan", "enable_bitmapscan", "enable_sort"] {
+        for setting in discouraged {
             txn.execute_unprepared(&format!("SET LOCAL {setting} = off"))
                 .await
                 .unwrap();
@@ -246,5 +260,85 @@ async fn the_timeline_reads_posts_through_an_index() {
                 "{plan}"
             );
         }
+    }
+}
+
+/// User search: every branch of the `UNION` is one range of an index on its key (the exact
+/// match, the username range, the display-name range), never a scan of `users`. (The
+/// display-name branch, ordered by username, sorts its range; sorting stays allowed here.)
+#[tokio::test]
+async fn user_search_reads_index_ranges_of_both_keys() {
+    use api::domain::SearchPrefix;
+    use api::services::users::search_query;
+    if backend() == DbBackend::MySql {
+        return;
+    }
+    let app = populated_app().await;
+    app.db
+        .execute_unprepared(
+            "UPDATE users SET display_name = 'User ' || username, \
+             display_name_key = 'user ' || username_key",
+        )
+        .await
+        .unwrap();
+    app.db.execute_unprepared("ANALYZE").await.unwrap();
+    let prefix = SearchPrefix::parse("User1").unwrap();
+    for after in [None, Some(""), Some("user15")] {
+        let query = search_query(&prefix, after, 21);
+        let plan = plan_without(
+            &app.db,
+            backend().build(&query),
+            &["enable_seqscan", "enable_bitmapscan"],
+        )
+        .await;
+        // The username range starts after the cursor (or the exact match, its smallest key).
+        let from = match after {
+            Some(after) if after > "user1" => after,
+            _ => "user1",
+        };
+        let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+        let expected: Vec<String> = match backend() {
+            DbBackend::Postgres => vec![
+                // Read in order from the unique index, stopping at the limit: no sort.
+                "->  Limit".to_owned(),
+                "->  Index Scan using users_username_key_key on users".to_owned(),
+                format!(
+                    "Index Cond: (((username_key)::text > '{from}'::text) AND ((username_key)::text < 'user2'::text))"
+                ),
+            ],
+            _ => vec![
+                "SEARCH users USING INDEX sqlite_autoindex_users_1 (username_key>? AND username_key<?)"
+                    .to_owned(),
+                "SCAN by_username".to_owned(),
+            ],
+        };
+        assert!(
+            lines.windows(expected.len()).any(|window| window
+                .iter()
+                .zip(&expected)
+                .all(|(l, e)| l.starts_with(e.as_str()))),
+            "{after:?}: the username range is not {expected:?}:\n{plan}"
+        );
+        let display_name_range = match backend() {
+            DbBackend::Postgres => {
+                "Index Cond: (((display_name_key)::text >= 'user1'::text) AND ((display_name_key)::text < 'user2'::text)"
+            }
+            _ => {
+                "SEARCH users USING INDEX idx_users_display_name_key (display_name_key>? AND display_name_key<?"
+            }
+        };
+        assert!(
+            plan.contains(display_name_range),
+            "{after:?}: no {display_name_range}:\n{plan}"
+        );
+        let exact = match backend() {
+            DbBackend::Postgres => "Index Cond: ((username_key)::text = 'user1'::text)",
+            _ => "SEARCH users USING INDEX sqlite_autoindex_users_1 (username_key=?)",
+        };
+        assert_eq!(plan.contains(exact), after.is_none(), "{after:?}:\n{plan}");
+        assert!(
+            !plan.contains("SCAN users") && !plan.contains("Seq Scan on users"),
+            "{after:?}:\n{plan}"
+        );
     }
 }

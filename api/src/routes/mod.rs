@@ -175,6 +175,7 @@ route_table! {
     "/users/me/follow_requests" None => { GET follows::list_follow_requests },
     "/users/me/follow_requests/{username}/accept" Writes => { POST follows::accept_follow_request },
     "/users/me/follow_requests/{username}/reject" Writes => { POST follows::reject_follow_request },
+    "/users" None => { GET users::search_users },
     "/users/{username}" None => { GET users::get_user },
     "/users/{username}/follow" Writes => { POST follows::follow_user, DELETE follows::unfollow_user },
     "/users/{username}/block" Writes => { POST safety::block_user, DELETE safety::unblock_user },

@@ -1,19 +1,20 @@
-//! The `/users/me` and `/users/{username}` endpoints.
+//! The `/users/me` and `/users/{username}` endpoints, and user search (`GET /users?q=`).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use entity::user;
 use sea_orm::ConnectionTrait;
 use serde::{Deserialize, Deserializer};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, MaybeAuthUser};
-use crate::domain::{parse_bio, parse_display_name};
+use crate::domain::{SearchPrefix, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
+use crate::pagination::{page_response, parse_limit};
 use crate::routes::JsonBody;
 use crate::services::relationships;
 use crate::services::users::{self, ProfileChanges};
 use crate::startup::AppState;
-use crate::views::Profile;
+use crate::views::{Profile, UserCard};
 
 /// The profile of `user` as `viewer` sees it.
 async fn profile_for(
@@ -145,4 +146,114 @@ pub async fn get_user(
     let user = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
     let profile = profile_for(&state.db, viewer.id(), &user).await?;
     Ok(HttpResponse::Ok().json(profile))
+}
+
+crate::page_schema!(
+    UserCardPage,
+    UserCard,
+    "A page of users: a search's results (the exact username match first, then by username)."
+);
+
+/// The query of `GET /users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// What the username or the display name starts with, in any letter case: 1 to 30
+    /// characters after trimming white space, no control characters. Every character is
+    /// literal (`%`, `_` and `\` too).
+    #[param(value_type = String, required = true, example = "sus")]
+    pub q: Option<String>,
+    /// Items per page, 1 to 100.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<String>,
+    /// Opaque cursor from the `next_cursor` of the previous page of the same search (the same
+    /// `q` in any letter case); any other is a 400 `invalid_cursor`.
+    #[param(min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+    /// Not supported here (results are ordered by username, not by time): a 400.
+    #[param(ignore)]
+    pub newer_than: Option<String>,
+}
+
+/// The payload of a search cursor: the `username_key` of the page's last user, after this mark
+/// (alone: the page ended with the exact match, and the rest starts from the top).
+const AFTER: char = '>';
+
+/// Searches users by the start of their username or display name.
+///
+/// Users whose username or display name starts with `q`, in any letter case: the user whose
+/// username is `q` first, then the others by username. Suspended accounts never appear; a user
+/// who blocks the caller does, with `viewer.blocked_by` (as on their profile). Pages go on with
+/// `cursor` only: the order is by name, so there is nothing "newer" to ask for (`newer_than` is
+/// a 400), `prev_cursor` is always `null`, and an account registered meanwhile appears on a later
+/// page only if its username sorts after the cursor.
+#[utoipa::path(get, path = "/users", tag = "accounts", operation_id = "searchUsers",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of matching users", body = UserCardPage,
+            headers(("Link" = String, description = "`<...?q=...&limit=N&cursor=...>; rel=\"next\"` when there is a next page"))),
+        (status = 400, description = "`invalid_parameter`: `q` missing, empty or over 30 characters (after trimming) or holding a control character, a bad `limit`, or `newer_than` (not supported here); `invalid_cursor`: a cursor the server did not issue for this search", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn search_users(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let prefix = match query.q.as_deref() {
+        None => Err("q is required: the start of a username or display name".to_owned()),
+        Some(raw) => SearchPrefix::parse(raw),
+    }
+    .map_err(ApiError::InvalidParameter)?;
+    if query.newer_than.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "newer_than is not supported by search, which is ordered by username: page with \
+             cursor"
+                .to_owned(),
+        ));
+    }
+    let limit = parse_limit(query.limit.as_deref())?;
+    let list_name = users::search_list_name(&prefix);
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => {
+            let payload = state.cursors.decode_text(&list_name, cursor)?;
+            let after = payload.strip_prefix(AFTER).ok_or(ApiError::InvalidCursor)?;
+            Some(after.to_owned())
+        }
+    };
+    let (found, next) = users::search(&state.db, &prefix, after.as_deref(), limit).await?;
+    let states =
+        relationships::viewer_states(&state.db, viewer.id(), found.iter().map(|u| u.id)).await?;
+    let items: Vec<UserCard> = found
+        .iter()
+        .map(|user| UserCard::new(user, &states))
+        .collect();
+    let next_cursor = next.map(|after| {
+        state
+            .cursors
+            .encode_text(&list_name, &format!("{AFTER}{after}"))
+    });
+    let link_query = format!("q={}&", percent_encode(prefix.as_str()));
+    Ok(page_response(
+        &req,
+        &link_query,
+        limit,
+        items,
+        next_cursor,
+        None,
+    ))
+}
+
+/// `text` for a URL's query string: every byte but the unreserved characters of RFC 3986 as `%XX`.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }

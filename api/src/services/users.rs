@@ -3,14 +3,19 @@
 use std::collections::HashMap;
 
 use entity::{follow, follow_request, notification, session, user};
-use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, IntoCondition, Order, Query, SelectStatement, UnionType,
+};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
+    DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Set, SqlErr,
 };
 
 use crate::db;
-use crate::domain::{Email, Username, email_lookup_key, username_lookup_key};
+use crate::domain::{
+    Email, SearchPrefix, Username, email_lookup_key, prefix_upper_bound, search_key,
+    username_lookup_key,
+};
 use crate::error::ApiError;
 use crate::events::{self, Event};
 use crate::services::{follows, notifications, sessions};
@@ -151,6 +156,121 @@ pub async fn find_by_usernames(
         .collect()
 }
 
+/// The list name that cursors of a search for `prefix` are bound to: a cursor of one search is
+/// refused by another (`q=ab` and `q=AB` are one search).
+pub fn search_list_name(prefix: &SearchPrefix) -> String {
+    format!("search:{}", prefix.key())
+}
+
+/// A page of the users whose username or display name starts with `prefix` (by their keys, so
+/// in any letter case), suspended accounts left out: the user whose username is the prefix first
+/// (on the first page, `after` = `None`), then the others by `username_key`. `after` is the
+/// `username_key` of the last user of the previous page (`""`: the page held only the exact
+/// match). Returns at most `limit` users and, when more follow, the `after` of the next page.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    prefix: &SearchPrefix,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<(Vec<user::Model>, Option<String>), ApiError> {
+    let backend = db.get_database_backend();
+    let query = search_query(prefix, after, limit + 1);
+    let mut users = user::Model::find_by_statement(backend.build(&query))
+        .all(db)
+        .await?;
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if users.len() <= limit {
+        return Ok((users, None));
+    }
+    users.truncate(limit);
+    let next = users.last().map(|last| {
+        if last.username_key == prefix.key() {
+            String::new()
+        } else {
+            last.username_key.clone()
+        }
+    });
+    Ok((users, next))
+}
+
+/// The query of a [`search`] page of `fetch` rows: a `UNION` (which also drops a user found both
+/// ways) of up to three index ranges, each `LIMIT`ed, ordered and cut again by the database:
+///
+/// - on the first page, the exact match: `username_key = :key` (the unique index);
+/// - `username_key > :from AND username_key < :upper ORDER BY username_key`: one range of the
+///   unique index on `username_key`, read in order, so it stops after `fetch` rows;
+/// - `display_name_key >= :key AND display_name_key < :upper` on
+///   `idx_users_display_name_key (display_name_key, username_key)`, keeping the users after the
+///   cursor (and not the exact match), ordered by `username_key`: the range is read whole and its
+///   best `fetch` kept, so a short prefix that many display names share costs more here.
+///
+/// `:upper` is [`prefix_upper_bound`]: the key columns have binary collations, so these are
+/// exact prefix ranges, and `%`, `_` and `\` are ordinary characters (no `LIKE`).
+pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> SelectStatement {
+    let key = prefix.key();
+    let upper = prefix_upper_bound(key);
+    let below_upper = |column: user::Column| match &upper {
+        Some(upper) => Condition::all().add(column.lt(upper.as_str())),
+        None => Condition::all(),
+    };
+    let member = |alias: &str, tier: u8, condition: Condition, limit: Option<u64>| {
+        let mut rows = Query::select();
+        rows.expr_as(Expr::cust(tier.to_string()), Alias::new("search_tier"))
+            .column((user::Entity, Asterisk))
+            .from(user::Entity)
+            .cond_where(condition)
+            .and_where(user::Column::SuspendedAt.is_null());
+        if let Some(limit) = limit {
+            rows.order_by(user::Column::UsernameKey, Order::Asc)
+                .limit(limit);
+        }
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(rows.to_owned(), Alias::new(alias))
+            .to_owned()
+    };
+    // The exact match is the smallest key of the username range, so "after it" is `> :key`.
+    let from = match after {
+        Some(after) if after > key => after,
+        _ => key,
+    };
+    let by_username = member(
+        "by_username",
+        1,
+        Condition::all()
+            .add(user::Column::UsernameKey.gt(from))
+            .add(below_upper(user::Column::UsernameKey)),
+        Some(fetch),
+    );
+    let mut by_display_name = Condition::all()
+        .add(user::Column::DisplayNameKey.gte(key))
+        .add(below_upper(user::Column::DisplayNameKey))
+        .add(user::Column::UsernameKey.ne(key));
+    if let Some(after) = after {
+        by_display_name = by_display_name.add(user::Column::UsernameKey.gt(after));
+    }
+    let by_display_name = member("by_display_name", 1, by_display_name, Some(fetch));
+    let mut query = match after {
+        None => {
+            let mut query = member(
+                "exact",
+                0,
+                Condition::all().add(user::Column::UsernameKey.eq(key)),
+                None,
+            );
+            query.union(UnionType::Distinct, by_username);
+            query
+        }
+        Some(_) => by_username,
+    };
+    query
+        .union(UnionType::Distinct, by_display_name)
+        .order_by(Alias::new("search_tier"), Order::Asc)
+        .order_by(Alias::new("username_key"), Order::Asc)
+        .limit(fetch)
+        .to_owned()
+}
+
 /// The user whose username or email is `login`, if any.
 pub async fn find_for_login(
     db: &impl ConnectionTrait,
@@ -181,6 +301,7 @@ pub async fn register(
         email: Set(account.email.as_str().to_owned()),
         email_key: Set(email_key),
         password_hash: Set(account.password_hash),
+        display_name_key: Set(account.display_name.as_deref().map(search_key)),
         display_name: Set(account.display_name),
         bio: Set(account.bio),
         created_at: Set(now_millis()),
@@ -231,7 +352,12 @@ pub async fn update_profile(
         let mut update = user::Entity::update_many().filter(user::Column::Id.eq(id));
         let mut changed = false;
         if let Some(display_name) = &changes.display_name {
-            update = update.col_expr(user::Column::DisplayName, Expr::val(display_name.clone()));
+            update = update
+                .col_expr(user::Column::DisplayName, Expr::val(display_name.clone()))
+                .col_expr(
+                    user::Column::DisplayNameKey,
+                    Expr::val(display_name.as_deref().map(search_key)),
+                );
             changed = true;
         }
         if let Some(bio) = &changes.bio {
