@@ -849,6 +849,7 @@ mod tests {
                 email_key: format!("user{author}@example.com"),
                 password_hash: String::new(),
                 display_name: None,
+                display_name_key: None,
                 bio: None,
                 created_at: 0,
                 followers_count: 0,
