@@ -162,6 +162,7 @@ pub async fn write<T>(
         match attempt.await {
             Err(ApiError::Contention(err)) if tries < ATTEMPTS => {
                 tracing::debug!(error = %err, tries, "retrying a transaction after a conflict");
+                crate::metrics::count_retry();
                 tokio::time::sleep(Duration::from_millis(5 * tries)).await;
                 tries += 1;
             }

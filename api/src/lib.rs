@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http_cache;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;

@@ -164,7 +164,7 @@ async fn limit_auth(
     let Some(ip) = client_ip(&req, state.limits.trust_forwarded_for) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    apply(req, next, state.limits.auth.check(&ip)).await
+    apply(req, next, state.limits.auth.check(&ip), "auth").await
 }
 
 /// Follows, unfollows and posts: per user (of a valid token; requests without one are refused by
@@ -183,17 +183,19 @@ async fn limit_writes(
     let Some(user) = user else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    apply(req, next, state.limits.writes.check(&user)).await
+    apply(req, next, state.limits.writes.check(&user), "writes").await
 }
 
 async fn apply(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
     outcome: Outcome,
+    quota: &str,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let (mut response, headers) = match outcome {
         Ok(headers) => (next.call(req).await?.map_into_boxed_body(), headers),
         Err((error, headers)) => {
+            crate::metrics::count_rate_limited(quota);
             let (request, _) = req.into_parts();
             (
                 ServiceResponse::new(request, error.error_response()),

@@ -52,6 +52,8 @@ pub struct Settings {
     /// measured default suits every backend, and tests lower it so that a handful of accounts
     /// reaches both queries.
     pub timeline_per_author_max_followees: i64,
+    /// Addresses and ranges that may read `GET /metrics` (`METRICS_ALLOWED_FROM`).
+    pub metrics_allowed_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for Settings {
@@ -73,6 +75,13 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
             timeline_per_author_max_followees: crate::services::timeline::PER_AUTHOR_MAX_FOLLOWEES,
+            metrics_allowed_from: vec![
+                ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
+                    std::net::Ipv4Addr::new(127, 0, 0, 0),
+                    8,
+                )),
+                ipnet::IpNet::from(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
+            ],
         }
     }
 }
@@ -143,6 +152,24 @@ impl Bounds {
         let value = raw.trim().parse().map_err(|_| self.error(&raw))?;
         T::try_from(self.check(value)?).map_err(|_| self.error(&raw))
     }
+}
+
+/// A comma-separated list of addresses (`10.0.0.5`, `::1`) and CIDR ranges (`10.0.0.0/8`).
+fn address_ranges(name: &'static str, raw: &str) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    SettingsError::new(
+                        name,
+                        format!("'{item}' is not an IP address or a CIDR range such as 10.0.0.0/8"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// A configuration value that cannot be used, named so the operator can fix it.
@@ -218,6 +245,10 @@ impl Settings {
                 }
             },
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
+            metrics_allowed_from: match var("METRICS_ALLOWED_FROM") {
+                Some(raw) => address_ranges("METRICS_ALLOWED_FROM", &raw)?,
+                None => defaults.metrics_allowed_from,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -318,6 +349,27 @@ mod tests {
             }
         }
         assert_eq!(JWT_TTL_SECONDS.read(None, 5u64).unwrap(), 5);
+    }
+
+    #[test]
+    fn metrics_addresses_are_addresses_or_ranges_and_anything_else_is_refused() {
+        let ranges =
+            address_ranges("METRICS_ALLOWED_FROM", " 10.0.0.0/8, ::1 ,192.168.1.7,").unwrap();
+        let shown: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        for bad in ["10.0.0.0/33", "localhost", "10.0.0", "*"] {
+            let err = address_ranges("METRICS_ALLOWED_FROM", bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("METRICS_ALLOWED_FROM: '"),
+                "{bad}: {err}"
+            );
+        }
+        let defaults: Vec<String> = Settings::default()
+            .metrics_allowed_from
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(defaults, ["127.0.0.0/8", "::1/128"]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct AppState {
     pub admin_keys: Vec<String>,
     /// The open event streams of this process.
     pub hub: std::sync::Arc<crate::events::Hub>,
+    /// Who may read `GET /metrics`.
+    pub metrics_allowed_from: Vec<ipnet::IpNet>,
     /// Lifetime of a refresh token.
     pub refresh_ttl: std::time::Duration,
     /// How long an event stream waits for a client that does not read.
@@ -94,6 +96,7 @@ impl Application {
             settings.trust_forwarded_for,
         ));
         raise_open_file_limit(settings.stream_max_connections);
+        crate::metrics::init().map_err(|e| format!("cannot set up the metrics: {e}"))?;
         let passwords = crate::auth::Passwords::new()?;
         // Hashed on the pool like every other password, so it reuses the pool's Argon2 memory.
         let dummy_password_hash = passwords
@@ -127,6 +130,7 @@ impl Application {
         tokio::spawn(hub.clone().deliver_in_order());
         let state = web::Data::new(AppState {
             hub: hub.clone(),
+            metrics_allowed_from: settings.metrics_allowed_from.clone(),
             refresh_ttl: settings.refresh_ttl,
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
             db: db.clone(),
@@ -166,6 +170,7 @@ impl Application {
                 )
                 .wrap(from_fn(publish_events))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(crate::metrics::record))
                 .wrap(from_fn(request_id))
         };
         // What `HttpServer::listen` assembles, with each connection wrapped in `ProblemIo` so the

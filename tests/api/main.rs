@@ -15,6 +15,7 @@ mod follows;
 mod hardening;
 mod helpers;
 mod locked;
+mod metrics;
 mod model;
 mod notifications;
 mod openapi;

@@ -17,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use actix_web::middleware::{Next, from_fn};
 
 use crate::error::ApiError;
+use crate::metrics;
 use crate::rate_limit;
 use crate::startup::AppState;
 
@@ -161,6 +162,7 @@ macro_rules! route_table {
 route_table! {
     "/health" None => { GET health::health },
     "/health/ready" None => { GET health::ready },
+    "/metrics" None => { GET metrics::export },
     "/auth/register" Auth => { POST auth::register },
     "/auth/login" Auth => { POST auth::login },
     "/auth/refresh" Auth => { POST auth::refresh },
