@@ -190,6 +190,8 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = ""
+        # Variables of this server's own, over the ones below (replicas.py's shared limits).
+        self.env: dict[str, str] = {}
 
     def start(self, tag: str) -> None:
         self.port = free_port()
@@ -205,6 +207,7 @@ class Server:
             RATE_LIMIT_AUTH_PER_MINUTE="100000",
             RATE_LIMIT_WRITES_PER_MINUTE="1000000",
         )
+        env.update(self.env)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [self.binary], env=env, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,

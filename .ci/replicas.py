@@ -16,7 +16,10 @@ Both replicas get the same JWT_SECRET and a fresh database; a client alternates 
     reconnect to the other with `Last-Event-ID` replays what was missed, in order, then goes on
     live;
   * then a long random sequence of writes, each through the replica the previous read did not use,
-    each checked through the other against a model of what the state must be.
+    each checked through the other against a model of what the state must be;
+  * last, two more replicas with REDIS_URL on a throwaway redis-server of their own (a free port;
+    the machine's Redis is left alone) draw on one login quota between them, and once that Redis
+    is stopped each goes on answering with a quota of its own, logging the outage once.
 
 With CI=true an unreachable PostgreSQL is a failure, otherwise a skip. The database is dropped and
 both processes are killed by PID at the end.
@@ -34,6 +37,8 @@ import random
 import secrets
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -415,6 +420,60 @@ def random_walk(c: Client, steps: int, seed: int, log) -> None:
         "through the other")
 
 
+def shared_limits(binary: str, url: str, secret: str, workdir: str, log) -> None:
+    """One login quota across two replicas through Redis; per-process quotas once it is gone."""
+    if shutil.which("redis-server") is None:
+        raise Mismatch("redis-server is not installed (Debian's redis-server package)")
+    port = ci.free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    ci.CLEANUP.add_process(redis)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise Mismatch("the throwaway redis-server did not start")
+            time.sleep(0.05)
+    quota = 6
+    servers = {}
+    for name in ("C", "D"):
+        server = ci.Server(binary, url, secret, workdir, f"limits-{name.lower()}")
+        server.env = {"REDIS_URL": f"redis://127.0.0.1:{port}",
+                      "RATE_LIMIT_AUTH_PER_MINUTE": str(quota)}
+        server.start("run")
+        servers[name] = server
+
+    def login(via: str) -> int:
+        # A refresh with a token that is not one: on the login quota, and no password to hash.
+        status, _, _ = e2e.request(servers[via].port, "POST", "/auth/refresh",
+                                   body={"refresh_token": "not-a-refresh-token"})
+        return status
+
+    answers = [login("C" if i % 2 == 0 else "D") for i in range(quota)]
+    check(answers == [401] * quota, f"logins within the shared quota: {answers}")
+    for via in ("C", "D"):
+        status = login(via)
+        check(status == 429, f"the {quota + 1}th login through {via}: {status}, not 429")
+    log(f"one login quota of {quota} across two replicas through Redis on :{port}")
+
+    ci.kill_pid(redis)
+    for via in ("C", "D"):
+        answers = [login(via) for _ in range(quota + 1)]
+        check(answers == [401] * quota + [429],
+              f"{via} without Redis: {answers} (its own quota of {quota}, then 429, never a 5xx)")
+    for server in servers.values():
+        with open(server.log_path, encoding="utf-8", errors="replace") as f:
+            warnings = f.read().count("Redis does not answer")
+        check(warnings == 1, f"{server.name} logged the Redis outage {warnings} times, not once")
+        server.stop()
+    log("with Redis stopped each replica limits on its own and logs it once")
+
+
 def main() -> int:
     began = time.monotonic()
     steps = int(os.environ.get("REPLICAS_STEPS", 150))
@@ -468,6 +527,7 @@ def main() -> int:
         racing(c, db, log)
         streams(c, log)
         random_walk(c, steps, seed, log)
+        shared_limits(binary, url, secret, workdir, log)
         for server in (a, b):
             if server.proc.poll() is not None:
                 raise Mismatch(f"{server.name} exited with {server.proc.returncode}")

@@ -21,6 +21,10 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+mod shared;
+
+pub use shared::Shared;
+
 use crate::auth::bearer_token;
 use crate::error::ApiError;
 use crate::routes::RateLimit;
@@ -39,6 +43,9 @@ pub struct Limits {
     auth: Limiter<IpAddr>,
     writes: Limiter<i64>,
     trust_forwarded_for: bool,
+    /// The quotas every replica shares (`REDIS_URL`), when configured; the limiters above decide
+    /// while it does not answer.
+    shared: Option<Shared>,
 }
 
 struct Limiter<K: std::hash::Hash + Eq + Clone> {
@@ -79,6 +86,26 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
         }
     }
 
+    /// The headers or the 429 of a decision taken in Redis.
+    fn outcome_of(&self, decision: shared::Decision) -> Outcome {
+        let seconds = |ms: u64| ms.div_ceil(1_000);
+        match decision {
+            shared::Decision::Allowed {
+                remaining,
+                whole_in_ms,
+            } => Ok(self.headers(remaining, seconds(whole_in_ms))),
+            shared::Decision::Refused {
+                retry_in_ms,
+                whole_in_ms,
+            } => Err((
+                ApiError::RateLimited {
+                    retry_after: seconds(retry_in_ms).max(1),
+                },
+                self.headers(0, seconds(whole_in_ms)),
+            )),
+        }
+    }
+
     fn headers(&self, remaining: u32, reset: u64) -> Headers {
         vec![
             (
@@ -98,12 +125,36 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 }
 
 impl Limits {
-    pub fn new(auth_per_minute: u32, writes_per_minute: u32, trust_forwarded_for: bool) -> Self {
+    pub fn new(
+        auth_per_minute: u32,
+        writes_per_minute: u32,
+        trust_forwarded_for: bool,
+        shared: Option<Shared>,
+    ) -> Self {
         Limits {
             auth: Limiter::new(auth_per_minute),
             writes: Limiter::new(writes_per_minute),
             trust_forwarded_for,
+            shared,
         }
+    }
+
+    /// Takes one request from `key`'s quota of `limiter`: in Redis when it is configured and
+    /// answers, else in this process.
+    async fn check<K: std::hash::Hash + Eq + Clone + std::fmt::Display>(
+        &self,
+        limiter: &Limiter<K>,
+        quota: &str,
+        key: &K,
+    ) -> Outcome {
+        if let Some(shared) = &self.shared
+            && let Some(decision) = shared
+                .take(quota, &key.to_string(), limiter.per_minute)
+                .await
+        {
+            return limiter.outcome_of(decision);
+        }
+        limiter.check(key)
     }
 
     /// Forgets keys whose quota is whole again, so the key maps do not grow without bound.
@@ -164,7 +215,8 @@ async fn limit_auth(
     let Some(ip) = client_ip(&req, state.limits.trust_forwarded_for) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    apply(req, next, state.limits.auth.check(&ip), "auth").await
+    let outcome = state.limits.check(&state.limits.auth, "auth", &ip).await;
+    apply(req, next, outcome, "auth").await
 }
 
 /// Follows, unfollows and posts: per user (of a valid token; requests without one are refused by
@@ -183,7 +235,11 @@ async fn limit_writes(
     let Some(user) = user else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    apply(req, next, state.limits.writes.check(&user), "writes").await
+    let outcome = state
+        .limits
+        .check(&state.limits.writes, "writes", &user)
+        .await;
+    apply(req, next, outcome, "writes").await
 }
 
 async fn apply(

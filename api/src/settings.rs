@@ -52,6 +52,12 @@ pub struct Settings {
     /// measured default suits every backend, and tests lower it so that a handful of accounts
     /// reaches both queries.
     pub timeline_per_author_max_followees: i64,
+    /// The Redis that keeps the rate limits' quotas for every replica (`REDIS_URL`); `None` keeps
+    /// them in each process.
+    pub redis_url: Option<String>,
+    /// What the quotas' Redis keys start with (not read from the environment: replicas of one
+    /// service share it; tests give each server its own).
+    pub redis_key_prefix: String,
     /// Addresses and ranges that may read `GET /metrics` (`METRICS_ALLOWED_FROM`).
     pub metrics_allowed_from: Vec<ipnet::IpNet>,
 }
@@ -75,6 +81,8 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
             timeline_per_author_max_followees: crate::services::timeline::PER_AUTHOR_MAX_FOLLOWEES,
+            redis_url: None,
+            redis_key_prefix: "social:limits".to_owned(),
             metrics_allowed_from: vec![
                 ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
                     std::net::Ipv4Addr::new(127, 0, 0, 0),
@@ -245,6 +253,8 @@ impl Settings {
                 }
             },
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
+            redis_url: var("REDIS_URL"),
+            redis_key_prefix: defaults.redis_key_prefix,
             metrics_allowed_from: match var("METRICS_ALLOWED_FROM") {
                 Some(raw) => address_ranges("METRICS_ALLOWED_FROM", &raw)?,
                 None => defaults.metrics_allowed_from,

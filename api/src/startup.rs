@@ -94,6 +94,13 @@ impl Application {
             settings.rate_limit_auth_per_minute,
             settings.rate_limit_writes_per_minute,
             settings.trust_forwarded_for,
+            match &settings.redis_url {
+                Some(url) => Some(
+                    crate::rate_limit::Shared::new(url, &settings.redis_key_prefix)
+                        .map_err(|e| format!("REDIS_URL: {e}"))?,
+                ),
+                None => None,
+            },
         ));
         raise_open_file_limit(settings.stream_max_connections);
         crate::metrics::init().map_err(|e| format!("cannot set up the metrics: {e}"))?;

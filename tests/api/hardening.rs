@@ -393,3 +393,83 @@ async fn a_request_head_that_never_ends_is_answered_408_with_a_problem_body() {
         "answered after {waited:?}"
     );
 }
+
+/// The Redis of the shared-quota tests (`TEST_REDIS_URL`, which `.ci/run` sets); `None` skips them
+/// outside CI.
+fn test_redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("TEST_REDIS_URL must name a Redis in CI (a skip is not a pass there)")
+        }
+        _ => {
+            eprintln!("SKIP: TEST_REDIS_URL is not set: no Redis to share quotas in");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_servers_with_redis_draw_on_one_quota() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let mut settings = test_settings().await;
+    settings.rate_limit_writes_per_minute = 4;
+    settings.redis_url = Some(redis_url);
+    // A key space of this test's own, shared by its two servers as replicas share theirs.
+    settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
+    let first = spawn_app_with(settings.clone()).await;
+    settings.database_url = first.database_url.clone();
+    let second = spawn_app_with(settings).await;
+    let john = first.register("john").await;
+    first.register("susan").await;
+    let mut remaining = Vec::new();
+    for (i, app) in [&first, &second, &first, &second].into_iter().enumerate() {
+        let written = app
+            .post(
+                "/posts",
+                Some(&john.token),
+                &json!({"body": format!("post {i}")}),
+            )
+            .await;
+        written.expect(201);
+        remaining.push(written.header("ratelimit-remaining").unwrap());
+    }
+    assert_eq!(
+        remaining,
+        ["3", "2", "1", "0"],
+        "one quota counted down by both"
+    );
+    for app in [&first, &second] {
+        let limited = app
+            .post(
+                "/posts",
+                Some(&john.token),
+                &json!({"body": "one too many"}),
+            )
+            .await;
+        limited.assert_problem(429, "rate_limited");
+        assert!(limited.header("retry-after").is_some());
+    }
+    assert_eq!(first.profile("john", None).await["posts_count"], 4);
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_leaves_the_quotas_to_each_process() {
+    let mut settings = test_settings().await;
+    settings.rate_limit_writes_per_minute = 2;
+    // Nothing listens on port 1: every check falls back at once.
+    settings.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    app.post_as(&john, "one").await;
+    let second = app
+        .post("/posts", Some(&john.token), &json!({"body": "two"}))
+        .await;
+    second.expect(201);
+    assert_eq!(second.header("ratelimit-remaining").as_deref(), Some("0"));
+    app.post("/posts", Some(&john.token), &json!({"body": "three"}))
+        .await
+        .assert_problem(429, "rate_limited");
+}
