@@ -106,15 +106,20 @@ async fn set_username_key_collation(
         .map(|_| ())
 }
 
-/// The display name's search key: `api::domain::search_key` as of this migration (a migration
-/// cannot depend on the API crate; a test checks that the two agree).
+/// The display name's search key: `api::domain::search_key` (a migration cannot depend on the API
+/// crate; a test checks that the two agree). Since migration 13 it also drops leading white space
+/// and folds the final `ς` to `σ`; that migration fills the keys in again with it.
 fn search_key(text: &str) -> String {
-    text.chars().flat_map(char::to_lowercase).collect()
+    text.trim_start()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
 }
 
 /// Sets `display_name_key` of every account with a display name, `BATCH` rows per `UPDATE`
 /// (`CASE id WHEN ... THEN ... END`).
-async fn fill_keys(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+pub(crate) async fn fill_keys(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let mut after = 0_i64;
     loop {

@@ -148,11 +148,16 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(profile))
 }
 
-crate::page_schema!(
-    UserCardPage,
-    UserCard,
-    "A page of users: a search's results (the exact username match first, then by username)."
-);
+/// A page of users: a search's results.
+#[derive(ToSchema)]
+pub struct UserCardPage {
+    /// The users of this page: the exact username match first, then by username.
+    pub items: Vec<UserCard>,
+    /// Pass as `cursor` (with the same `q`) for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+    /// Always `null`: a search pages forward only (`newer_than` is a 400 here).
+    pub prev_cursor: Option<String>,
+}
 
 /// The query of `GET /users`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -235,7 +240,10 @@ pub async fn search_users(
             .cursors
             .encode_text(&list_name, &format!("{AFTER}{after}"))
     });
-    let link_query = format!("q={}&", percent_encode(prefix.as_str()));
+    let link_query = format!(
+        "q={}&",
+        percent_encoding::utf8_percent_encode(prefix.as_str(), percent_encoding::NON_ALPHANUMERIC)
+    );
     Ok(page_response(
         &req,
         &link_query,
@@ -244,16 +252,4 @@ pub async fn search_users(
         next_cursor,
         None,
     ))
-}
-
-/// `text` for a URL's query string: every byte but the unreserved characters of RFC 3986 as `%XX`.
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(byte).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
