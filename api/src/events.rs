@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entity::{follow, notification, post, session};
+use entity::{notification, post, session};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -510,19 +510,15 @@ impl Hub {
                     Ok(_) | Err(ApiError::PostNotFound(_)) => return Ok(Ready::Nothing),
                     Err(err) => return Err(err),
                 };
-                let mut readers = Vec::new();
-                for chunk in self.connected_users().chunks(500) {
-                    let relations = relationships::viewers_of(&self.db, chunk, author).await?;
-                    readers.extend(
-                        relations.into_iter().filter(|(reader, relation)| {
-                            timeline::shows(*reader, author, relation)
-                        }),
-                    );
-                }
+                let readers = self.readers_of(author).await?;
                 Ready::Post(Arc::new(post), readers)
             }
             Event::Deleted { author, post } => {
-                Ready::Deleted(self.author_and_followers(author).await?, post)
+                let readers = self.readers_of(author).await?;
+                Ready::Deleted(
+                    readers.into_iter().map(|(reader, _)| reader).collect(),
+                    post,
+                )
             }
             ref event => Ready::Other(event.clone()),
         })
@@ -564,27 +560,20 @@ impl Hub {
         }
     }
 
-    /// `author` and those of their followers who have a stream open here: one query per 500
-    /// connected users, each an index probe per connected user, whatever the author's following.
-    async fn author_and_followers(&self, author: i64) -> Result<Vec<i64>, ApiError> {
-        let connected: Vec<i64> = self
-            .connected_users()
-            .into_iter()
-            .filter(|user| *user != author)
-            .collect();
-        let mut users = vec![author];
-        for chunk in connected.chunks(500) {
-            let followers: Vec<i64> = follow::Entity::find()
-                .select_only()
-                .column(follow::Column::FollowerId)
-                .filter(follow::Column::FollowedId.eq(author))
-                .filter(follow::Column::FollowerId.is_in(chunk.iter().copied()))
-                .into_tuple()
-                .all(&self.db)
-                .await?;
-            users.extend(followers);
+    /// The users connected here on whose timeline `author`'s posts belong (`timeline::shows`),
+    /// each with their relationship to the author: one query per 500 connected users
+    /// (`relationships::viewers_of`), index probes whatever the author's following.
+    async fn readers_of(&self, author: i64) -> Result<Vec<(i64, Relation)>, ApiError> {
+        let mut readers = Vec::new();
+        for chunk in self.connected_users().chunks(500) {
+            let relations = relationships::viewers_of(&self.db, chunk, author).await?;
+            readers.extend(
+                relations
+                    .into_iter()
+                    .filter(|(reader, relation)| timeline::shows(*reader, author, relation)),
+            );
         }
-        Ok(users)
+        Ok(readers)
     }
 }
 
