@@ -30,9 +30,6 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
-    streams_open: IntGauge,
-    pool_connections: IntGaugeVec,
-    pool_max: IntGauge,
     transaction_retries: IntCounter,
     rate_limited: IntCounterVec,
 }
@@ -86,19 +83,6 @@ impl Metrics {
             ]),
             &["method", "route"],
         )?;
-        let streams_open =
-            IntGauge::new("event_streams_open", "Event streams open in this process")?;
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(
-                "db_pool_connections",
-                "Database connections of this process's pool, by state (in_use, idle)",
-            ),
-            &["state"],
-        )?;
-        let pool_max = IntGauge::new(
-            "db_pool_max_connections",
-            "The most connections the pool opens (DATABASE_POOL_SIZE); in_use at this is requests waiting",
-        )?;
         let transaction_retries = IntCounter::new(
             "db_transaction_retries_total",
             "Write transactions run again after a conflict with a concurrent one",
@@ -113,9 +97,6 @@ impl Metrics {
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
-            Box::new(streams_open.clone()),
-            Box::new(pool_connections.clone()),
-            Box::new(pool_max.clone()),
             Box::new(transaction_retries.clone()),
             Box::new(rate_limited.clone()),
         ] {
@@ -125,9 +106,6 @@ impl Metrics {
             registry,
             requests,
             latency,
-            streams_open,
-            pool_connections,
-            pool_max,
             transaction_retries,
             rate_limited,
         })
@@ -183,29 +161,50 @@ pub async fn export(
     let Some(metrics) = METRICS.get().filter(|_| permitted) else {
         return Err(ApiError::NotFound(req.path().to_owned()));
     };
-    metrics
-        .streams_open
-        .set(i64::try_from(state.hub.open_streams()).unwrap_or(i64::MAX));
-    if let Some((size, idle, max)) = pool_state(&state.db) {
-        metrics
-            .pool_connections
-            .with_label_values(&["in_use"])
-            .set(size.saturating_sub(idle));
-        metrics
-            .pool_connections
-            .with_label_values(&["idle"])
-            .set(idle);
-        metrics.pool_max.set(max);
-    }
+    let mut families = metrics.registry.gather();
+    families.extend(current_state(&state).map_err(ApiError::internal)?);
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     encoder
-        .encode(&metrics.registry.gather(), &mut body)
+        .encode(&families, &mut body)
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type(encoder.format_type())
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .body(body))
+}
+
+/// The gauges read at the scrape from this server's own state (its streams, its pool), in a
+/// registry of the scrape's own: nothing shared, so servers sharing one process (the tests) each
+/// report their own.
+fn current_state(
+    state: &AppState,
+) -> Result<Vec<prometheus::proto::MetricFamily>, prometheus::Error> {
+    let registry = Registry::new();
+    let streams_open = IntGauge::new("event_streams_open", "Event streams open in this process")?;
+    streams_open.set(i64::try_from(state.hub.open_streams()).unwrap_or(i64::MAX));
+    registry.register(Box::new(streams_open))?;
+    if let Some((size, idle, max)) = pool_state(&state.db) {
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database connections of this process's pool, by state (in_use, idle)",
+            ),
+            &["state"],
+        )?;
+        connections
+            .with_label_values(&["in_use"])
+            .set(size.saturating_sub(idle));
+        connections.with_label_values(&["idle"]).set(idle);
+        registry.register(Box::new(connections))?;
+        let most = IntGauge::new(
+            "db_pool_max_connections",
+            "The most connections the pool opens (DATABASE_POOL_SIZE); in_use at this is requests waiting",
+        )?;
+        most.set(max);
+        registry.register(Box::new(most))?;
+    }
+    Ok(registry.gather())
 }
 
 /// The pool's open connections, idle ones and maximum.
