@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with, test_settings};
 
 /// The metrics' text.
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -20,7 +20,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of the sample `series` (name and labels exactly as exported), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0.0, |value| value.trim().parse().unwrap())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_settings};
+use crate::metrics::{sample, scrape};
 
 /// One Server-Sent Event.
 #[derive(Debug)]
@@ -550,17 +551,24 @@ async fn a_client_that_stops_reading_is_disconnected() {
         )
         .await
         .unwrap();
-    // Some 3 MB of posts for the stream, which the client does not read: far more than the
-    // stream's buffer and the sockets' hold. Rounds of 1,000 rows written directly (thousands of
+    // Posts for the stream, which the client does not read, until the server gives up on it:
+    // how much the sockets and the server's buffers hold depends on the kernel (some 2.8 MB
+    // here), so rounds go on until the stream is gone, up to far more than any default buffer
+    // (40 rounds of some 0.7 MB each). Rounds of 1,000 rows written directly (thousands of
     // requests would only slow the test) and announced, each followed by a post through the API.
     let bodies = vec!["x".repeat(280); 1_000];
-    for round in 0..6_i64 {
+    let mut written = 0;
+    for round in 0..40_i64 {
         insert_posts(&app, john_id, &bodies, FUTURE + round * 2_000).await;
         announce_posts(&app, FUTURE + round * 2_000).await;
         app.post_as(&john, "wake up").await;
+        written += bodies.len() + 1;
+        // Longer than the server waits for a full buffer.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        if sample(&scrape(&app).await, "event_streams_open") == 0.0 {
+            break;
+        }
     }
-    // Not reading, for longer than the server waits.
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut received = Vec::new();
     let read = tokio::time::timeout(
         Duration::from_secs(20),
@@ -575,7 +583,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         &received[..200.min(received.len())]
     );
     assert!(
-        received.matches("event: post\n").count() < 6_006,
+        received.matches("event: post\n").count() < written,
         "every post was delivered: the client was not slow enough for this test"
     );
     assert!(
