@@ -852,6 +852,7 @@ mod tests {
                 locked: false,
                 notifications_read_id: 0,
                 unread_notifications: 0,
+                last_write_at: 0,
             },
         })
     }

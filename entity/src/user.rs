@@ -39,6 +39,9 @@ pub struct Model {
     pub notifications_read_id: i64,
     /// How many of the user's notifications lie above `notifications_read_id`.
     pub unread_notifications: i64,
+    /// When the account last changed something (0: never): a server that reads from a standby
+    /// reads a recent writer's requests from the primary.
+    pub last_write_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ mod m20261130_000010_notifications;
 mod m20261201_000011_sessions;
 mod m20261202_000012_user_search;
 mod m20261203_000013_search_key_fold;
+mod m20261204_000014_last_write;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_sessions::Migration),
             Box::new(m20261202_000012_user_search::Migration),
             Box::new(m20261203_000013_search_key_fold::Migration),
+            Box::new(m20261204_000014_last_write::Migration),
         ]
     }
 }

@@ -240,6 +240,7 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             locked: Set(false),
             notifications_read_id: Set(0),
             unread_notifications: Set(0),
+            last_write_at: Set(0),
         }))
         .exec_without_returning(&app.db)
         .await

@@ -35,6 +35,7 @@ async fn populated_app() -> crate::helpers::TestApp {
             locked: Set(false),
             notifications_read_id: Set(0),
             unread_notifications: Set(0),
+            last_write_at: Set(0),
             ..Default::default()
         }
         .insert(&app.db)

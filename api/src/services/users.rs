@@ -295,6 +295,7 @@ pub async fn register(
 ) -> Result<user::Model, ApiError> {
     let username_key = account.username.key();
     let email_key = account.email.key();
+    let now = now_millis();
     let row = user::ActiveModel {
         username: Set(account.username.as_str().to_owned()),
         username_key: Set(username_key.clone()),
@@ -304,7 +305,7 @@ pub async fn register(
         display_name_key: Set(account.display_name.as_deref().map(search_key)),
         display_name: Set(account.display_name),
         bio: Set(account.bio),
-        created_at: Set(now_millis()),
+        created_at: Set(now),
         followers_count: Set(0),
         following_count: Set(0),
         posts_count: Set(0),
@@ -313,6 +314,8 @@ pub async fn register(
         locked: Set(false),
         notifications_read_id: Set(0),
         unread_notifications: Set(0),
+        // Its first reads see it from the primary, not a standby that has not replayed it yet.
+        last_write_at: Set(now),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -514,7 +517,9 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
 
 /// Step: locks the caller's row and the rows of `others`, in id order ([`db::lock_users`]), and
 /// checks that none was removed since the request looked them up: 401 when the caller's account
-/// is gone, 404 `user_not_found` naming the first other user that is.
+/// is gone, 404 `user_not_found` naming the first other user that is. Stamps the caller's
+/// `last_write_at`: every write of a user passes here, and a server reading from a standby reads
+/// a recent writer's requests from the primary (`crate::replica`).
 pub async fn lock(
     txn: &DatabaseTransaction,
     caller: &user::Model,
@@ -527,10 +532,15 @@ pub async fn lock(
             "the account of this access token no longer exists",
         ));
     }
-    match others.iter().find(|u| !locked.contains(&u.id)) {
-        Some(gone) => Err(ApiError::UserNotFound(gone.username.clone())),
-        None => Ok(()),
+    if let Some(gone) = others.iter().find(|u| !locked.contains(&u.id)) {
+        return Err(ApiError::UserNotFound(gone.username.clone()));
     }
+    user::Entity::update_many()
+        .col_expr(user::Column::LastWriteAt, Expr::val(now_millis()))
+        .filter(user::Column::Id.eq(caller.id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Step: adds `delta` to one count of the users that `which` selects. The caller holds their
