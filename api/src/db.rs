@@ -31,7 +31,27 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
         })?;
     }
 
-    let mut options = ConnectOptions::new(settings.database_url.clone());
+    let db = Database::connect(connect_options(settings, &settings.database_url)).await?;
+    migrate(&db).await?;
+    Ok(db)
+}
+
+/// The pool of the read standby (`DATABASE_READ_URL`): connected lazily, so a standby that is
+/// down at start-up delays nothing (reads go to the primary until it answers), and quick to give
+/// up on a connection, so a standby that stops is noticed in a second, not ten.
+pub async fn connect_standby(settings: &Settings, url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = connect_options(settings, url);
+    options
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(1))
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_lazy(true);
+    Database::connect(options).await
+}
+
+/// The pool options every connection of ours uses.
+fn connect_options(settings: &Settings, url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(settings.database_pool_size)
         .min_connections(1)
@@ -57,9 +77,7 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(10))
                 .create_if_missing(true)
         });
-    let db = Database::connect(options).await?;
-    migrate(&db).await?;
-    Ok(db)
+    options
 }
 
 /// Brings the schema up to date. Replicas that start together on one PostgreSQL or MySQL database

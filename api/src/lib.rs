@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
+pub mod replica;
 pub mod routes;
 pub mod services;
 pub mod settings;

@@ -6,7 +6,8 @@
 //! target): requests by method, route pattern (never the raw path, so a million usernames stay
 //! one series) and status; request latency histograms by method and route; open event streams;
 //! the database pool's connections in use and idle, and its maximum; transactions retried after a
-//! conflict; requests refused by a rate limit, by quota.
+//! conflict; requests refused by a rate limit, by quota; with a read standby, whether it takes
+//! reads, its lag and the reads that fell back to the primary.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -203,6 +204,28 @@ fn current_state(
         )?;
         most.set(max);
         registry.register(Box::new(most))?;
+    }
+    if let Some(standby) = &state.standby {
+        let in_rotation = IntGauge::new(
+            "db_read_standby_in_rotation",
+            "1 while reads may go to the standby of DATABASE_READ_URL, 0 while they go to the primary",
+        )?;
+        in_rotation.set(i64::from(standby.in_rotation()));
+        registry.register(Box::new(in_rotation))?;
+        if let Some(lag) = standby.lag() {
+            let lag_seconds = prometheus::Gauge::new(
+                "db_read_standby_lag_seconds",
+                "How far the standby's replay was behind the primary at the last check",
+            )?;
+            lag_seconds.set(lag.as_secs_f64());
+            registry.register(Box::new(lag_seconds))?;
+        }
+        let fallbacks = IntCounter::new(
+            "db_read_standby_fallbacks_total",
+            "Reads that failed on the standby and were answered from the primary",
+        )?;
+        fallbacks.inc_by(standby.fallbacks());
+        registry.register(Box::new(fallbacks))?;
     }
     Ok(registry.gather())
 }

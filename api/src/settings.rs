@@ -16,6 +16,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/social.db?mode=rwc";
 pub struct Settings {
     /// `sqlite://`, `postgres://` or `mysql://` URL.
     pub database_url: String,
+    /// A PostgreSQL hot standby of `database_url` for reads (`DATABASE_READ_URL`); `None` reads
+    /// everything from `database_url`.
+    pub database_read_url: Option<String>,
+    /// How far behind the primary the standby may be and still take reads, and how long after a
+    /// write its writer's reads stay on the primary (`READ_LAG_BUDGET_MS`).
+    pub read_lag_budget: Duration,
     /// Where to listen, e.g. `127.0.0.1:8080`; port 0 picks a free port.
     pub bind_addr: String,
     /// HMAC key for tokens (and cursors); `None` means "generate and keep one beside the SQLite
@@ -66,6 +72,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_read_url: None,
+            read_lag_budget: Duration::from_millis(2_000),
             bind_addr: "127.0.0.1:8080".to_owned(),
             jwt_secret: None,
             jwt_ttl: Duration::from_secs(900),
@@ -112,6 +120,12 @@ const STREAM_MAX_CONNECTIONS: Bounds = Bounds::count("STREAM_MAX_CONNECTIONS", 1
 const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds =
     Bounds::seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", 3_600);
 const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds::seconds("REQUEST_TIMEOUT_SECONDS", 3_600);
+const READ_LAG_BUDGET_MS: Bounds = Bounds {
+    name: "READ_LAG_BUDGET_MS",
+    min: 1,
+    max: 600_000,
+    unit: " milliseconds",
+};
 
 impl Bounds {
     /// A whole number from 1 to `max`.
@@ -201,6 +215,13 @@ impl Settings {
         let defaults = Settings::default();
         let settings = Settings {
             database_url: var("DATABASE_URL").unwrap_or(defaults.database_url),
+            database_read_url: var("DATABASE_READ_URL"),
+            read_lag_budget: READ_LAG_BUDGET_MS
+                .read(
+                    var(READ_LAG_BUDGET_MS.name),
+                    u64::try_from(defaults.read_lag_budget.as_millis()).unwrap_or(u64::MAX),
+                )
+                .map(Duration::from_millis)?,
             bind_addr: var("BIND_ADDR").unwrap_or(defaults.bind_addr),
             jwt_secret: var("JWT_SECRET"),
             jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
@@ -282,6 +303,18 @@ impl Settings {
         STREAM_MAX_CONNECTIONS.check(self.stream_max_connections.into())?;
         DATABASE_STATEMENT_TIMEOUT_SECONDS.check(self.database_statement_timeout.as_secs())?;
         REQUEST_TIMEOUT_SECONDS.check(self.request_timeout.as_secs())?;
+        READ_LAG_BUDGET_MS
+            .check(u64::try_from(self.read_lag_budget.as_millis()).unwrap_or(u64::MAX))?;
+        let postgres =
+            |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if let Some(read_url) = &self.database_read_url
+            && !(postgres(read_url) && postgres(&self.database_url))
+        {
+            return Err(SettingsError::new(
+                "DATABASE_READ_URL",
+                "reads on a standby need PostgreSQL: both it and DATABASE_URL must be postgres:// URLs",
+            ));
+        }
         match &self.jwt_secret {
             None if !self.is_sqlite() => Err(SettingsError::new(
                 "JWT_SECRET",
@@ -412,5 +445,39 @@ mod tests {
         };
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.starts_with("DATABASE_POOL_SIZE: "), "{err}");
+    }
+
+    #[test]
+    fn a_read_url_needs_postgresql_on_both_sides() {
+        let secret = Some("s".repeat(MIN_SECRET_BYTES));
+        let with = |primary: &str, read: &str| Settings {
+            database_url: primary.to_owned(),
+            database_read_url: Some(read.to_owned()),
+            jwt_secret: secret.clone(),
+            ..Settings::default()
+        };
+        with("postgres://db/social", "postgres://standby/social")
+            .validate()
+            .unwrap();
+        with("postgresql://db/social", "postgresql://standby/social")
+            .validate()
+            .unwrap();
+        for (primary, read) in [
+            ("mysql://db/social", "mysql://standby/social"),
+            ("postgres://db/social", "mysql://standby/social"),
+            (DEFAULT_DATABASE_URL, "postgres://standby/social"),
+        ] {
+            let err = with(primary, read).validate().unwrap_err().to_string();
+            assert!(err.starts_with("DATABASE_READ_URL: "), "{err}");
+        }
+        let settings = Settings {
+            read_lag_budget: Duration::ZERO,
+            ..Settings::default()
+        };
+        let err = settings.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "READ_LAG_BUDGET_MS: '0' is not a whole number from 1 to 600000 milliseconds"
+        );
     }
 }

@@ -52,12 +52,37 @@ pub struct AppState {
     pub refresh_ttl: std::time::Duration,
     /// How long an event stream waits for a client that does not read.
     pub stream_slow_client_timeout: std::time::Duration,
+    /// The read standby (`DATABASE_READ_URL`), when there is one.
+    pub standby: Option<std::sync::Arc<crate::replica::Standby>>,
 }
 
 impl AppState {
     /// Lifetime of a refresh token, in milliseconds.
     pub fn refresh_ttl_ms(&self) -> i64 {
         i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs a request's reads, `op`, on the standby when it may take `viewer`'s reads
+    /// ([`crate::replica`]: in the rotation, and the viewer did not write just now), else on the
+    /// primary. A read that fails on the standby runs again on the primary (and the standby leaves
+    /// the rotation), so a standby going away costs a client no error. `op` only reads: it may run
+    /// twice.
+    pub async fn read<T>(
+        &self,
+        viewer: Option<&entity::user::Model>,
+        op: impl AsyncFn(&DatabaseConnection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if let Some(standby) = &self.standby
+            && let Some(db) = standby.for_reads(viewer)
+        {
+            match op(db).await {
+                Err(err @ (ApiError::Internal(_) | ApiError::Contention(_))) => {
+                    standby.failed(&err)
+                }
+                answer => return answer,
+            }
+        }
+        op(&self.db).await
     }
 }
 
@@ -110,6 +135,17 @@ impl Application {
             .hash(generate_secret()?)
             .await
             .map_err(|e| format!("cannot hash a password: {e}"))?;
+        let standby = match &settings.database_read_url {
+            Some(url) => {
+                let pool = crate::db::connect_standby(&settings, url)
+                    .await
+                    .map_err(|e| format!("DATABASE_READ_URL: {e}"))?;
+                let standby = crate::replica::Standby::new(pool, settings.read_lag_budget);
+                tokio::spawn(standby.clone().watch(db.clone()));
+                Some(standby)
+            }
+            None => None,
+        };
         let hub = crate::events::Hub::new(
             db.clone(),
             usize::try_from(settings.stream_max_connections).unwrap_or(usize::MAX),
@@ -140,6 +176,7 @@ impl Application {
             metrics_allowed_from: settings.metrics_allowed_from.clone(),
             refresh_ttl: settings.refresh_ttl,
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
+            standby,
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),

@@ -26,5 +26,6 @@ mod safety;
 mod schema;
 mod search;
 mod sessions;
+mod standby;
 mod stream;
 mod tokens;

@@ -138,24 +138,28 @@ async fn list(
     query: &PageQuery,
     direction: Direction,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::find_in_path(&state.db, username, viewer.0.as_ref()).await?;
-    relationships::check_access(&state.db, &user, viewer.id()).await?;
-    let list_name = direction.list_name(user.id);
-    let page = state.cursors.page_request(&list_name, query)?;
-    let (entries, neighbours) = follows::list(&state.db, user.id, direction, page).await?;
-    let states =
-        relationships::viewer_states(&state.db, viewer.id(), entries.iter().map(|e| e.user.id))
-            .await?;
-    let items = entries
-        .iter()
-        .map(|entry| FollowItem {
-            user: UserCard::new(&entry.user, &states),
-            followed_at: Timestamp(entry.followed_at),
+    state
+        .read(viewer.0.as_ref(), async |db| {
+            let user = users::find_in_path(db, username, viewer.0.as_ref()).await?;
+            relationships::check_access(db, &user, viewer.id()).await?;
+            let list_name = direction.list_name(user.id);
+            let page = state.cursors.page_request(&list_name, query)?;
+            let (entries, neighbours) = follows::list(db, user.id, direction, page).await?;
+            let states =
+                relationships::viewer_states(db, viewer.id(), entries.iter().map(|e| e.user.id))
+                    .await?;
+            let items = entries
+                .iter()
+                .map(|entry| FollowItem {
+                    user: UserCard::new(&entry.user, &states),
+                    followed_at: Timestamp(entry.followed_at),
+                })
+                .collect();
+            Ok(state
+                .cursors
+                .page_response(&req, &list_name, page, items, neighbours))
         })
-        .collect();
-    Ok(state
-        .cursors
-        .page_response(&req, &list_name, page, items, neighbours))
+        .await
 }
 
 /// The caller's relationship to each of up to 100 users, in the order asked.
@@ -178,9 +182,14 @@ pub async fn get_relationships(
             "users must list 1 to {MAX_RELATIONSHIPS} comma-separated usernames, none blank"
         )));
     }
-    let found = users::find_by_usernames(&state.db, &names).await?;
-    let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
-    let relations = relationships::relations(&state.db, me.0.id, &ids).await?;
+    let (found, relations) = state
+        .read(Some(&me.0), async |db| {
+            let found = users::find_by_usernames(db, &names).await?;
+            let ids: Vec<i64> = found.iter().map(|u| u.id).collect();
+            let relations = relationships::relations(db, me.0.id, &ids).await?;
+            Ok((found, relations))
+        })
+        .await?;
     let answer: Vec<Relationship> = found
         .iter()
         .map(|user| Relationship::new(user, relations.get(&user.id).copied().unwrap_or_default()))

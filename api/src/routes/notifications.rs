@@ -13,6 +13,7 @@ use crate::services::{notifications, relationships};
 use crate::startup::AppState;
 use crate::time::Timestamp;
 use crate::views::UserCard;
+use sea_orm::DatabaseConnection;
 
 /// Something another account did that concerns the caller.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,23 +55,26 @@ pub async fn list_notifications(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = notifications::list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, &query)?;
-    let (entries, neighbours) = notifications::list(&state.db, me.0.id, page).await?;
-    let items = render(&state, &me.0, entries).await?;
-    Ok(state
-        .cursors
-        .page_response(&req, &list_name, page, items, neighbours))
+    state
+        .read(Some(&me.0), async |db| {
+            let (entries, neighbours) = notifications::list(db, me.0.id, page).await?;
+            let items = render(db, &me.0, entries).await?;
+            Ok(state
+                .cursors
+                .page_response(&req, &list_name, page, items, neighbours))
+        })
+        .await
 }
 
 /// Turns `me`'s notifications into wire notifications, the accounts' cards carrying `me`'s view of
 /// them, in one query whatever their number.
 pub(crate) async fn render(
-    state: &AppState,
+    db: &DatabaseConnection,
     me: &user::Model,
     entries: Vec<notifications::NotificationEntry>,
 ) -> Result<Vec<Notification>, ApiError> {
     let states =
-        relationships::viewer_states(&state.db, Some(me.id), entries.iter().map(|e| e.account.id))
-            .await?;
+        relationships::viewer_states(db, Some(me.id), entries.iter().map(|e| e.account.id)).await?;
     Ok(entries
         .into_iter()
         .map(|e| Notification {

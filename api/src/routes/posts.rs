@@ -16,6 +16,7 @@ use crate::services::{timeline, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
 use crate::views::UserCard;
+use sea_orm::DatabaseConnection;
 
 /// A post.
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,12 +45,12 @@ pub struct CreatePostRequest {
 /// Turns posts into wire posts whose author cards carry the viewer's state, in a fixed number of
 /// queries whatever their number.
 pub(crate) async fn render(
-    state: &AppState,
+    db: &DatabaseConnection,
     viewer: Option<i64>,
     posts: Vec<PostWithAuthor>,
 ) -> Result<Vec<Post>, ApiError> {
     let states =
-        relationships::viewer_states(&state.db, viewer, posts.iter().map(|p| p.author.id)).await?;
+        relationships::viewer_states(db, viewer, posts.iter().map(|p| p.author.id)).await?;
     Ok(posts.iter().map(|p| Post::new(p, &states)).collect())
 }
 
@@ -67,11 +68,11 @@ impl Post {
 
 /// One post as [`render`] shows it.
 async fn render_one(
-    state: &AppState,
+    db: &DatabaseConnection,
     viewer: Option<i64>,
     post: PostWithAuthor,
 ) -> Result<Post, ApiError> {
-    render(state, viewer, vec![post])
+    render(db, viewer, vec![post])
         .await?
         .pop()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("a post did not render")))
@@ -100,7 +101,12 @@ pub async fn create_post(
     let text = PostBody::parse(&text).map_err(|message| ApiError::field("body", message))?;
     let post = posts::create(&state.db, &me.0, text).await?;
     let id = post.id;
-    let post = render_one(&state, Some(me.0.id), PostWithAuthor { post, author: me.0 }).await?;
+    let post = render_one(
+        &state.db,
+        Some(me.0.id),
+        PostWithAuthor { post, author: me.0 },
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/posts/{id}")))
         .json(post))
@@ -121,9 +127,14 @@ pub async fn get_post(
     viewer: MaybeAuthUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let post = posts::find(&state.db, id.into_inner()).await?;
-    relationships::check_access(&state.db, &post.author, viewer.id()).await?;
-    let post = render_one(&state, viewer.id(), post).await?;
+    let id = id.into_inner();
+    let post = state
+        .read(viewer.0.as_ref(), async |db| {
+            let post = posts::find(db, id).await?;
+            relationships::check_access(db, &post.author, viewer.id()).await?;
+            render_one(db, viewer.id(), post).await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(post))
 }
 
@@ -163,15 +174,19 @@ pub async fn list_user_posts(
     username: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let author = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
-    relationships::check_access(&state.db, &author, viewer.id()).await?;
-    let list_name = posts::list_name(author.id);
-    let page = state.cursors.page_request(&list_name, &query)?;
-    let (rows, neighbours) = posts::list_by_author(&state.db, &author, page).await?;
-    let items = render(&state, viewer.id(), rows).await?;
-    Ok(state
-        .cursors
-        .page_response(&req, &list_name, page, items, neighbours))
+    state
+        .read(viewer.0.as_ref(), async |db| {
+            let author = users::find_in_path(db, &username, viewer.0.as_ref()).await?;
+            relationships::check_access(db, &author, viewer.id()).await?;
+            let list_name = posts::list_name(author.id);
+            let page = state.cursors.page_request(&list_name, &query)?;
+            let (rows, neighbours) = posts::list_by_author(db, &author, page).await?;
+            let items = render(db, viewer.id(), rows).await?;
+            Ok(state
+                .cursors
+                .page_response(&req, &list_name, page, items, neighbours))
+        })
+        .await
 }
 
 /// The caller's own posts and the posts of everyone the caller follows, newest first.
@@ -190,15 +205,14 @@ pub async fn get_timeline(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = timeline::list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, &query)?;
-    let (rows, neighbours) = timeline::page(
-        &state.db,
-        &me.0,
-        page,
-        state.timeline_per_author_max_followees,
-    )
-    .await?;
-    let items = render(&state, Some(me.0.id), rows).await?;
-    Ok(state
-        .cursors
-        .page_response(&req, &list_name, page, items, neighbours))
+    state
+        .read(Some(&me.0), async |db| {
+            let (rows, neighbours) =
+                timeline::page(db, &me.0, page, state.timeline_per_author_max_followees).await?;
+            let items = render(db, Some(me.0.id), rows).await?;
+            Ok(state
+                .cursors
+                .page_response(&req, &list_name, page, items, neighbours))
+        })
+        .await
 }

@@ -166,10 +166,15 @@ pub(crate) async fn list_marks(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = mark.list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, query)?;
-    let (entries, neighbours) = marks::list(&state.db, mark, me.0.id, page).await?;
-    let states =
-        relationships::viewer_states(&state.db, Some(me.0.id), entries.iter().map(|e| e.user.id))
-            .await?;
+    let ((entries, neighbours), states) = state
+        .read(Some(&me.0), async |db| {
+            let listed = marks::list(db, mark, me.0.id, page).await?;
+            let states =
+                relationships::viewer_states(db, Some(me.0.id), listed.0.iter().map(|e| e.user.id))
+                    .await?;
+            Ok((listed, states))
+        })
+        .await?;
     Ok(match mark {
         Mark::Block => {
             let items: Vec<BlockItem> = entries
@@ -376,6 +381,8 @@ pub async fn list_reports(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state.cursors.page_request(reports::LIST_NAME, &query)?;
+    // From the primary, like every operator request: an operator who just resolved a report
+    // sees it resolved (operator actions do not stamp `last_write_at`), and the queue is small.
     let (entries, neighbours) = reports::list(&state.db, page).await?;
     let anonymous = relationships::viewer_states(&state.db, None, []).await?;
     let items: Vec<AdminReport> = entries

@@ -40,6 +40,8 @@ pub async fn list_sessions(
     me: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let current = CurrentSession::of(&req)?;
+    // From the primary, as the authentication step reads sessions: a login does not stamp
+    // `last_write_at`, and the new session must be listed at once.
     let items: Vec<Session> = sessions::list(&state.db, me.0.id)
         .await?
         .into_iter()

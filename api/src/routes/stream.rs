@@ -285,7 +285,7 @@ impl Stream {
                 let full = rows.len() as u64 == BATCH;
                 let positions: Vec<Position> =
                     rows.iter().map(|row| posts::position(&row.post)).collect();
-                let rendered = crate::routes::posts::render(state, Some(me.id), rows).await?;
+                let rendered = crate::routes::posts::render(&state.db, Some(me.id), rows).await?;
                 // Oldest first, as they happened.
                 for (post, position) in rendered.iter().zip(&positions).rev() {
                     let id = state.cursors.encode(&list_name, *position);
@@ -324,7 +324,7 @@ impl Stream {
                 PageRequest::newer(BATCH, self.notifications),
             )
             .await?;
-            let rendered = crate::routes::notifications::render(state, me, entries).await?;
+            let rendered = crate::routes::notifications::render(&state.db, me, entries).await?;
             for notification in rendered.iter().rev() {
                 let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
                 chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));

@@ -64,7 +64,11 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
     ),
     security(("bearer" = [])))]
 pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
-    let profile = profile_for(&state.db, Some(me.0.id), &me.0).await?;
+    let profile = state
+        .read(Some(&me.0), async |db| {
+            profile_for(db, Some(me.0.id), &me.0).await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -143,8 +147,12 @@ pub async fn get_user(
     viewer: MaybeAuthUser,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = users::find_in_path(&state.db, &username, viewer.0.as_ref()).await?;
-    let profile = profile_for(&state.db, viewer.id(), &user).await?;
+    let profile = state
+        .read(viewer.0.as_ref(), async |db| {
+            let user = users::find_in_path(db, &username, viewer.0.as_ref()).await?;
+            profile_for(db, viewer.id(), &user).await
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 
@@ -228,9 +236,15 @@ pub async fn search_users(
             Some(after.to_owned())
         }
     };
-    let (found, next) = users::search(&state.db, &prefix, after.as_deref(), limit).await?;
-    let states =
-        relationships::viewer_states(&state.db, viewer.id(), found.iter().map(|u| u.id)).await?;
+    let (found, states) = state
+        .read(viewer.0.as_ref(), async |db| {
+            let found = users::search(db, &prefix, after.as_deref(), limit).await?;
+            let states =
+                relationships::viewer_states(db, viewer.id(), found.0.iter().map(|u| u.id)).await?;
+            Ok((found, states))
+        })
+        .await?;
+    let (found, next) = found;
     let items: Vec<UserCard> = found
         .iter()
         .map(|user| UserCard::new(user, &states))
