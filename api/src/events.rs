@@ -833,27 +833,7 @@ mod tests {
                 body: format!("post {id}"),
                 created_at: id,
             },
-            author: entity::user::Model {
-                id: author,
-                username: format!("user{author}"),
-                username_key: format!("user{author}"),
-                email: format!("user{author}@example.com"),
-                email_key: format!("user{author}@example.com"),
-                password_hash: String::new(),
-                display_name: None,
-                display_name_key: None,
-                bio: None,
-                created_at: 0,
-                followers_count: 0,
-                following_count: 0,
-                posts_count: 0,
-                list_clock: 0,
-                suspended_at: None,
-                locked: false,
-                notifications_read_id: 0,
-                unread_notifications: 0,
-                last_write_at: 0,
-            },
+            author: crate::services::users::sample(author),
         })
     }
 

@@ -324,25 +324,8 @@ mod tests {
     fn a_writer_stays_on_the_primary_for_the_window_and_no_longer() {
         let now = crate::time::now_millis();
         let me = |last_write_at| user::Model {
-            id: 1,
-            username: "john".into(),
-            username_key: "john".into(),
-            email: "john@example.com".into(),
-            email_key: "john@example.com".into(),
-            password_hash: String::new(),
-            display_name: None,
-            display_name_key: None,
-            bio: None,
-            created_at: 0,
-            followers_count: 0,
-            following_count: 0,
-            posts_count: 0,
-            list_clock: 0,
-            suspended_at: None,
-            locked: false,
-            notifications_read_id: 0,
-            unread_notifications: 0,
             last_write_at,
+            ..crate::services::users::sample(1)
         };
         let window = Duration::from_millis(2_400);
         assert!(wrote_recently(&me(now), window));

@@ -576,3 +576,29 @@ fn followers_of(user_id: i64) -> SelectStatement {
         .and_where(follow::Column::FollowedId.eq(user_id))
         .to_owned()
 }
+
+/// A user row for unit tests: `user{id}`, nothing set.
+#[cfg(test)]
+pub(crate) fn sample(id: i64) -> user::Model {
+    user::Model {
+        id,
+        username: format!("user{id}"),
+        username_key: format!("user{id}"),
+        email: format!("user{id}@example.com"),
+        email_key: format!("user{id}@example.com"),
+        password_hash: String::new(),
+        display_name: None,
+        display_name_key: None,
+        bio: None,
+        created_at: 0,
+        followers_count: 0,
+        following_count: 0,
+        posts_count: 0,
+        list_clock: 0,
+        suspended_at: None,
+        locked: false,
+        notifications_read_id: 0,
+        unread_notifications: 0,
+        last_write_at: 0,
+    }
+}
