@@ -149,7 +149,7 @@ pub fn allowed(allowed_from: &[IpNet], ip: IpAddr) -> bool {
 /// The metrics, in Prometheus' text format.
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses(
-        (status = 200, description = "Prometheus text format (version 0.0.4): `http_requests_total`, `http_request_duration_seconds`, `event_streams_open`, `db_pool_connections`, `db_pool_max_connections`, `db_transaction_retries_total`, `rate_limited_requests_total`", content_type = "text/plain", body = String),
+        (status = 200, description = "Prometheus text format (version 0.0.4): `http_requests_total`, `http_request_duration_seconds`, `event_streams_open`, `db_pool_connections`, `db_pool_max_connections`, `db_transaction_retries_total`, `rate_limited_requests_total`; with `DATABASE_READ_URL` also `db_read_standby_in_rotation`, `db_read_standby_lag_seconds`, `db_read_standby_fallbacks_total`", content_type = "text/plain", body = String),
         (status = 404, description = "`not_found`: the caller's address is not in `METRICS_ALLOWED_FROM`", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn export(
