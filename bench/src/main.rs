@@ -3,6 +3,7 @@
 
 mod run;
 mod seed;
+mod standby;
 mod streams;
 mod verify;
 
@@ -48,6 +49,10 @@ enum Commands {
         /// Write the Markdown report here as well as to standard output.
         #[arg(long)]
         output: Option<String>,
+        /// A PostgreSQL hot standby of --database-url: instead of every scenario, measure the
+        /// read scenarios through a server reading from it against one reading from the primary.
+        #[arg(long)]
+        read_url: Option<String>,
     },
     /// Measure the event stream on a seeded database: a celebrity's post reaching its followers'
     /// open streams over two server processes, and the memory of idle streams.
@@ -97,9 +102,11 @@ async fn main() -> std::process::ExitCode {
             server_bin,
             seconds,
             output,
+            read_url,
         } => {
             run::run(run::RunOptions {
                 database_url,
+                read_url,
                 server_bin,
                 seconds,
                 output,

@@ -28,6 +28,8 @@ pub const SECRET: &str = "benchmark-secret-of-at-least-32-bytes!!";
 
 pub struct RunOptions {
     pub database_url: String,
+    /// A hot standby of `database_url`: measure reads from it against the primary instead.
+    pub read_url: Option<String>,
     pub server_bin: String,
     pub seconds: f64,
     pub output: Option<String>,
@@ -41,14 +43,19 @@ struct Sample {
     sql: Vec<Duration>,
 }
 
+/// The `q` quantile of `values` (nearest rank), zero when there are none.
+pub(crate) fn percentile(values: &[Duration], q: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 impl Sample {
     fn p(values: &[Duration], q: f64) -> Duration {
-        if values.is_empty() {
-            return Duration::ZERO;
-        }
-        let mut sorted = values.to_vec();
-        sorted.sort();
-        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+        percentile(values, q)
     }
     fn p50(&self) -> Duration {
         Self::p(&self.http, 0.5)
@@ -147,11 +154,11 @@ impl Server {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-async fn login(
+pub(crate) async fn login(
     client: &reqwest::Client,
     base: &str,
     name: &str,
@@ -176,7 +183,7 @@ pub type BoxError = Box<dyn std::error::Error>;
 type Probe<'a> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + 'a>> + 'a>;
 
 /// A probe that sends the request `request(i)` (`i` counts the calls) and expects `expect`.
-fn http_probe<'a>(
+pub(crate) fn http_probe<'a>(
     expect: u16,
     mut request: impl FnMut(usize) -> reqwest::RequestBuilder + 'a,
 ) -> Probe<'a> {
@@ -217,7 +224,7 @@ where
 /// with each other (first and deep pages, HTTP and its SQL) are measured under the same
 /// conditions: measured one after another, their ratios moved with the speed of this shared
 /// machine, which drifts by tens of percent over seconds.
-async fn measure_together(
+pub(crate) async fn measure_together(
     seconds: f64,
     probes: &mut [Probe<'_>],
 ) -> Result<Vec<Vec<Duration>>, BoxError> {
@@ -328,6 +335,9 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         // What autovacuum does after a few thousand writes (see migration 5), done here because a
         // PostgreSQL may run with autovacuum off, as the one this benchmark was developed on does.
         db.execute_unprepared("VACUUM posts, follows").await?;
+    }
+    if let Some(read_url) = &options.read_url {
+        return crate::standby::run(&options, &db, read_url).await;
     }
     let codec = CursorCodec::new(SECRET.as_bytes());
     let server = Server::start(&options.server_bin, &options.database_url, &[]).await?;
@@ -683,7 +693,7 @@ async fn sql_timeline(
 }
 
 /// Checks a timeline page, over HTTP and from the service, against plain SQL.
-async fn check_timeline(
+pub(crate) async fn check_timeline(
     db: &DatabaseConnection,
     http: reqwest::RequestBuilder,
     reader: &user::Model,
@@ -711,7 +721,7 @@ async fn check_timeline(
 }
 
 /// Checks a profile's counts over HTTP against the rows they count.
-async fn check_profile(
+pub(crate) async fn check_profile(
     db: &DatabaseConnection,
     http: reqwest::RequestBuilder,
     target: &user::Model,
@@ -738,7 +748,7 @@ async fn check_profile(
 }
 
 /// Checks a followers page, over HTTP and from the service, against the `follows` table.
-async fn check_followers(
+pub(crate) async fn check_followers(
     db: &DatabaseConnection,
     http: reqwest::RequestBuilder,
     target: &user::Model,
@@ -769,7 +779,7 @@ const SEARCH_PREFIXES: [&str; 3] = ["u", "ce", "user1"];
 
 /// Checks a search's first page, over HTTP and from the service, against the answer worked out
 /// from every account's names ([`verify::search_answer`]); returns how many accounts match.
-async fn check_search(
+pub(crate) async fn check_search(
     db: &DatabaseConnection,
     http: reqwest::RequestBuilder,
     searchable: &[(String, Option<String>)],
