@@ -87,10 +87,14 @@ async fn a_read_url_that_is_not_a_standby_in_recovery_takes_no_reads_and_costs_n
         // A few checks have run.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let metrics = scrape(&app).await;
+        assert!(
+            metrics.contains("\ndb_read_standby_in_rotation 0\n"),
+            "{read_url} was taken for a standby, or the gauge is missing:\n{metrics}"
+        );
         assert_eq!(
-            sample(&metrics, "db_read_standby_in_rotation"),
+            sample(&metrics, "db_read_standby_fallbacks_total"),
             0.0,
-            "{read_url} was taken for a standby"
+            "a read was tried on {read_url}"
         );
         let profile = app.get("/users/susan", None).await.expect(200);
         assert_eq!(profile["followers_count"], 1, "{read_url}");
