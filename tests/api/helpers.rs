@@ -279,21 +279,29 @@ impl TestApp {
 
     /// Registers `username` with a derived email and the password `password-of-{username}`.
     pub async fn try_register(&self, username: &str) -> TestResponse {
-        self.post(
-            "/auth/register",
-            None,
-            &json!({
-                "username": username,
-                "email": format!("{username}@example.com"),
-                "password": format!("password-of-{username}"),
-            }),
-        )
-        .await
+        self.try_register_with(username, json!({})).await
+    }
+
+    /// [`TestApp::try_register`] with the fields of `extra` (a JSON object) added to the body.
+    pub async fn try_register_with(&self, username: &str, extra: Value) -> TestResponse {
+        let mut body = json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": format!("password-of-{username}"),
+        });
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        self.post("/auth/register", None, &body).await
     }
 
     pub async fn register(&self, username: &str) -> TestUser {
-        let response = self.try_register(username).await;
-        let body = response.expect(201);
+        self.register_with(username, json!({})).await
+    }
+
+    /// Registers as [`TestApp::try_register_with`] does; panics unless 201.
+    pub async fn register_with(&self, username: &str, extra: Value) -> TestUser {
+        let body = self.try_register_with(username, extra).await.expect(201);
         TestUser {
             token: body["access_token"].as_str().unwrap().to_owned(),
         }

@@ -10,22 +10,8 @@ use crate::helpers::{
 
 /// Registers `username` with `display_name`.
 async fn register_named(app: &TestApp, username: &str, display_name: &str) -> TestUser {
-    let body = app
-        .post(
-            "/auth/register",
-            None,
-            &json!({
-                "username": username,
-                "email": format!("{username}@example.com"),
-                "password": format!("password-of-{username}"),
-                "display_name": display_name,
-            }),
-        )
+    app.register_with(username, json!({"display_name": display_name}))
         .await
-        .expect(201);
-    TestUser {
-        token: body["access_token"].as_str().unwrap().to_owned(),
-    }
 }
 
 /// `GET /users?{query}` (the query already encoded).
