@@ -25,7 +25,9 @@
 //!   are found by a poller that reads them by position ([`poll_for_posts`]), at once when this
 //!   process wrote one and every [`POLL_INTERVAL`] for other processes' (one index-range query
 //!   per look while any stream is open, none otherwise). On MySQL/MariaDB it also reads other
-//!   processes' notifications, and [`sweep_ended`] ends the streams of sessions ended elsewhere.
+//!   processes' notifications and deleted posts (`post_deletions`, written with the deletion;
+//!   this process's own deletions are found the same way, so none is announced twice), and
+//!   [`sweep_ended`] ends the streams of sessions ended elsewhere.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -33,10 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entity::{notification, post, session};
+use entity::{notification, post, post_deletion, session};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use tokio::sync::{Notify, mpsc};
 
@@ -49,10 +51,11 @@ use crate::services::timeline;
 /// The PostgreSQL channel the events travel on.
 const CHANNEL: &str = "social_events";
 
-/// How often a MySQL/MariaDB process looks for other processes' posts and notifications.
-/// Each look is two index-range reads that find nothing most of the time: 1,000 looks took 0.19 s
-/// of a client's time on the benchmark's MariaDB (2 million posts), so ten a second cost some 2 ms
-/// of the database's time per second and process.
+/// How often a MySQL/MariaDB process looks for other processes' posts, notifications and
+/// deletions. Each look is index-range reads that find nothing most of the time: 1,000 looks of
+/// the first two took 0.19 s of a client's time on the benchmark's MariaDB (2 million posts), so
+/// ten a second cost some 2 ms of the database's time per second and process; the third, of the
+/// few rows of `post_deletions`, adds a primary-key range read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How many deleted posts a stream keeps for its client; a client that lets more pile up is
@@ -135,18 +138,34 @@ tokio::task_local! {
     static ATTEMPT: RefCell<Vec<Event>>;
 }
 
-/// Step: records `event`, to be delivered once the transaction commits.
+/// Step: records `event`, to be delivered once the transaction commits. On MySQL/MariaDB a
+/// deleted post is also written to `post_deletions`, where every process's poller finds it.
 pub async fn emit(txn: &DatabaseTransaction, event: Event) -> Result<(), ApiError> {
-    if txn.get_database_backend() == DbBackend::Postgres {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), event.encode().into()],
-        ))
-        .await?;
-    } else {
-        let _ = ATTEMPT.try_with(|pending| pending.borrow_mut().push(event));
+    match txn.get_database_backend() {
+        DbBackend::Postgres => {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), event.encode().into()],
+            ))
+            .await?;
+            return Ok(());
+        }
+        DbBackend::MySql => {
+            if let Event::Deleted { author, post } = event {
+                post_deletion::Entity::insert(post_deletion::ActiveModel {
+                    post_id: Set(post),
+                    author_id: Set(author),
+                    deleted_at: Set(crate::time::now_millis()),
+                    ..Default::default()
+                })
+                .exec_without_returning(txn)
+                .await?;
+            }
+        }
+        _ => {}
     }
+    let _ = ATTEMPT.try_with(|pending| pending.borrow_mut().push(event));
     Ok(())
 }
 
@@ -447,9 +466,14 @@ impl Hub {
     /// Hands the event of a request's committed write to the streams (not used on PostgreSQL,
     /// where every event comes back through [`listen_postgres`]). A post is left to the poller
     /// ([`poll_for_posts`]), which is asked to look at once: only it sees posts in commit order.
+    /// So is a deleted post on MySQL/MariaDB, where the poller finds every process's deletions
+    /// (announcing this one here too would announce it twice).
     pub fn publish(&self, event: Event) {
         match event {
             Event::Posted { .. } => self.poke.notify_one(),
+            Event::Deleted { .. } if self.db.get_database_backend() == DbBackend::MySql => {
+                self.poke.notify_one();
+            }
             event => self.enqueue(event),
         }
     }
@@ -612,13 +636,14 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
 /// given in commit order, so none is passed over and they come in the timeline's order), and
 /// queues them for the streams: at once when a request of this process wrote one
 /// ([`Hub::publish`]), and every [`POLL_INTERVAL`] for other processes' posts, while any stream is
-/// open. With `notifications` (MySQL/MariaDB, where other processes write too) it also reads the
-/// notifications of the last few seconds and wakes the streams they concern (each notification
-/// once). Deletions in other processes are not seen here: a deleted post is simply missing from
-/// the client's next timeline read. Ended sessions are [`sweep_ended`]'s.
-pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, notifications: bool) {
+/// open. With `other_processes` (MySQL/MariaDB, where other processes write too) it also reads
+/// the notifications and the posts' deletions (`post_deletions`, written by [`emit`]) of the last
+/// few seconds, wakes the streams the notifications concern and queues the deletions (each one
+/// once). Ended sessions are [`sweep_ended`]'s.
+pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, other_processes: bool) {
     let mut posts_seen: Option<Position> = None;
-    let mut notifications_seen = NotificationWindow::default();
+    let mut notifications_seen = IdWindow::default();
+    let mut deletions_seen = IdWindow::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -632,8 +657,7 @@ pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, notifications
             &hub,
             &db,
             posts_seen,
-            notifications,
-            &mut notifications_seen,
+            other_processes.then_some((&mut notifications_seen, &mut deletions_seen)),
         );
         match looked.await {
             Ok(position) => posts_seen = position,
@@ -650,18 +674,18 @@ pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, notifications
 /// intervals after a newer one is still seen.
 const NOTIFICATION_POLLS_REREAD: usize = 50;
 
-/// The notifications a poller has read in its last [`NOTIFICATION_POLLS_REREAD`] looks: ids are
-/// given at insert, not at commit, so a look reads again from the newest id of that many looks
-/// ago, and wakes only for the ids it has not seen.
+/// The rows (notifications, post deletions) a poller has read in its last
+/// [`NOTIFICATION_POLLS_REREAD`] looks: ids are given at insert, not at commit, so a look reads
+/// again from the newest id of that many looks ago, and acts only on the ids it has not seen.
 #[derive(Default)]
-struct NotificationWindow {
+struct IdWindow {
     /// The newest id of each of the last looks, oldest first.
     newest: VecDeque<i64>,
     /// The ids seen above the oldest of those.
     seen: HashSet<i64>,
 }
 
-impl NotificationWindow {
+impl IdWindow {
     fn floor(&self) -> i64 {
         self.newest.front().copied().unwrap_or(0)
     }
@@ -691,6 +715,9 @@ impl NotificationWindow {
     }
 }
 
+/// How long a `post_deletions` row is kept for other processes' pollers.
+pub const DELETIONS_KEPT: Duration = Duration::from_secs(600);
+
 /// How many new posts one look reads; it looks again at once when there were more.
 const POSTS_PER_LOOK: u64 = 1_000;
 
@@ -698,8 +725,7 @@ async fn poll_once(
     hub: &Arc<Hub>,
     db: &DatabaseConnection,
     posts_seen: Option<Position>,
-    notifications: bool,
-    notifications_seen: &mut NotificationWindow,
+    other_processes: Option<(&mut IdWindow, &mut IdWindow)>,
 ) -> Result<Option<Position>, ApiError> {
     let backend = db.get_database_backend();
     let Some(mut seen) = posts_seen else {
@@ -712,14 +738,24 @@ async fn poll_once(
             .into_tuple()
             .one(db)
             .await?;
-        let newest_notification: Option<i64> = notification::Entity::find()
-            .select_only()
-            .column(notification::Column::Id)
-            .order_by_desc(notification::Column::Id)
-            .into_tuple()
-            .one(db)
-            .await?;
-        notifications_seen.restart_at(newest_notification.unwrap_or(0));
+        if let Some((notifications_seen, deletions_seen)) = other_processes {
+            let newest_notification: Option<i64> = notification::Entity::find()
+                .select_only()
+                .column(notification::Column::Id)
+                .order_by_desc(notification::Column::Id)
+                .into_tuple()
+                .one(db)
+                .await?;
+            notifications_seen.restart_at(newest_notification.unwrap_or(0));
+            let newest_deletion: Option<i64> = post_deletion::Entity::find()
+                .select_only()
+                .column(post_deletion::Column::Id)
+                .order_by_desc(post_deletion::Column::Id)
+                .into_tuple()
+                .one(db)
+                .await?;
+            deletions_seen.restart_at(newest_deletion.unwrap_or(0));
+        }
         // Whatever was written between the streams' opening and this first look is behind the
         // starting point: every stream looks once for itself.
         hub.wake_all();
@@ -762,7 +798,29 @@ async fn poll_once(
             break;
         }
     }
-    if notifications {
+    if let Some((notifications_seen, deletions_seen)) = other_processes {
+        let deleted: HashMap<i64, (i64, i64)> = post_deletion::Entity::find()
+            .select_only()
+            .columns([
+                post_deletion::Column::Id,
+                post_deletion::Column::PostId,
+                post_deletion::Column::AuthorId,
+            ])
+            .filter(post_deletion::Column::Id.gt(deletions_seen.floor()))
+            .limit(10_000)
+            .into_tuple::<(i64, i64, i64)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(id, post, author)| (id, (post, author)))
+            .collect();
+        let mut fresh = deletions_seen.look(deleted.keys().copied());
+        fresh.sort_unstable();
+        for id in fresh {
+            if let Some(&(post, author)) = deleted.get(&id) {
+                hub.enqueue(Event::Deleted { author, post });
+            }
+        }
         let recipients: HashMap<i64, i64> = notification::Entity::find()
             .select_only()
             .columns([notification::Column::Id, notification::Column::RecipientId])
@@ -792,10 +850,20 @@ async fn poll_once(
 /// Ends the streams whose sessions ended in another process, for backends where that event does
 /// not reach every process (MySQL/MariaDB): every 15 seconds, one primary-key query per 500 open
 /// sessions. (A suspension expires the sessions and an account's removal deletes them, so this
-/// covers both.)
+/// covers both.) It also removes the `post_deletions` rows older than [`DELETIONS_KEPT`], which
+/// every poller has read long before (they read a few seconds back).
 pub async fn sweep_ended(hub: Arc<Hub>, db: DatabaseConnection) {
     loop {
         tokio::time::sleep(Duration::from_secs(15)).await;
+        let kept_since = crate::time::now_millis()
+            - i64::try_from(DELETIONS_KEPT.as_millis()).unwrap_or(i64::MAX);
+        if let Err(err) = post_deletion::Entity::delete_many()
+            .filter(post_deletion::Column::DeletedAt.lt(kept_since))
+            .exec(&db)
+            .await
+        {
+            tracing::warn!(error = %err, "could not remove old post deletions");
+        }
         let open = hub.open_sessions();
         for chunk in open.chunks(500) {
             let live: Result<Vec<String>, _> = session::Entity::find()
@@ -889,7 +957,7 @@ mod tests {
 
     #[test]
     fn a_notification_window_reads_again_but_wakes_once_per_id() {
-        let mut window = NotificationWindow::default();
+        let mut window = IdWindow::default();
         window.restart_at(10);
         assert_eq!(window.look([11, 13]), vec![11, 13]);
         assert_eq!(window.floor(), 10, "the look before is still in the window");

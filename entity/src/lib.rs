@@ -8,6 +8,7 @@ pub mod follow_request;
 pub mod mute;
 pub mod notification;
 pub mod post;
+pub mod post_deletion;
 pub mod refresh_token;
 pub mod report;
 pub mod session;
