@@ -13,7 +13,6 @@ back as a `post` event whose `id` is set. Chromium and the API are killed by PID
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import os
 import secrets
@@ -28,9 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.dont_write_bytecode = True
 
-_spec = importlib.util.spec_from_file_location("ci_durability", os.path.join(HERE, "durability.py"))
-ci = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ci)
+# The process, database and clean-up helpers are shared with the durability check.
+import durability as ci  # noqa: E402
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">

@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import http.client
-import importlib.util
 import json
 import os
 import random
@@ -51,9 +50,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in .ci/
 import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper and the graph model)
 
 # The process, database and clean-up helpers are shared with the durability check.
-_spec = importlib.util.spec_from_file_location("ci_durability", os.path.join(HERE, "durability.py"))
-ci = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ci)
+import durability as ci  # noqa: E402
 
 
 class Mismatch(Exception):

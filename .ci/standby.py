@@ -28,7 +28,7 @@ until interrupted, for `bench run --read-url` (bench/README.md).
 from __future__ import annotations
 
 import glob
-import importlib.util
+import http.client
 import os
 import pwd
 import secrets
@@ -47,9 +47,8 @@ ROOT = os.path.dirname(HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in .ci/
 import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper)
 
-_spec = importlib.util.spec_from_file_location("ci_durability", os.path.join(HERE, "durability.py"))
-ci = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ci)
+# The process, database and clean-up helpers are shared with the durability check.
+import durability as ci  # noqa: E402
 
 
 class Mismatch(Exception):
@@ -134,7 +133,6 @@ def wait_for(what: str, condition, timeout: float = 30.0, every: float = 0.05):
 
 def metric(port: int, name: str) -> float | None:
     """One sample of the server's /metrics (from loopback, which the default allows)."""
-    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.request("GET", "/metrics")

@@ -27,7 +27,7 @@
 //!   per look while any stream is open, none otherwise). On MySQL/MariaDB it also reads other
 //!   processes' notifications and deleted posts (`post_deletions`, written with the deletion;
 //!   this process's own deletions are found the same way, so none is announced twice), and
-//!   [`sweep_ended`] ends the streams of sessions ended elsewhere.
+//!   [`sweep`] ends the streams of sessions ended elsewhere.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -639,7 +639,7 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
 /// open. With `other_processes` (MySQL/MariaDB, where other processes write too) it also reads
 /// the notifications and the posts' deletions (`post_deletions`, written by [`emit`]) of the last
 /// few seconds, wakes the streams the notifications concern and queues the deletions (each one
-/// once). Ended sessions are [`sweep_ended`]'s.
+/// once). Ended sessions are [`sweep`]'s.
 pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection, other_processes: bool) {
     let mut posts_seen: Option<Position> = None;
     let mut notifications_seen = IdWindow::default();
@@ -852,7 +852,7 @@ async fn poll_once(
 /// sessions. (A suspension expires the sessions and an account's removal deletes them, so this
 /// covers both.) It also removes the `post_deletions` rows older than [`DELETIONS_KEPT`], which
 /// every poller has read long before (they read a few seconds back).
-pub async fn sweep_ended(hub: Arc<Hub>, db: DatabaseConnection) {
+pub async fn sweep(hub: Arc<Hub>, db: DatabaseConnection) {
     loop {
         tokio::time::sleep(Duration::from_secs(15)).await;
         let kept_since = crate::time::now_millis()

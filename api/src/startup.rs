@@ -160,7 +160,7 @@ impl Application {
             }
             sea_orm::DbBackend::MySql => {
                 tokio::spawn(crate::events::poll_for_posts(hub.clone(), db.clone(), true));
-                tokio::spawn(crate::events::sweep_ended(hub.clone(), db.clone()));
+                tokio::spawn(crate::events::sweep(hub.clone(), db.clone()));
             }
             _ => {
                 tokio::spawn(crate::events::poll_for_posts(

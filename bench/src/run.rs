@@ -54,17 +54,14 @@ pub(crate) fn percentile(values: &[Duration], q: f64) -> Duration {
 }
 
 impl Sample {
-    fn p(values: &[Duration], q: f64) -> Duration {
-        percentile(values, q)
-    }
     fn p50(&self) -> Duration {
-        Self::p(&self.http, 0.5)
+        percentile(&self.http, 0.5)
     }
     fn p99(&self) -> Duration {
-        Self::p(&self.http, 0.99)
+        percentile(&self.http, 0.99)
     }
     fn sql_p50(&self) -> Option<Duration> {
-        (!self.sql.is_empty()).then(|| Self::p(&self.sql, 0.5))
+        (!self.sql.is_empty()).then(|| percentile(&self.sql, 0.5))
     }
     /// Requests per second of one client sending them one at a time.
     fn rps(&self) -> f64 {

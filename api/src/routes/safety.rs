@@ -166,13 +166,13 @@ pub(crate) async fn list_marks(
 ) -> Result<HttpResponse, ApiError> {
     let list_name = mark.list_name(me.0.id);
     let page = state.cursors.page_request(&list_name, query)?;
-    let ((entries, neighbours), states) = state
+    let (entries, neighbours, states) = state
         .read(Some(&me.0), async |db| {
-            let listed = marks::list(db, mark, me.0.id, page).await?;
+            let (entries, neighbours) = marks::list(db, mark, me.0.id, page).await?;
             let states =
-                relationships::viewer_states(db, Some(me.0.id), listed.0.iter().map(|e| e.user.id))
+                relationships::viewer_states(db, Some(me.0.id), entries.iter().map(|e| e.user.id))
                     .await?;
-            Ok((listed, states))
+            Ok((entries, neighbours, states))
         })
         .await?;
     Ok(match mark {

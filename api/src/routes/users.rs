@@ -236,15 +236,14 @@ pub async fn search_users(
             Some(after.to_owned())
         }
     };
-    let (found, states) = state
+    let (found, next, states) = state
         .read(viewer.0.as_ref(), async |db| {
-            let found = users::search(db, &prefix, after.as_deref(), limit).await?;
+            let (found, next) = users::search(db, &prefix, after.as_deref(), limit).await?;
             let states =
-                relationships::viewer_states(db, viewer.id(), found.0.iter().map(|u| u.id)).await?;
-            Ok((found, states))
+                relationships::viewer_states(db, viewer.id(), found.iter().map(|u| u.id)).await?;
+            Ok((found, next, states))
         })
         .await?;
-    let (found, next) = found;
     let items: Vec<UserCard> = found
         .iter()
         .map(|user| UserCard::new(user, &states))
