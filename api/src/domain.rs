@@ -299,6 +299,24 @@ pub fn search_key(text: &str) -> String {
         .collect()
 }
 
+/// The longest display-name prefix stored for search (`display_name_prefixes`, migration 16), in
+/// characters of the key: the longest `q`, whose key is this long unless lower-casing lengthened
+/// it (`İ` becomes two characters).
+pub const SEARCH_PREFIX_CHARS: usize = SEARCH_MAX_CHARS;
+
+/// The prefixes of a display name's search key that `display_name_prefixes` holds, one per
+/// length from 1 to [`SEARCH_PREFIX_CHARS`] characters (fewer for a shorter key), less those that
+/// end in white space: `q` is trimmed, so no search asks for them, and MySQL/MariaDB compare
+/// strings ignoring trailing spaces, so `"mary "` would be a second `"mary"`. A search for `q`
+/// finds the names whose row for `q`'s key exists. (Migration 16 keeps a copy, which a test
+/// holds to this one.)
+pub fn search_prefixes(key: &str) -> impl Iterator<Item = &str> {
+    key.char_indices()
+        .take(SEARCH_PREFIX_CHARS)
+        .filter(|(_, c)| !c.is_whitespace())
+        .map(|(at, c)| &key[..at + c.len_utf8()])
+}
+
 /// The smallest string greater than every string that starts with `key`, in code point order (the
 /// byte order of UTF-8, which the key columns' binary collations compare by): `key` with its last
 /// character incremented (skipping the surrogates, which no string holds), after dropping trailing
@@ -367,6 +385,16 @@ impl SearchPrefix {
     /// Its [`search_key`]: what `username_key` and `display_name_key` must start with.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The stored display-name prefix to look up ([`search_prefixes`]): the key, or its first
+    /// [`SEARCH_PREFIX_CHARS`] characters when lower-casing made it longer, with `true` then: the
+    /// rows found must still be checked against the whole key.
+    pub fn stored_prefix(&self) -> (&str, bool) {
+        match self.key.char_indices().nth(SEARCH_PREFIX_CHARS) {
+            Some((end, _)) => (&self.key[..end], true),
+            None => (&self.key, false),
+        }
     }
 }
 
@@ -679,6 +707,72 @@ mod tests {
                     "{name}: {prefix} -> {} is not a prefix of {key}",
                     search_key(&prefix)
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_display_name_is_stored_under_each_prefix_of_its_key_up_to_thirty_characters() {
+        assert_eq!(
+            search_prefixes("abc").collect::<Vec<_>>(),
+            ["a", "ab", "abc"]
+        );
+        assert_eq!(
+            search_prefixes("é\u{307}ß").collect::<Vec<_>>(),
+            ["é", "é\u{307}", "é\u{307}ß"]
+        );
+        assert_eq!(search_prefixes("").count(), 0);
+        // None ends in white space (a trimmed `q` never does).
+        assert_eq!(
+            search_prefixes("al  b\u{a0}c").collect::<Vec<_>>(),
+            ["a", "al", "al  b", "al  b\u{a0}c"]
+        );
+        let long = "x".repeat(40);
+        let stored: Vec<&str> = search_prefixes(&long).collect();
+        assert_eq!(stored.len(), SEARCH_PREFIX_CHARS);
+        assert_eq!(stored.last().unwrap().chars().count(), SEARCH_PREFIX_CHARS);
+    }
+
+    #[test]
+    fn a_search_finds_a_name_through_its_stored_prefixes_exactly_when_the_key_starts_with_it() {
+        // Thirty `İ` have a key of sixty characters: looked up by its first thirty, then checked.
+        let long = SearchPrefix::parse(&"İ".repeat(30)).unwrap();
+        let (stored, truncated) = long.stored_prefix();
+        assert_eq!(long.key().chars().count(), 60);
+        assert_eq!(
+            (stored.chars().count(), truncated),
+            (SEARCH_PREFIX_CHARS, true)
+        );
+        let short = SearchPrefix::parse(&"é".repeat(30)).unwrap();
+        assert_eq!(short.stored_prefix(), ("é".repeat(30).as_str(), false));
+        let names = [
+            "İ".repeat(30),
+            format!("{}x", "İ".repeat(15)),
+            "İ".repeat(16),
+            "é".repeat(45),
+            "é".repeat(29),
+            "Mary Sue".to_owned(),
+            "Mary  Sue ".to_owned(),
+        ];
+        let searches = [
+            "İ".repeat(30),
+            "İ".repeat(15),
+            "İ".repeat(16),
+            "é".repeat(30),
+            "é".repeat(29),
+            "mary s".to_owned(),
+            "mary  s".to_owned(),
+            "mary".to_owned(),
+            "i".to_owned(),
+        ];
+        for name in &names {
+            let key = search_key(name);
+            for q in &searches {
+                let prefix = SearchPrefix::parse(q).unwrap();
+                let (stored, truncated) = prefix.stored_prefix();
+                let found = search_prefixes(&key).any(|p| p == stored)
+                    && (!truncated || key.starts_with(prefix.key()));
+                assert_eq!(found, key.starts_with(prefix.key()), "{name:?} {q:?}");
             }
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod clock;
+pub mod display_name_prefix;
 pub mod follow;
 pub mod follow_request;
 pub mod mute;

@@ -18,6 +18,7 @@ mod m20261202_000012_user_search;
 mod m20261203_000013_search_key_fold;
 mod m20261204_000014_last_write;
 mod m20261205_000015_post_deletions;
+mod m20261206_000016_display_name_prefixes;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_search_key_fold::Migration),
             Box::new(m20261204_000014_last_write::Migration),
             Box::new(m20261205_000015_post_deletions::Migration),
+            Box::new(m20261206_000016_display_name_prefixes::Migration),
         ]
     }
 }

@@ -460,8 +460,8 @@ async fn a_display_name_change_changes_what_search_finds() {
     assert_eq!(found(&app, "ze").await, ["zed"]);
 }
 
-/// Migrations 12 and 13 fill in the search key of accounts that had a display name before them,
-/// with the fold the API uses for new ones.
+/// Migrations 12, 13 and 16 fill in the search key and its prefixes of accounts that had a display
+/// name before them, with the fold the API uses for new ones.
 #[tokio::test]
 async fn the_migrations_fill_in_the_display_name_keys_of_existing_accounts() {
     use migration::{Migrator, MigratorTrait};
@@ -483,8 +483,21 @@ async fn the_migrations_fill_in_the_display_name_keys_of_existing_accounts() {
         .unwrap()
         .len();
     assert_eq!(applied, Migrator::migrations().len(), "all applied");
-    // Back to before migration 12 (13 has nothing to undo), and up again.
-    Migrator::down(&app.db, Some(2)).await.unwrap();
+    // Back to before migration 12, and up again.
+    let twelve = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261202_000012_user_search")
+        .unwrap();
+    let steps = u32::try_from(applied - twelve).unwrap();
+    Migrator::down(&app.db, Some(steps)).await.unwrap();
+    let key_column = app
+        .db
+        .query_all_raw(Statement::from_string(
+            backend(),
+            "SELECT display_name_key FROM users",
+        ))
+        .await;
+    assert!(key_column.is_err(), "migration 12 was undone");
     Migrator::up(&app.db, None).await.unwrap();
     for (i, name) in names.iter().enumerate() {
         let key: Option<String> = app
@@ -503,6 +516,113 @@ async fn the_migrations_fill_in_the_display_name_keys_of_existing_accounts() {
     assert_eq!(found(&app, "İST").await, ["user2"]);
     assert_eq!(found(&app, "οδυσ").await, ["user1"]);
     assert_eq!(found(&app, "nameless").await, ["nameless"]);
+    // Migration 16 wrote each account's display-name prefixes, as the API writes them.
+    let mut expected: Vec<(String, String)> = names
+        .iter()
+        .enumerate()
+        .flat_map(|(i, name)| {
+            let key = api::domain::search_key(name);
+            api::domain::search_prefixes(&key)
+                .map(|prefix| (prefix.to_owned(), format!("user{i}")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(prefix_rows(&app).await, expected);
+}
+
+/// Every row of `display_name_prefixes`, as (prefix, username key), in order.
+async fn prefix_rows(app: &TestApp) -> Vec<(String, String)> {
+    use entity::display_name_prefix;
+    use sea_orm::{EntityTrait, QueryOrder};
+    let mut rows: Vec<(String, String)> = display_name_prefix::Entity::find()
+        .order_by_asc(display_name_prefix::Column::UserId)
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.prefix, row.username_key))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The rows search finds display names by follow the display name, in the transaction that sets
+/// it, and go with the account (the cascade, on SQLite too).
+#[tokio::test]
+async fn the_display_name_rows_follow_the_name_and_go_with_the_account() {
+    let app = spawn_app().await;
+    let rows_of = |name: &str, username: &str| -> Vec<(String, String)> {
+        let key = api::domain::search_key(name);
+        api::domain::search_prefixes(&key)
+            .map(|prefix| (prefix.to_owned(), username.to_owned()))
+            .collect()
+    };
+    let zed = register_named(&app, "Zed", "Al Bé").await;
+    app.register("nameless").await;
+    assert_eq!(prefix_rows(&app).await, rows_of("Al Bé", "zed"));
+    assert_eq!(
+        prefix_rows(&app).await.len(),
+        4,
+        "a, al, al b, al bé: none ends in a space"
+    );
+    app.patch(
+        "/users/me",
+        Some(&zed.token),
+        &json!({"display_name": "Xi"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(prefix_rows(&app).await, rows_of("Xi", "zed"));
+    app.patch("/users/me", Some(&zed.token), &json!({"bio": "hello"}))
+        .await
+        .expect(200);
+    assert_eq!(prefix_rows(&app).await, rows_of("Xi", "zed"));
+    app.patch(
+        "/users/me",
+        Some(&zed.token),
+        &json!({"display_name": null}),
+    )
+    .await
+    .expect(200);
+    assert!(prefix_rows(&app).await.is_empty());
+    // A long name is stored under its first thirty characters' prefixes only.
+    let long = "A".repeat(50);
+    app.patch(
+        "/users/me",
+        Some(&zed.token),
+        &json!({"display_name": long}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(prefix_rows(&app).await.len(), 30);
+    assert_eq!(found(&app, &"a".repeat(30)).await, ["Zed"]);
+    app.delete("/users/me", Some(&zed.token)).await.expect(204);
+    assert!(prefix_rows(&app).await.is_empty());
+}
+
+/// A text whose key lower-casing made longer than the stored prefixes (30 characters) is looked up
+/// by its first thirty and checked against the whole key: both sides of that length, by results.
+#[tokio::test]
+async fn a_text_longer_than_the_stored_prefixes_once_lower_cased_still_matches_exactly() {
+    let app = spawn_app().await;
+    // `İ` lower-cases to two characters: twenty of them make a key of forty.
+    register_named(&app, "dotted", &"İ".repeat(20)).await;
+    // The same first thirty characters of key, then `x`.
+    register_named(&app, "near", &format!("{}x", "İ".repeat(15))).await;
+    register_named(&app, "other", "Ix").await;
+    // A key of thirty characters: a stored prefix, both names start with it.
+    assert_eq!(found(&app, &"İ".repeat(15)).await, ["dotted", "near"]);
+    // Keys of thirty-one and thirty-two: looked up by the same thirty, told apart by the rest.
+    assert_eq!(found(&app, &format!("{}X", "İ".repeat(15))).await, ["near"]);
+    assert_eq!(found(&app, &"İ".repeat(16)).await, ["dotted"]);
+    assert_eq!(found(&app, &"İ".repeat(30)).await, Vec::<String>::new());
+    // Paging past the cursor keeps the check.
+    assert_eq!(
+        all_pages(&app, &"İ".repeat(15), 1).await,
+        [vec!["dotted"], vec!["near"]]
+    );
+    assert_eq!(all_pages(&app, &"İ".repeat(16), 1).await, [vec!["dotted"]]);
 }
 
 /// A prefix is an index range only where the key columns compare by code point: under a

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use entity::{follow, follow_request, notification, session, user};
+use entity::{display_name_prefix, follow, follow_request, notification, session, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, IntoCondition, Order, Query, SelectStatement, UnionType,
 };
@@ -14,7 +14,7 @@ use sea_orm::{
 use crate::db;
 use crate::domain::{
     Email, SearchPrefix, Username, email_lookup_key, prefix_upper_bound, search_key,
-    username_lookup_key,
+    search_prefixes, username_lookup_key,
 };
 use crate::error::ApiError;
 use crate::events::{self, Event};
@@ -194,77 +194,104 @@ pub async fn search(
 }
 
 /// The query of a [`search`] page of `fetch` rows: a `UNION` (which also drops a user found both
-/// ways) of up to three index ranges, each `LIMIT`ed, ordered and cut again by the database:
+/// ways) of up to three index ranges, each read in `username_key` order and stopped by its
+/// `LIMIT`, then ordered and cut again by the database:
 ///
 /// - on the first page, the exact match: `username_key = :key` (the unique index);
-/// - `username_key > :from AND username_key < :upper ORDER BY username_key`: one range of the
-///   unique index on `username_key`, read in order, so it stops after `fetch` rows;
-/// - `display_name_key >= :key AND display_name_key < :upper` on
-///   `idx_users_display_name_key (display_name_key, username_key)`, keeping the users after the
-///   cursor (and not the exact match), ordered by `username_key`: the range is read whole and its
-///   best `fetch` kept, so a short prefix that many display names share costs more here.
+/// - `username_key > :from AND username_key < :upper`: one range of the unique index on
+///   `username_key`;
+/// - `display_name_prefixes.prefix = :key AND username_key > :after`: one range of that table's
+///   primary key `(prefix, username_key)`, which holds every prefix of every display name's key
+///   (migration 16), joined to `users` by id for the row (and to leave suspended accounts out).
+///   A key longer than the stored prefixes (lower-casing lengthened `q`) is looked up by its first
+///   [`SEARCH_PREFIX_CHARS`](crate::domain::SEARCH_PREFIX_CHARS) characters and the rows found
+///   are checked against the whole key.
 ///
 /// `:upper` is [`prefix_upper_bound`]: the key columns have binary collations, so these are
 /// exact prefix ranges, and `%`, `_` and `\` are ordinary characters (no `LIKE`).
 pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> SelectStatement {
     let key = prefix.key();
     let upper = prefix_upper_bound(key);
-    let below_upper = |column: user::Column| match &upper {
-        Some(upper) => Condition::all().add(column.lt(upper.as_str())),
-        None => Condition::all(),
-    };
-    let member = |alias: &str, tier: u8, condition: Condition, limit: Option<u64>| {
-        let mut rows = Query::select();
-        rows.expr_as(Expr::cust(tier.to_string()), Alias::new("search_tier"))
-            .column((user::Entity, Asterisk))
-            .from(user::Entity)
-            .cond_where(condition)
-            .and_where(user::Column::SuspendedAt.is_null());
-        if let Some(limit) = limit {
-            rows.order_by(user::Column::UsernameKey, Order::Asc)
-                .limit(limit);
-        }
+    let visible = Expr::col((user::Entity, user::Column::SuspendedAt)).is_null();
+    let wrap = |alias: &str, rows: &SelectStatement| {
         Query::select()
             .column(Asterisk)
             .from_subquery(rows.to_owned(), Alias::new(alias))
             .to_owned()
     };
+    let tier = |tier: u8| (Expr::cust(tier.to_string()), Alias::new("search_tier"));
     // The exact match is the smallest key of the username range, so "after it" is `> :key`.
     let from = match after {
         Some(after) if after > key => after,
         _ => key,
     };
-    let by_username = member(
-        "by_username",
-        1,
-        Condition::all()
-            .add(user::Column::UsernameKey.gt(from))
-            .add(below_upper(user::Column::UsernameKey)),
-        Some(fetch),
-    );
-    let mut by_display_name = Condition::all()
-        .add(user::Column::DisplayNameKey.gte(key))
-        .add(below_upper(user::Column::DisplayNameKey))
-        .add(user::Column::UsernameKey.ne(key));
-    if let Some(after) = after {
-        by_display_name = by_display_name.add(user::Column::UsernameKey.gt(after));
+    let username = (user::Entity, user::Column::UsernameKey);
+    let mut by_username = Query::select();
+    let (expr, alias) = tier(1);
+    by_username
+        .expr_as(expr, alias)
+        .column((user::Entity, Asterisk))
+        .from(user::Entity)
+        .and_where(Expr::col(username).gt(from))
+        .and_where(visible.clone())
+        .order_by(username, Order::Asc)
+        .limit(fetch);
+    if let Some(upper) = &upper {
+        by_username.and_where(Expr::col(username).lt(upper.as_str()));
     }
-    let by_display_name = member("by_display_name", 1, by_display_name, Some(fetch));
+
+    let (stored, truncated) = prefix.stored_prefix();
+    let prefixes = display_name_prefix::Entity;
+    let prefix_username = (prefixes, display_name_prefix::Column::UsernameKey);
+    let mut by_display_name = Query::select();
+    let (expr, alias) = tier(1);
+    by_display_name
+        .expr_as(expr, alias)
+        .column((user::Entity, Asterisk))
+        .from(prefixes)
+        .inner_join(
+            user::Entity,
+            Expr::col((user::Entity, user::Column::Id))
+                .equals((prefixes, display_name_prefix::Column::UserId)),
+        )
+        .and_where(Expr::col((prefixes, display_name_prefix::Column::Prefix)).eq(stored))
+        // The exact match is the first page's first row, from the username half.
+        .and_where(Expr::col(prefix_username).ne(key))
+        .and_where(visible.clone())
+        .order_by(prefix_username, Order::Asc)
+        .limit(fetch);
+    if let Some(after) = after {
+        by_display_name.and_where(Expr::col(prefix_username).gt(after));
+    }
+    if truncated {
+        let display_name = (user::Entity, user::Column::DisplayNameKey);
+        by_display_name.and_where(Expr::col(display_name).gte(key));
+        if let Some(upper) = &upper {
+            by_display_name.and_where(Expr::col(display_name).lt(upper.as_str()));
+        }
+    }
+
     let mut query = match after {
         None => {
-            let mut query = member(
-                "exact",
-                0,
-                Condition::all().add(user::Column::UsernameKey.eq(key)),
-                None,
-            );
-            query.union(UnionType::Distinct, by_username);
+            let mut exact = Query::select();
+            let (expr, alias) = tier(0);
+            exact
+                .expr_as(expr, alias)
+                .column((user::Entity, Asterisk))
+                .from(user::Entity)
+                .and_where(Expr::col(username).eq(key))
+                .and_where(visible);
+            let mut query = wrap("exact", &exact);
+            query.union(UnionType::Distinct, wrap("by_username", &by_username));
             query
         }
-        Some(_) => by_username,
+        Some(_) => wrap("by_username", &by_username),
     };
     query
-        .union(UnionType::Distinct, by_display_name)
+        .union(
+            UnionType::Distinct,
+            wrap("by_display_name", &by_display_name),
+        )
         .order_by(Alias::new("search_tier"), Order::Asc)
         .order_by(Alias::new("username_key"), Order::Asc)
         .limit(fetch)
@@ -287,20 +314,21 @@ pub async fn find_for_login(
     }
 }
 
-/// Creates the account, or 409 `username_taken` / `email_taken` when either is in use in any
-/// letter case. The unique indexes decide, so concurrent registrations cannot both win.
+/// Creates the account, with the rows user search finds its display name by
+/// ([`add_display_name_prefixes`]) in the same transaction, or 409 `username_taken` /
+/// `email_taken` when either is in use in any letter case. The unique indexes decide, so
+/// concurrent registrations cannot both win.
 pub async fn register(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     account: NewAccount,
 ) -> Result<user::Model, ApiError> {
     let username_key = account.username.key();
-    let email_key = account.email.key();
     let now = now_millis();
     let row = user::ActiveModel {
         username: Set(account.username.as_str().to_owned()),
         username_key: Set(username_key.clone()),
         email: Set(account.email.as_str().to_owned()),
-        email_key: Set(email_key),
+        email_key: Set(account.email.key()),
         password_hash: Set(account.password_hash),
         display_name_key: Set(account.display_name.as_deref().map(search_key)),
         display_name: Set(account.display_name),
@@ -318,9 +346,24 @@ pub async fn register(
         last_write_at: Set(now),
         ..Default::default()
     };
-    match row.insert(db).await {
-        Ok(user) => Ok(user),
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+    let created = db::write(db, async |txn| {
+        let user = match row.clone().insert(txn).await {
+            Ok(user) => user,
+            // Which of the two is taken is looked up once this transaction has rolled back:
+            // `EmailTaken` stands for either until then.
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(ApiError::EmailTaken);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(key) = &user.display_name_key {
+            add_display_name_prefixes(txn, &user, key).await?;
+        }
+        Ok(user)
+    })
+    .await;
+    match created {
+        Err(ApiError::EmailTaken) => {
             let username_exists = user::Entity::find()
                 .filter(user::Column::UsernameKey.eq(username_key))
                 .one(db)
@@ -334,8 +377,31 @@ pub async fn register(
                 Err(ApiError::EmailTaken)
             }
         }
-        Err(err) => Err(err.into()),
+        other => other,
     }
+}
+
+/// Step: the rows of `display_name_prefixes` for `user`'s display name, whose search key is
+/// `key`: one per prefix of the key ([`search_prefixes`]), which is how search finds it in
+/// username order ([`search_query`]).
+async fn add_display_name_prefixes(
+    txn: &DatabaseTransaction,
+    user: &user::Model,
+    key: &str,
+) -> Result<(), ApiError> {
+    let rows: Vec<display_name_prefix::ActiveModel> = search_prefixes(key)
+        .map(|prefix| display_name_prefix::ActiveModel {
+            prefix: Set(prefix.to_owned()),
+            username_key: Set(user.username_key.clone()),
+            user_id: Set(user.id),
+        })
+        .collect();
+    if !rows.is_empty() {
+        display_name_prefix::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Applies `changes` to the user's profile and returns the updated row, in one transaction under
@@ -374,9 +440,19 @@ pub async fn update_profile(
         if changed {
             update.exec(txn).await?;
         }
-        find_by_id(txn, id).await?.ok_or(ApiError::Unauthorized(
+        let updated = find_by_id(txn, id).await?.ok_or(ApiError::Unauthorized(
             "the account of this access token no longer exists",
-        ))
+        ))?;
+        if changes.display_name.is_some() {
+            display_name_prefix::Entity::delete_many()
+                .filter(display_name_prefix::Column::UserId.eq(id))
+                .exec(txn)
+                .await?;
+            if let Some(key) = &updated.display_name_key {
+                add_display_name_prefixes(txn, &updated, key).await?;
+            }
+        }
+        Ok(updated)
     })
     .await
 }
