@@ -450,12 +450,14 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
 
     // User search, first pages as a signed-in reader: a one-letter prefix that every seeded
     // account matches (usernames `user…` and display names `User n`), a two-letter one of a few
-    // usernames, and a five-letter one of about a ninth of the accounts.
+    // usernames, a five-letter one of about a ninth of the accounts, and display names only,
+    // of accounts whose usernames sort last (`User 99…`: `user99…`).
     let searchable = verify::searchable_users(db).await?;
     let mut scenarios = Vec::new();
     for text in SEARCH_PREFIXES {
         let prefix = api::domain::SearchPrefix::parse(text)?;
-        let url = format!("{base}/users?q={text}");
+        let url =
+            reqwest::Url::parse_with_params(&format!("{base}/users"), [("q", text)])?.to_string();
         let matches = check_search(
             db,
             client.get(&url).bearer_auth(viewer_token),
@@ -771,8 +773,9 @@ pub(crate) async fn check_followers(
     )
 }
 
-/// The prefixes the search scenarios look for: one, two and five letters.
-const SEARCH_PREFIXES: [&str; 3] = ["u", "ce", "user1"];
+/// The prefixes the search scenarios look for: one, two and five letters, and the start of the
+/// display names of the accounts whose usernames sort last.
+const SEARCH_PREFIXES: [&str; 4] = ["u", "ce", "user1", "user 99"];
 
 /// Checks a search's first page, over HTTP and from the service, against the answer worked out
 /// from every account's names ([`verify::search_answer`]); returns how many accounts match.

@@ -48,6 +48,11 @@ pub fn username(id: usize) -> String {
     }
 }
 
+/// The display name of user `id` in a seeded database.
+pub fn display_name(id: usize) -> String {
+    format!("User {id}")
+}
+
 pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>> {
     let n = options.users;
     if n < 20 {
@@ -103,7 +108,7 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
     insert_rows(&db, "users", "id, username, username_key, email, email_key, password_hash, display_name, display_name_key, bio, created_at, followers_count, following_count, posts_count", n, options.batch, |id| {
         let id = id + 1;
         let name = username(id);
-        let display = format!("User {id}");
+        let display = display_name(id);
         format!(
             "({id}, '{name}', '{key}', '{name}@bench.example', '{key}@bench.example', '{hash}', '{display}', '{display_key}', NULL, {}, {}, {}, {})",
             created[id], followers[id], following[id], post_counts[id],
@@ -111,6 +116,29 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
             display_key = api::domain::search_key(&display),
         )
     })
+    .await?;
+    // User search's rows: every prefix of each display name's key, with the username key
+    // (migration 16; the service writes them on register).
+    let prefixes: Vec<(String, String, usize)> = (1..=n)
+        .flat_map(|id| {
+            let key = api::domain::search_key(&display_name(id));
+            let username_key = username(id).to_ascii_lowercase();
+            api::domain::search_prefixes(&key)
+                .map(|prefix| (prefix.to_owned(), username_key.clone(), id))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    insert_rows(
+        &db,
+        "display_name_prefixes",
+        "prefix, username_key, user_id",
+        prefixes.len(),
+        options.batch,
+        |i| {
+            let (prefix, username_key, id) = &prefixes[i];
+            format!("('{prefix}', '{username_key}', {id})")
+        },
+    )
     .await?;
     insert_rows(
         &db,
@@ -206,8 +234,10 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
         DbBackend::Postgres => db.execute_unprepared("VACUUM (ANALYZE)").await?,
         // MySQL/MariaDB name the tables.
         DbBackend::MySql => {
-            db.execute_unprepared("ANALYZE TABLE users, follows, posts, mutes, notifications")
-                .await?
+            db.execute_unprepared(
+                "ANALYZE TABLE users, display_name_prefixes, follows, posts, mutes, notifications",
+            )
+            .await?
         }
         _ => db.execute_unprepared("ANALYZE").await?,
     };
