@@ -31,7 +31,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::error::ApiError;
 use crate::pagination::{self, Position};
+use crate::rate_limit::Shared;
 use crate::services::posts::{self as posts_service, PostWithAuthor};
 use crate::services::relationships::{self, Relation};
 use crate::services::timeline;
@@ -73,6 +74,10 @@ const READYING_AT_ONCE: usize = 8;
 /// How many events may wait to be made ready; past it they are dropped and every stream reads for
 /// itself.
 const QUEUED_EVENTS: usize = 4_096;
+
+/// How long a stream's place in Redis outlives its last renewal (`REDIS_URL`): renewed every third
+/// of it, so a replica that dies without closing its streams frees their places within a minute.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// Something happened that some open streams should look at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +208,8 @@ pub async fn collect<T>(hub: &Arc<Hub>, request: impl Future<Output = T>) -> T {
 pub struct Slot {
     /// The session that opened the stream.
     session: String,
+    /// Its lease among the user's streams in Redis (`REDIS_URL`), unique to this stream.
+    lease: String,
     pub wake: Notify,
     inbox: Mutex<Inbox>,
     ended: AtomicBool,
@@ -320,6 +327,11 @@ pub struct Hub {
     open: AtomicUsize,
     max_open: usize,
     per_user: usize,
+    /// Counts the streams per user across replicas (`REDIS_URL`), when configured.
+    shared: Option<Arc<Shared>>,
+    /// Names this process's leases: a random id, then a counter.
+    process: String,
+    leases_given: AtomicU64,
     shut_down: AtomicBool,
     /// Events waiting for [`Hub::deliver_in_order`].
     queue: mpsc::Sender<Event>,
@@ -360,11 +372,22 @@ impl Drop for Registration {
             }
         }
         self.hub.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(shared) = self.hub.shared.clone()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (user, lease) = (self.user, self.slot.lease.clone());
+            runtime.spawn(async move { shared.release_stream(user, &lease).await });
+        }
     }
 }
 
 impl Hub {
-    pub fn new(db: DatabaseConnection, max_open: usize, per_user: usize) -> Arc<Self> {
+    pub fn new(
+        db: DatabaseConnection,
+        max_open: usize,
+        per_user: usize,
+        shared: Option<Arc<Shared>>,
+    ) -> Arc<Self> {
         let (queue, queued) = mpsc::channel(QUEUED_EVENTS);
         Arc::new(Hub {
             queue,
@@ -375,6 +398,9 @@ impl Hub {
             open: AtomicUsize::new(0),
             max_open,
             per_user,
+            shared,
+            process: uuid::Uuid::new_v4().simple().to_string(),
+            leases_given: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
         })
     }
@@ -389,8 +415,44 @@ impl Hub {
         self.open.load(Ordering::Acquire)
     }
 
-    /// A place for a new stream of `user`, opened by `session`.
-    pub fn open(self: &Arc<Self>, user: i64, session: &str) -> Result<Registration, Refusal> {
+    /// A place for a new stream of `user`, opened by `session`: within this process's maximum
+    /// and the user's [`Hub::per_user`], counted here and, with `REDIS_URL`, across every
+    /// replica (where a lease holds the place while the stream is open: [`Hub::renew_leases`];
+    /// while Redis does not answer, this process's own count decides).
+    pub async fn open(self: &Arc<Self>, user: i64, session: &str) -> Result<Registration, Refusal> {
+        let registration = self.open_here(user, session)?;
+        if let Some(shared) = &self.shared {
+            let claimed = shared
+                .claim_stream(user, &registration.slot.lease, self.per_user, LEASE_TTL)
+                .await;
+            if claimed == Some(false) {
+                return Err(Refusal::TooManyForUser);
+            }
+        }
+        Ok(registration)
+    }
+
+    /// Keeps the leases of this process's open streams in Redis, every third of their lifetime,
+    /// while the process runs (nothing to do without `REDIS_URL`). A process that stops
+    /// without closing its streams loses their places when the leases expire.
+    pub async fn renew_leases(self: Arc<Self>) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let mut every = tokio::time::interval(LEASE_TTL / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            let mut leases = Vec::new();
+            self.each_slot(|user, slot| leases.push((user, slot.lease.clone())));
+            if !leases.is_empty() {
+                shared.renew_streams(&leases, LEASE_TTL).await;
+            }
+        }
+    }
+
+    /// The place of a new stream in this process, within its counts.
+    fn open_here(self: &Arc<Self>, user: i64, session: &str) -> Result<Registration, Refusal> {
         let mut streams = self.streams.lock().map_err(|_| Refusal::Full)?;
         if self.shut_down.load(Ordering::Acquire)
             || self.open.load(Ordering::Acquire) >= self.max_open
@@ -401,8 +463,10 @@ impl Hub {
         if slots.len() >= self.per_user {
             return Err(Refusal::TooManyForUser);
         }
+        let lease = self.leases_given.fetch_add(1, Ordering::AcqRel);
         let slot = Arc::new(Slot {
             session: session.to_owned(),
+            lease: format!("{}:{lease}", self.process),
             ..Slot::default()
         });
         slots.push(slot.clone());

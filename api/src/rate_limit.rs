@@ -45,7 +45,7 @@ pub struct Limits {
     trust_forwarded_for: bool,
     /// The quotas every replica shares (`REDIS_URL`), when configured; the limiters above decide
     /// while it does not answer.
-    shared: Option<Shared>,
+    shared: Option<Arc<Shared>>,
 }
 
 struct Limiter<K: std::hash::Hash + Eq + Clone> {
@@ -129,7 +129,7 @@ impl Limits {
         auth_per_minute: u32,
         writes_per_minute: u32,
         trust_forwarded_for: bool,
-        shared: Option<Shared>,
+        shared: Option<Arc<Shared>>,
     ) -> Self {
         Limits {
             auth: Limiter::new(auth_per_minute),

@@ -115,17 +115,19 @@ impl Application {
             },
         };
 
+        // The quotas and the streams per user that every replica shares, when configured.
+        let shared = match &settings.redis_url {
+            Some(url) => Some(std::sync::Arc::new(
+                crate::rate_limit::Shared::new(url, &settings.redis_key_prefix)
+                    .map_err(|e| format!("REDIS_URL: {e}"))?,
+            )),
+            None => None,
+        };
         let limits = std::sync::Arc::new(crate::rate_limit::Limits::new(
             settings.rate_limit_auth_per_minute,
             settings.rate_limit_writes_per_minute,
             settings.trust_forwarded_for,
-            match &settings.redis_url {
-                Some(url) => Some(
-                    crate::rate_limit::Shared::new(url, &settings.redis_key_prefix)
-                        .map_err(|e| format!("REDIS_URL: {e}"))?,
-                ),
-                None => None,
-            },
+            shared.clone(),
         ));
         raise_open_file_limit(settings.stream_max_connections);
         crate::metrics::init().map_err(|e| format!("cannot set up the metrics: {e}"))?;
@@ -150,6 +152,7 @@ impl Application {
             db.clone(),
             usize::try_from(settings.stream_max_connections).unwrap_or(usize::MAX),
             STREAMS_PER_USER,
+            shared,
         );
         match db.get_database_backend() {
             sea_orm::DbBackend::Postgres => {
@@ -171,6 +174,7 @@ impl Application {
             }
         }
         tokio::spawn(hub.clone().deliver_in_order());
+        tokio::spawn(hub.clone().renew_leases());
         let state = web::Data::new(AppState {
             hub: hub.clone(),
             metrics_allowed_from: settings.metrics_allowed_from.clone(),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{spawn_app, spawn_app_with, test_redis_url, test_settings};
 
 #[tokio::test]
 async fn a_login_flood_from_one_ip_is_answered_429_with_retry_after() {
@@ -392,21 +392,6 @@ async fn a_request_head_that_never_ends_is_answered_408_with_a_problem_body() {
         waited >= std::time::Duration::from_secs(9) && waited < std::time::Duration::from_secs(20),
         "answered after {waited:?}"
     );
-}
-
-/// The Redis of the shared-quota tests (`TEST_REDIS_URL`, which `.ci/run` sets); `None` skips them
-/// outside CI.
-fn test_redis_url() -> Option<String> {
-    match std::env::var("TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("TEST_REDIS_URL must name a Redis in CI (a skip is not a pass there)")
-        }
-        _ => {
-            eprintln!("SKIP: TEST_REDIS_URL is not set: no Redis to share quotas in");
-            None
-        }
-    }
 }
 
 #[tokio::test]

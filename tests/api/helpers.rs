@@ -170,6 +170,23 @@ pub async fn wait_until_ready(client: &Client, port: u16) {
     panic!("the server on port {port} did not become ready");
 }
 
+/// The Redis of the tests of what replicas share through it (`TEST_REDIS_URL`, which `.ci/run` sets); `None` skips them
+/// outside CI.
+pub fn test_redis_url() -> Option<String> {
+    match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("TEST_REDIS_URL must name a Redis in CI (a skip is not a pass there)")
+        }
+        _ => {
+            eprintln!(
+                "SKIP: TEST_REDIS_URL is not set: no Redis to share quotas and stream counts in"
+            );
+            None
+        }
+    }
+}
+
 /// Settings for a test server on a fresh database, listening on a free port.
 pub async fn test_settings() -> Settings {
     let mut settings = Settings::for_database(fresh_database_url().await);

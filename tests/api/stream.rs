@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_redis_url, test_settings};
 use crate::metrics::{sample, scrape};
 
 /// One Server-Sent Event.
@@ -462,6 +462,113 @@ async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
     let full = app.get("/stream", Some(&susan.token)).await;
     full.assert_problem(503, "service_unavailable");
     assert!(full.header("retry-after").is_some());
+}
+
+/// With `REDIS_URL`, a user's 5 streams are counted across every replica: 3 on one and 2 on the
+/// other leave no room on either, and a stream closed on one makes room on the other.
+#[tokio::test]
+async fn with_redis_a_users_5_streams_are_counted_across_replicas() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let mut settings = test_settings().await;
+    settings.redis_url = Some(redis_url);
+    // A key space of this test's own, shared by its two servers as replicas share theirs.
+    settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
+    let first = spawn_app_with(settings.clone()).await;
+    settings.database_url = first.database_url.clone();
+    let second = spawn_app_with(settings).await;
+    let john = first.register("john").await;
+    let susan = first.register("susan").await;
+    let mut on_first = Vec::new();
+    for _ in 0..3 {
+        on_first.push(EventStream::open(&first, &john, None).await);
+    }
+    let mut on_second = Vec::new();
+    for _ in 0..2 {
+        on_second.push(EventStream::open(&second, &john, None).await);
+    }
+    for app in [&first, &second] {
+        app.get("/stream", Some(&john.token))
+            .await
+            .assert_problem(429, "too_many_streams");
+    }
+    // Another user's count is their own.
+    let _susan = EventStream::open(&second, &susan, None).await;
+    // A stream closed on the first replica frees its place for the second.
+    drop(on_first.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        let response = open(&second, Some(&john), None).await;
+        if response.status() == 200 {
+            reopened = Some(EventStream::from(response));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    on_second.push(reopened.expect("a stream closed on one replica frees its place"));
+    first
+        .get("/stream", Some(&john.token))
+        .await
+        .assert_problem(429, "too_many_streams");
+}
+
+/// The leases behind the shared count: a place is held until its lease expires unless renewed,
+/// so the places of a replica that died without closing its streams come free; a renewed lease
+/// keeps its place, a released one frees it at once.
+#[tokio::test]
+async fn stream_leases_in_redis_expire_unless_renewed() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let prefix = format!("social-test:{}", uuid::Uuid::new_v4());
+    let shared = api::rate_limit::Shared::new(&redis_url, &prefix).unwrap();
+    let ttl = Duration::from_millis(1_000);
+    for lease in ["a", "b"] {
+        assert_eq!(shared.claim_stream(7, lease, 2, ttl).await, Some(true));
+    }
+    assert_eq!(shared.claim_stream(7, "c", 2, ttl).await, Some(false));
+    // Another user's places are their own.
+    assert_eq!(shared.claim_stream(8, "c", 2, ttl).await, Some(true));
+    // "a" is renewed for long, "b" is left to expire (its replica died).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    shared
+        .renew_streams(&[(7, "a".to_owned())], Duration::from_secs(60))
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        shared.claim_stream(7, "c", 2, ttl).await,
+        Some(true),
+        "b expired"
+    );
+    assert_eq!(
+        shared.claim_stream(7, "d", 2, ttl).await,
+        Some(false),
+        "a renewed"
+    );
+    shared.release_stream(7, "a").await;
+    assert_eq!(
+        shared.claim_stream(7, "d", 2, ttl).await,
+        Some(true),
+        "a released"
+    );
+}
+
+/// A Redis that does not answer leaves the count to each process: streams open as without it.
+#[tokio::test]
+async fn a_redis_that_does_not_answer_leaves_the_stream_count_to_each_process() {
+    let mut settings = test_settings().await;
+    // Nothing listens on port 1.
+    settings.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(EventStream::open(&app, &john, None).await);
+    }
+    app.get("/stream", Some(&john.token))
+        .await
+        .assert_problem(429, "too_many_streams");
 }
 
 #[tokio::test]

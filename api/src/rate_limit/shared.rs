@@ -6,8 +6,13 @@
 //! generic cell rate algorithm as the per-process `governor` limiters, with the same burst (the
 //! whole per-minute quota) and the same headers.
 //!
+//! The streams a user has open are counted here too, across replicas: each open stream holds a
+//! lease in the user's sorted set, scored by its expiry on Redis' clock, renewed while the stream
+//! lives and removed when it closes; a replica that dies without removing its leases loses them
+//! when they expire ([`Shared::claim_stream`]).
+//!
 //! When Redis does not answer (not reachable, or slower than [`TIMEOUT`]) the caller falls back to
-//! its per-process limiter, and a warning is logged at most once a minute.
+//! its per-process limiter or count, and a warning is logged at most once a minute.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,6 +45,35 @@ redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
 return {1, math.floor((now - allow_at) / interval), new_tat - now}
 ";
 
+/// Claims one of a user's stream places (a sorted set of leases scored by their expiry, on Redis'
+/// clock): expired leases go first; then, with fewer than `ARGV[2]` left, lease `ARGV[1]` is
+/// added for `ARGV[3]` ms. Answers 1 (claimed) or 0 (all taken).
+const CLAIM_STREAM: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+";
+
+/// Renews leases: `KEYS[i]` holds lease `ARGV[i + 1]`, which lives `ARGV[1]` ms more (added again
+/// if it had expired: the stream is open, so it counts).
+const RENEW_STREAMS: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
+  redis.call('PEXPIRE', key, ttl)
+end
+return #KEYS
+";
+
 /// What Redis decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -56,6 +90,8 @@ pub struct Shared {
     /// When the last warning was logged (ms since the Unix epoch).
     last_warning_ms: AtomicU64,
     script: redis::Script,
+    claim_stream: redis::Script,
+    renew_streams: redis::Script,
     prefix: String,
 }
 
@@ -69,6 +105,8 @@ impl Shared {
             last_attempt_ms: AtomicU64::new(0),
             last_warning_ms: AtomicU64::new(0),
             script: redis::Script::new(GCRA),
+            claim_stream: redis::Script::new(CLAIM_STREAM),
+            renew_streams: redis::Script::new(RENEW_STREAMS),
             prefix: prefix.to_owned(),
         })
     }
@@ -76,17 +114,7 @@ impl Shared {
     /// Takes one request from `key`'s quota of `per_minute`; `None` when Redis did not answer
     /// (the caller uses its own limiter; the first failure of each minute is logged).
     pub async fn take(&self, quota: &str, key: &str, per_minute: u32) -> Option<Decision> {
-        match tokio::time::timeout(TIMEOUT, self.try_take(quota, key, per_minute)).await {
-            Ok(Ok(decision)) => Some(decision),
-            Ok(Err(err)) => {
-                self.warn(&err.to_string());
-                None
-            }
-            Err(_) => {
-                self.warn("no answer in time");
-                None
-            }
-        }
+        self.answer(self.try_take(quota, key, per_minute)).await
     }
 
     async fn try_take(
@@ -117,6 +145,83 @@ impl Shared {
                 whole_in_ms: non_negative(whole_in_ms),
             }
         })
+    }
+
+    /// Claims one of `user`'s `limit` stream places for `lease`, for `ttl` unless renewed
+    /// ([`Shared::renew_streams`]): `Some(false)` when every place is taken, `None` when Redis did
+    /// not answer (the process's own count decides; logged as for the quotas).
+    pub async fn claim_stream(
+        &self,
+        user: i64,
+        lease: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Option<bool> {
+        let call = async {
+            let mut connection = self.connection().await?;
+            self.claim_stream
+                .key(self.streams_key(user))
+                .arg(lease)
+                .arg(limit)
+                .arg(ttl.as_millis() as u64)
+                .invoke_async::<i64>(&mut connection)
+                .await
+        };
+        self.answer(call).await.map(|claimed| claimed == 1)
+    }
+
+    /// Keeps the leases of open streams, `(user, lease)`, for `ttl` more.
+    pub async fn renew_streams(&self, leases: &[(i64, String)], ttl: Duration) {
+        for chunk in leases.chunks(1_000) {
+            let call = async {
+                let mut connection = self.connection().await?;
+                let mut invocation = self.renew_streams.prepare_invoke();
+                invocation.arg(ttl.as_millis() as u64);
+                for (user, lease) in chunk {
+                    invocation.key(self.streams_key(*user)).arg(lease);
+                }
+                invocation.invoke_async::<i64>(&mut connection).await
+            };
+            if self.answer(call).await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// Gives back `user`'s stream place held by `lease` (a closed stream).
+    pub async fn release_stream(&self, user: i64, lease: &str) {
+        let call = async {
+            let mut connection = self.connection().await?;
+            redis::cmd("ZREM")
+                .arg(self.streams_key(user))
+                .arg(lease)
+                .query_async::<i64>(&mut connection)
+                .await
+        };
+        self.answer(call).await;
+    }
+
+    fn streams_key(&self, user: i64) -> String {
+        format!("{}:streams:{user}", self.prefix)
+    }
+
+    /// The result of a call to Redis within [`TIMEOUT`], or `None` (logged at most once a
+    /// minute).
+    async fn answer<T>(
+        &self,
+        call: impl Future<Output = Result<T, redis::RedisError>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(err)) => {
+                self.warn(&err.to_string());
+                None
+            }
+            Err(_) => {
+                self.warn("no answer in time");
+                None
+            }
+        }
     }
 
     /// The connection, made on first use; while Redis is unreachable, one attempt per
@@ -155,7 +260,7 @@ impl Shared {
         {
             tracing::warn!(
                 error,
-                "Redis does not answer: rate limits are per process until it does (logged once a minute)"
+                "Redis does not answer: rate limits and the streams per user are counted per process until it does (logged once a minute)"
             );
         }
     }

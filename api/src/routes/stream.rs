@@ -129,6 +129,7 @@ pub async fn open_stream(
     let registration = state
         .hub
         .open(me.id, &session)
+        .await
         .map_err(|refusal| match refusal {
             Refusal::TooManyForUser => ApiError::TooManyStreams {
                 limit: state.hub.per_user(),
