@@ -59,6 +59,50 @@ async fn every_write_stamps_its_caller_and_only_its_caller() {
     assert_eq!(last_write_at(&app, "susan").await, susan_registered);
 }
 
+/// An operator's actions on other accounts stamp the operator, whose next reads then come from
+/// the primary (and see the suspension or the resolved report).
+#[tokio::test]
+async fn operator_actions_stamp_the_operator() {
+    let mut settings = test_settings().await;
+    settings.admin_usernames = vec!["admin".to_owned()];
+    let app = spawn_app_with(settings).await;
+    let admin = app.register("admin").await;
+    let john = app.register("john").await;
+    app.register("susan").await;
+    let report = app
+        .post(
+            "/reports",
+            Some(&john.token),
+            &json!({"username": "susan", "reason": "spam"}),
+        )
+        .await
+        .expect(201);
+    let actions = [
+        ("POST", "/admin/users/susan/suspension".to_owned()),
+        ("DELETE", "/admin/users/susan/suspension".to_owned()),
+        ("POST", format!("/admin/reports/{}/resolve", report["id"])),
+    ];
+    let mut last = last_write_at(&app, "admin").await;
+    for (method, path) in actions {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .bearer_auth(&admin.token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{method} {path}");
+        let stamped = last_write_at(&app, "admin").await;
+        assert!(
+            stamped > last,
+            "{method} {path} did not move the operator's stamp"
+        );
+        last = stamped;
+    }
+}
+
 #[tokio::test]
 async fn a_read_url_that_is_not_a_standby_in_recovery_takes_no_reads_and_costs_no_errors() {
     let settings = test_settings().await;

@@ -381,8 +381,8 @@ pub async fn list_reports(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state.cursors.page_request(reports::LIST_NAME, &query)?;
-    // From the primary, like every operator request: an operator who just resolved a report
-    // sees it resolved (operator actions do not stamp `last_write_at`), and the queue is small.
+    // From the primary: the queue is small, and an operator acting on it from several devices
+    // sees it current.
     let (entries, neighbours) = reports::list(&state.db, page).await?;
     let anonymous = relationships::viewer_states(&state.db, None, []).await?;
     let items: Vec<AdminReport> = entries
@@ -414,10 +414,10 @@ pub async fn list_reports(
     security(("bearer" = [])))]
 pub async fn resolve_report(
     state: web::Data<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    reports::resolve(&state.db, id.into_inner()).await?;
+    reports::resolve(&state.db, admin.0.id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -443,7 +443,7 @@ pub async fn suspend_user(
             "an operator cannot suspend their own account",
         ));
     }
-    users::suspend(&state.db, target.id).await?;
+    users::suspend(&state.db, admin.0.id, target.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -459,11 +459,11 @@ pub async fn suspend_user(
     security(("bearer" = [])))]
 pub async fn unsuspend_user(
     state: web::Data<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let target = any_user(&state, &username).await?;
-    users::unsuspend(&state.db, target.id).await?;
+    users::unsuspend(&state.db, admin.0.id, target.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -133,7 +133,8 @@ pub async fn list(
 
 /// Marks report `id` resolved (idempotent: the first resolution's time stays); 404 `not_found`
 /// for an unknown id.
-pub async fn resolve(db: &DatabaseConnection, id: i64) -> Result<(), ApiError> {
+pub async fn resolve(db: &DatabaseConnection, operator: i64, id: i64) -> Result<(), ApiError> {
+    users::stamp(db, operator).await?;
     db::write(db, async |txn| {
         let found = report::Entity::find_by_id(id).one(txn).await?.is_some();
         if !found {

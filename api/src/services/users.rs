@@ -484,7 +484,8 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
 /// An operator suspends the account, in one transaction: its follows end both ways with their
 /// counts (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
 /// Idempotent.
-pub async fn suspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Result<(), ApiError> {
+    stamp(db, operator).await?;
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
         user::Entity::update_many()
@@ -529,7 +530,12 @@ pub async fn change_password(
 
 /// An operator lifts the suspension: the account and its posts are back, its follows are not.
 /// Idempotent.
-pub async fn unsuspend(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
+pub async fn unsuspend(
+    db: &DatabaseConnection,
+    operator: i64,
+    user_id: i64,
+) -> Result<(), ApiError> {
+    stamp(db, operator).await?;
     db::write(db, async |txn| {
         db::lock_users(txn, user::Column::Id.eq(user_id)).await?;
         user::Entity::update_many()
@@ -611,10 +617,18 @@ pub async fn lock(
     if let Some(gone) = others.iter().find(|u| !locked.contains(&u.id)) {
         return Err(ApiError::UserNotFound(gone.username.clone()));
     }
+    stamp(txn, caller.id).await
+}
+
+/// Step: stamps `last_write_at` of the user `id`, whose reads then come from the primary for a
+/// while (`crate::replica`). In a write's transaction under the user's lock ([`lock`]), or, for
+/// an operator's action on another account, alone just before it (its transaction locks other
+/// users, and the operator's row would come out of id order).
+pub async fn stamp(db: &impl ConnectionTrait, id: i64) -> Result<(), ApiError> {
     user::Entity::update_many()
         .col_expr(user::Column::LastWriteAt, Expr::val(now_millis()))
-        .filter(user::Column::Id.eq(caller.id))
-        .exec(txn)
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
         .await?;
     Ok(())
 }
