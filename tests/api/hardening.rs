@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, test_redis_url, test_settings};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_replicas_with_redis, test_settings};
 
 #[tokio::test]
 async fn a_login_flood_from_one_ip_is_answered_429_with_retry_after() {
@@ -396,17 +396,11 @@ async fn a_request_head_that_never_ends_is_answered_408_with_a_problem_body() {
 
 #[tokio::test]
 async fn two_servers_with_redis_draw_on_one_quota() {
-    let Some(redis_url) = test_redis_url() else {
-        return;
-    };
     let mut settings = test_settings().await;
     settings.rate_limit_writes_per_minute = 4;
-    settings.redis_url = Some(redis_url);
-    // A key space of this test's own, shared by its two servers as replicas share theirs.
-    settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
-    let first = spawn_app_with(settings.clone()).await;
-    settings.database_url = first.database_url.clone();
-    let second = spawn_app_with(settings).await;
+    let Some((first, second)) = spawn_replicas_with_redis(settings).await else {
+        return;
+    };
     let john = first.register("john").await;
     first.register("susan").await;
     let mut remaining = Vec::new();

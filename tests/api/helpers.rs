@@ -187,6 +187,17 @@ pub fn test_redis_url() -> Option<String> {
     }
 }
 
+/// Two servers on one fresh database and one Redis (`TEST_REDIS_URL`), as two replicas, with a
+/// Redis key space of their own; `None` where [`test_redis_url`] skips.
+pub async fn spawn_replicas_with_redis(mut settings: Settings) -> Option<(TestApp, TestApp)> {
+    settings.redis_url = Some(test_redis_url()?);
+    settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
+    let first = spawn_app_with(settings.clone()).await;
+    settings.database_url = first.database_url.clone();
+    let second = spawn_app_with(settings).await;
+    Some((first, second))
+}
+
 /// Settings for a test server on a fresh database, listening on a free port.
 pub async fn test_settings() -> Settings {
     let mut settings = Settings::for_database(fresh_database_url().await);

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_redis_url, test_settings};
+use crate::helpers::{
+    TestApp, TestUser, spawn_app, spawn_app_with, spawn_replicas_with_redis, test_redis_url,
+    test_settings,
+};
 use crate::metrics::{sample, scrape};
 
 /// One Server-Sent Event.
@@ -468,16 +471,9 @@ async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
 /// other leave no room on either, and a stream closed on one makes room on the other.
 #[tokio::test]
 async fn with_redis_a_users_5_streams_are_counted_across_replicas() {
-    let Some(redis_url) = test_redis_url() else {
+    let Some((first, second)) = spawn_replicas_with_redis(test_settings().await).await else {
         return;
     };
-    let mut settings = test_settings().await;
-    settings.redis_url = Some(redis_url);
-    // A key space of this test's own, shared by its two servers as replicas share theirs.
-    settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
-    let first = spawn_app_with(settings.clone()).await;
-    settings.database_url = first.database_url.clone();
-    let second = spawn_app_with(settings).await;
     let john = first.register("john").await;
     let susan = first.register("susan").await;
     let mut on_first = Vec::new();
