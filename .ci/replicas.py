@@ -18,7 +18,8 @@ Both replicas get the same JWT_SECRET and a fresh database; a client alternates 
   * then a long random sequence of writes, each through the replica the previous read did not use,
     each checked through the other against a model of what the state must be;
   * last, two more replicas with REDIS_URL on a throwaway redis-server of their own (a free port;
-    the machine's Redis is left alone) draw on one login quota between them, and once that Redis
+    the machine's Redis is left alone) count one user's 5 streams between them, draw on one
+    login quota between them, and once that Redis
     is stopped each goes on answering with a quota of its own, logging the outage once.
 
 With CI=true an unreachable PostgreSQL is a failure, otherwise a skip. The database is dropped and
@@ -417,8 +418,20 @@ def random_walk(c: Client, steps: int, seed: int, log) -> None:
         "through the other")
 
 
-def shared_limits(binary: str, url: str, secret: str, workdir: str, log) -> None:
-    """One login quota across two replicas through Redis; per-process quotas once it is gone."""
+def stream_status(port: int, token: str) -> tuple[int, dict | None]:
+    """The status of `GET /stream` on one replica and, when it is not a stream, its body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/stream", headers={"authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        return resp.status, (None if resp.status == 200 else json.loads(resp.read()))
+    finally:
+        conn.close()
+
+
+def shared_limits(binary: str, url: str, secret: str, workdir: str, token: str, log) -> None:
+    """One login quota across two replicas through Redis; per-process quotas once it is gone.
+    Before that, one count of a user's 5 streams across both (`token` is that user's)."""
     if shutil.which("redis-server") is None:
         raise Mismatch("redis-server is not installed (Debian's redis-server package)")
     port = ci.free_port()
@@ -444,6 +457,27 @@ def shared_limits(binary: str, url: str, secret: str, workdir: str, log) -> None
                       "RATE_LIMIT_AUTH_PER_MINUTE": str(quota)}
         server.start("run")
         servers[name] = server
+
+    # 3 streams on C and 2 on D are the user's 5: a sixth is refused by either, and a stream
+    # closed on C frees a place on D.
+    open_streams = {"C": [EventStream(servers["C"].port, token) for _ in range(3)],
+                    "D": [EventStream(servers["D"].port, token) for _ in range(2)]}
+    for via in ("C", "D"):
+        status, body = stream_status(servers[via].port, token)
+        check(status == 429 and body["code"] == "too_many_streams",
+              f"a sixth stream through {via}: {status} {body}, not 429 too_many_streams")
+    open_streams["C"].pop().close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            open_streams["D"].append(EventStream(servers["D"].port, token))
+            break
+        except Mismatch:
+            check(time.monotonic() < deadline, "a stream closed on C did not free a place on D")
+            time.sleep(0.1)
+    for stream in open_streams["C"] + open_streams["D"]:
+        stream.close()
+    log(f"one count of a user's 5 streams across two replicas through Redis on :{port}")
 
     def login(via: str) -> int:
         # A refresh with a token that is not one: on the login quota, and no password to hash.
@@ -524,7 +558,10 @@ def main() -> int:
         racing(c, db, log)
         streams(c, log)
         random_walk(c, steps, seed, log)
-        shared_limits(binary, url, secret, workdir, log)
+        body, _ = c.expect("A", "POST", "/auth/register", 201, body={
+            "username": "many_streams", "email": "many_streams@example.com",
+            "password": "password-of-many-streams"})
+        shared_limits(binary, url, secret, workdir, body["access_token"], log)
         for server in (a, b):
             if server.proc.poll() is not None:
                 raise Mismatch(f"{server.name} exited with {server.proc.returncode}")
