@@ -77,6 +77,55 @@ class Unreachable(Exception):
     """The backend's database server does not answer."""
 
 
+class Mismatch(Exception):
+    """What a check found differs from what it must be."""
+
+
+def require(cond: bool, message: str) -> None:
+    """A check of the other scripts: `Mismatch(message)` unless `cond`."""
+    if not cond:
+        raise Mismatch(message)
+
+
+def server_binary(name: str) -> str | None:
+    """The server binary to run (`SOCIAL_BIN`, else the debug build), or None after saying so."""
+    source = os.environ.get("SOCIAL_BIN", os.path.join(
+        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
+    if not os.access(source, os.X_OK):
+        print(f"{name}: FAIL: no server binary at {source} (cargo build --bin social)", flush=True)
+        return None
+    return source
+
+
+def start_run(name: str, budget: float, stop_message: str | None = None) -> tuple[str, "Watchdog"]:
+    """A check's work directory (removed by CLEANUP), signal handlers that clean up and exit (a
+    failure, or with `stop_message` a plain stop), and its started watchdog."""
+    workdir = tempfile.mkdtemp(prefix=f"social-{name}-")
+    CLEANUP.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
+
+    def on_signal(signum, _frame):
+        if stop_message is not None:
+            print(f"{name}: {stop_message}", flush=True)
+            CLEANUP.run()
+            os._exit(0)
+        print(f"{name}: FAIL: interrupted by signal {signum}", flush=True)
+        CLEANUP.run()
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    watchdog = Watchdog(name, budget)
+    watchdog.start()
+    return workdir, watchdog
+
+
+def copy_binary(source: str, workdir: str) -> str:
+    """A copy of the server binary in `workdir`, so a rebuild during the run cannot change it."""
+    binary = os.path.join(workdir, "social")
+    shutil.copy2(source, binary)
+    return binary
+
+
 # --------------------------------------------------------------------------------------------
 # processes and clean-up
 
@@ -927,25 +976,11 @@ def main() -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     in_ci = os.environ.get("CI") == "true"
 
-    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
-    if not os.access(binary_source, os.X_OK):
-        print(f"durability: FAIL: no server binary at {binary_source} "
-              "(cargo build --bin social)", file=sys.stderr)
+    binary_source = server_binary("durability")
+    if binary_source is None:
         return 1
-    workdir = tempfile.mkdtemp(prefix="social-durability-")
-    CLEANUP.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
-    binary = os.path.join(workdir, "social")
-    shutil.copy2(binary_source, binary)
-
-    def on_signal(signum, _frame):
-        print(f"durability: FAIL: interrupted by signal {signum}", flush=True)
-        CLEANUP.run()
-        os._exit(130)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    watchdog = Watchdog("durability", args.budget)
-    watchdog.start()
+    workdir, watchdog = start_run("durability", args.budget)
+    binary = copy_binary(binary_source, workdir)
 
     print(f"durability: backends {' '.join(backends)}, {USERS} users, {THREADS} threads, "
           f"{args.seconds:g} s of load each, seed {seed}", flush=True)

@@ -36,16 +36,13 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 sys.dont_write_bytecode = True  # no __pycache__ in .ci/
 import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper and the graph model)
@@ -53,9 +50,7 @@ import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper and the graph model)
 # The process, database and clean-up helpers are shared with the durability check.
 import durability as ci  # noqa: E402
 
-
-class Mismatch(Exception):
-    pass
+Mismatch, check = ci.Mismatch, ci.require
 
 
 class Client:
@@ -80,11 +75,6 @@ class Client:
 
 def other(via: str) -> str:
     return "B" if via == "A" else "A"
-
-
-def check(cond: bool, message: str) -> None:
-    if not cond:
-        raise Mismatch(message)
 
 
 def names(items, key="user") -> list[str]:
@@ -512,24 +502,11 @@ def main() -> int:
     budget = float(os.environ.get("REPLICAS_BUDGET_SECONDS", 90))
     in_ci = os.environ.get("CI") == "true"
 
-    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
-    if not os.access(binary_source, os.X_OK):
-        print(f"replicas: FAIL: no server binary at {binary_source} (cargo build --bin social)")
+    binary_source = ci.server_binary("replicas")
+    if binary_source is None:
         return 1
-    workdir = tempfile.mkdtemp(prefix="social-replicas-")
-    ci.CLEANUP.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
-    binary = os.path.join(workdir, "social")
-    shutil.copy2(binary_source, binary)
-
-    def on_signal(signum, _frame):
-        print(f"replicas: FAIL: interrupted by signal {signum}", flush=True)
-        ci.CLEANUP.run()
-        os._exit(130)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    watchdog = ci.Watchdog("replicas", budget)
-    watchdog.start()
+    workdir, watchdog = ci.start_run("replicas", budget)
+    binary = ci.copy_binary(binary_source, workdir)
 
     def log(message):
         print(f"replicas: ok: {message}", flush=True)

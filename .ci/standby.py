@@ -36,13 +36,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 sys.dont_write_bytecode = True  # no __pycache__ in .ci/
 import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper)
@@ -51,13 +49,7 @@ import e2e  # noqa: E402  (.ci/e2e.py: the HTTP helper)
 import durability as ci  # noqa: E402
 
 
-class Mismatch(Exception):
-    pass
-
-
-def check(cond: bool, message: str) -> None:
-    if not cond:
-        raise Mismatch(message)
+Mismatch, check = ci.Mismatch, ci.require
 
 
 def postgres_bin() -> str | None:
@@ -172,35 +164,18 @@ def main() -> int:
         message = "no PostgreSQL server binaries under /usr/lib/postgresql (Debian's postgresql)"
         print(f"standby: {'FAIL' if in_ci else 'SKIP'}: {message}")
         return 1 if in_ci else 0
-    binary_source = os.environ.get("SOCIAL_BIN", os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "social"))
-    if not serve and not os.access(binary_source, os.X_OK):
-        print(f"standby: FAIL: no server binary at {binary_source} (cargo build --bin social)")
+    binary_source = None if serve else ci.server_binary("standby")
+    if not serve and binary_source is None:
         return 1
-
-    workdir = tempfile.mkdtemp(prefix="social-standby-")
-    ci.CLEANUP.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    workdir, watchdog = ci.start_run(
+        "standby", float(os.environ.get("STANDBY_BUDGET_SECONDS", 180)),
+        stop_message="stopped; the directory is removed" if serve else None)
     if os.geteuid() == 0:
+        # initdb and the servers run as `postgres`, under this directory.
         owner = pwd.getpwnam("postgres")
         os.chown(workdir, owner.pw_uid, owner.pw_gid)
         os.chmod(workdir, 0o755)
-    binary = os.path.join(workdir, "social")
-    if not serve:
-        shutil.copy2(binary_source, binary)
-
-    def on_signal(signum, _frame):
-        if serve:
-            print("standby: stopped; the directory is removed", flush=True)
-            ci.CLEANUP.run()
-            os._exit(0)
-        print(f"standby: FAIL: interrupted by signal {signum}", flush=True)
-        ci.CLEANUP.run()
-        os._exit(130)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    watchdog = ci.Watchdog("standby", float(os.environ.get("STANDBY_BUDGET_SECONDS", 180)))
-    watchdog.start()
+    binary = None if serve else ci.copy_binary(binary_source, workdir)
 
     def log(message):
         print(f"standby: ok: {message}", flush=True)
