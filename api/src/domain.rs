@@ -387,12 +387,13 @@ impl SearchPrefix {
         &self.key
     }
 
-    /// The stored display-name prefix to look up ([`search_prefixes`]): the key, or its first
-    /// [`SEARCH_PREFIX_CHARS`] characters when lower-casing made it longer, with `true` then: the
-    /// rows found must still be checked against the whole key.
+    /// The stored display-name prefix to look up ([`search_prefixes`]): the key, or, when
+    /// lower-casing made it longer than [`SEARCH_PREFIX_CHARS`] characters, its first that many
+    /// less trailing white space (no stored prefix ends in it), with `true` then: the rows found
+    /// must still be checked against the whole key.
     pub fn stored_prefix(&self) -> (&str, bool) {
         match self.key.char_indices().nth(SEARCH_PREFIX_CHARS) {
-            Some((end, _)) => (&self.key[..end], true),
+            Some((end, _)) => (self.key[..end].trim_end(), true),
             None => (&self.key, false),
         }
     }
@@ -745,7 +746,12 @@ mod tests {
         );
         let short = SearchPrefix::parse(&"é".repeat(30)).unwrap();
         assert_eq!(short.stored_prefix(), ("é".repeat(30).as_str(), false));
+        // A cut at thirty characters that ends in a space.
+        let spaced = format!("{}a b", "İ".repeat(14));
         let names = [
+            spaced.clone(),
+            format!("{}a bc", "İ".repeat(14)),
+            format!("{}a c", "İ".repeat(14)),
             "İ".repeat(30),
             format!("{}x", "İ".repeat(15)),
             "İ".repeat(16),
@@ -755,6 +761,7 @@ mod tests {
             "Mary  Sue ".to_owned(),
         ];
         let searches = [
+            spaced.clone(),
             "İ".repeat(30),
             "İ".repeat(15),
             "İ".repeat(16),
@@ -773,6 +780,9 @@ mod tests {
                 let found = search_prefixes(&key).any(|p| p == stored)
                     && (!truncated || key.starts_with(prefix.key()));
                 assert_eq!(found, key.starts_with(prefix.key()), "{name:?} {q:?}");
+                if *name == spaced && q == &spaced {
+                    assert!(found && truncated, "the spaced cut is itself found");
+                }
             }
         }
     }

@@ -623,6 +623,18 @@ async fn a_text_longer_than_the_stored_prefixes_once_lower_cased_still_matches_e
         [vec!["dotted"], vec!["near"]]
     );
     assert_eq!(all_pages(&app, &"İ".repeat(16), 1).await, [vec!["dotted"]]);
+    // A key whose thirtieth character is a space: no stored prefix ends in one, so the lookup
+    // is by the first twenty-nine.
+    register_named(&app, "spaced", &format!("{}a b", "İ".repeat(14))).await;
+    register_named(&app, "spaced2", &format!("{}a c", "İ".repeat(14))).await;
+    assert_eq!(
+        found(&app, &format!("{}a b", "İ".repeat(14))).await,
+        ["spaced"]
+    );
+    assert_eq!(
+        found(&app, &format!("{}a ", "İ".repeat(14))).await,
+        ["spaced", "spaced2"]
+    );
 }
 
 /// A prefix is an index range only where the key columns compare by code point: under a
