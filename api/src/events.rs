@@ -375,8 +375,8 @@ impl Drop for Registration {
         if let Some(shared) = self.hub.shared.clone()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let (user, lease) = (self.user, self.slot.lease.clone());
-            runtime.spawn(async move { shared.release_stream(user, &lease).await });
+            let lease = [(self.user, self.slot.lease.clone())];
+            runtime.spawn(async move { shared.release_streams(&lease).await });
         }
     }
 }
@@ -478,9 +478,16 @@ impl Hub {
         })
     }
 
-    /// Ends every stream, and refuses new ones: the server is stopping.
-    pub fn shut_down(&self) {
+    /// Ends every stream, and refuses new ones: the server is stopping. With `REDIS_URL`, gives
+    /// back their places in the users' counts first, while the process still runs (each stream
+    /// also gives back its own as it closes, which a stopping process may not get to).
+    pub async fn shut_down(&self) {
         self.shut_down.store(true, Ordering::Release);
+        if let Some(shared) = &self.shared {
+            let mut leases = Vec::new();
+            self.each_slot(|user, slot| leases.push((user, slot.lease.clone())));
+            shared.release_streams(&leases).await;
+        }
         self.each_slot(|_, slot| slot.end());
     }
 

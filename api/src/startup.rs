@@ -230,7 +230,7 @@ impl Application {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 shutdown.notified().await;
-                hub.shut_down();
+                hub.shut_down().await;
             });
         }
         builder = builder

@@ -511,7 +511,7 @@ async fn with_redis_a_users_5_streams_are_counted_across_replicas() {
 
 /// The leases behind the shared count: a place is held until its lease expires unless renewed,
 /// so the places of a replica that died without closing its streams come free; a renewed lease
-/// keeps its place, a released one frees it at once.
+/// keeps its place, a released one frees it at once and is not brought back by a renewal.
 #[tokio::test]
 async fn stream_leases_in_redis_expire_unless_renewed() {
     let Some(redis_url) = test_redis_url() else {
@@ -532,8 +532,9 @@ async fn stream_leases_in_redis_expire_unless_renewed() {
         .renew_streams(&[(7, "a".to_owned())], Duration::from_secs(60))
         .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
+    let long = Duration::from_secs(60);
     assert_eq!(
-        shared.claim_stream(7, "c", 2, ttl).await,
+        shared.claim_stream(7, "c", 2, long).await,
         Some(true),
         "b expired"
     );
@@ -542,11 +543,20 @@ async fn stream_leases_in_redis_expire_unless_renewed() {
         Some(false),
         "a renewed"
     );
-    shared.release_stream(7, "a").await;
+    // Released, and a renewal that read it before cannot bring it back.
+    shared.release_streams(&[(7, "a".to_owned())]).await;
+    shared
+        .renew_streams(&[(7, "a".to_owned())], Duration::from_secs(60))
+        .await;
     assert_eq!(
-        shared.claim_stream(7, "d", 2, ttl).await,
+        shared.claim_stream(7, "d", 2, long).await,
         Some(true),
         "a released"
+    );
+    assert_eq!(
+        shared.claim_stream(7, "e", 2, ttl).await,
+        Some(false),
+        "c and d hold both places"
     );
 }
 

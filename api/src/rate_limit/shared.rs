@@ -57,19 +57,24 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl)
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
 return 1
 ";
 
-/// Renews leases: `KEYS[i]` holds lease `ARGV[i + 1]`, which lives `ARGV[1]` ms more (added again
-/// if it had expired: the stream is open, so it counts).
+/// Renews leases: `KEYS[i]` holds lease `ARGV[i + 1]`, which lives `ARGV[1]` ms more if it is
+/// still there (`XX`: a renewal never brings back a lease that was released or refused since
+/// the renewal read it, nor one that expired while Redis was away).
 const RENEW_STREAMS: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
-  redis.call('PEXPIRE', key, ttl)
+  if redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[i + 1]) == 1
+      and redis.call('PTTL', key) < ttl then
+    redis.call('PEXPIRE', key, ttl)
+  end
 end
 return #KEYS
 ";
@@ -188,17 +193,21 @@ impl Shared {
         }
     }
 
-    /// Gives back `user`'s stream place held by `lease` (a closed stream).
-    pub async fn release_stream(&self, user: i64, lease: &str) {
-        let call = async {
-            let mut connection = self.connection().await?;
-            redis::cmd("ZREM")
-                .arg(self.streams_key(user))
-                .arg(lease)
-                .query_async::<i64>(&mut connection)
-                .await
-        };
-        self.answer(call).await;
+    /// Gives back the stream places held by `leases`, `(user, lease)` (closed streams).
+    pub async fn release_streams(&self, leases: &[(i64, String)]) {
+        for chunk in leases.chunks(1_000) {
+            let call = async {
+                let mut connection = self.connection().await?;
+                let mut pipe = redis::pipe();
+                for (user, lease) in chunk {
+                    pipe.zrem(self.streams_key(*user), lease).ignore();
+                }
+                pipe.query_async::<()>(&mut connection).await
+            };
+            if self.answer(call).await.is_none() {
+                return;
+            }
+        }
     }
 
     fn streams_key(&self, user: i64) -> String {
