@@ -134,7 +134,6 @@ pub async fn list(
 /// Marks report `id` resolved (idempotent: the first resolution's time stays); 404 `not_found`
 /// for an unknown id.
 pub async fn resolve(db: &DatabaseConnection, operator: i64, id: i64) -> Result<(), ApiError> {
-    users::stamp(db, operator).await?;
     db::write(db, async |txn| {
         let found = report::Entity::find_by_id(id).one(txn).await?.is_some();
         if !found {
@@ -148,5 +147,6 @@ pub async fn resolve(db: &DatabaseConnection, operator: i64, id: i64) -> Result<
             .await?;
         Ok(())
     })
-    .await
+    .await?;
+    users::stamp(db, operator).await
 }

@@ -485,7 +485,6 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
 /// counts (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
 /// Idempotent.
 pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Result<(), ApiError> {
-    stamp(db, operator).await?;
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
         user::Entity::update_many()
@@ -500,7 +499,8 @@ pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Re
         events::emit(txn, Event::Ended { user: user_id }).await?;
         Ok(())
     })
-    .await
+    .await?;
+    stamp(db, operator).await
 }
 
 /// Sets the password of `user_id` and ends every session of theirs but `keep`.
@@ -535,7 +535,6 @@ pub async fn unsuspend(
     operator: i64,
     user_id: i64,
 ) -> Result<(), ApiError> {
-    stamp(db, operator).await?;
     db::write(db, async |txn| {
         db::lock_users(txn, user::Column::Id.eq(user_id)).await?;
         user::Entity::update_many()
@@ -545,7 +544,8 @@ pub async fn unsuspend(
             .await?;
         Ok(())
     })
-    .await
+    .await?;
+    stamp(db, operator).await
 }
 
 /// Step: ends every follow and follow request in which `user_id` is either side, and takes back
@@ -622,8 +622,8 @@ pub async fn lock(
 
 /// Step: stamps `last_write_at` of the user `id`, whose reads then come from the primary for a
 /// while (`crate::replica`). In a write's transaction under the user's lock ([`lock`]), or, for
-/// an operator's action on another account, alone just before it (its transaction locks other
-/// users, and the operator's row would come out of id order).
+/// an operator's action on another account, alone right after it commits (its transaction locks
+/// other users, and the operator's row would come out of id order).
 pub async fn stamp(db: &impl ConnectionTrait, id: i64) -> Result<(), ApiError> {
     user::Entity::update_many()
         .col_expr(user::Column::LastWriteAt, Expr::val(now_millis()))
