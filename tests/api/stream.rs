@@ -435,6 +435,19 @@ async fn a_ticket_opens_a_stream_and_nothing_else() {
         .assert_problem(401, "unauthorized");
 }
 
+/// A stream of `user`, opened as soon as a place is free (a closed stream's place comes free
+/// once the server notices the client is gone), trying for 5 s; `None` if none came free.
+async fn open_once_free(app: &TestApp, user: &TestUser) -> Option<EventStream> {
+    for _ in 0..50 {
+        let response = open(app, Some(user), None).await;
+        if response.status() == 200 {
+            return Some(EventStream::from(response));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 #[tokio::test]
 async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
     let mut settings = test_settings().await;
@@ -450,16 +463,11 @@ async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
     sixth.assert_problem(429, "too_many_streams");
     // Closing one makes room (the server notices the client is gone).
     drop(streams.pop());
-    let mut reopened = None;
-    for _ in 0..50 {
-        let response = open(&app, Some(&john), None).await;
-        if response.status() == 200 {
-            reopened = Some(EventStream::from(response));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    streams.push(reopened.expect("a closed stream frees its place"));
+    streams.push(
+        open_once_free(&app, &john)
+            .await
+            .expect("a closed stream frees its place"),
+    );
 
     streams.push(EventStream::open(&app, &susan, None).await);
     let full = app.get("/stream", Some(&susan.token)).await;
@@ -493,16 +501,11 @@ async fn with_redis_a_users_5_streams_are_counted_across_replicas() {
     let _susan = EventStream::open(&second, &susan, None).await;
     // A stream closed on the first replica frees its place for the second.
     drop(on_first.pop());
-    let mut reopened = None;
-    for _ in 0..50 {
-        let response = open(&second, Some(&john), None).await;
-        if response.status() == 200 {
-            reopened = Some(EventStream::from(response));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    on_second.push(reopened.expect("a stream closed on one replica frees its place"));
+    on_second.push(
+        open_once_free(&second, &john)
+            .await
+            .expect("a stream closed on one replica frees its place"),
+    );
     first
         .get("/stream", Some(&john.token))
         .await
