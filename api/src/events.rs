@@ -443,12 +443,18 @@ impl Hub {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
-            let mut leases = Vec::new();
-            self.each_slot(|user, slot| leases.push((user, slot.lease.clone())));
+            let leases = self.leases();
             if !leases.is_empty() {
                 shared.renew_streams(&leases, LEASE_TTL).await;
             }
         }
+    }
+
+    /// The Redis leases of the open streams, `(user, lease)`.
+    fn leases(&self) -> Vec<(i64, String)> {
+        let mut leases = Vec::new();
+        self.each_slot(|user, slot| leases.push((user, slot.lease.clone())));
+        leases
     }
 
     /// The place of a new stream in this process, within its counts.
@@ -484,9 +490,7 @@ impl Hub {
     pub async fn shut_down(&self) {
         self.shut_down.store(true, Ordering::Release);
         if let Some(shared) = &self.shared {
-            let mut leases = Vec::new();
-            self.each_slot(|user, slot| leases.push((user, slot.lease.clone())));
-            shared.release_streams(&leases).await;
+            shared.release_streams(&self.leases()).await;
         }
         self.each_slot(|_, slot| slot.end());
     }

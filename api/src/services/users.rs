@@ -219,21 +219,24 @@ pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> S
             .from_subquery(rows.to_owned(), Alias::new(alias))
             .to_owned()
     };
-    let tier = |tier: u8| (Expr::cust(tier.to_string()), Alias::new("search_tier"));
+    // `tier, users.*` of the visible accounts: the shape of every branch.
+    let rows = |tier: u8| {
+        let mut rows = Query::select();
+        rows.expr_as(Expr::cust(tier.to_string()), Alias::new("search_tier"))
+            .column((user::Entity, Asterisk))
+            .and_where(visible.clone());
+        rows
+    };
     // The exact match is the smallest key of the username range, so "after it" is `> :key`.
     let from = match after {
         Some(after) if after > key => after,
         _ => key,
     };
     let username = (user::Entity, user::Column::UsernameKey);
-    let mut by_username = Query::select();
-    let (expr, alias) = tier(1);
+    let mut by_username = rows(1);
     by_username
-        .expr_as(expr, alias)
-        .column((user::Entity, Asterisk))
         .from(user::Entity)
         .and_where(Expr::col(username).gt(from))
-        .and_where(visible.clone())
         .order_by(username, Order::Asc)
         .limit(fetch);
     if let Some(upper) = &upper {
@@ -243,11 +246,8 @@ pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> S
     let (stored, truncated) = prefix.stored_prefix();
     let prefixes = display_name_prefix::Entity;
     let prefix_username = (prefixes, display_name_prefix::Column::UsernameKey);
-    let mut by_display_name = Query::select();
-    let (expr, alias) = tier(1);
+    let mut by_display_name = rows(1);
     by_display_name
-        .expr_as(expr, alias)
-        .column((user::Entity, Asterisk))
         .from(prefixes)
         .inner_join(
             user::Entity,
@@ -257,7 +257,6 @@ pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> S
         .and_where(Expr::col((prefixes, display_name_prefix::Column::Prefix)).eq(stored))
         // The exact match is the first page's first row, from the username half.
         .and_where(Expr::col(prefix_username).ne(key))
-        .and_where(visible.clone())
         .order_by(prefix_username, Order::Asc)
         .limit(fetch);
     if let Some(after) = after {
@@ -273,14 +272,10 @@ pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> S
 
     let mut query = match after {
         None => {
-            let mut exact = Query::select();
-            let (expr, alias) = tier(0);
+            let mut exact = rows(0);
             exact
-                .expr_as(expr, alias)
-                .column((user::Entity, Asterisk))
                 .from(user::Entity)
-                .and_where(Expr::col(username).eq(key))
-                .and_where(visible);
+                .and_where(Expr::col(username).eq(key));
             let mut query = wrap("exact", &exact);
             query.union(UnionType::Distinct, wrap("by_username", &by_username));
             query
