@@ -6,6 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::rate_limit::RateLimit;
 use crate::{domain, routes};
 
 #[derive(OpenApi)]
@@ -230,7 +231,7 @@ impl Modify for CommonResponses {
                         "`unsupported_media_type`: the body is not sent as application/json",
                     );
                 }
-                let limited = routes::quota(path) != routes::RateLimit::None;
+                let limited = routes::quota(path) != RateLimit::None;
                 if limited {
                     add(
                         "429",
@@ -408,12 +409,11 @@ async fn document(document: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(ApiDoc::openapi()))
         .service(
-            routes::resource("/openapi.json", "GET, HEAD", routes::RateLimit::None)
+            routes::resource("/openapi.json", "GET, HEAD", RateLimit::None)
                 .route(web::get().to(document)),
         )
         .service(
-            routes::resource("/docs", "GET, HEAD", routes::RateLimit::None)
-                .route(web::get().to(docs_page)),
+            routes::resource("/docs", "GET, HEAD", RateLimit::None).route(web::get().to(docs_page)),
         )
         .service(
             SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -421,7 +421,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routes::resource(
             "/docs/{_:.*}",
             "GET, HEAD",
-            routes::RateLimit::None,
+            RateLimit::None,
         ));
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors, Problem};
-use crate::routes::JsonBody;
+use crate::extract::JsonBody;
 use crate::services::relationships;
 use crate::services::sessions::{self, Grant, Refreshed};
 use crate::services::users::{self, NewAccount};
@@ -74,16 +74,6 @@ pub struct RefreshRequest {
     /// The `refresh_token` of the last Token answer.
     #[schema(value_type = String, required = true)]
     pub refresh_token: Option<String>,
-}
-
-/// The body of `PUT /users/me/password`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangePasswordRequest {
-    #[schema(value_type = String, required = true, example = "password-of-susan")]
-    pub current_password: Option<String>,
-    /// 8 to 128 characters.
-    #[schema(value_type = String, required = true, example = "a-new-password")]
-    pub new_password: Option<String>,
 }
 
 fn required<T>(

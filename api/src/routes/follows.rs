@@ -1,34 +1,20 @@
 //! The follow graph: follow, unfollow, followers, following and relationships.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::error::{ApiError, Problem};
-use crate::pagination::PageQuery;
+use crate::page::{self, Owner, PageQuery};
 use crate::services::follows::{self, Direction, FollowOutcome};
-use crate::services::marks::Mark;
+use crate::services::marks::{self, Mark};
 use crate::services::relationships;
 use crate::services::users;
 use crate::startup::AppState;
-use crate::time::Timestamp;
-use crate::views::{Relationship, UserCard};
-
-/// An entry of a followers or following list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FollowItem {
-    /// The other user.
-    pub user: UserCard,
-    /// When the follow began.
-    pub followed_at: Timestamp,
-}
-
-crate::page_schema!(
-    FollowItemPage,
-    FollowItem,
-    "A page of a followers or following list, most recent follow first."
-);
+use crate::views::{
+    FollowItem, FollowItemPage, FollowRequestItem, FollowRequestItemPage, Relationship,
+};
 
 /// Query of `GET /relationships`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -130,6 +116,7 @@ pub async fn list_following(
     list(req, state, viewer, &username, &query, Direction::Following).await
 }
 
+/// A followers or following list.
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -138,28 +125,20 @@ async fn list(
     query: &PageQuery,
     direction: Direction,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .read(viewer.0.as_ref(), async |db| {
-            let user = users::find_in_path(db, username, viewer.0.as_ref()).await?;
-            relationships::check_access(db, &user, viewer.id()).await?;
-            let list_name = direction.list_name(user.id);
-            let page = state.cursors.page_request(&list_name, query)?;
-            let (entries, neighbours) = follows::list(db, user.id, direction, page).await?;
-            let states =
-                relationships::viewer_states(db, viewer.id(), entries.iter().map(|e| e.user.id))
-                    .await?;
-            let items = entries
-                .iter()
-                .map(|entry| FollowItem {
-                    user: UserCard::new(&entry.user, &states),
-                    followed_at: Timestamp(entry.followed_at),
-                })
-                .collect();
-            Ok(state
-                .cursors
-                .page_response(&req, &list_name, page, items, neighbours))
-        })
-        .await
+    let owner = Owner::InPath {
+        username,
+        viewer: viewer.0.as_ref(),
+    };
+    page::list(
+        &req,
+        &state,
+        query,
+        owner,
+        |user| direction.list_name(user),
+        async |db, user, page| follows::list(db, user.id, direction, page).await,
+        FollowItem::new,
+    )
+    .await
 }
 
 /// The caller's relationship to each of up to 100 users, in the order asked.
@@ -201,7 +180,7 @@ pub async fn get_relationships(
 #[utoipa::path(get, path = "/users/me/follow_requests", tag = "follows", operation_id = "listFollowRequests",
     params(PageQuery),
     responses(
-        (status = 200, description = "A page of pending requests", body = crate::routes::safety::FollowRequestItemPage,
+        (status = 200, description = "A page of pending requests", body = FollowRequestItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
     ),
     security(("bearer" = [])))]
@@ -211,7 +190,17 @@ pub async fn list_follow_requests(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::routes::safety::list_marks(&req, &state, &me, &query, Mark::FollowRequest).await
+    let mark = Mark::FollowRequest;
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::Caller(&me.0),
+        |me| mark.list_name(me),
+        async |db, me, page| marks::list(db, mark, me.id, page).await,
+        FollowRequestItem::new,
+    )
+    .await
 }
 
 /// Accepts a request: the follow begins now, and the counts change now.

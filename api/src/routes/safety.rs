@@ -7,57 +7,15 @@ use utoipa::ToSchema;
 use crate::auth::{AdminUser, AuthUser};
 use crate::domain::ReportReason;
 use crate::error::{ApiError, FieldErrors, Problem};
-use crate::pagination::PageQuery;
-use crate::routes::JsonBody;
-use crate::services::marks::{self, Mark, MarkOutcome};
+use crate::extract::JsonBody;
+use crate::page::{self, Owner, PageQuery};
+use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
+use crate::services::relationships::ViewerStates;
 use crate::services::reports::{self, ReportOutcome};
 use crate::services::{follows, relationships, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
-use crate::views::{Relationship, UserCard};
-
-/// An entry of the caller's blocks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BlockItem {
-    /// The blocked user.
-    pub user: UserCard,
-    /// When the block began.
-    pub blocked_at: Timestamp,
-}
-
-/// A pending request to follow the caller.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FollowRequestItem {
-    /// Who asks to follow the caller.
-    pub user: UserCard,
-    /// When they asked.
-    pub requested_at: Timestamp,
-}
-
-/// An entry of the caller's mutes.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MuteItem {
-    /// The muted user.
-    pub user: UserCard,
-    /// When the mute began.
-    pub muted_at: Timestamp,
-}
-
-crate::page_schema!(
-    BlockItemPage,
-    BlockItem,
-    "A page of the caller's blocks, newest first."
-);
-crate::page_schema!(
-    FollowRequestItemPage,
-    FollowRequestItem,
-    "A page of pending requests to follow the caller, newest first."
-);
-crate::page_schema!(
-    MuteItemPage,
-    MuteItem,
-    "A page of the caller's mutes, newest first."
-);
+use crate::views::{BlockItem, BlockItemPage, MuteItem, MuteItemPage, Relationship, UserCard};
 
 async fn mark_user(
     state: &AppState,
@@ -157,62 +115,25 @@ pub async fn unmute_user(
     unmark_user(&state, &me, &username, Mark::Mute).await
 }
 
-pub(crate) async fn list_marks(
+/// One of the caller's lists of marks, its entries shown by `item`.
+async fn list_marks<T: serde::Serialize>(
     req: &HttpRequest,
     state: &AppState,
     me: &AuthUser,
     query: &PageQuery,
     mark: Mark,
+    item: impl Fn(&MarkEntry, &ViewerStates) -> T,
 ) -> Result<HttpResponse, ApiError> {
-    let list_name = mark.list_name(me.0.id);
-    let page = state.cursors.page_request(&list_name, query)?;
-    let (entries, neighbours, states) = state
-        .read(Some(&me.0), async |db| {
-            let (entries, neighbours) = marks::list(db, mark, me.0.id, page).await?;
-            let states =
-                relationships::viewer_states(db, Some(me.0.id), entries.iter().map(|e| e.user.id))
-                    .await?;
-            Ok((entries, neighbours, states))
-        })
-        .await?;
-    Ok(match mark {
-        Mark::Block => {
-            let items: Vec<BlockItem> = entries
-                .iter()
-                .map(|e| BlockItem {
-                    user: UserCard::new(&e.user, &states),
-                    blocked_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-        Mark::Mute => {
-            let items: Vec<MuteItem> = entries
-                .iter()
-                .map(|e| MuteItem {
-                    user: UserCard::new(&e.user, &states),
-                    muted_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-        Mark::FollowRequest => {
-            let items: Vec<FollowRequestItem> = entries
-                .iter()
-                .map(|e| FollowRequestItem {
-                    user: UserCard::new(&e.user, &states),
-                    requested_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-    })
+    page::list(
+        req,
+        state,
+        query,
+        Owner::Caller(&me.0),
+        |me| mark.list_name(me),
+        async |db, me, page| marks::list(db, mark, me.id, page).await,
+        item,
+    )
+    .await
 }
 
 /// Whom the caller blocks, newest first.
@@ -229,7 +150,7 @@ pub async fn list_blocks(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list_marks(&req, &state, &me, &query, Mark::Block).await
+    list_marks(&req, &state, &me, &query, Mark::Block, BlockItem::new).await
 }
 
 /// Whom the caller mutes, newest first.
@@ -246,7 +167,7 @@ pub async fn list_mutes(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list_marks(&req, &state, &me, &query, Mark::Mute).await
+    list_marks(&req, &state, &me, &query, Mark::Mute, MuteItem::new).await
 }
 
 /// Removes a follower: their follow of the caller ends (counts drop). 204 also when they did not
@@ -276,7 +197,7 @@ pub struct CreateReportRequest {
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// One of that user's posts, when the report is about a post.
-    #[serde(default, deserialize_with = "crate::routes::whole_number")]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(example = 42)]
     pub post_id: Option<i64>,
     /// What is wrong: 1 to 1,000 characters after trimming white space (which is not stored); no

@@ -1,17 +1,26 @@
 //! The caller's sessions, and changing the password.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::Password;
 use crate::error::{ApiError, FieldErrors, Problem};
-use crate::routes::JsonBody;
-use crate::routes::auth::ChangePasswordRequest;
+use crate::extract::JsonBody;
 use crate::services::{sessions, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
+
+/// The body of `PUT /users/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, required = true, example = "password-of-susan")]
+    pub current_password: Option<String>,
+    /// 8 to 128 characters.
+    #[schema(value_type = String, required = true, example = "a-new-password")]
+    pub new_password: Option<String>,
+}
 
 /// One login of the caller.
 #[derive(Debug, Serialize, ToSchema)]

@@ -27,11 +27,11 @@ use crate::auth::{self, AuthUser, CurrentSession};
 use crate::connection::Disconnect;
 use crate::error::{ApiError, Problem};
 use crate::events::{Inbox, Look, Refusal, Registration};
-use crate::pagination::{PageRequest, Position};
-use crate::routes::posts::Post;
+use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
 use crate::services::{notifications, posts, timeline};
 use crate::startup::AppState;
+use crate::views::{self, Post};
 
 /// How often a comment line goes out on a stream that has nothing else to say.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -286,7 +286,7 @@ impl Stream {
                 let full = rows.len() as u64 == BATCH;
                 let positions: Vec<Position> =
                     rows.iter().map(|row| posts::position(&row.post)).collect();
-                let rendered = crate::routes::posts::render(&state.db, Some(me.id), rows).await?;
+                let rendered = views::posts::render(&state.db, Some(me.id), rows).await?;
                 // Oldest first, as they happened.
                 for (post, position) in rendered.iter().zip(&positions).rev() {
                     let id = state.cursors.encode(&list_name, *position);
@@ -325,7 +325,7 @@ impl Stream {
                 PageRequest::newer(BATCH, self.notifications),
             )
             .await?;
-            let rendered = crate::routes::notifications::render(&state.db, me, entries).await?;
+            let rendered = views::notifications::render(&state.db, me, entries).await?;
             for notification in rendered.iter().rev() {
                 let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
                 chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));
