@@ -37,8 +37,9 @@ pub const MAX_LIMIT: u64 = 100;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Items per page, 1 to 100.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
+    /// Items per page, 1 to {MAX_LIMIT}.
+    // Its maximum and default come from `MAX_LIMIT` and `DEFAULT_LIMIT` (`openapi::Numbers`).
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub limit: Option<String>,
     /// Opaque cursor from the `next_cursor` of the previous page (two base64url parts joined by a
     /// dot; one the server did not issue for this list is a 400 `invalid_cursor`).
@@ -165,7 +166,7 @@ impl CursorCodec {
     }
 }
 
-/// `limit` of a list's query: 1 to 100, 20 when absent.
+/// `limit` of a list's query: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
 pub fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),

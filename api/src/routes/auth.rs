@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
-use crate::error::{ApiError, FieldErrors, Problem};
+use crate::error::{ApiError, FieldErrors};
 use crate::extract::JsonBody;
 use crate::services::relationships;
 use crate::services::sessions::{self, Grant, Refreshed};
@@ -149,10 +149,8 @@ async fn new_session(
     responses(
         (status = 201, description = "The account was created", body = Token,
             headers(("Location" = String, description = "The new user's profile, `/users/{username}`"))),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a field breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken` or `email_taken`"),
+        (status = 422, description = "`validation_failed`: a field breaks its rules"),
     ))]
 pub async fn register(
     req: HttpRequest,
@@ -200,9 +198,8 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = Token),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`: wrong username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a field is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: wrong username or password"),
+        (status = 422, description = "`validation_failed`: a field is missing"),
     ))]
 pub async fn login(
     req: HttpRequest,
@@ -242,10 +239,9 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "The session goes on: a new access token and a new refresh token (the one sent stops working)", body = Token),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_suspended`: the session's account is suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `refresh_token` is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)"),
+        (status = 403, description = "`account_suspended`: the session's account is suspended"),
+        (status = 422, description = "`validation_failed`: `refresh_token` is missing"),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::follows::{self, Direction, FollowOutcome};
 use crate::services::marks::{self, Mark};
@@ -20,7 +20,7 @@ use crate::views::{
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelationshipsQuery {
-    /// 1 to 100 comma-separated usernames, none of them blank; answered in the order asked.
+    /// 1 to {MAX_RELATIONSHIPS} comma-separated usernames, none of them blank; answered in the order asked.
     #[param(required = true, value_type = String, pattern = r"^[^,]+(,[^,]+){0,99}$", example = "susan,mary")]
     pub users: Option<String>,
 }
@@ -37,9 +37,9 @@ pub const MAX_RELATIONSHIPS: usize = 100;
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
         (status = 202, description = "The user is locked: the request waits for their answer (`requested: true`); a repeat changes nothing", body = Relationship),
-        (status = 403, description = "`blocked`: one of the two blocks the other", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: one of the two blocks the other"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn follow_user(
@@ -62,8 +62,8 @@ pub async fn follow_user(
     params(("username" = String, Path, description = "Whom to unfollow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not follow the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unfollow_user(
@@ -82,8 +82,8 @@ pub async fn unfollow_user(
     responses(
         (status = 200, description = "A page of followers", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_followers(
@@ -102,8 +102,8 @@ pub async fn list_followers(
     responses(
         (status = 200, description = "A page of followed users", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_following(
@@ -146,8 +146,8 @@ async fn list(
     params(RelationshipsQuery),
     responses(
         (status = 200, description = "One relationship per username asked, in that order", body = Vec<Relationship>),
-        (status = 400, description = "`invalid_parameter`: no usernames, or more than 100", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`, naming the first unknown username", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: no usernames, or more than {MAX_RELATIONSHIPS}"),
+        (status = 404, description = "`user_not_found`, naming the first unknown username"),
     ),
     security(("bearer" = [])))]
 pub async fn get_relationships(
@@ -208,7 +208,7 @@ pub async fn list_follow_requests(
     params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The follow began (`followed_by: true`, `followed_by_at` the acceptance time)", body = Relationship),
-        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn accept_follow_request(
@@ -226,7 +226,7 @@ pub async fn accept_follow_request(
     params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
     responses(
         (status = 204, description = "The request is gone"),
-        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn reject_follow_request(

@@ -225,4 +225,32 @@ mod tests {
             .collect();
         assert_eq!(documented, table);
     }
+
+    /// One direction of dependency: a handler module shares nothing with another (what they share
+    /// lives in `extract`, `page` and `views`), and `error` reaches for nothing above it.
+    #[test]
+    fn no_route_module_imports_another_and_error_imports_no_route() {
+        let modules = [
+            ("auth", include_str!("auth.rs")),
+            ("follows", include_str!("follows.rs")),
+            ("health", include_str!("health.rs")),
+            ("notifications", include_str!("notifications.rs")),
+            ("posts", include_str!("posts.rs")),
+            ("safety", include_str!("safety.rs")),
+            ("sessions", include_str!("sessions.rs")),
+            ("stream", include_str!("stream.rs")),
+            ("users", include_str!("users.rs")),
+        ];
+        for (name, source) in modules {
+            for reach in ["crate::routes", "super::"] {
+                assert!(!source.contains(reach), "routes/{name}.rs uses {reach}");
+            }
+        }
+        let error = include_str!("../error.rs");
+        assert!(
+            !error.contains("crate::routes"),
+            "error.rs uses crate::routes"
+        );
+        assert!(!include_str!("../rate_limit.rs").contains("use crate::routes"));
+    }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::notifications::{self, NotificationEntry};
@@ -73,9 +73,7 @@ pub struct MarkReadRequest {
     request_body = MarkReadRequest,
     responses(
         (status = 204, description = "Every notification up to that id is read"),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `last_read_id` is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `last_read_id` is missing"),
     ),
     security(("bearer" = [])))]
 pub async fn mark_read(

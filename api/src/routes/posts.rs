@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::posts::{self, PostWithAuthor};
@@ -30,9 +30,7 @@ pub struct CreatePostRequest {
     responses(
         (status = 201, description = "The post was written", body = Post,
             headers(("Location" = String, description = "`/posts/{id}`"))),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: the body breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the body breaks its rules"),
     ),
     security(("bearer" = [])))]
 pub async fn create_post(
@@ -63,9 +61,9 @@ pub async fn create_post(
     params(("id" = i64, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post", body = Post),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`post_not_found` (also while its author is suspended)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
     ),
     security((), ("bearer" = [])))]
 pub async fn get_post(
@@ -89,9 +87,9 @@ pub async fn get_post(
     params(("id" = i64, Path, description = "The post's id")),
     responses(
         (status = 204, description = "The post is gone"),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: another user's post", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`forbidden`: another user's post"),
+        (status = 404, description = "`post_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_post(
@@ -109,8 +107,8 @@ pub async fn delete_post(
     responses(
         (status = 200, description = "A page of posts", body = PostPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_user_posts(

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::domain::ReportReason;
-use crate::error::{ApiError, FieldErrors, Problem};
+use crate::error::{ApiError, FieldErrors};
 use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
@@ -50,8 +50,8 @@ async fn unmark_user(
     responses(
         (status = 201, description = "The block is new", body = Relationship),
         (status = 200, description = "The caller already blocked the user; nothing changed", body = Relationship),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_block_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_block_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn block_user(
@@ -67,8 +67,8 @@ pub async fn block_user(
     params(("username" = String, Path, description = "Whom to unblock, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not block the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_block_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_block_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unblock_user(
@@ -86,8 +86,8 @@ pub async fn unblock_user(
     responses(
         (status = 201, description = "The mute is new", body = Relationship),
         (status = 200, description = "The caller already muted the user; nothing changed", body = Relationship),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_mute_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_mute_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn mute_user(
@@ -103,8 +103,8 @@ pub async fn mute_user(
     params(("username" = String, Path, description = "Whom to unmute, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not mute the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_mute_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_mute_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unmute_user(
@@ -176,8 +176,8 @@ pub async fn list_mutes(
     params(("username" = String, Path, description = "The follower to remove, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The user does not follow the caller (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn remove_follower(
@@ -222,10 +222,8 @@ pub struct ReportReceipt {
     responses(
         (status = 201, description = "The report is filed", body = ReportReceipt),
         (status = 200, description = "An open report of the same account or post by the caller was there; nothing changed", body = ReportReceipt),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn create_report(
@@ -292,7 +290,7 @@ crate::page_schema!(
     responses(
         (status = 200, description = "A page of reports", body = AdminReportPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
     ),
     security(("bearer" = [])))]
 pub async fn list_reports(
@@ -328,9 +326,9 @@ pub async fn list_reports(
     params(("id" = i64, Path, description = "The report's id")),
     responses(
         (status = 204, description = "The report is resolved"),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such report", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
+        (status = 404, description = "`not_found`: no such report"),
     ),
     security(("bearer" = [])))]
 pub async fn resolve_report(
@@ -349,8 +347,8 @@ pub async fn resolve_report(
     params(("username" = String, Path, description = "Whom to suspend, in any letter case", example = "spammer")),
     responses(
         (status = 204, description = "The account is suspended"),
-        (status = 403, description = "`forbidden`: the caller is not an operator, or names their own account", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator, or names their own account"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn suspend_user(
@@ -374,8 +372,8 @@ pub async fn suspend_user(
     params(("username" = String, Path, description = "Whose suspension to lift, in any letter case", example = "spammer")),
     responses(
         (status = 204, description = "The account is not suspended (any more)"),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn unsuspend_user(

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::Password;
-use crate::error::{ApiError, FieldErrors, Problem};
+use crate::error::{ApiError, FieldErrors};
 use crate::extract::JsonBody;
 use crate::services::{sessions, users};
 use crate::startup::AppState;
@@ -70,7 +70,7 @@ pub async fn list_sessions(
     params(("id" = String, Path, description = "A session id from `GET /users/me/sessions`", max_length = 64)),
     responses(
         (status = 204, description = "The session has ended"),
-        (status = 404, description = "`session_not_found`: the caller has no such session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`session_not_found`: the caller has no such session"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_session(
@@ -90,9 +90,7 @@ pub async fn delete_session(
     request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "The password is changed; this session goes on, every other one has ended"),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `current_password` is incorrect, or `new_password` breaks the rule", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `current_password` is incorrect, or `new_password` breaks the rule"),
     ),
     security(("bearer" = [])))]
 pub async fn change_password(
