@@ -209,6 +209,28 @@ impl Numbers {
             ("MAX_LIMIT", crate::page::MAX_LIMIT.to_string()),
             ("MAX_RELATIONSHIPS", follows::MAX_RELATIONSHIPS.to_string()),
             ("SEARCH_MAX_CHARS", domain::SEARCH_MAX_CHARS.to_string()),
+            (
+                "MAX_SESSIONS_LISTED",
+                crate::services::sessions::MAX_LISTED.to_string(),
+            ),
+            ("USERNAME_MIN_CHARS", domain::USERNAME_MIN_CHARS.to_string()),
+            ("USERNAME_MAX_CHARS", domain::USERNAME_MAX_CHARS.to_string()),
+            ("EMAIL_MAX_CHARS", domain::EMAIL_MAX_CHARS.to_string()),
+            ("PASSWORD_MIN_CHARS", domain::PASSWORD_MIN_CHARS.to_string()),
+            ("PASSWORD_MAX_CHARS", domain::PASSWORD_MAX_CHARS.to_string()),
+            (
+                "DISPLAY_NAME_MAX_CHARS",
+                domain::DISPLAY_NAME_MAX_CHARS.to_string(),
+            ),
+            ("BIO_MAX_CHARS", domain::BIO_MAX_CHARS.to_string()),
+            (
+                "POST_BODY_MAX_CHARS",
+                domain::POST_BODY_MAX_CHARS.to_string(),
+            ),
+            (
+                "REPORT_REASON_MAX_CHARS",
+                thousands(domain::REPORT_REASON_MAX_CHARS),
+            ),
         ]
     }
 }
@@ -275,6 +297,26 @@ impl Modify for Numbers {
                     if let RefOr::T(response) = response {
                         fill(&mut response.description);
                     }
+                }
+            }
+        }
+        // The request and response fields (one level: the objects' own properties).
+        for schema in openapi
+            .components
+            .iter_mut()
+            .flat_map(|components| components.schemas.values_mut())
+        {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            if let Some(description) = object.description.as_mut() {
+                fill(description);
+            }
+            for property in object.properties.values_mut() {
+                if let RefOr::T(Schema::Object(property)) = property
+                    && let Some(description) = property.description.as_mut()
+                {
+                    fill(description);
                 }
             }
         }

@@ -18,21 +18,21 @@ use crate::views::Profile;
 /// A new account. Unknown fields are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 3 to 30 characters of `A-Z a-z 0-9 _`; unique in any letter case.
+    /// {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters of `A-Z a-z 0-9 _`; unique in any letter case.
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// A plausible email address (one `@`, a dotted domain, no spaces or control characters) of at
-    /// most 254 characters; unique in any letter case.
+    /// most {EMAIL_MAX_CHARS} characters; unique in any letter case.
     #[schema(value_type = String, required = true, example = "susan@example.com")]
     pub email: Option<String>,
-    /// 8 to 128 characters.
+    /// {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters.
     #[schema(value_type = String, required = true, example = "correct horse battery")]
     pub password: Option<String>,
-    /// At most 50 characters on one line (no control characters, no bidirectional overrides or
+    /// At most {DISPLAY_NAME_MAX_CHARS} characters on one line (no control characters, no bidirectional overrides or
     /// isolates).
     #[schema(example = "Susan Smith")]
     pub display_name: Option<String>,
-    /// At most 500 characters; no NUL, no bidirectional overrides or isolates.
+    /// At most {BIO_MAX_CHARS} characters; no NUL, no bidirectional overrides or isolates.
     #[schema(example = "Writes about birds.")]
     pub bio: Option<String>,
 }

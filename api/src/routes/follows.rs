@@ -141,7 +141,7 @@ async fn list(
     .await
 }
 
-/// The caller's relationship to each of up to 100 users, in the order asked.
+/// The caller's relationship to each of up to {MAX_RELATIONSHIPS} users, in the order asked.
 #[utoipa::path(get, path = "/relationships", tag = "follows", operation_id = "getRelationships",
     params(RelationshipsQuery),
     responses(

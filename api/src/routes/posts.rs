@@ -19,7 +19,7 @@ use crate::views::{Post, PostPage};
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
-    /// 1 to 280 characters after trimming white space (which is not stored); no NUL.
+    /// 1 to {POST_BODY_MAX_CHARS} characters after trimming white space (which is not stored); no NUL.
     #[schema(value_type = String, required = true, example = "Hello, world")]
     pub body: Option<String>,
 }

@@ -200,7 +200,7 @@ pub struct CreateReportRequest {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(example = 42)]
     pub post_id: Option<i64>,
-    /// What is wrong: 1 to 1,000 characters after trimming white space (which is not stored); no
+    /// What is wrong: 1 to {REPORT_REASON_MAX_CHARS} characters after trimming white space (which is not stored); no
     /// NUL.
     #[schema(value_type = String, required = true, example = "spam")]
     pub reason: Option<String>,

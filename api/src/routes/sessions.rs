@@ -17,7 +17,7 @@ use crate::time::Timestamp;
 pub struct ChangePasswordRequest {
     #[schema(value_type = String, required = true, example = "password-of-susan")]
     pub current_password: Option<String>,
-    /// 8 to 128 characters.
+    /// {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters.
     #[schema(value_type = String, required = true, example = "a-new-password")]
     pub new_password: Option<String>,
 }
@@ -37,7 +37,7 @@ pub struct Session {
     pub current: bool,
 }
 
-/// The caller's live sessions, newest first (at most 100).
+/// The caller's live sessions, newest first (at most {MAX_SESSIONS_LISTED}).
 #[utoipa::path(get, path = "/users/me/sessions", tag = "accounts", operation_id = "listSessions",
     responses(
         (status = 200, description = "The caller's live sessions", body = [Session]),

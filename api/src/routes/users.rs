@@ -29,12 +29,12 @@ async fn profile_for(
 /// Fields of `PATCH /users/me`: an absent field stays as it is, `null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// At most 50 characters on one line (no control characters, no bidirectional overrides or
+    /// At most {DISPLAY_NAME_MAX_CHARS} characters on one line (no control characters, no bidirectional overrides or
     /// isolates); `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
-    /// At most 500 characters; no NUL, no bidirectional overrides or isolates; `null` clears it.
+    /// At most {BIO_MAX_CHARS} characters; no NUL, no bidirectional overrides or isolates; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,

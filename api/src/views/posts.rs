@@ -18,7 +18,7 @@ pub struct Post {
     pub id: i64,
     /// Who wrote it, with `viewer` when the request is authenticated.
     pub author: UserCard,
-    /// The text, trimmed, 1 to 280 characters.
+    /// The text, trimmed, 1 to {POST_BODY_MAX_CHARS} characters.
     pub body: String,
     /// When it was written.
     pub created_at: Timestamp,
