@@ -193,7 +193,7 @@ impl ApiError {
                 allow: "",
             },
             413 => ApiError::PayloadTooLarge {
-                limit: crate::routes::MAX_BODY_BYTES,
+                limit: crate::limits::MAX_BODY_BYTES,
             },
             415 => ApiError::UnsupportedMediaType,
             400..=499 => ApiError::InvalidParameter(format!(

@@ -43,8 +43,8 @@ use sea_orm::{
 use tokio::sync::{Notify, mpsc};
 
 use crate::error::ApiError;
-use crate::pagination::{self, Position};
 use crate::rate_limit::Shared;
+use crate::services::keyset::{self as pagination, Position};
 use crate::services::posts::{self as posts_service, PostWithAuthor};
 use crate::services::relationships::{self, Relation};
 use crate::services::timeline;

@@ -1,7 +1,9 @@
 //! The social API: a JSON REST service for the follow graph and the timeline.
 //!
-//! Requests flow `routes` (extract, validate, map to wire types) -> `services` (all queries) ->
-//! `entity` (SeaORM models); `domain` holds the validated values and `error` the one error type.
+//! Requests flow `routes` (extract, validate, map to wire types) -> `views` (the wire types) ->
+//! `services` (all queries) -> `entity` (SeaORM models). Beside the routes, `extract` reads
+//! bodies and `page` answers lists; `domain` holds the validated values and `error` the one
+//! error type, which depends on nothing above it.
 
 pub mod auth;
 pub mod connection;
@@ -9,10 +11,12 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod http_cache;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
-pub mod pagination;
+pub mod page;
 pub mod rate_limit;
 pub mod replica;
 pub mod routes;

@@ -6,6 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::limits::{BODY_TIMEOUT, MAX_BODY_BYTES};
+use crate::rate_limit::RateLimit;
 use crate::{domain, routes};
 
 #[derive(OpenApi)]
@@ -19,14 +21,15 @@ whose `If-None-Match` names the current `ETag` is a 304. A request the HTTP laye
 refused before any operation, with a problem body and an `X-Request-Id` too: 400 \
 `malformed_request` (a garbage request line, an invalid header, a URL over 64 KiB), 431 \
 `headers_too_large` (a head over 128 KiB or more than 96 headers), 408 `request_timeout` (a head \
-not complete within 10 seconds).\n\n\
+not complete within {CLIENT_REQUEST_TIMEOUT_SECONDS} seconds).\n\n\
 Lists are keyset pages, newest first: `cursor` (from `next_cursor`) pages toward older items, \
 `newer_than` (from `prev_cursor`) toward newer ones. A client that loops on \
 `newer_than=<prev_cursor>` while others write receives every new item once: positions are given \
 in commit order, so nothing becomes visible behind a position already handed out.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    modifiers(&Routes, &FieldRules, &BearerAuth, &CommonResponses),
+    components(schemas(crate::error::Problem)),
+    modifiers(&Routes, &Numbers, &FieldRules, &BearerAuth, &ProblemBodies, &CommonResponses),
     tags(
         (name = "accounts", description = "Registration, login and profiles"),
         (name = "follows", description = "The follow graph"),
@@ -136,6 +139,190 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Gives every error response (4xx, 5xx) that an annotation lists with only its status and
+/// description the one error body: `Problem`, as `application/problem+json`. So a handler's
+/// annotation says what can go wrong, never how errors are written.
+struct ProblemBodies;
+
+impl Modify for ProblemBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if (status.starts_with('4') || status.starts_with('5'))
+                        && response.content.is_empty()
+                    {
+                        response.content.insert(
+                            crate::error::PROBLEM_JSON.to_owned(),
+                            RefOr::T(
+                                ContentBuilder::new()
+                                    .schema(Some(Ref::from_schema_name("Problem")))
+                                    .build(),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The numbers the document quotes, each from the constant the code enforces: a description
+/// (which utoipa takes as a literal) writes `{NAME}` and this fills it in, so the document cannot
+/// drift from the code. It runs before the examples are drawn from the descriptions; a test checks
+/// that no `{NAME}` is left.
+struct Numbers;
+
+impl Numbers {
+    /// Each placeholder and its value.
+    fn table() -> Vec<(&'static str, String)> {
+        use crate::routes::{follows, stream};
+        vec![
+            (
+                "CLIENT_REQUEST_TIMEOUT_SECONDS",
+                crate::startup::CLIENT_REQUEST_TIMEOUT.as_secs().to_string(),
+            ),
+            (
+                "STREAMS_PER_USER",
+                crate::startup::STREAMS_PER_USER.to_string(),
+            ),
+            (
+                "TICKET_TTL_SECONDS",
+                crate::auth::TICKET_TTL_SECONDS.to_string(),
+            ),
+            (
+                "KEEP_ALIVE_SECONDS",
+                stream::KEEP_ALIVE.as_secs().to_string(),
+            ),
+            ("MAX_REPLAY", thousands(stream::MAX_REPLAY)),
+            ("MAX_LIMIT", crate::page::MAX_LIMIT.to_string()),
+            ("MAX_RELATIONSHIPS", follows::MAX_RELATIONSHIPS.to_string()),
+            ("SEARCH_MAX_CHARS", domain::SEARCH_MAX_CHARS.to_string()),
+            (
+                "MAX_SESSIONS_LISTED",
+                crate::services::sessions::MAX_LISTED.to_string(),
+            ),
+            ("USERNAME_MIN_CHARS", domain::USERNAME_MIN_CHARS.to_string()),
+            ("USERNAME_MAX_CHARS", domain::USERNAME_MAX_CHARS.to_string()),
+            ("EMAIL_MAX_CHARS", domain::EMAIL_MAX_CHARS.to_string()),
+            ("PASSWORD_MIN_CHARS", domain::PASSWORD_MIN_CHARS.to_string()),
+            ("PASSWORD_MAX_CHARS", domain::PASSWORD_MAX_CHARS.to_string()),
+            (
+                "DISPLAY_NAME_MAX_CHARS",
+                domain::DISPLAY_NAME_MAX_CHARS.to_string(),
+            ),
+            ("BIO_MAX_CHARS", domain::BIO_MAX_CHARS.to_string()),
+            (
+                "POST_BODY_MAX_CHARS",
+                domain::POST_BODY_MAX_CHARS.to_string(),
+            ),
+            (
+                "REPORT_REASON_MAX_CHARS",
+                thousands(domain::REPORT_REASON_MAX_CHARS),
+            ),
+        ]
+    }
+}
+
+/// `n` with a comma between each group of three digits, as the document writes numbers.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl Modify for Numbers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        let table = Self::table();
+        let fill = |text: &mut String| {
+            for (name, value) in &table {
+                let placeholder = format!("{{{name}}}");
+                if text.contains(&placeholder) {
+                    *text = text.replace(&placeholder, value);
+                }
+            }
+        };
+        if let Some(description) = openapi.info.description.as_mut() {
+            fill(description);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(description) = operation.description.as_mut() {
+                    fill(description);
+                }
+                if let Some(summary) = operation.summary.as_mut() {
+                    fill(summary);
+                }
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    let RefOr::T(parameter) = parameter else {
+                        continue;
+                    };
+                    if let Some(description) = parameter.description.as_mut() {
+                        fill(description);
+                    }
+                    // Every list's `limit`: its range and default are the pages' own.
+                    if parameter.name == "limit"
+                        && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+                    {
+                        schema.maximum = Some(crate::page::MAX_LIMIT.into());
+                        schema.default = Some(crate::page::DEFAULT_LIMIT.into());
+                    }
+                }
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        fill(&mut response.description);
+                    }
+                }
+            }
+        }
+        // The request and response fields (one level: the objects' own properties).
+        for schema in openapi
+            .components
+            .iter_mut()
+            .flat_map(|components| components.schemas.values_mut())
+        {
+            let RefOr::T(Schema::Object(object)) = schema else {
+                continue;
+            };
+            if let Some(description) = object.description.as_mut() {
+                fill(description);
+            }
+            for property in object.properties.values_mut() {
+                if let RefOr::T(Schema::Object(property)) = property
+                    && let Some(description) = property.description.as_mut()
+                {
+                    fill(description);
+                }
+            }
+        }
+    }
+}
+
 /// What every operation can answer, added to all of them so each annotation lists only its own
 /// outcomes: the `X-Request-Id` header on every response, `WWW-Authenticate` on 401s,
 /// `Retry-After` on 429s and 503s, and the problem responses of the shared layers (400/413/415 for
@@ -222,15 +409,24 @@ impl Modify for CommonResponses {
                     );
                     add(
                         "408",
-                        "`request_timeout`: the body did not arrive within 10 seconds of the request head",
+                        &format!(
+                            "`request_timeout`: the body did not arrive within {} seconds of the request head",
+                            BODY_TIMEOUT.as_secs()
+                        ),
                     );
-                    add("413", "`payload_too_large`: the body is over 64 KiB");
+                    add(
+                        "413",
+                        &format!(
+                            "`payload_too_large`: the body is over {} KiB",
+                            MAX_BODY_BYTES / 1024
+                        ),
+                    );
                     add(
                         "415",
                         "`unsupported_media_type`: the body is not sent as application/json",
                     );
                 }
-                let limited = routes::quota(path) != routes::RateLimit::None;
+                let limited = routes::quota(path) != RateLimit::None;
                 if limited {
                     add(
                         "429",
@@ -408,12 +604,11 @@ async fn document(document: web::Data<utoipa::openapi::OpenApi>) -> HttpResponse
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::Data::new(ApiDoc::openapi()))
         .service(
-            routes::resource("/openapi.json", "GET, HEAD", routes::RateLimit::None)
+            routes::resource("/openapi.json", "GET, HEAD", RateLimit::None)
                 .route(web::get().to(document)),
         )
         .service(
-            routes::resource("/docs", "GET, HEAD", routes::RateLimit::None)
-                .route(web::get().to(docs_page)),
+            routes::resource("/docs", "GET, HEAD", RateLimit::None).route(web::get().to(docs_page)),
         )
         .service(
             SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
@@ -421,7 +616,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routes::resource(
             "/docs/{_:.*}",
             "GET, HEAD",
-            routes::RateLimit::None,
+            RateLimit::None,
         ));
 }
 
@@ -462,5 +657,27 @@ mod tests {
             }
         }
         assert!(checked > 50, "{checked}");
+    }
+
+    /// Every `{NAME}` a description writes is in [`Numbers::table`].
+    #[test]
+    fn no_number_placeholder_is_left_in_the_document() {
+        let document = yaml().unwrap();
+        let placeholder = regex::Regex::new(r"\{[A-Z][A-Z0-9_]*\}").unwrap();
+        let left: Vec<&str> = placeholder
+            .find_iter(&document)
+            .map(|m| m.as_str())
+            .collect();
+        assert!(left.is_empty(), "unfilled: {left:?}");
+        for (name, _) in Numbers::table() {
+            assert!(!name.is_empty());
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_with_thousands_separators() {
+        assert_eq!(thousands(5), "5");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

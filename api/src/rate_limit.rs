@@ -27,8 +27,19 @@ pub use shared::Shared;
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::routes::RateLimit;
 use crate::startup::AppState;
+
+/// Which abuse quota a route's requests take (each row of the route table names one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    /// No quota.
+    None,
+    /// Per client IP: login and registration.
+    Auth,
+    /// Per user: the writes on the graph (follows, unfollows, blocks, mutes, removed followers),
+    /// posts and reports.
+    Writes,
+}
 
 /// The headers a limited route answers with.
 type Headers = Vec<(HeaderName, String)>;

@@ -20,7 +20,7 @@ use crate::db::connect_and_migrate;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::http_cache;
 use crate::openapi;
-use crate::pagination::CursorCodec;
+use crate::page::CursorCodec;
 use crate::routes;
 use crate::settings::Settings;
 

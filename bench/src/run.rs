@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api::Settings;
-use api::pagination::{CursorCodec, PageRequest, Position};
+use api::page::CursorCodec;
 use api::services::follows::Direction;
+use api::services::keyset::{PageRequest, Position};
 use api::services::{follows, relationships, timeline, users};
 use entity::{follow, mute, user};
 use sea_orm::{

@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use api::pagination::PageRequest;
+use api::services::keyset::PageRequest;
 use sea_orm::DatabaseConnection;
 
 use crate::run::{

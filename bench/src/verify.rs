@@ -2,7 +2,7 @@
 //! answer of its SQL alone are compared with the database read by plain SQL, written here apart
 //! from the service's query builders. A mismatch stops the run with an error.
 
-use api::pagination::PageRequest;
+use api::services::keyset::PageRequest;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::Value;
 

@@ -434,7 +434,7 @@ async fn concurrent_posts_and_deletions_keep_posts_count_exact() {
 
 #[tokio::test]
 async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
-    use api::pagination::PageRequest;
+    use api::services::keyset::PageRequest;
     use api::services::timeline::{by_authors_query, newest_first_query};
     use sea_orm::FromQueryResult;
 
@@ -479,7 +479,7 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
                 break;
             }
             let last = &by_authors[limit as usize - 1];
-            after = Some(api::pagination::Position {
+            after = Some(api::services::keyset::Position {
                 at: last.created_at,
                 id: last.id,
             });
@@ -491,7 +491,7 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
         );
         // And toward newer posts, from a position older than all of them: the same posts, oldest
         // first, `limit` at a time.
-        let mut newer_than = api::pagination::Position { at: 0, id: 0 };
+        let mut newer_than = api::services::keyset::Position { at: 0, id: 0 };
         let mut seen = 0;
         loop {
             let page = PageRequest::newer(limit, newer_than);
@@ -517,7 +517,7 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
             seen += by_authors.len();
             match by_authors.last() {
                 Some(newest) if by_authors.len() as u64 == limit => {
-                    newer_than = api::pagination::Position {
+                    newer_than = api::services::keyset::Position {
                         at: newest.created_at,
                         id: newest.id,
                     };

@@ -1,8 +1,8 @@
 //! Every list query is served by an index whose column order matches its WHERE and ORDER BY, so
 //! page 500 costs what page 1 does. Checked with EXPLAIN on SQLite and PostgreSQL.
 
-use api::pagination::{PageRequest, Position};
 use api::services::follows::{Direction, list_query};
+use api::services::keyset::{PageRequest, Position};
 use api::services::posts::list_by_author_query;
 use api::services::timeline::{by_authors_query, newest_first_query};
 use sea_orm::{

@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
-use crate::error::{ApiError, FieldErrors, Problem};
-use crate::routes::JsonBody;
+use crate::error::{ApiError, FieldErrors};
+use crate::extract::JsonBody;
 use crate::services::relationships;
 use crate::services::sessions::{self, Grant, Refreshed};
 use crate::services::users::{self, NewAccount};
@@ -18,21 +18,21 @@ use crate::views::Profile;
 /// A new account. Unknown fields are ignored.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 3 to 30 characters of `A-Z a-z 0-9 _`; unique in any letter case.
+    /// {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters of `A-Z a-z 0-9 _`; unique in any letter case.
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// A plausible email address (one `@`, a dotted domain, no spaces or control characters) of at
-    /// most 254 characters; unique in any letter case.
+    /// most {EMAIL_MAX_CHARS} characters; unique in any letter case.
     #[schema(value_type = String, required = true, example = "susan@example.com")]
     pub email: Option<String>,
-    /// 8 to 128 characters.
+    /// {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters.
     #[schema(value_type = String, required = true, example = "correct horse battery")]
     pub password: Option<String>,
-    /// At most 50 characters on one line (no control characters, no bidirectional overrides or
+    /// At most {DISPLAY_NAME_MAX_CHARS} characters on one line (no control characters, no bidirectional overrides or
     /// isolates).
     #[schema(example = "Susan Smith")]
     pub display_name: Option<String>,
-    /// At most 500 characters; no NUL, no bidirectional overrides or isolates.
+    /// At most {BIO_MAX_CHARS} characters; no NUL, no bidirectional overrides or isolates.
     #[schema(example = "Writes about birds.")]
     pub bio: Option<String>,
 }
@@ -74,16 +74,6 @@ pub struct RefreshRequest {
     /// The `refresh_token` of the last Token answer.
     #[schema(value_type = String, required = true)]
     pub refresh_token: Option<String>,
-}
-
-/// The body of `PUT /users/me/password`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangePasswordRequest {
-    #[schema(value_type = String, required = true, example = "password-of-susan")]
-    pub current_password: Option<String>,
-    /// 8 to 128 characters.
-    #[schema(value_type = String, required = true, example = "a-new-password")]
-    pub new_password: Option<String>,
 }
 
 fn required<T>(
@@ -159,10 +149,8 @@ async fn new_session(
     responses(
         (status = 201, description = "The account was created", body = Token,
             headers(("Location" = String, description = "The new user's profile, `/users/{username}`"))),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a field breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken` or `email_taken`"),
+        (status = 422, description = "`validation_failed`: a field breaks its rules"),
     ))]
 pub async fn register(
     req: HttpRequest,
@@ -210,9 +198,8 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = Token),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`: wrong username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a field is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`: wrong username or password"),
+        (status = 422, description = "`validation_failed`: a field is missing"),
     ))]
 pub async fn login(
     req: HttpRequest,
@@ -252,10 +239,9 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "The session goes on: a new access token and a new refresh token (the one sent stops working)", body = Token),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_suspended`: the session's account is suspended", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `refresh_token` is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)"),
+        (status = 403, description = "`account_suspended`: the session's account is suspended"),
+        (status = 422, description = "`validation_failed`: `refresh_token` is missing"),
     ))]
 pub async fn refresh(
     state: web::Data<AppState>,

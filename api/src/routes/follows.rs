@@ -1,40 +1,26 @@
 //! The follow graph: follow, unfollow, followers, following and relationships.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
-use crate::error::{ApiError, Problem};
-use crate::pagination::PageQuery;
+use crate::error::ApiError;
+use crate::page::{self, Owner, PageQuery};
 use crate::services::follows::{self, Direction, FollowOutcome};
-use crate::services::marks::Mark;
+use crate::services::marks::{self, Mark};
 use crate::services::relationships;
 use crate::services::users;
 use crate::startup::AppState;
-use crate::time::Timestamp;
-use crate::views::{Relationship, UserCard};
-
-/// An entry of a followers or following list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FollowItem {
-    /// The other user.
-    pub user: UserCard,
-    /// When the follow began.
-    pub followed_at: Timestamp,
-}
-
-crate::page_schema!(
-    FollowItemPage,
-    FollowItem,
-    "A page of a followers or following list, most recent follow first."
-);
+use crate::views::{
+    FollowItem, FollowItemPage, FollowRequestItem, FollowRequestItemPage, Relationship,
+};
 
 /// Query of `GET /relationships`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RelationshipsQuery {
-    /// 1 to 100 comma-separated usernames, none of them blank; answered in the order asked.
+    /// 1 to {MAX_RELATIONSHIPS} comma-separated usernames, none of them blank; answered in the order asked.
     #[param(required = true, value_type = String, pattern = r"^[^,]+(,[^,]+){0,99}$", example = "susan,mary")]
     pub users: Option<String>,
 }
@@ -51,9 +37,9 @@ pub const MAX_RELATIONSHIPS: usize = 100;
         (status = 201, description = "The follow is new", body = Relationship),
         (status = 200, description = "The follow already existed; nothing changed", body = Relationship),
         (status = 202, description = "The user is locked: the request waits for their answer (`requested: true`); a repeat changes nothing", body = Relationship),
-        (status = 403, description = "`blocked`: one of the two blocks the other", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: one of the two blocks the other"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn follow_user(
@@ -76,8 +62,8 @@ pub async fn follow_user(
     params(("username" = String, Path, description = "Whom to unfollow, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not follow the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unfollow_user(
@@ -96,8 +82,8 @@ pub async fn unfollow_user(
     responses(
         (status = 200, description = "A page of followers", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_followers(
@@ -116,8 +102,8 @@ pub async fn list_followers(
     responses(
         (status = 200, description = "A page of followed users", body = FollowItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_following(
@@ -130,6 +116,7 @@ pub async fn list_following(
     list(req, state, viewer, &username, &query, Direction::Following).await
 }
 
+/// A followers or following list.
 async fn list(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -138,37 +125,29 @@ async fn list(
     query: &PageQuery,
     direction: Direction,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .read(viewer.0.as_ref(), async |db| {
-            let user = users::find_in_path(db, username, viewer.0.as_ref()).await?;
-            relationships::check_access(db, &user, viewer.id()).await?;
-            let list_name = direction.list_name(user.id);
-            let page = state.cursors.page_request(&list_name, query)?;
-            let (entries, neighbours) = follows::list(db, user.id, direction, page).await?;
-            let states =
-                relationships::viewer_states(db, viewer.id(), entries.iter().map(|e| e.user.id))
-                    .await?;
-            let items = entries
-                .iter()
-                .map(|entry| FollowItem {
-                    user: UserCard::new(&entry.user, &states),
-                    followed_at: Timestamp(entry.followed_at),
-                })
-                .collect();
-            Ok(state
-                .cursors
-                .page_response(&req, &list_name, page, items, neighbours))
-        })
-        .await
+    let owner = Owner::InPath {
+        username,
+        viewer: viewer.0.as_ref(),
+    };
+    page::list(
+        &req,
+        &state,
+        query,
+        owner,
+        |user| direction.list_name(user),
+        async |db, user, page| follows::list(db, user.id, direction, page).await,
+        FollowItem::new,
+    )
+    .await
 }
 
-/// The caller's relationship to each of up to 100 users, in the order asked.
+/// The caller's relationship to each of up to {MAX_RELATIONSHIPS} users, in the order asked.
 #[utoipa::path(get, path = "/relationships", tag = "follows", operation_id = "getRelationships",
     params(RelationshipsQuery),
     responses(
         (status = 200, description = "One relationship per username asked, in that order", body = Vec<Relationship>),
-        (status = 400, description = "`invalid_parameter`: no usernames, or more than 100", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`, naming the first unknown username", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: no usernames, or more than {MAX_RELATIONSHIPS}"),
+        (status = 404, description = "`user_not_found`, naming the first unknown username"),
     ),
     security(("bearer" = [])))]
 pub async fn get_relationships(
@@ -201,7 +180,7 @@ pub async fn get_relationships(
 #[utoipa::path(get, path = "/users/me/follow_requests", tag = "follows", operation_id = "listFollowRequests",
     params(PageQuery),
     responses(
-        (status = 200, description = "A page of pending requests", body = crate::routes::safety::FollowRequestItemPage,
+        (status = 200, description = "A page of pending requests", body = FollowRequestItemPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
     ),
     security(("bearer" = [])))]
@@ -211,7 +190,17 @@ pub async fn list_follow_requests(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    crate::routes::safety::list_marks(&req, &state, &me, &query, Mark::FollowRequest).await
+    let mark = Mark::FollowRequest;
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::Caller(&me.0),
+        |me| mark.list_name(me),
+        async |db, me, page| marks::list(db, mark, me.id, page).await,
+        FollowRequestItem::new,
+    )
+    .await
 }
 
 /// Accepts a request: the follow begins now, and the counts change now.
@@ -219,7 +208,7 @@ pub async fn list_follow_requests(
     params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The follow began (`followed_by: true`, `followed_by_at` the acceptance time)", body = Relationship),
-        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn accept_follow_request(
@@ -237,7 +226,7 @@ pub async fn accept_follow_request(
     params(("username" = String, Path, description = "Whose request, in any letter case", example = "susan")),
     responses(
         (status = 204, description = "The request is gone"),
-        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`follow_request_not_found`: that user has no pending request; `user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn reject_follow_request(

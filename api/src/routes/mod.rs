@@ -1,5 +1,7 @@
-//! The HTTP surface: every route, and the handlers that turn extractor rejections, unknown routes
-//! and wrong methods into the problem+json errors of the contract.
+//! The HTTP surface: the one route table, one module of handlers per resource, and the answers for
+//! unknown routes, wrong methods and requests that take too long. A handler module imports no other
+//! one: what they share lives below them, in [`crate::extract`], [`crate::page`] and
+//! [`crate::views`].
 
 pub mod auth;
 pub mod follows;
@@ -11,104 +13,14 @@ pub mod sessions;
 pub mod stream;
 pub mod users;
 
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
-use actix_web::middleware::{Next, from_fn};
-
 use crate::error::ApiError;
+use crate::extract::{json_config, path_config, query_config};
 use crate::metrics;
-use crate::rate_limit;
+use crate::rate_limit::{self, RateLimit};
 use crate::startup::AppState;
-
-/// A JSON request body that must be an object. (`web::Json` alone would also read a struct from a
-/// JSON array, field by field, which no client means.) Rejections are the same problem+json errors
-/// as `web::Json`'s.
-pub struct JsonBody<T>(pub T);
-
-impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBody<T> {
-    type Error = actix_web::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let object =
-            web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
-        Box::pin(async move {
-            let object = tokio::time::timeout(BODY_TIMEOUT, object)
-                .await
-                .map_err(|_| ApiError::BodyTimeout {
-                    seconds: BODY_TIMEOUT.as_secs(),
-                })??
-                .into_inner();
-            serde_path_to_error::deserialize(serde_json::Value::Object(object))
-                .map(JsonBody)
-                .map_err(|e| ApiError::InvalidJson(shape_error(&e)).into())
-        })
-    }
-}
-
-/// Reads an optional whole number from JSON in every form JSON Schema calls an integer: `12` and
-/// also `12.0`. Anything else (`1.5`, a number out of range, a string) is refused with a message
-/// that names what the field must be ([`shape_error`]).
-pub fn whole_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<i64>, D::Error> {
-    use serde::Deserialize;
-    use serde::de::{Error, Unexpected};
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    if let Some(whole) = number.as_i64() {
-        return Ok(Some(whole));
-    }
-    // A number that is not an i64 was read as a float: written with a fraction or an exponent,
-    // or out of i64's range. Floats hold whole numbers exactly only below 2^53; past it, one that
-    // was out of range (-9223372036854775809) rounds to one that is not, so those are refused.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    match number.as_f64() {
-        Some(float) if float.fract() == 0.0 && float.abs() < EXACT => Ok(Some(float as i64)),
-        Some(float) => Err(D::Error::invalid_value(
-            Unexpected::Float(float),
-            &"a whole number from -9223372036854775808 to 9223372036854775807",
-        )),
-        None => Err(D::Error::invalid_value(
-            Unexpected::Other("a number"),
-            &"a whole number from -9223372036854775808 to 9223372036854775807",
-        )),
-    }
-}
-
-/// What is wrong with a JSON body that is an object but not of the expected shape, naming the
-/// field and the type it needs without repeating the value (it may be a password).
-fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let field = error.path().to_string();
-    let inner = error.inner().to_string();
-    // serde's wording: "invalid type: integer `123`, expected a string"; the value is left out.
-    match inner.split_once(", expected ") {
-        Some((_, expected)) if field != "." => format!("the field '{field}' must be {expected}"),
-        _ if field != "." => format!("the field '{field}' is not of the expected shape"),
-        _ => "the body is not a JSON object of the expected shape".to_owned(),
-    }
-}
-
-/// Longest a request body may take to arrive once the request head has (the documented 10 s;
-/// actix's own client request timeout covers the head alone).
-pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Which abuse quota a route's requests take (see [`crate::rate_limit`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateLimit {
-    /// No quota.
-    None,
-    /// Per client IP: login and registration.
-    Auth,
-    /// Per user: the writes on the graph (follows, unfollows, blocks, mutes, removed followers),
-    /// posts and reports.
-    Writes,
-}
 
 /// How a method of the table appears in `Allow`: every `GET` also answers `HEAD`
 /// ([`crate::http_cache`]).
@@ -272,73 +184,6 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(req.path().to_owned()))
 }
 
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .content_type_required(true)
-        .error_handler(|err, _req| {
-            match err {
-                JsonPayloadError::OverflowKnownLength { limit, .. }
-                | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
-                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-                JsonPayloadError::Deserialize(e) => ApiError::InvalidJson(json_syntax_error(&e)),
-                other => ApiError::InvalidJson(format!("the body could not be read: {other}")),
-            }
-            .into()
-        })
-}
-
-/// Path parameters that are not strings are ids: say which must be a whole number, in words (not
-/// the framework's "can not parse ... to a i64"), without repeating what was sent.
-fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err: PathError, req| {
-        let name = req
-            .match_info()
-            .iter()
-            .find(|(_, value)| value.parse::<i64>().is_err())
-            .map_or("id", |(name, _)| name);
-        let what = match (req.match_pattern().as_deref(), name) {
-            (Some(pattern), "id") if pattern.starts_with("/posts/") => "the post id".to_owned(),
-            (_, name) => format!("'{name}' in the path"),
-        };
-        ApiError::InvalidParameter(format!("{what} must be a whole number, such as 42")).into()
-    })
-}
-
-/// What is wrong with a body that is not a JSON object at all, in words a client developer
-/// understands; serde_json's positions are kept, the text sent is not repeated.
-fn json_syntax_error(error: &serde_json::Error) -> String {
-    let at = format!("line {}, column {}", error.line(), error.column());
-    let message = error.to_string();
-    if message.contains("surrogate") || message.contains("hex escape") {
-        format!(
-            "the body is not valid JSON: the \\u escape before {at} is not a whole character (a \
-             lone UTF-16 surrogate, or cut short); text must be whole Unicode characters"
-        )
-    } else if error.is_data() {
-        "the body must be a JSON object such as {\"field\": \"value\"}".to_owned()
-    } else if error.is_eof() {
-        format!("the body is not valid JSON: it ends early, at {at}")
-    } else {
-        format!("the body is not valid JSON: a syntax error at {at}")
-    }
-}
-
-/// Query strings are parsed into `Option<String>` fields, so the one thing that can go wrong here
-/// is a parameter given more than once; say so in words.
-fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        let message = err.to_string();
-        let detail = match message.split('`').nth(1) {
-            Some(name) if message.contains("duplicate field") => {
-                format!("the query parameter '{name}' is given more than once")
-            }
-            _ => "the query string is not valid".to_owned(),
-        };
-        ApiError::InvalidParameter(detail).into()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -379,5 +224,33 @@ mod tests {
             })
             .collect();
         assert_eq!(documented, table);
+    }
+
+    /// One direction of dependency: a handler module shares nothing with another (what they share
+    /// lives in `extract`, `page` and `views`), and `error` reaches for nothing above it.
+    #[test]
+    fn no_route_module_imports_another_and_error_imports_no_route() {
+        let modules = [
+            ("auth", include_str!("auth.rs")),
+            ("follows", include_str!("follows.rs")),
+            ("health", include_str!("health.rs")),
+            ("notifications", include_str!("notifications.rs")),
+            ("posts", include_str!("posts.rs")),
+            ("safety", include_str!("safety.rs")),
+            ("sessions", include_str!("sessions.rs")),
+            ("stream", include_str!("stream.rs")),
+            ("users", include_str!("users.rs")),
+        ];
+        for (name, source) in modules {
+            for reach in ["crate::routes", "super::"] {
+                assert!(!source.contains(reach), "routes/{name}.rs uses {reach}");
+            }
+        }
+        let error = include_str!("../error.rs");
+        assert!(
+            !error.contains("crate::routes"),
+            "error.rs uses crate::routes"
+        );
+        assert!(!include_str!("../rate_limit.rs").contains("use crate::routes"));
     }
 }

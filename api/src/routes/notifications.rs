@@ -1,43 +1,16 @@
 //! Notifications: the list, the unread count, and marking them read.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use entity::user;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
-use crate::pagination::PageQuery;
-use crate::routes::JsonBody;
-use crate::services::{notifications, relationships};
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::page::{self, Owner, PageQuery};
+use crate::services::notifications::{self, NotificationEntry};
 use crate::startup::AppState;
-use crate::time::Timestamp;
-use crate::views::UserCard;
-use sea_orm::DatabaseConnection;
-
-/// Something another account did that concerns the caller.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Notification {
-    #[schema(example = 12)]
-    pub id: i64,
-    /// `follow` (the account followed you), `follow_request` (it asks to follow you) or
-    /// `follow_accepted` (it accepted your request).
-    #[serde(rename = "type")]
-    #[schema(example = "follow")]
-    pub kind: String,
-    /// When it happened.
-    pub created_at: Timestamp,
-    /// Who did it.
-    pub account: UserCard,
-    /// Whether it is at or below the caller's read mark (`POST /notifications/read`).
-    pub read: bool,
-}
-
-crate::page_schema!(
-    NotificationPage,
-    Notification,
-    "A page of the caller's notifications, newest first."
-);
+use crate::views::{Notification, NotificationPage};
 
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/notifications", tag = "notifications", operation_id = "listNotifications",
@@ -53,38 +26,16 @@ pub async fn list_notifications(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let list_name = notifications::list_name(me.0.id);
-    let page = state.cursors.page_request(&list_name, &query)?;
-    state
-        .read(Some(&me.0), async |db| {
-            let (entries, neighbours) = notifications::list(db, me.0.id, page).await?;
-            let items = render(db, &me.0, entries).await?;
-            Ok(state
-                .cursors
-                .page_response(&req, &list_name, page, items, neighbours))
-        })
-        .await
-}
-
-/// Turns `me`'s notifications into wire notifications, the accounts' cards carrying `me`'s view of
-/// them, in one query whatever their number.
-pub(crate) async fn render(
-    db: &DatabaseConnection,
-    me: &user::Model,
-    entries: Vec<notifications::NotificationEntry>,
-) -> Result<Vec<Notification>, ApiError> {
-    let states =
-        relationships::viewer_states(db, Some(me.id), entries.iter().map(|e| e.account.id)).await?;
-    Ok(entries
-        .into_iter()
-        .map(|e| Notification {
-            id: e.notification.id,
-            kind: e.notification.kind,
-            created_at: Timestamp(e.notification.created_at),
-            account: UserCard::new(&e.account, &states),
-            read: e.notification.id <= me.notifications_read_id,
-        })
-        .collect())
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::Caller(&me.0),
+        notifications::list_name,
+        async |db, me, page| notifications::list(db, me.id, page).await,
+        |entry: &NotificationEntry, states| Notification::new(&me.0, entry, states),
+    )
+    .await
 }
 
 /// How many of the caller's notifications are unread.
@@ -112,7 +63,7 @@ pub async fn unread_count(me: AuthUser) -> Result<HttpResponse, ApiError> {
 pub struct MarkReadRequest {
     /// Every notification with an id up to this one is read. A lower id than before changes
     /// nothing; an id above the caller's newest notification reads them all (and no later one).
-    #[serde(default, deserialize_with = "crate::routes::whole_number")]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(value_type = i64, required = true, example = 12)]
     pub last_read_id: Option<i64>,
 }
@@ -122,9 +73,7 @@ pub struct MarkReadRequest {
     request_body = MarkReadRequest,
     responses(
         (status = 204, description = "Every notification up to that id is read"),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `last_read_id` is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `last_read_id` is missing"),
     ),
     security(("bearer" = [])))]
 pub async fn mark_read(

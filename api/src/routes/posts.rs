@@ -2,80 +2,26 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
-use crate::error::{ApiError, Problem};
-use crate::pagination::PageQuery;
-use crate::routes::JsonBody;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::page::{self, Owner, PageQuery};
 use crate::services::posts::{self, PostWithAuthor};
-use crate::services::relationships::{self, ViewerStates};
-use crate::services::{timeline, users};
+use crate::services::{relationships, timeline};
 use crate::startup::AppState;
-use crate::time::Timestamp;
-use crate::views::UserCard;
-use sea_orm::DatabaseConnection;
-
-/// A post.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Post {
-    /// The post's id.
-    #[schema(example = 42)]
-    pub id: i64,
-    /// Who wrote it, with `viewer` when the request is authenticated.
-    pub author: UserCard,
-    /// The text, trimmed, 1 to 280 characters.
-    pub body: String,
-    /// When it was written.
-    pub created_at: Timestamp,
-}
-
-crate::page_schema!(PostPage, Post, "A page of posts, newest first.");
+use crate::views::posts::render_one;
+use crate::views::{Post, PostPage};
 
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreatePostRequest {
-    /// 1 to 280 characters after trimming white space (which is not stored); no NUL.
+    /// 1 to {POST_BODY_MAX_CHARS} characters after trimming white space (which is not stored); no NUL.
     #[schema(value_type = String, required = true, example = "Hello, world")]
     pub body: Option<String>,
-}
-
-/// Turns posts into wire posts whose author cards carry the viewer's state, in a fixed number of
-/// queries whatever their number.
-pub(crate) async fn render(
-    db: &DatabaseConnection,
-    viewer: Option<i64>,
-    posts: Vec<PostWithAuthor>,
-) -> Result<Vec<Post>, ApiError> {
-    let states =
-        relationships::viewer_states(db, viewer, posts.iter().map(|p| p.author.id)).await?;
-    Ok(posts.iter().map(|p| Post::new(p, &states)).collect())
-}
-
-impl Post {
-    /// A post as the viewer of `states` sees it.
-    pub(crate) fn new(p: &PostWithAuthor, states: &ViewerStates) -> Post {
-        Post {
-            id: p.post.id,
-            author: UserCard::new(&p.author, states),
-            body: p.post.body.clone(),
-            created_at: Timestamp(p.post.created_at),
-        }
-    }
-}
-
-/// One post as [`render`] shows it.
-async fn render_one(
-    db: &DatabaseConnection,
-    viewer: Option<i64>,
-    post: PostWithAuthor,
-) -> Result<Post, ApiError> {
-    render(db, viewer, vec![post])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::internal(std::io::Error::other("a post did not render")))
 }
 
 /// Writes a post as the caller.
@@ -84,9 +30,7 @@ async fn render_one(
     responses(
         (status = 201, description = "The post was written", body = Post,
             headers(("Location" = String, description = "`/posts/{id}`"))),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: the body breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the body breaks its rules"),
     ),
     security(("bearer" = [])))]
 pub async fn create_post(
@@ -117,9 +61,9 @@ pub async fn create_post(
     params(("id" = i64, Path, description = "The post's id")),
     responses(
         (status = 200, description = "The post", body = Post),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`post_not_found` (also while its author is suspended)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
     ),
     security((), ("bearer" = [])))]
 pub async fn get_post(
@@ -143,9 +87,9 @@ pub async fn get_post(
     params(("id" = i64, Path, description = "The post's id")),
     responses(
         (status = 204, description = "The post is gone"),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: another user's post", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`post_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`forbidden`: another user's post"),
+        (status = 404, description = "`post_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_post(
@@ -163,8 +107,8 @@ pub async fn delete_post(
     responses(
         (status = 200, description = "A page of posts", body = PostPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`blocked`: that user blocks the caller; `private_account`: that user is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security((), ("bearer" = [])))]
 pub async fn list_user_posts(
@@ -174,19 +118,20 @@ pub async fn list_user_posts(
     username: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .read(viewer.0.as_ref(), async |db| {
-            let author = users::find_in_path(db, &username, viewer.0.as_ref()).await?;
-            relationships::check_access(db, &author, viewer.id()).await?;
-            let list_name = posts::list_name(author.id);
-            let page = state.cursors.page_request(&list_name, &query)?;
-            let (rows, neighbours) = posts::list_by_author(db, &author, page).await?;
-            let items = render(db, viewer.id(), rows).await?;
-            Ok(state
-                .cursors
-                .page_response(&req, &list_name, page, items, neighbours))
-        })
-        .await
+    let owner = Owner::InPath {
+        username: &username,
+        viewer: viewer.0.as_ref(),
+    };
+    page::list(
+        &req,
+        &state,
+        &query,
+        owner,
+        posts::list_name,
+        async |db, author, page| posts::list_by_author(db, author, page).await,
+        Post::new,
+    )
+    .await
 }
 
 /// The caller's own posts and the posts of everyone the caller follows, newest first.
@@ -203,16 +148,15 @@ pub async fn get_timeline(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let list_name = timeline::list_name(me.0.id);
-    let page = state.cursors.page_request(&list_name, &query)?;
-    state
-        .read(Some(&me.0), async |db| {
-            let (rows, neighbours) =
-                timeline::page(db, &me.0, page, state.timeline_per_author_max_followees).await?;
-            let items = render(db, Some(me.0.id), rows).await?;
-            Ok(state
-                .cursors
-                .page_response(&req, &list_name, page, items, neighbours))
-        })
-        .await
+    let per_author_max_followees = state.timeline_per_author_max_followees;
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::Caller(&me.0),
+        timeline::list_name,
+        async |db, me, page| timeline::page(db, me, page, per_author_max_followees).await,
+        Post::new,
+    )
+    .await
 }

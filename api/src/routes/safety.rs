@@ -6,58 +6,16 @@ use utoipa::ToSchema;
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::domain::ReportReason;
-use crate::error::{ApiError, FieldErrors, Problem};
-use crate::pagination::PageQuery;
-use crate::routes::JsonBody;
-use crate::services::marks::{self, Mark, MarkOutcome};
+use crate::error::{ApiError, FieldErrors};
+use crate::extract::JsonBody;
+use crate::page::{self, Owner, PageQuery};
+use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
+use crate::services::relationships::ViewerStates;
 use crate::services::reports::{self, ReportOutcome};
 use crate::services::{follows, relationships, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
-use crate::views::{Relationship, UserCard};
-
-/// An entry of the caller's blocks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BlockItem {
-    /// The blocked user.
-    pub user: UserCard,
-    /// When the block began.
-    pub blocked_at: Timestamp,
-}
-
-/// A pending request to follow the caller.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FollowRequestItem {
-    /// Who asks to follow the caller.
-    pub user: UserCard,
-    /// When they asked.
-    pub requested_at: Timestamp,
-}
-
-/// An entry of the caller's mutes.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MuteItem {
-    /// The muted user.
-    pub user: UserCard,
-    /// When the mute began.
-    pub muted_at: Timestamp,
-}
-
-crate::page_schema!(
-    BlockItemPage,
-    BlockItem,
-    "A page of the caller's blocks, newest first."
-);
-crate::page_schema!(
-    FollowRequestItemPage,
-    FollowRequestItem,
-    "A page of pending requests to follow the caller, newest first."
-);
-crate::page_schema!(
-    MuteItemPage,
-    MuteItem,
-    "A page of the caller's mutes, newest first."
-);
+use crate::views::{BlockItem, BlockItemPage, MuteItem, MuteItemPage, Relationship, UserCard};
 
 async fn mark_user(
     state: &AppState,
@@ -92,8 +50,8 @@ async fn unmark_user(
     responses(
         (status = 201, description = "The block is new", body = Relationship),
         (status = 200, description = "The caller already blocked the user; nothing changed", body = Relationship),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_block_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_block_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn block_user(
@@ -109,8 +67,8 @@ pub async fn block_user(
     params(("username" = String, Path, description = "Whom to unblock, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not block the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_block_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_block_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unblock_user(
@@ -128,8 +86,8 @@ pub async fn unblock_user(
     responses(
         (status = 201, description = "The mute is new", body = Relationship),
         (status = 200, description = "The caller already muted the user; nothing changed", body = Relationship),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_mute_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_mute_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn mute_user(
@@ -145,8 +103,8 @@ pub async fn mute_user(
     params(("username" = String, Path, description = "Whom to unmute, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The caller does not mute the user (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_mute_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_mute_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn unmute_user(
@@ -157,62 +115,25 @@ pub async fn unmute_user(
     unmark_user(&state, &me, &username, Mark::Mute).await
 }
 
-pub(crate) async fn list_marks(
+/// One of the caller's lists of marks, its entries shown by `item`.
+async fn list_marks<T: serde::Serialize>(
     req: &HttpRequest,
     state: &AppState,
     me: &AuthUser,
     query: &PageQuery,
     mark: Mark,
+    item: impl Fn(&MarkEntry, &ViewerStates) -> T,
 ) -> Result<HttpResponse, ApiError> {
-    let list_name = mark.list_name(me.0.id);
-    let page = state.cursors.page_request(&list_name, query)?;
-    let (entries, neighbours, states) = state
-        .read(Some(&me.0), async |db| {
-            let (entries, neighbours) = marks::list(db, mark, me.0.id, page).await?;
-            let states =
-                relationships::viewer_states(db, Some(me.0.id), entries.iter().map(|e| e.user.id))
-                    .await?;
-            Ok((entries, neighbours, states))
-        })
-        .await?;
-    Ok(match mark {
-        Mark::Block => {
-            let items: Vec<BlockItem> = entries
-                .iter()
-                .map(|e| BlockItem {
-                    user: UserCard::new(&e.user, &states),
-                    blocked_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-        Mark::Mute => {
-            let items: Vec<MuteItem> = entries
-                .iter()
-                .map(|e| MuteItem {
-                    user: UserCard::new(&e.user, &states),
-                    muted_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-        Mark::FollowRequest => {
-            let items: Vec<FollowRequestItem> = entries
-                .iter()
-                .map(|e| FollowRequestItem {
-                    user: UserCard::new(&e.user, &states),
-                    requested_at: Timestamp(e.at),
-                })
-                .collect();
-            state
-                .cursors
-                .page_response(req, &list_name, page, items, neighbours)
-        }
-    })
+    page::list(
+        req,
+        state,
+        query,
+        Owner::Caller(&me.0),
+        |me| mark.list_name(me),
+        async |db, me, page| marks::list(db, mark, me.id, page).await,
+        item,
+    )
+    .await
 }
 
 /// Whom the caller blocks, newest first.
@@ -229,7 +150,7 @@ pub async fn list_blocks(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list_marks(&req, &state, &me, &query, Mark::Block).await
+    list_marks(&req, &state, &me, &query, Mark::Block, BlockItem::new).await
 }
 
 /// Whom the caller mutes, newest first.
@@ -246,7 +167,7 @@ pub async fn list_mutes(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list_marks(&req, &state, &me, &query, Mark::Mute).await
+    list_marks(&req, &state, &me, &query, Mark::Mute, MuteItem::new).await
 }
 
 /// Removes a follower: their follow of the caller ends (counts drop). 204 also when they did not
@@ -255,8 +176,8 @@ pub async fn list_mutes(
     params(("username" = String, Path, description = "The follower to remove, in any letter case (`me`, the caller, is a 422)", example = "susan")),
     responses(
         (status = 204, description = "The user does not follow the caller (any more)"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`cannot_follow_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`cannot_follow_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn remove_follower(
@@ -276,10 +197,10 @@ pub struct CreateReportRequest {
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// One of that user's posts, when the report is about a post.
-    #[serde(default, deserialize_with = "crate::routes::whole_number")]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(example = 42)]
     pub post_id: Option<i64>,
-    /// What is wrong: 1 to 1,000 characters after trimming white space (which is not stored); no
+    /// What is wrong: 1 to {REPORT_REASON_MAX_CHARS} characters after trimming white space (which is not stored); no
     /// NUL.
     #[schema(value_type = String, required = true, example = "spam")]
     pub reason: Option<String>,
@@ -301,10 +222,8 @@ pub struct ReportReceipt {
     responses(
         (status = 201, description = "The report is filed", body = ReportReceipt),
         (status = 200, description = "An open report of the same account or post by the caller was there; nothing changed", body = ReportReceipt),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`"),
+        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`"),
     ),
     security(("bearer" = [])))]
 pub async fn create_report(
@@ -371,7 +290,7 @@ crate::page_schema!(
     responses(
         (status = 200, description = "A page of reports", body = AdminReportPage,
             headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
     ),
     security(("bearer" = [])))]
 pub async fn list_reports(
@@ -407,9 +326,9 @@ pub async fn list_reports(
     params(("id" = i64, Path, description = "The report's id")),
     responses(
         (status = 204, description = "The report is resolved"),
-        (status = 400, description = "`invalid_parameter`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such report", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
+        (status = 404, description = "`not_found`: no such report"),
     ),
     security(("bearer" = [])))]
 pub async fn resolve_report(
@@ -428,8 +347,8 @@ pub async fn resolve_report(
     params(("username" = String, Path, description = "Whom to suspend, in any letter case", example = "spammer")),
     responses(
         (status = 204, description = "The account is suspended"),
-        (status = 403, description = "`forbidden`: the caller is not an operator, or names their own account", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator, or names their own account"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn suspend_user(
@@ -453,8 +372,8 @@ pub async fn suspend_user(
     params(("username" = String, Path, description = "Whose suspension to lift, in any letter case", example = "spammer")),
     responses(
         (status = 204, description = "The account is not suspended (any more)"),
-        (status = 403, description = "`forbidden`: the caller is not an operator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`user_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the caller is not an operator"),
+        (status = 404, description = "`user_not_found`"),
     ),
     security(("bearer" = [])))]
 pub async fn unsuspend_user(

@@ -1,17 +1,26 @@
 //! The caller's sessions, and changing the password.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, CurrentSession};
 use crate::domain::Password;
-use crate::error::{ApiError, FieldErrors, Problem};
-use crate::routes::JsonBody;
-use crate::routes::auth::ChangePasswordRequest;
+use crate::error::{ApiError, FieldErrors};
+use crate::extract::JsonBody;
 use crate::services::{sessions, users};
 use crate::startup::AppState;
 use crate::time::Timestamp;
+
+/// The body of `PUT /users/me/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, required = true, example = "password-of-susan")]
+    pub current_password: Option<String>,
+    /// {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters.
+    #[schema(value_type = String, required = true, example = "a-new-password")]
+    pub new_password: Option<String>,
+}
 
 /// One login of the caller.
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,7 +37,7 @@ pub struct Session {
     pub current: bool,
 }
 
-/// The caller's live sessions, newest first (at most 100).
+/// The caller's live sessions, newest first (at most {MAX_SESSIONS_LISTED}).
 #[utoipa::path(get, path = "/users/me/sessions", tag = "accounts", operation_id = "listSessions",
     responses(
         (status = 200, description = "The caller's live sessions", body = [Session]),
@@ -61,7 +70,7 @@ pub async fn list_sessions(
     params(("id" = String, Path, description = "A session id from `GET /users/me/sessions`", max_length = 64)),
     responses(
         (status = 204, description = "The session has ended"),
-        (status = 404, description = "`session_not_found`: the caller has no such session", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`session_not_found`: the caller has no such session"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_session(
@@ -81,9 +90,7 @@ pub async fn delete_session(
     request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "The password is changed; this session goes on, every other one has ended"),
-        (status = 400, description = "`invalid_json`: the body is not JSON of the expected shape", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not sent as application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `current_password` is incorrect, or `new_password` breaks the rule", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `current_password` is incorrect, or `new_password` breaks the rule"),
     ),
     security(("bearer" = [])))]
 pub async fn change_password(

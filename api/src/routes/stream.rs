@@ -9,7 +9,7 @@
 //! shows (mutes, blocks, locked accounts and suspensions included), never skips a post that
 //! commits late, and never repeats one; a reconnect with `Last-Event-ID` starts its timeline
 //! cursor there. The task writes into a channel of [`BUFFERED_CHUNKS`]; a client that leaves it
-//! full for `Settings::stream_slow_client_timeout` (30 s) loses its connection (it reconnects
+//! full for `Settings::stream_slow_client_timeout` loses its connection (it reconnects
 //! with `Last-Event-ID`), so it never holds more of the server's memory than that.
 
 use std::time::Duration;
@@ -25,13 +25,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{self, AuthUser, CurrentSession};
 use crate::connection::Disconnect;
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
 use crate::events::{Inbox, Look, Refusal, Registration};
-use crate::pagination::{PageRequest, Position};
-use crate::routes::posts::Post;
+use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
 use crate::services::{notifications, posts, timeline};
 use crate::startup::AppState;
+use crate::views::{self, Post};
 
 /// How often a comment line goes out on a stream that has nothing else to say.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -65,7 +65,7 @@ pub struct StreamTicket {
 /// Issues a stream ticket: browsers' `EventSource` cannot send an `Authorization` header.
 #[utoipa::path(post, path = "/stream/ticket", tag = "stream", operation_id = "createStreamTicket",
     responses(
-        (status = 201, description = "A ticket for `GET /stream?ticket=...`, valid for 60 seconds", body = StreamTicket),
+        (status = 201, description = "A ticket for `GET /stream?ticket=...`, valid for {TICKET_TTL_SECONDS} seconds", body = StreamTicket),
     ),
     security(("bearer" = [])))]
 pub async fn create_ticket(
@@ -95,9 +95,9 @@ pub struct StreamQuery {
 ///
 /// `event: post` (`id` is the post's timeline cursor, `data` a Post) for each post that belongs on
 /// the caller's timeline, `event: post_deleted` (`data: {"id"}`), `event: notification` (`data` a
-/// Notification), and a `: keep-alive` comment at least every 15 seconds. With `Last-Event-ID`
+/// Notification), and a `: keep-alive` comment at least every {KEEP_ALIVE_SECONDS} seconds. With `Last-Event-ID`
 /// (the `id` of the last `post` seen) the timeline posts since then come first, oldest first,
-/// or `event: reset` when more than 1,000 were missed.
+/// or `event: reset` when more than {MAX_REPLAY} were missed.
 #[utoipa::path(get, path = "/stream", tag = "stream", operation_id = "openStream",
     params(
         StreamQuery,
@@ -105,8 +105,8 @@ pub struct StreamQuery {
     ),
     responses(
         (status = 200, description = "The event stream (never ends on its own)", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`invalid_cursor`: `Last-Event-ID` is not an id this stream sent", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_streams`: the caller has 5 streams open already", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_cursor`: `Last-Event-ID` is not an id this stream sent"),
+        (status = 429, description = "`too_many_streams`: the caller has {STREAMS_PER_USER} streams open already"),
     ),
     security(("bearer" = []), ()))]
 pub async fn open_stream(
@@ -286,7 +286,7 @@ impl Stream {
                 let full = rows.len() as u64 == BATCH;
                 let positions: Vec<Position> =
                     rows.iter().map(|row| posts::position(&row.post)).collect();
-                let rendered = crate::routes::posts::render(&state.db, Some(me.id), rows).await?;
+                let rendered = views::posts::render(&state.db, Some(me.id), rows).await?;
                 // Oldest first, as they happened.
                 for (post, position) in rendered.iter().zip(&positions).rev() {
                     let id = state.cursors.encode(&list_name, *position);
@@ -325,7 +325,7 @@ impl Stream {
                 PageRequest::newer(BATCH, self.notifications),
             )
             .await?;
-            let rendered = crate::routes::notifications::render(&state.db, me, entries).await?;
+            let rendered = views::notifications::render(&state.db, me, entries).await?;
             for notification in rendered.iter().rev() {
                 let data = serde_json::to_string(notification).map_err(ApiError::internal)?;
                 chunk.push_str(&format!("event: notification\ndata: {data}\n\n"));

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::{SearchPrefix, parse_bio, parse_display_name};
-use crate::error::{ApiError, FieldErrors, Problem};
-use crate::pagination::{page_response, parse_limit};
-use crate::routes::JsonBody;
+use crate::error::{ApiError, FieldErrors};
+use crate::extract::JsonBody;
+use crate::page::{page_response, parse_limit};
 use crate::services::relationships;
 use crate::services::users::{self, ProfileChanges};
 use crate::startup::AppState;
@@ -29,12 +29,12 @@ async fn profile_for(
 /// Fields of `PATCH /users/me`: an absent field stays as it is, `null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
-    /// At most 50 characters on one line (no control characters, no bidirectional overrides or
+    /// At most {DISPLAY_NAME_MAX_CHARS} characters on one line (no control characters, no bidirectional overrides or
     /// isolates); `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
-    /// At most 500 characters; no NUL, no bidirectional overrides or isolates; `null` clears it.
+    /// At most {BIO_MAX_CHARS} characters; no NUL, no bidirectional overrides or isolates; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub bio: Option<Option<String>>,
@@ -78,7 +78,7 @@ pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResp
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated profile", body = Profile),
-        (status = 422, description = "`validation_failed`: a field breaks its rules", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a field breaks its rules"),
     ),
     security(("bearer" = [])))]
 pub async fn update_me(
@@ -139,7 +139,7 @@ pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpR
     params(("username" = String, Path, description = "Username, in any letter case", example = "susan")),
     responses(
         (status = 200, description = "The profile", body = Profile),
-        (status = 404, description = "`user_not_found`: no such user", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`user_not_found`: no such user"),
     ),
     security((), ("bearer" = [])))]
 pub async fn get_user(
@@ -171,13 +171,14 @@ pub struct UserCardPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What the username or the display name starts with, in any letter case: 1 to 30
+    /// What the username or the display name starts with, in any letter case: 1 to {SEARCH_MAX_CHARS}
     /// characters after trimming white space, no control characters. Every character is
     /// literal (`%`, `_` and `\` too).
     #[param(value_type = String, required = true, example = "sus")]
     pub q: Option<String>,
-    /// Items per page, 1 to 100.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
+    /// Items per page, 1 to {MAX_LIMIT}.
+    // Its maximum and default come from `MAX_LIMIT` and `DEFAULT_LIMIT` (`openapi::Numbers`).
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub limit: Option<String>,
     /// Opaque cursor from the `next_cursor` of the previous page of the same search (the same
     /// `q` in any letter case); any other is a 400 `invalid_cursor`.
@@ -205,7 +206,7 @@ const AFTER: char = '>';
     responses(
         (status = 200, description = "A page of matching users", body = UserCardPage,
             headers(("Link" = String, description = "`<...?q=...&limit=N&cursor=...>; rel=\"next\"` when there is a next page"))),
-        (status = 400, description = "`invalid_parameter`: `q` missing, empty or over 30 characters (after trimming) or holding a control character, a bad `limit`, or `newer_than` (not supported here); `invalid_cursor`: a cursor the server did not issue for this search", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_parameter`: `q` missing, empty or over {SEARCH_MAX_CHARS} characters (after trimming) or holding a control character, a bad `limit`, or `newer_than` (not supported here); `invalid_cursor`: a cursor the server did not issue for this search"),
     ),
     security((), ("bearer" = [])))]
 pub async fn search_users(

@@ -8,8 +8,8 @@ use sea_orm::{
 
 use crate::db;
 use crate::error::ApiError;
-use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock;
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::marks::{self, Mark};
 use crate::services::notifications::{self, Kind};
 use crate::services::relationships::{self, Relation};

@@ -16,7 +16,7 @@ use sea_orm::{
 
 use crate::db;
 use crate::error::ApiError;
-use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::relationships::{self, Relation};
 use crate::services::{clock, follows, notifications, users};
 

@@ -38,6 +38,7 @@
 
 pub mod clock;
 pub mod follows;
+pub mod keyset;
 pub mod marks;
 pub mod notifications;
 pub mod posts;

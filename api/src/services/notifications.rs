@@ -18,7 +18,7 @@ use sea_orm::{
 use crate::db;
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::{clock, users};
 
 /// What a notification says happened.

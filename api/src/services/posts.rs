@@ -10,8 +10,8 @@ use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock::{self, Clock};
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::users;
 
 /// A post with its author.

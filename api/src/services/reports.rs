@@ -10,8 +10,8 @@ use sea_orm::{
 use crate::db;
 use crate::domain::ReportReason;
 use crate::error::ApiError;
-use crate::pagination::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::clock::{self, Clock};
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::users;
 use crate::time::now_millis;
 

@@ -27,7 +27,7 @@ use sea_orm::{
 };
 
 use crate::error::ApiError;
-use crate::pagination::{Neighbours, PageRequest, fetch_page};
+use crate::services::keyset::{Neighbours, PageRequest, fetch_page};
 use crate::services::posts::{PostWithAuthor, keyset_page, position, with_authors};
 use crate::services::relationships::Relation;
 

@@ -1,6 +1,6 @@
 //! How users and the caller's relationships to them look on the wire (`UserCard`, `Profile`,
-//! `Viewer`, `Relationship` of `API.md`), shared by every route that shows a user. No queries
-//! here: the viewer state of a page comes from [`relationships::viewer_states`], in one query.
+//! `Viewer`, `Relationship` of `API.md`), shared by every route that shows a user. The viewer state
+//! of a page comes from [`relationships::viewer_states`], in one query.
 //!
 //! [`relationships::viewer_states`]: crate::services::relationships::viewer_states
 

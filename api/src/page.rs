@@ -1,26 +1,33 @@
-//! Keyset pagination: `limit` and an opaque, signed `cursor` (older items) or `newer_than` (newer
-//! items), pages newest first.
+//! Lists on the HTTP side: `limit` and an opaque, signed `cursor` (older items) or `newer_than`
+//! (newer items), pages newest first, the page body with its `Link` header, and [`list`], the one
+//! function every list handler calls. The positions and the queries are
+//! [`crate::services::keyset`].
 //!
 //! A cursor is a position (timestamp, unique id) in a list, signed with an HMAC over the list it
 //! belongs to. A cursor that was tampered with, made up, or issued for another list fails the
 //! signature check and answers 400 `invalid_cursor`, never a 500.
-//!
-//! Paging toward newer items never skips one because writers give positions in commit order
-//! ([`crate::services::clock`]): an item that becomes visible after a reader was given a position
-//! always lies after that position.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use sea_orm::sea_query::{Expr, ExprTrait, Order};
-use sea_orm::{ColumnTrait, Condition, DbBackend};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
+use crate::services::follows::FollowEntry;
+use crate::services::keyset::{Neighbours, PageRequest, Position};
+use crate::services::marks::MarkEntry;
+use crate::services::notifications::NotificationEntry;
+use crate::services::posts::PostWithAuthor;
+use crate::services::relationships::{self, ViewerStates};
+use crate::services::users;
+use crate::startup::AppState;
+use crate::views::Page;
+use entity::user;
+use sea_orm::DatabaseConnection;
 
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: u64 = 20;
@@ -30,8 +37,9 @@ pub const MAX_LIMIT: u64 = 100;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Items per page, 1 to 100.
-    #[param(value_type = Option<u64>, minimum = 1, maximum = 100, default = 20)]
+    /// Items per page, 1 to {MAX_LIMIT}.
+    // Its maximum and default come from `MAX_LIMIT` and `DEFAULT_LIMIT` (`openapi::Numbers`).
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub limit: Option<String>,
     /// Opaque cursor from the `next_cursor` of the previous page (two base64url parts joined by a
     /// dot; one the server did not issue for this list is a 400 `invalid_cursor`).
@@ -42,86 +50,6 @@ pub struct PageQuery {
     /// Not together with `cursor` (400 `invalid_parameter`).
     #[param(min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub newer_than: Option<String>,
-}
-
-/// A position in a list ordered by (timestamp, id), newest first. Positions compare as the lists
-/// order them: a greater one is newer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub at: i64,
-    pub id: i64,
-}
-
-/// A validated page request: at most one of `after` and `newer_than` is set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageRequest {
-    pub limit: u64,
-    /// Items strictly after this position (older) are wanted; `None` starts at the newest.
-    pub after: Option<Position>,
-    /// The `limit` items immediately newer than this position are wanted.
-    pub newer_than: Option<Position>,
-}
-
-impl PageRequest {
-    /// A page of the newest items (`after` is `None`) or of the items older than `after`.
-    pub fn older(limit: u64, after: Option<Position>) -> Self {
-        PageRequest {
-            limit,
-            after,
-            newer_than: None,
-        }
-    }
-
-    /// The page of the `limit` items immediately newer than `position`.
-    pub fn newer(limit: u64, position: Position) -> Self {
-        PageRequest {
-            limit,
-            after: None,
-            newer_than: Some(position),
-        }
-    }
-
-    /// The order a query reads rows in: newest first, or oldest first from `newer_than` on (the
-    /// page is turned round afterwards, by [`fetch_page`]).
-    pub fn order(&self) -> Order {
-        match self.newer_than {
-            Some(_) => Order::Asc,
-            None => Order::Desc,
-        }
-    }
-
-    /// How many rows a query reads: one more than the page when paging toward older items (to
-    /// learn whether a next page exists), exactly the page toward newer ones.
-    pub fn fetch_limit(&self) -> u64 {
-        match self.newer_than {
-            Some(_) => self.limit,
-            None => self.limit + 1,
-        }
-    }
-
-    /// The keyset condition of this page on a list ordered by (`at_column`, `id_column`): rows
-    /// older than `after`, newer than `newer_than`, or every row.
-    pub fn keyset(
-        &self,
-        backend: DbBackend,
-        at_column: impl ColumnTrait,
-        id_column: impl ColumnTrait,
-    ) -> Option<Condition> {
-        match (self.after, self.newer_than) {
-            (_, Some(position)) => Some(newer_than(backend, at_column, id_column, position)),
-            (Some(position), None) => Some(older_than(backend, at_column, id_column, position)),
-            (None, None) => None,
-        }
-    }
-}
-
-/// Where a page's neighbours start: `next` is the position of its oldest item when older items
-/// exist, `prev` the position of its newest item (on an empty page, the `newer_than` it was asked
-/// from, if any).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Neighbours {
-    pub next: Option<Position>,
-    pub prev: Option<Position>,
 }
 
 /// Signs and checks cursors.
@@ -238,7 +166,7 @@ impl CursorCodec {
     }
 }
 
-/// `limit` of a list's query: 1 to 100, 20 when absent.
+/// `limit` of a list's query: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
 pub fn parse_limit(raw: Option<&str>) -> Result<u64, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
@@ -286,130 +214,105 @@ pub fn page_response<T: Serialize>(
     })
 }
 
-/// A page of a list: the items and the cursors of its neighbours. The document names each kind of
-/// page after its items ([`page_schema!`]).
-#[derive(Debug, Serialize)]
-pub struct Page<T> {
-    /// The items of this page, newest first.
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-    /// Pass as `newer_than` to get what is newer than this page.
-    pub prev_cursor: Option<String>,
+/// Whose list a request reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// The caller's own list: no access check.
+    Caller(&'a user::Model),
+    /// The list of the user named in the path (`me` is the caller), as `viewer` (perhaps
+    /// anonymous) may see it: 404 `user_not_found`, 401 for `me` without a token, 403 `blocked`
+    /// or `private_account` ([`relationships::check_access`]).
+    InPath {
+        username: &'a str,
+        viewer: Option<&'a user::Model>,
+    },
 }
 
-/// Declares `$name`, the document's schema of a `Page<$item>`: the fields of [`Page`], with items
-/// that refer to `$item` by name. (utoipa would call a generic page `Page_Post` and inline the
-/// items; generated clients would then have a `PagePostItemsItem` class that is not `Post`.)
-#[macro_export]
-macro_rules! page_schema {
-    ($name:ident, $item:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(utoipa::ToSchema)]
-        pub struct $name {
-            /// The items of this page, newest first.
-            pub items: Vec<$item>,
-            /// Pass as `cursor` to get the older items after this page; `null` when nothing
-            /// older exists.
-            pub next_cursor: Option<String>,
-            /// Pass as `newer_than` to get the items newer than this page (its newest item's
-            /// position; on an empty page the `newer_than` it was asked with, else `null`).
-            pub prev_cursor: Option<String>,
+impl<'a> Owner<'a> {
+    /// Who reads the list.
+    fn viewer(self) -> Option<&'a user::Model> {
+        match self {
+            Owner::Caller(me) => Some(me),
+            Owner::InPath { viewer, .. } => viewer,
         }
-    };
+    }
 }
 
-/// Reads the page `page` of a list with `fetch`, which runs the list's query for a page request
-/// (ordered by [`PageRequest::order`], [`PageRequest::fetch_limit`] rows, filtered by
-/// [`PageRequest::keyset`]), and works out the page's neighbours. A `newer_than` page is read
-/// oldest first and turned round; whether anything older than it exists takes one more read of
-/// one row.
-pub async fn fetch_page<T>(
-    page: PageRequest,
-    position: impl Fn(&T) -> Position,
-    fetch: impl AsyncFn(PageRequest) -> Result<Vec<T>, ApiError>,
-) -> Result<(Vec<T>, Neighbours), ApiError> {
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let mut rows = fetch(page).await?;
-    match page.newer_than {
-        Some(newer_than) => {
-            rows.truncate(limit);
-            rows.reverse();
-            let next = match rows.last().map(&position) {
-                Some(oldest) => {
-                    let older = fetch(PageRequest::older(0, Some(oldest))).await?;
-                    (!older.is_empty()).then_some(oldest)
+/// A row of a list that shows a user's card: the page's viewer state is read for these users.
+pub trait ShowsUser {
+    /// The id of the user whose card the row shows.
+    fn shown_user(&self) -> i64;
+}
+
+impl ShowsUser for FollowEntry {
+    fn shown_user(&self) -> i64 {
+        self.user.id
+    }
+}
+
+impl ShowsUser for MarkEntry {
+    fn shown_user(&self) -> i64 {
+        self.user.id
+    }
+}
+
+impl ShowsUser for PostWithAuthor {
+    fn shown_user(&self) -> i64 {
+        self.author.id
+    }
+}
+
+impl ShowsUser for NotificationEntry {
+    fn shown_user(&self) -> i64 {
+        self.account.id
+    }
+}
+
+/// The one path of every list of positions. A handler names the list (`name`, for its owner's
+/// id: what its cursors are signed for), its query (`fetch`: a page of the owner's list and the
+/// page's neighbours) and its item mapping (`item`, a row with the page's viewer states); this
+/// finds the owner and checks that the viewer may see the list, turns the query parameters into
+/// a page request of that list (its cursor checked against the name), runs the query and the
+/// viewer state of every user shown in one more query, maps the rows, and answers the page with
+/// its body and `Link` ([`CursorCodec::page_response`]). Everything is read where
+/// [`AppState::read`] sends the viewer's reads (the standby, when it may take them).
+pub async fn list<Row: ShowsUser, T: Serialize>(
+    req: &HttpRequest,
+    state: &AppState,
+    query: &PageQuery,
+    owner: Owner<'_>,
+    name: impl Fn(i64) -> String,
+    fetch: impl AsyncFn(
+        &DatabaseConnection,
+        &user::Model,
+        PageRequest,
+    ) -> Result<(Vec<Row>, Neighbours), ApiError>,
+    item: impl Fn(&Row, &ViewerStates) -> T,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = owner.viewer();
+    let viewer_id = viewer.map(|v| v.id);
+    state
+        .read(viewer, async |db| {
+            let found;
+            let owner = match owner {
+                Owner::Caller(me) => me,
+                Owner::InPath { username, viewer } => {
+                    found = users::find_in_path(db, username, viewer).await?;
+                    relationships::check_access(db, &found, viewer_id).await?;
+                    &found
                 }
-                None => None,
             };
-            let prev = rows.first().map(&position).or(Some(newer_than));
-            Ok((rows, Neighbours { next, prev }))
-        }
-        None => {
-            let next = if rows.len() > limit {
-                rows.truncate(limit);
-                rows.last().map(&position)
-            } else {
-                None
-            };
-            let prev = rows.first().map(&position);
-            Ok((rows, Neighbours { next, prev }))
-        }
-    }
-}
-
-/// Rows strictly newer than `position`, the mirror of [`older_than`] (with the same forms per
-/// backend).
-pub fn newer_than(
-    backend: DbBackend,
-    at_column: impl ColumnTrait,
-    id_column: impl ColumnTrait,
-    position: Position,
-) -> Condition {
-    match backend {
-        DbBackend::MySql => Condition::all().add(at_column.gte(position.at)).add(
-            Condition::any()
-                .add(at_column.gt(position.at))
-                .add(id_column.gt(position.id)),
-        ),
-        _ => Condition::all().add(
-            Expr::tuple([
-                Expr::col(at_column.as_column_ref()),
-                Expr::col(id_column.as_column_ref()),
-            ])
-            .gt(Expr::tuple([
-                Expr::val(position.at),
-                Expr::val(position.id),
-            ])),
-        ),
-    }
-}
-
-/// Rows strictly older than `after` in the order (`at_column` DESC, `id_column` DESC), written so
-/// that `backend` scans it as one index range: the row comparison `(at, id) < (:at, :id)` on
-/// PostgreSQL and SQLite (cheaper for PostgreSQL to plan, which counts in the timeline's
-/// many-branch query: 0.93 against 1.2 ms of planning for 11 branches); on MySQL/MariaDB, which do not use an index for row comparisons, the
-/// equivalent `at <= :at AND (at < :at OR id < :id)`.
-pub fn older_than(
-    backend: DbBackend,
-    at_column: impl ColumnTrait,
-    id_column: impl ColumnTrait,
-    after: Position,
-) -> Condition {
-    match backend {
-        DbBackend::MySql => Condition::all().add(at_column.lte(after.at)).add(
-            Condition::any()
-                .add(at_column.lt(after.at))
-                .add(id_column.lt(after.id)),
-        ),
-        _ => Condition::all().add(
-            Expr::tuple([
-                Expr::col(at_column.as_column_ref()),
-                Expr::col(id_column.as_column_ref()),
-            ])
-            .lt(Expr::tuple([Expr::val(after.at), Expr::val(after.id)])),
-        ),
-    }
+            let name = name(owner.id);
+            let page = state.cursors.page_request(&name, query)?;
+            let (rows, neighbours) = fetch(db, owner, page).await?;
+            let shown = rows.iter().map(ShowsUser::shown_user);
+            let states = relationships::viewer_states(db, viewer_id, shown).await?;
+            let items: Vec<T> = rows.iter().map(|row| item(row, &states)).collect();
+            Ok(state
+                .cursors
+                .page_response(req, &name, page, items, neighbours))
+        })
+        .await
 }
 
 #[cfg(test)]
