@@ -6,19 +6,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::auth::MIN_SECRET_BYTES;
 
 /// The default database: a SQLite file under `./data/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/social.db?mode=rwc";
 
 /// Everything the server needs to start. Tests build one by hand with their own database and port.
+///
+/// The token secret and the URLs (which may carry passwords) are [`SecretString`]s: `Debug`, and so
+/// any log line that prints the settings, shows them as `[REDACTED]`; their users call
+/// `expose_secret()` where they connect or sign.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `sqlite://`, `postgres://` or `mysql://` URL.
-    pub database_url: String,
+    pub database_url: SecretString,
     /// A PostgreSQL hot standby of `database_url` for reads (`DATABASE_READ_URL`); `None` reads
     /// everything from `database_url`.
-    pub database_read_url: Option<String>,
+    pub database_read_url: Option<SecretString>,
     /// How far behind the primary the standby may be and still take reads, and how long after a
     /// write its writer's reads stay on the primary (`READ_LAG_BUDGET_MS`).
     pub read_lag_budget: Duration,
@@ -26,7 +32,7 @@ pub struct Settings {
     pub bind_addr: String,
     /// HMAC key for tokens (and cursors); `None` means "generate and keep one beside the SQLite
     /// database", which is refused on any other database.
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// Lifetime of an access token.
     pub jwt_ttl: Duration,
     /// Lifetime of a refresh token, from its issue.
@@ -60,7 +66,7 @@ pub struct Settings {
     pub timeline_per_author_max_followees: i64,
     /// The Redis that keeps the rate limits' quotas for every replica (`REDIS_URL`); `None` keeps
     /// them in each process.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretString>,
     /// What the quotas' Redis keys start with (not read from the environment: replicas of one
     /// service share it; tests give each server its own).
     pub redis_key_prefix: String,
@@ -71,7 +77,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_url: DEFAULT_DATABASE_URL.into(),
             database_read_url: None,
             read_lag_budget: Duration::from_millis(2_000),
             bind_addr: "127.0.0.1:8080".to_owned(),
@@ -214,8 +220,10 @@ impl Settings {
         };
         let defaults = Settings::default();
         let settings = Settings {
-            database_url: var("DATABASE_URL").unwrap_or(defaults.database_url),
-            database_read_url: var("DATABASE_READ_URL"),
+            database_url: var("DATABASE_URL")
+                .map(SecretString::from)
+                .unwrap_or(defaults.database_url),
+            database_read_url: var("DATABASE_READ_URL").map(SecretString::from),
             read_lag_budget: READ_LAG_BUDGET_MS
                 .read(
                     var(READ_LAG_BUDGET_MS.name),
@@ -223,7 +231,7 @@ impl Settings {
                 )
                 .map(Duration::from_millis)?,
             bind_addr: var("BIND_ADDR").unwrap_or(defaults.bind_addr),
-            jwt_secret: var("JWT_SECRET"),
+            jwt_secret: var("JWT_SECRET").map(SecretString::from),
             jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
             refresh_ttl: seconds(&REFRESH_TTL_SECONDS, defaults.refresh_ttl)?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS")
@@ -274,7 +282,7 @@ impl Settings {
                 }
             },
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
-            redis_url: var("REDIS_URL"),
+            redis_url: var("REDIS_URL").map(SecretString::from),
             redis_key_prefix: defaults.redis_key_prefix,
             metrics_allowed_from: match var("METRICS_ALLOWED_FROM") {
                 Some(raw) => address_ranges("METRICS_ALLOWED_FROM", &raw)?,
@@ -288,7 +296,7 @@ impl Settings {
     /// Settings for a server on `database_url` with every other value at its default.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Settings {
-            database_url: database_url.into(),
+            database_url: SecretString::from(database_url.into()),
             ..Settings::default()
         }
     }
@@ -308,7 +316,7 @@ impl Settings {
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
         if let Some(read_url) = &self.database_read_url
-            && !(postgres(read_url) && postgres(&self.database_url))
+            && !(postgres(read_url.expose_secret()) && postgres(self.database_url.expose_secret()))
         {
             return Err(SettingsError::new(
                 "DATABASE_READ_URL",
@@ -322,22 +330,24 @@ impl Settings {
                     "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
                 ),
             )),
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(SettingsError::new(
-                "JWT_SECRET",
-                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-            )),
+            Some(secret) if secret.expose_secret().len() < MIN_SECRET_BYTES => {
+                Err(SettingsError::new(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+                ))
+            }
             _ => Ok(()),
         }
     }
 
     /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
     pub fn sqlite_file(&self) -> Option<PathBuf> {
-        sqlite_file(&self.database_url)
+        sqlite_file(self.database_url.expose_secret())
     }
 
     /// Whether the URL names a SQLite database (file or memory).
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url.expose_secret().starts_with("sqlite:")
     }
 }
 
@@ -448,11 +458,38 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_neither_the_secret_nor_the_urls_that_may_carry_passwords() {
+        let secrets = [
+            "postgres://social:primary-password@db/social",
+            "postgres://social:standby-password@standby/social",
+            "a-token-secret-of-at-least-thirty-two-bytes",
+            "redis://:redis-password@cache:6379",
+        ];
+        let settings = Settings {
+            database_url: secrets[0].into(),
+            database_read_url: Some(secrets[1].into()),
+            jwt_secret: Some(secrets[2].into()),
+            redis_url: Some(secrets[3].into()),
+            ..Settings::default()
+        };
+        settings.validate().unwrap();
+        let shown = format!("{settings:?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} is in {shown}");
+        }
+        for word in ["password", "thirty-two", "@db", "@standby", "@cache"] {
+            assert!(!shown.contains(word), "{word} is in {shown}");
+        }
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert!(shown.contains("bind_addr"), "{shown}");
+    }
+
+    #[test]
     fn a_read_url_needs_postgresql_on_both_sides() {
-        let secret = Some("s".repeat(MIN_SECRET_BYTES));
+        let secret = Some(SecretString::from("s".repeat(MIN_SECRET_BYTES)));
         let with = |primary: &str, read: &str| Settings {
-            database_url: primary.to_owned(),
-            database_read_url: Some(read.to_owned()),
+            database_url: primary.into(),
+            database_read_url: Some(read.into()),
             jwt_secret: secret.clone(),
             ..Settings::default()
         };
