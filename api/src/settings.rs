@@ -182,6 +182,82 @@ impl Bounds {
     }
 }
 
+/// One row of the README's configuration table: a variable, its default as the table writes it,
+/// and, for a number, the range it may take (both ends included).
+#[derive(Debug)]
+pub struct Documented {
+    pub name: &'static str,
+    pub default: String,
+    pub range: Option<(u64, u64)>,
+}
+
+/// Every variable [`Settings::from_env`] reads, with the default of [`Settings::default`] and the
+/// range [`Settings::validate`] checks, and the two that [`crate::telemetry::init`] reads: what the
+/// README's configuration table must say (a test compares them).
+pub fn documented() -> Vec<Documented> {
+    let d = Settings::default();
+    let code = |value: &dyn std::fmt::Display| format!("`{value}`");
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            code(&items.join(","))
+        }
+    };
+    let text = |name, default: &str| Documented {
+        name,
+        default: default.to_owned(),
+        range: None,
+    };
+    let number = |bounds: &Bounds, default: u128| Documented {
+        name: bounds.name,
+        default: code(&default),
+        range: Some((bounds.min, bounds.max)),
+    };
+    let addresses: Vec<String> = d
+        .metrics_allowed_from
+        .iter()
+        .map(|net| {
+            if net.prefix_len() == net.max_prefix_len() {
+                net.addr().to_string()
+            } else {
+                net.to_string()
+            }
+        })
+        .collect();
+    vec![
+        text("DATABASE_URL", &code(&DEFAULT_DATABASE_URL)),
+        text("DATABASE_READ_URL", "unset"),
+        number(&READ_LAG_BUDGET_MS, d.read_lag_budget.as_millis()),
+        text("BIND_ADDR", &code(&d.bind_addr)),
+        text("JWT_SECRET", "generated beside a SQLite database"),
+        number(&JWT_TTL_SECONDS, d.jwt_ttl.as_secs().into()),
+        number(&REFRESH_TTL_SECONDS, d.refresh_ttl.as_secs().into()),
+        text("CORS_ALLOWED_ORIGINS", &list(&d.cors_allowed_origins)),
+        number(&STREAM_MAX_CONNECTIONS, d.stream_max_connections.into()),
+        text("ADMIN_USERNAMES", &list(&d.admin_usernames)),
+        number(
+            &RATE_LIMIT_AUTH_PER_MINUTE,
+            d.rate_limit_auth_per_minute.into(),
+        ),
+        number(
+            &RATE_LIMIT_WRITES_PER_MINUTE,
+            d.rate_limit_writes_per_minute.into(),
+        ),
+        number(&DATABASE_POOL_SIZE, d.database_pool_size.into()),
+        number(
+            &DATABASE_STATEMENT_TIMEOUT_SECONDS,
+            d.database_statement_timeout.as_secs().into(),
+        ),
+        number(&REQUEST_TIMEOUT_SECONDS, d.request_timeout.as_secs().into()),
+        text("REDIS_URL", "unset"),
+        text("METRICS_ALLOWED_FROM", &list(&addresses)),
+        text("TRUST_X_FORWARDED_FOR", &code(&d.trust_forwarded_for)),
+        text("RUST_LOG", &code(&crate::telemetry::DEFAULT_FILTER)),
+        text("LOG_FORMAT", "text"),
+    ]
+}
+
 /// A comma-separated list of addresses (`10.0.0.5`, `::1`) and CIDR ranges (`10.0.0.0/8`).
 fn address_ranges(name: &'static str, raw: &str) -> Result<Vec<ipnet::IpNet>, SettingsError> {
     raw.split(',')
@@ -455,6 +531,83 @@ mod tests {
         };
         let err = settings.validate().unwrap_err().to_string();
         assert!(err.starts_with("DATABASE_POOL_SIZE: "), "{err}");
+    }
+
+    /// `1000000` as the README writes it: `1,000,000`.
+    fn grouped(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_table_matches_the_settings() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("the README has a Configuration section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let rows: Vec<(String, String, String)> = section
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("| `")?
+                    .strip_suffix(" |")
+                    .map(str::to_owned)
+            })
+            .map(|row| {
+                let cells: Vec<&str> = row.splitn(3, " | ").collect();
+                assert_eq!(cells.len(), 3, "a row of three cells: {row}");
+                let name = cells[0].strip_suffix('`').unwrap_or(cells[0]);
+                (name.to_owned(), cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        let documented = documented();
+
+        // Every variable the code reads is in `documented` (so a new one cannot be forgotten).
+        let code = include_str!("settings.rs");
+        let code = code.split("#[cfg(test)]").next().unwrap_or(code);
+        for opening in [
+            "var(\"",
+            "Bounds::count(\"",
+            "Bounds::seconds(\"",
+            "name: \"",
+        ] {
+            for read in code.split(opening).skip(1) {
+                let name = read.split('"').next().unwrap_or_default();
+                assert!(
+                    documented.iter().any(|d| d.name == name),
+                    "{name} is read by Settings but not documented"
+                );
+            }
+        }
+
+        // The table has exactly those rows, in any order, each once.
+        let mut in_readme: Vec<&str> = rows.iter().map(|(name, _, _)| name.as_str()).collect();
+        let mut expected: Vec<&str> = documented.iter().map(|d| d.name).collect();
+        in_readme.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(in_readme, expected, "the README's variables");
+
+        for (name, default, meaning) in &rows {
+            let Some(want) = documented.iter().find(|d| d.name == name) else {
+                continue;
+            };
+            assert_eq!(default, &want.default, "the README's default of {name}");
+            if let Some((min, max)) = want.range {
+                let range = format!("{} to {}", grouped(min), grouped(max));
+                assert!(
+                    meaning.contains(&range),
+                    "the README should give {name}'s range as '{range}': {meaning}"
+                );
+            }
+        }
     }
 
     #[test]
