@@ -10,9 +10,10 @@
 //! service span as well would multiply the log by the number of steps of a request.
 
 use tracing::Metadata;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{EnvFilter, FilterFn};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::format::{DefaultFields, FmtSpan, Writer};
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -72,8 +73,23 @@ where
     } else {
         vec![
             events.boxed(),
-            request_closes.with_filter(only_requests).boxed(),
+            request_closes
+                .fmt_fields(OwnFields(DefaultFields::new()))
+                .with_filter(only_requests)
+                .boxed(),
         ]
+    }
+}
+
+/// A field formatter of a type of its own. Each fmt layer keeps a span's formatted fields in the
+/// span under the type of its formatter, so two text layers with the same type would both append
+/// a field recorded later (the request's `status`) to one record, which would print it twice.
+/// (JSON layers may share one: `JsonFields` merges a recorded field into its object.)
+struct OwnFields<F>(F);
+
+impl<'w, F: FormatFields<'w>> FormatFields<'w> for OwnFields<F> {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
     }
 }
 
@@ -129,11 +145,14 @@ mod tests {
                 REQUEST_SPAN,
                 method = "GET",
                 path = "/posts/42",
-                request_id = "r-1"
+                request_id = "r-1",
+                status = tracing::field::Empty,
             );
             let result = crate::services::posts::find(&db, 42)
-                .instrument(request)
+                .instrument(request.clone())
                 .await;
+            request.record("status", 500);
+            drop(request);
             assert!(matches!(result, Err(ApiError::Internal(_))));
 
             let text = log.text();
@@ -153,6 +172,11 @@ mod tests {
             assert_eq!(lines.len(), 2, "{text}");
             assert!(lines[1].contains("close"), "{text}");
             assert!(!lines[1].contains("posts::find"), "{text}");
+            let status = if json { "\"status\":500" } else { "status=500" };
+            // Once in text; JSON may name the closing span both as the current span and in the
+            // span list, each an object of its own.
+            let shown = lines[1].matches(status).count();
+            assert!(shown == 1 || (json && shown == 2), "{text}");
         }
     }
 }
