@@ -13,6 +13,7 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqliteTransactionMode,
     Statement, TransactionOptions, TransactionTrait,
 };
+use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
 use crate::settings::Settings;
@@ -31,7 +32,11 @@ pub async fn connect_and_migrate(settings: &Settings) -> Result<DatabaseConnecti
         })?;
     }
 
-    let db = Database::connect(connect_options(settings, &settings.database_url)).await?;
+    let db = Database::connect(connect_options(
+        settings,
+        settings.database_url.expose_secret(),
+    ))
+    .await?;
     migrate(&db).await?;
     Ok(db)
 }

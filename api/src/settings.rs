@@ -6,19 +6,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::auth::MIN_SECRET_BYTES;
 
 /// The default database: a SQLite file under `./data/`, created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/social.db?mode=rwc";
 
 /// Everything the server needs to start. Tests build one by hand with their own database and port.
+///
+/// The token secret and the URLs (which may carry passwords) are [`SecretString`]s: `Debug`, and so
+/// any log line that prints the settings, shows them as `[REDACTED]`; their users call
+/// `expose_secret()` where they connect or sign.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `sqlite://`, `postgres://` or `mysql://` URL.
-    pub database_url: String,
+    pub database_url: SecretString,
     /// A PostgreSQL hot standby of `database_url` for reads (`DATABASE_READ_URL`); `None` reads
     /// everything from `database_url`.
-    pub database_read_url: Option<String>,
+    pub database_read_url: Option<SecretString>,
     /// How far behind the primary the standby may be and still take reads, and how long after a
     /// write its writer's reads stay on the primary (`READ_LAG_BUDGET_MS`).
     pub read_lag_budget: Duration,
@@ -26,7 +32,7 @@ pub struct Settings {
     pub bind_addr: String,
     /// HMAC key for tokens (and cursors); `None` means "generate and keep one beside the SQLite
     /// database", which is refused on any other database.
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// Lifetime of an access token.
     pub jwt_ttl: Duration,
     /// Lifetime of a refresh token, from its issue.
@@ -60,7 +66,7 @@ pub struct Settings {
     pub timeline_per_author_max_followees: i64,
     /// The Redis that keeps the rate limits' quotas for every replica (`REDIS_URL`); `None` keeps
     /// them in each process.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretString>,
     /// What the quotas' Redis keys start with (not read from the environment: replicas of one
     /// service share it; tests give each server its own).
     pub redis_key_prefix: String,
@@ -71,7 +77,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            database_url: DEFAULT_DATABASE_URL.into(),
             database_read_url: None,
             read_lag_budget: Duration::from_millis(2_000),
             bind_addr: "127.0.0.1:8080".to_owned(),
@@ -176,6 +182,82 @@ impl Bounds {
     }
 }
 
+/// One row of the README's configuration table: a variable, its default as the table writes it,
+/// and, for a number, the range it may take (both ends included).
+#[derive(Debug)]
+pub struct Documented {
+    pub name: &'static str,
+    pub default: String,
+    pub range: Option<(u64, u64)>,
+}
+
+/// Every variable [`Settings::from_env`] reads, with the default of [`Settings::default`] and the
+/// range [`Settings::validate`] checks, and the two that [`crate::telemetry::init`] reads: what the
+/// README's configuration table must say (a test compares them).
+pub fn documented() -> Vec<Documented> {
+    let d = Settings::default();
+    let code = |value: &dyn std::fmt::Display| format!("`{value}`");
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            code(&items.join(","))
+        }
+    };
+    let text = |name, default: &str| Documented {
+        name,
+        default: default.to_owned(),
+        range: None,
+    };
+    let number = |bounds: &Bounds, default: u128| Documented {
+        name: bounds.name,
+        default: code(&default),
+        range: Some((bounds.min, bounds.max)),
+    };
+    let addresses: Vec<String> = d
+        .metrics_allowed_from
+        .iter()
+        .map(|net| {
+            if net.prefix_len() == net.max_prefix_len() {
+                net.addr().to_string()
+            } else {
+                net.to_string()
+            }
+        })
+        .collect();
+    vec![
+        text("DATABASE_URL", &code(&DEFAULT_DATABASE_URL)),
+        text("DATABASE_READ_URL", "unset"),
+        number(&READ_LAG_BUDGET_MS, d.read_lag_budget.as_millis()),
+        text("BIND_ADDR", &code(&d.bind_addr)),
+        text("JWT_SECRET", "generated beside a SQLite database"),
+        number(&JWT_TTL_SECONDS, d.jwt_ttl.as_secs().into()),
+        number(&REFRESH_TTL_SECONDS, d.refresh_ttl.as_secs().into()),
+        text("CORS_ALLOWED_ORIGINS", &list(&d.cors_allowed_origins)),
+        number(&STREAM_MAX_CONNECTIONS, d.stream_max_connections.into()),
+        text("ADMIN_USERNAMES", &list(&d.admin_usernames)),
+        number(
+            &RATE_LIMIT_AUTH_PER_MINUTE,
+            d.rate_limit_auth_per_minute.into(),
+        ),
+        number(
+            &RATE_LIMIT_WRITES_PER_MINUTE,
+            d.rate_limit_writes_per_minute.into(),
+        ),
+        number(&DATABASE_POOL_SIZE, d.database_pool_size.into()),
+        number(
+            &DATABASE_STATEMENT_TIMEOUT_SECONDS,
+            d.database_statement_timeout.as_secs().into(),
+        ),
+        number(&REQUEST_TIMEOUT_SECONDS, d.request_timeout.as_secs().into()),
+        text("REDIS_URL", "unset"),
+        text("METRICS_ALLOWED_FROM", &list(&addresses)),
+        text("TRUST_X_FORWARDED_FOR", &code(&d.trust_forwarded_for)),
+        text("RUST_LOG", &code(&crate::telemetry::DEFAULT_FILTER)),
+        text("LOG_FORMAT", "text"),
+    ]
+}
+
 /// A comma-separated list of addresses (`10.0.0.5`, `::1`) and CIDR ranges (`10.0.0.0/8`).
 fn address_ranges(name: &'static str, raw: &str) -> Result<Vec<ipnet::IpNet>, SettingsError> {
     raw.split(',')
@@ -214,8 +296,10 @@ impl Settings {
         };
         let defaults = Settings::default();
         let settings = Settings {
-            database_url: var("DATABASE_URL").unwrap_or(defaults.database_url),
-            database_read_url: var("DATABASE_READ_URL"),
+            database_url: var("DATABASE_URL")
+                .map(SecretString::from)
+                .unwrap_or(defaults.database_url),
+            database_read_url: var("DATABASE_READ_URL").map(SecretString::from),
             read_lag_budget: READ_LAG_BUDGET_MS
                 .read(
                     var(READ_LAG_BUDGET_MS.name),
@@ -223,7 +307,7 @@ impl Settings {
                 )
                 .map(Duration::from_millis)?,
             bind_addr: var("BIND_ADDR").unwrap_or(defaults.bind_addr),
-            jwt_secret: var("JWT_SECRET"),
+            jwt_secret: var("JWT_SECRET").map(SecretString::from),
             jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
             refresh_ttl: seconds(&REFRESH_TTL_SECONDS, defaults.refresh_ttl)?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS")
@@ -274,7 +358,7 @@ impl Settings {
                 }
             },
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
-            redis_url: var("REDIS_URL"),
+            redis_url: var("REDIS_URL").map(SecretString::from),
             redis_key_prefix: defaults.redis_key_prefix,
             metrics_allowed_from: match var("METRICS_ALLOWED_FROM") {
                 Some(raw) => address_ranges("METRICS_ALLOWED_FROM", &raw)?,
@@ -288,7 +372,7 @@ impl Settings {
     /// Settings for a server on `database_url` with every other value at its default.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Settings {
-            database_url: database_url.into(),
+            database_url: SecretString::from(database_url.into()),
             ..Settings::default()
         }
     }
@@ -308,7 +392,7 @@ impl Settings {
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
         if let Some(read_url) = &self.database_read_url
-            && !(postgres(read_url) && postgres(&self.database_url))
+            && !(postgres(read_url.expose_secret()) && postgres(self.database_url.expose_secret()))
         {
             return Err(SettingsError::new(
                 "DATABASE_READ_URL",
@@ -322,22 +406,24 @@ impl Settings {
                     "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
                 ),
             )),
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(SettingsError::new(
-                "JWT_SECRET",
-                format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-            )),
+            Some(secret) if secret.expose_secret().len() < MIN_SECRET_BYTES => {
+                Err(SettingsError::new(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes long"),
+                ))
+            }
             _ => Ok(()),
         }
     }
 
     /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
     pub fn sqlite_file(&self) -> Option<PathBuf> {
-        sqlite_file(&self.database_url)
+        sqlite_file(self.database_url.expose_secret())
     }
 
     /// Whether the URL names a SQLite database (file or memory).
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url.expose_secret().starts_with("sqlite:")
     }
 }
 
@@ -447,12 +533,116 @@ mod tests {
         assert!(err.starts_with("DATABASE_POOL_SIZE: "), "{err}");
     }
 
+    /// `1000000` as the README writes it: `1,000,000`.
+    fn grouped(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_table_matches_the_settings() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("the README has a Configuration section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let rows: Vec<(String, String, String)> = section
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("| `")?
+                    .strip_suffix(" |")
+                    .map(str::to_owned)
+            })
+            .map(|row| {
+                let cells: Vec<&str> = row.splitn(3, " | ").collect();
+                assert_eq!(cells.len(), 3, "a row of three cells: {row}");
+                let name = cells[0].strip_suffix('`').unwrap_or(cells[0]);
+                (name.to_owned(), cells[1].to_owned(), cells[2].to_owned())
+            })
+            .collect();
+        let documented = documented();
+
+        // Every variable the code reads is in `documented` (so a new one cannot be forgotten).
+        let code = include_str!("settings.rs");
+        let code = code.split("#[cfg(test)]").next().unwrap_or(code);
+        for opening in [
+            "var(\"",
+            "Bounds::count(\"",
+            "Bounds::seconds(\"",
+            "name: \"",
+        ] {
+            for read in code.split(opening).skip(1) {
+                let name = read.split('"').next().unwrap_or_default();
+                assert!(
+                    documented.iter().any(|d| d.name == name),
+                    "{name} is read by Settings but not documented"
+                );
+            }
+        }
+
+        // The table has exactly those rows, in any order, each once.
+        let mut in_readme: Vec<&str> = rows.iter().map(|(name, _, _)| name.as_str()).collect();
+        let mut expected: Vec<&str> = documented.iter().map(|d| d.name).collect();
+        in_readme.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(in_readme, expected, "the README's variables");
+
+        for (name, default, meaning) in &rows {
+            let Some(want) = documented.iter().find(|d| d.name == name) else {
+                continue;
+            };
+            assert_eq!(default, &want.default, "the README's default of {name}");
+            if let Some((min, max)) = want.range {
+                let range = format!("{} to {}", grouped(min), grouped(max));
+                assert!(
+                    meaning.contains(&range),
+                    "the README should give {name}'s range as '{range}': {meaning}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn debug_shows_neither_the_secret_nor_the_urls_that_may_carry_passwords() {
+        let secrets = [
+            "postgres://social:primary-password@db/social",
+            "postgres://social:standby-password@standby/social",
+            "a-token-secret-of-at-least-thirty-two-bytes",
+            "redis://:redis-password@cache:6379",
+        ];
+        let settings = Settings {
+            database_url: secrets[0].into(),
+            database_read_url: Some(secrets[1].into()),
+            jwt_secret: Some(secrets[2].into()),
+            redis_url: Some(secrets[3].into()),
+            ..Settings::default()
+        };
+        settings.validate().unwrap();
+        let shown = format!("{settings:?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} is in {shown}");
+        }
+        for word in ["password", "thirty-two", "@db", "@standby", "@cache"] {
+            assert!(!shown.contains(word), "{word} is in {shown}");
+        }
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert!(shown.contains("bind_addr"), "{shown}");
+    }
+
     #[test]
     fn a_read_url_needs_postgresql_on_both_sides() {
-        let secret = Some("s".repeat(MIN_SECRET_BYTES));
+        let secret = Some(SecretString::from("s".repeat(MIN_SECRET_BYTES)));
         let with = |primary: &str, read: &str| Settings {
-            database_url: primary.to_owned(),
-            database_read_url: Some(read.to_owned()),
+            database_url: primary.into(),
+            database_read_url: Some(read.into()),
             jwt_secret: secret.clone(),
             ..Settings::default()
         };

@@ -11,6 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, ResponseError, web};
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use tracing::Span;
 use tracing_actix_web::{RootSpanBuilder, TracingLogger};
 
@@ -108,7 +109,7 @@ impl Application {
             .await
             .map_err(|e| format!("cannot open the database: {e}"))?;
         let secret = match &settings.jwt_secret {
-            Some(secret) => secret.clone(),
+            Some(secret) => secret.expose_secret().to_owned(),
             None => match settings.sqlite_file() {
                 Some(file) => secret_beside(&file)?,
                 None => generate_secret()?,
@@ -118,7 +119,7 @@ impl Application {
         // The quotas and the streams per user that every replica shares, when configured.
         let shared = match &settings.redis_url {
             Some(url) => Some(std::sync::Arc::new(
-                crate::rate_limit::Shared::new(url, &settings.redis_key_prefix)
+                crate::rate_limit::Shared::new(url.expose_secret(), &settings.redis_key_prefix)
                     .map_err(|e| format!("REDIS_URL: {e}"))?,
             )),
             None => None,
@@ -139,7 +140,7 @@ impl Application {
             .map_err(|e| format!("cannot hash a password: {e}"))?;
         let standby = match &settings.database_read_url {
             Some(url) => {
-                let pool = crate::db::connect_standby(&settings, url)
+                let pool = crate::db::connect_standby(&settings, url.expose_secret())
                     .await
                     .map_err(|e| format!("DATABASE_READ_URL: {e}"))?;
                 let standby = crate::replica::Standby::new(pool, settings.read_lag_budget);
@@ -158,7 +159,7 @@ impl Application {
             sea_orm::DbBackend::Postgres => {
                 tokio::spawn(crate::events::listen_postgres(
                     hub.clone(),
-                    settings.database_url.clone(),
+                    settings.database_url.expose_secret().to_owned(),
                 ));
             }
             sea_orm::DbBackend::MySql => {

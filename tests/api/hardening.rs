@@ -439,7 +439,7 @@ async fn a_redis_that_does_not_answer_leaves_the_quotas_to_each_process() {
     let mut settings = test_settings().await;
     settings.rate_limit_writes_per_minute = 2;
     // Nothing listens on port 1: every check falls back at once.
-    settings.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    settings.redis_url = Some("redis://127.0.0.1:1".into());
     let app = spawn_app_with(settings).await;
     let john = app.register("john").await;
     app.post_as(&john, "one").await;

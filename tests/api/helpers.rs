@@ -5,6 +5,7 @@ use std::time::Duration;
 use api::{Application, Settings};
 use reqwest::{Client, Method};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 /// The token secret of test servers, so tests can forge tokens with it and with others.
@@ -190,10 +191,10 @@ pub fn test_redis_url() -> Option<String> {
 /// Two servers on one fresh database and one Redis (`TEST_REDIS_URL`), as two replicas, with a
 /// Redis key space of their own; `None` where [`test_redis_url`] skips.
 pub async fn spawn_replicas_with_redis(mut settings: Settings) -> Option<(TestApp, TestApp)> {
-    settings.redis_url = Some(test_redis_url()?);
+    settings.redis_url = Some(test_redis_url()?.into());
     settings.redis_key_prefix = format!("social-test:{}", uuid::Uuid::new_v4());
     let first = spawn_app_with(settings.clone()).await;
-    settings.database_url = first.database_url.clone();
+    settings.database_url = first.database_url.clone().into();
     let second = spawn_app_with(settings).await;
     Some((first, second))
 }
@@ -218,7 +219,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         api::telemetry::init();
     }
-    let database_url = settings.database_url.clone();
+    let database_url = settings.database_url.expose_secret().to_owned();
     let app = Application::build(settings)
         .await
         .expect("the application starts");

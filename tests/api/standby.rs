@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use entity::user;
 use sea_orm::EntityTrait;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::helpers::{TestApp, free_port, spawn_app_with, test_settings};
@@ -106,10 +107,14 @@ async fn operator_actions_stamp_the_operator() {
 #[tokio::test]
 async fn a_read_url_that_is_not_a_standby_in_recovery_takes_no_reads_and_costs_no_errors() {
     let settings = test_settings().await;
-    if !settings.database_url.starts_with("postgres") {
+    if !settings
+        .database_url
+        .expose_secret()
+        .starts_with("postgres")
+    {
         // Reads on a standby are PostgreSQL's (its replay positions measure the lag).
         let mut settings = settings;
-        settings.database_read_url = Some("postgres://postgres@127.0.0.1:1/social".to_owned());
+        settings.database_read_url = Some("postgres://postgres@127.0.0.1:1/social".into());
         let refused = api::Application::build(settings).await.err().unwrap();
         assert!(
             refused.to_string().starts_with("DATABASE_READ_URL: "),
@@ -119,9 +124,12 @@ async fn a_read_url_that_is_not_a_standby_in_recovery_takes_no_reads_and_costs_n
     }
     // The primary itself (not in recovery), and a port where nothing listens.
     let nothing_there = format!("postgres://postgres@127.0.0.1:{}/social", free_port());
-    for read_url in [settings.database_url.clone(), nothing_there] {
+    for read_url in [
+        settings.database_url.expose_secret().to_owned(),
+        nothing_there,
+    ] {
         let mut settings = test_settings().await;
-        settings.database_read_url = Some(read_url.clone());
+        settings.database_read_url = Some(read_url.clone().into());
         let app = spawn_app_with(settings).await;
         let john = app.register("john").await;
         app.register("susan").await;

@@ -568,7 +568,7 @@ async fn stream_leases_in_redis_expire_unless_renewed() {
 async fn a_redis_that_does_not_answer_leaves_the_stream_count_to_each_process() {
     let mut settings = test_settings().await;
     // Nothing listens on port 1.
-    settings.redis_url = Some("redis://127.0.0.1:1".to_owned());
+    settings.redis_url = Some("redis://127.0.0.1:1".into());
     let app = spawn_app_with(settings).await;
     let john = app.register("john").await;
     let mut streams = Vec::new();
@@ -620,7 +620,7 @@ async fn a_post_written_through_another_process_reaches_the_stream() {
     }
     let first = spawn_app().await;
     let mut settings = test_settings().await;
-    settings.database_url = first.database_url.clone();
+    settings.database_url = first.database_url.clone().into();
     let second = spawn_app_with(settings).await;
     let john = first.register("john").await;
     let susan = first.register("susan").await;

@@ -33,6 +33,7 @@ pub enum FollowOutcome {
 /// counts change only when a row was really inserted, in the same transaction. Whether the
 /// account is locked is read under its lock, so an unlock (which takes it too) is either wholly
 /// before or wholly after.
+#[tracing::instrument(name = "follows::follow", skip_all, fields(follower = follower.id, followed = followed.id))]
 pub async fn follow(
     db: &DatabaseConnection,
     follower: &user::Model,
@@ -66,6 +67,7 @@ pub async fn follow(
 
 /// `follower` stops following `followed`, or withdraws its request. Idempotent: nothing to remove
 /// is not an error.
+#[tracing::instrument(name = "follows::unfollow", skip_all, fields(follower = follower.id, followed = followed.id))]
 pub async fn unfollow(
     db: &DatabaseConnection,
     follower: &user::Model,
@@ -86,6 +88,7 @@ pub async fn unfollow(
 /// `owner` accepts `requester`'s request: the follow begins now (its position and
 /// `followed_by_at` are the acceptance's), and the counts change now. 404
 /// `follow_request_not_found` when there is no such request.
+#[tracing::instrument(name = "follows::accept_request", skip_all, fields(owner = owner.id, requester = requester.id))]
 pub async fn accept_request(
     db: &DatabaseConnection,
     owner: &user::Model,
@@ -105,6 +108,7 @@ pub async fn accept_request(
 
 /// `owner` rejects `requester`'s request: it is gone. 404 `follow_request_not_found` when there is
 /// no such request.
+#[tracing::instrument(name = "follows::reject_request", skip_all, fields(owner = owner.id, requester = requester.id))]
 pub async fn reject_request(
     db: &DatabaseConnection,
     owner: &user::Model,
@@ -244,6 +248,7 @@ pub async fn accept_all_requests(txn: &DatabaseTransaction, owner: i64) -> Resul
 
 /// `owner` removes `follower` from their followers (ends `follower`'s follow of `owner`).
 /// Idempotent: nothing to remove is not an error.
+#[tracing::instrument(name = "follows::remove_follower", skip_all, fields(owner = owner.id, follower = follower.id))]
 pub async fn remove_follower(
     db: &DatabaseConnection,
     owner: &user::Model,
@@ -358,6 +363,7 @@ impl Direction {
 ///
 /// Served by `idx_follows_followed_created` (or `idx_follows_follower_created`): equality on the
 /// user, then a range on `created_at` read backwards, so page 500 costs what page 1 does.
+#[tracing::instrument(name = "follows::list", skip_all, fields(user = user_id, direction = ?direction))]
 pub async fn list(
     db: &impl ConnectionTrait,
     user_id: i64,

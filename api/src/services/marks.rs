@@ -112,6 +112,7 @@ pub enum MarkOutcome {
 /// once), so do the follow requests and the blocked user's notifications to the blocker, then the
 /// block is recorded. A mute changes nothing else, and the muted user cannot tell. (Follow
 /// requests are made by [`crate::services::follows::follow`], which knows when one is needed.)
+#[tracing::instrument(name = "marks::mark", skip_all, fields(mark = ?mark, owner = owner.id, other = other.id))]
 pub async fn mark(
     db: &DatabaseConnection,
     mark: Mark,
@@ -150,6 +151,7 @@ pub async fn mark(
 }
 
 /// Takes `owner`'s mark off `other`. Idempotent; unblocking restores no follow.
+#[tracing::instrument(name = "marks::unmark", skip_all, fields(mark = ?mark, owner = owner.id, other = other.id))]
 pub async fn unmark(
     db: &DatabaseConnection,
     mark: Mark,
@@ -256,6 +258,7 @@ pub fn list_query(
 /// A page of `owner`'s marks of one kind, newest first (`idx_blocks_blocker_id_created`,
 /// `idx_mutes_muter_id_created`, `idx_follow_requests_target_created`). Suspended users are left
 /// out.
+#[tracing::instrument(name = "marks::list", skip_all, fields(mark = ?mark, owner = owner))]
 pub async fn list(
     db: &impl ConnectionTrait,
     mark: Mark,

@@ -153,6 +153,7 @@ pub struct NotificationEntry {
 
 /// A page of `recipient`'s notifications, newest first (`idx_notifications_recipient_created`).
 /// Notifications from suspended accounts are left out.
+#[tracing::instrument(name = "notifications::list", skip_all, fields(recipient = recipient))]
 pub async fn list(
     db: &impl ConnectionTrait,
     recipient: i64,
@@ -198,6 +199,7 @@ pub async fn list(
 /// Marks every notification of `me` with an id up to `last_read_id` read. The mark never goes
 /// back (a lower id than before changes nothing), and never past `me`'s newest notification (so
 /// that notifications to come are unread, whatever id a client sends).
+#[tracing::instrument(name = "notifications::mark_read", skip_all, fields(user = me.id, last_read_id = last_read_id))]
 pub async fn mark_read(
     db: &DatabaseConnection,
     me: &user::Model,

@@ -26,6 +26,7 @@ pub fn list_name(author_id: i64) -> String {
 }
 
 /// Writes a post by `author` and counts it, in one transaction.
+#[tracing::instrument(name = "posts::create", skip_all, fields(author = author.id))]
 pub async fn create(
     db: &DatabaseConnection,
     author: &user::Model,
@@ -67,6 +68,7 @@ pub async fn create(
 }
 
 /// The post `id` with its author, or 404 `post_not_found` (also while its author is suspended).
+#[tracing::instrument(name = "posts::find", skip_all, fields(post = id))]
 pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, ApiError> {
     let (post, author) = post::Entity::find_by_id(id)
         .find_also_related(user::Entity)
@@ -81,6 +83,7 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, 
 
 /// Deletes post `id` if `me` wrote it: 404 when there is no such post, 403 when it is someone
 /// else's.
+#[tracing::instrument(name = "posts::delete", skip_all, fields(user = me.id, post = id))]
 pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
     let post = post::Entity::find_by_id(id)
         .one(db)
@@ -122,6 +125,7 @@ pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Resul
 }
 
 /// A page of `author`'s posts, newest first, served by `idx_posts_author_created`.
+#[tracing::instrument(name = "posts::list_by_author", skip_all, fields(author = author.id))]
 pub async fn list_by_author(
     db: &impl ConnectionTrait,
     author: &user::Model,

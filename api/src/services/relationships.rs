@@ -114,6 +114,7 @@ async fn relations_among(
 }
 
 /// The viewer's relationship to each of `others`, in one query whatever their number.
+#[tracing::instrument(name = "relationships::relations", skip_all, fields(viewer = viewer, others = others.len()))]
 pub async fn relations(
     db: &impl ConnectionTrait,
     viewer: i64,
@@ -131,6 +132,7 @@ pub async fn relations(
 
 /// Each of `viewers`' relationship to the one user `other` (the readers of a post on the event
 /// stream), in one query whatever their number.
+#[tracing::instrument(name = "relationships::viewers_of", skip_all, fields(viewers = viewers.len(), other = other))]
 pub async fn viewers_of(
     db: &impl ConnectionTrait,
     viewers: &[i64],
@@ -149,6 +151,7 @@ pub async fn viewers_of(
 /// Whether `viewer` may read `owner`'s posts and lists: 403 `blocked` when the owner blocks the
 /// viewer, 403 `private_account` when the owner is locked and the viewer (perhaps anonymous) does
 /// not follow them. The one place that decides, in at most one query; the owner always may.
+#[tracing::instrument(name = "relationships::check_access", skip_all, fields(owner = owner.id, viewer = ?viewer))]
 pub async fn check_access(
     db: &impl ConnectionTrait,
     owner: &user::Model,
@@ -214,6 +217,7 @@ impl ViewerStates {
 /// The viewer state of a page of `users` (profiles, cards, post authors): the one function that
 /// computes it, in one query whatever the page's length ([`relations`]), and in none when the
 /// request is anonymous.
+#[tracing::instrument(name = "relationships::viewer_states", skip_all, fields(viewer = ?viewer))]
 pub async fn viewer_states(
     db: &impl ConnectionTrait,
     viewer: Option<i64>,

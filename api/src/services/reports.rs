@@ -28,6 +28,7 @@ pub enum ReportOutcome {
 /// `reporter` reports `target`, and optionally its post `post_id`. At most one open report per
 /// reporter and target account or post: a repeat answers the first. The reporter's and target's
 /// rows are locked first, so concurrent repeats queue and the first one files it.
+#[tracing::instrument(name = "reports::create", skip_all, fields(reporter = reporter.id, target = target.id, post = ?post_id))]
 pub async fn create(
     db: &DatabaseConnection,
     reporter: &user::Model,
@@ -92,6 +93,7 @@ pub struct ReportEntry {
 }
 
 /// A page of every report, newest first (`idx_reports_created`).
+#[tracing::instrument(name = "reports::list", skip_all)]
 pub async fn list(
     db: &impl ConnectionTrait,
     page: PageRequest,
@@ -133,6 +135,7 @@ pub async fn list(
 
 /// Marks report `id` resolved (idempotent: the first resolution's time stays); 404 `not_found`
 /// for an unknown id.
+#[tracing::instrument(name = "reports::resolve", skip_all, fields(operator = operator, report = id))]
 pub async fn resolve(db: &DatabaseConnection, operator: i64, id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
         let found = report::Entity::find_by_id(id).one(txn).await?.is_some();

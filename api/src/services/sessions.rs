@@ -101,6 +101,7 @@ pub async fn start(
 }
 
 /// Starts a session in a transaction of its own.
+#[tracing::instrument(name = "sessions::start_alone", skip_all, fields(user = user_id))]
 pub async fn start_alone(
     db: &DatabaseConnection,
     user_id: i64,
@@ -129,6 +130,7 @@ pub enum Refreshed {
 }
 
 /// Exchanges `token` for a new one, in one transaction under the token's row lock.
+#[tracing::instrument(name = "sessions::refresh", skip_all)]
 pub async fn refresh(
     db: &DatabaseConnection,
     token: &str,
@@ -189,6 +191,7 @@ pub async fn refresh(
 
 /// The live session `session_id` of the token's user, with the user, in one query; `None` when the
 /// session is over (ended or expired) or is not that user's.
+#[tracing::instrument(name = "sessions::live_with_user", skip_all, fields(user = user_id))]
 pub async fn live_with_user(
     db: &impl ConnectionTrait,
     session_id: &str,
@@ -209,6 +212,7 @@ pub fn due_for_touch(session: &session::Model) -> bool {
 }
 
 /// Moves `last_used_at` when it is more than a minute old: at most one write a minute per session.
+#[tracing::instrument(name = "sessions::touch", skip_all, fields(user = session.user_id))]
 pub async fn touch(db: &DatabaseConnection, session: &session::Model) -> Result<(), ApiError> {
     let now = now_millis();
     session::Entity::update_many()
@@ -221,6 +225,7 @@ pub async fn touch(db: &DatabaseConnection, session: &session::Model) -> Result<
 }
 
 /// `user_id`'s live sessions, newest first, at most [`MAX_LISTED`].
+#[tracing::instrument(name = "sessions::list", skip_all, fields(user = user_id))]
 pub async fn list(db: &DatabaseConnection, user_id: i64) -> Result<Vec<session::Model>, ApiError> {
     Ok(session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
@@ -272,6 +277,7 @@ pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), A
 
 /// Ends `user_id`'s session `session_id`: 404 `session_not_found` when the user has no such live
 /// session.
+#[tracing::instrument(name = "sessions::end", skip_all, fields(user = user_id))]
 pub async fn end(db: &DatabaseConnection, user_id: i64, session_id: &str) -> Result<(), ApiError> {
     db::write(db, async |txn| {
         // One statement: the user's own session or nothing (its refresh tokens cascade).

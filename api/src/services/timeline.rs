@@ -53,6 +53,7 @@ pub const PER_AUTHOR_MAX_FOLLOWEES: i64 = 30;
 
 /// A page of `reader`'s timeline, in a fixed number of queries (posts, then their authors).
 /// Readers following at most `per_author_max_followees` accounts get the per-author query.
+#[tracing::instrument(name = "timeline::page", skip_all, fields(reader = reader.id))]
 pub async fn page(
     db: &impl ConnectionTrait,
     reader: &user::Model,

@@ -100,6 +100,7 @@ pub async fn find_by_username(
 }
 
 /// The account called `username`, suspended or not: for the operators' endpoints.
+#[tracing::instrument(name = "users::find_any_by_username", skip_all, fields(username = %username))]
 pub async fn find_any_by_username(
     db: &impl ConnectionTrait,
     username: &str,
@@ -115,6 +116,7 @@ pub async fn find_any_by_username(
 
 /// The user a `/users/{username}/...` path names: `me` (in any letter case) is the caller, which
 /// needs a token (401 without one); any other name is looked up ([`find_by_username`]).
+#[tracing::instrument(name = "users::find_in_path", skip_all, fields(username = %username, caller = caller.map(|c| c.id)))]
 pub async fn find_in_path(
     db: &impl ConnectionTrait,
     username: &str,
@@ -130,6 +132,7 @@ pub async fn find_in_path(
 
 /// The users called `usernames`, in the order asked (repeats included), in one query; 404
 /// `user_not_found` naming the first that does not exist.
+#[tracing::instrument(name = "users::find_by_usernames", skip_all, fields(usernames = usernames.len()))]
 pub async fn find_by_usernames(
     db: &impl ConnectionTrait,
     usernames: &[&str],
@@ -167,6 +170,7 @@ pub fn search_list_name(prefix: &SearchPrefix) -> String {
 /// (on the first page, `after` = `None`), then the others by `username_key`. `after` is the
 /// `username_key` of the last user of the previous page (`""`: the page held only the exact
 /// match). Returns at most `limit` users and, when more follow, the `after` of the next page.
+#[tracing::instrument(name = "users::search", skip_all)]
 pub async fn search(
     db: &impl ConnectionTrait,
     prefix: &SearchPrefix,
@@ -294,6 +298,7 @@ pub fn search_query(prefix: &SearchPrefix, after: Option<&str>, fetch: u64) -> S
 }
 
 /// The user whose username or email is `login`, if any.
+#[tracing::instrument(name = "users::find_for_login", skip_all)]
 pub async fn find_for_login(
     db: &impl ConnectionTrait,
     login: &str,
@@ -313,6 +318,7 @@ pub async fn find_for_login(
 /// ([`add_display_name_prefixes`]) in the same transaction, or 409 `username_taken` /
 /// `email_taken` when either is in use in any letter case. The unique indexes decide, so
 /// concurrent registrations cannot both win.
+#[tracing::instrument(name = "users::register", skip_all)]
 pub async fn register(
     db: &DatabaseConnection,
     account: NewAccount,
@@ -402,6 +408,7 @@ async fn add_display_name_prefixes(
 /// Applies `changes` to the user's profile and returns the updated row, in one transaction under
 /// the user's lock. Unlocking a locked account accepts every pending follow request in the same
 /// transaction ([`follows::accept_all_requests`]).
+#[tracing::instrument(name = "users::update_profile", skip_all, fields(user = user.id))]
 pub async fn update_profile(
     db: &DatabaseConnection,
     user: &user::Model,
@@ -466,6 +473,7 @@ pub async fn is_locked(txn: &DatabaseTransaction, id: i64) -> Result<bool, ApiEr
 /// Removes the account. The database cascades its posts and every follow, block, mute and report
 /// in which it is either side; first, in the same transaction, its follows end with their counts
 /// (`end_follows`), so the other users' counts stay exact at once.
+#[tracing::instrument(name = "users::delete_account", skip_all, fields(user = user_id))]
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
@@ -479,6 +487,7 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
 /// An operator suspends the account, in one transaction: its follows end both ways with their
 /// counts (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
 /// Idempotent.
+#[tracing::instrument(name = "users::suspend", skip_all, fields(operator = operator, user = user_id))]
 pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
         end_follows(txn, user_id).await?;
@@ -499,6 +508,7 @@ pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Re
 }
 
 /// Sets the password of `user_id` and ends every session of theirs but `keep`.
+#[tracing::instrument(name = "users::change_password", skip_all, fields(user = user_id))]
 pub async fn change_password(
     db: &DatabaseConnection,
     user_id: i64,
@@ -525,6 +535,7 @@ pub async fn change_password(
 
 /// An operator lifts the suspension: the account and its posts are back, its follows are not.
 /// Idempotent.
+#[tracing::instrument(name = "users::unsuspend", skip_all, fields(operator = operator, user = user_id))]
 pub async fn unsuspend(
     db: &DatabaseConnection,
     operator: i64,
@@ -597,6 +608,7 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
 /// is gone, 404 `user_not_found` naming the first other user that is. Stamps the caller's
 /// `last_write_at`: every write of a user passes here, and a server reading from a standby reads
 /// a recent writer's requests from the primary (`crate::replica`).
+#[tracing::instrument(name = "users::lock", skip_all, fields(caller = caller.id, others = others.len()))]
 pub async fn lock(
     txn: &DatabaseTransaction,
     caller: &user::Model,
