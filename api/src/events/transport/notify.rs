@@ -13,7 +13,7 @@ use crate::events::{Event, Hub};
 /// The PostgreSQL channel the events travel on.
 const CHANNEL: &str = "social_events";
 
-/// Sends `event` on [`CHANNEL`] with the commit of `txn` (and not at all on rollback).
+/// Sends `event` on the channel (`CHANNEL`) with the commit of `txn` (and not at all on rollback).
 pub async fn send(txn: &DatabaseTransaction, event: &Event) -> Result<(), ApiError> {
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,

@@ -1,6 +1,6 @@
 //! The poller, for backends without a notification channel (MySQL/MariaDB, SQLite:
 //! [`Transport::Poll`](super::Transport::Poll)): it finds posts by position, and where other
-//! processes write too, their notifications and deleted posts by id ([`IdWindow`]); [`sweep`]
+//! processes write too, their notifications and deleted posts by id (`IdWindow`); [`sweep`]
 //! ends the streams of sessions ended elsewhere. What they read, they read through
 //! [`crate::services::stream_sources`].
 
