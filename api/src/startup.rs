@@ -149,31 +149,21 @@ impl Application {
             }
             None => None,
         };
+        // How events reach the streams is decided here, once, and consulted from then on.
+        let transport = crate::events::Transport::of(db.get_database_backend());
         let hub = crate::events::Hub::new(
             db.clone(),
+            transport,
             usize::try_from(settings.stream_max_connections).unwrap_or(usize::MAX),
             STREAMS_PER_USER,
             shared,
         );
-        match db.get_database_backend() {
-            sea_orm::DbBackend::Postgres => {
-                tokio::spawn(crate::events::listen_postgres(
-                    hub.clone(),
-                    settings.database_url.expose_secret().to_owned(),
-                ));
-            }
-            sea_orm::DbBackend::MySql => {
-                tokio::spawn(crate::events::poll_for_posts(hub.clone(), db.clone(), true));
-                tokio::spawn(crate::events::sweep(hub.clone(), db.clone()));
-            }
-            _ => {
-                tokio::spawn(crate::events::poll_for_posts(
-                    hub.clone(),
-                    db.clone(),
-                    false,
-                ));
-            }
-        }
+        crate::events::transport::spawn(
+            transport,
+            &hub,
+            &db,
+            settings.database_url.expose_secret(),
+        );
         tokio::spawn(hub.clone().deliver_in_order());
         tokio::spawn(hub.clone().renew_leases());
         let state = web::Data::new(AppState {

@@ -45,5 +45,6 @@ pub mod posts;
 pub mod relationships;
 pub mod reports;
 pub mod sessions;
+pub mod stream_sources;
 pub mod timeline;
 pub mod users;

@@ -9,10 +9,10 @@ use sea_orm::{
 use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
-use crate::events::{self, Event};
+use crate::events::{self, Event, Transport};
 use crate::services::clock::{self, Clock};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
-use crate::services::users;
+use crate::services::{stream_sources, users};
 
 /// A post with its author.
 pub struct PostWithAuthor {
@@ -82,7 +82,8 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, 
 }
 
 /// Deletes post `id` if `me` wrote it: 404 when there is no such post, 403 when it is someone
-/// else's.
+/// else's. Where other processes' pollers look for deletions ([`Transport::records_deletions`],
+/// MySQL/MariaDB), the deletion is also written to `post_deletions` for them to find.
 #[tracing::instrument(name = "posts::delete", skip_all, fields(user = me.id, post = id))]
 pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
     let post = post::Entity::find_by_id(id)
@@ -104,6 +105,9 @@ pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Resul
         if removed == 0 {
             // Deleted by a concurrent request in the meantime.
             return Err(ApiError::PostNotFound(id));
+        }
+        if Transport::of(txn.get_database_backend()).records_deletions() {
+            stream_sources::record_deletion(txn, id, me.id).await?;
         }
         events::emit(
             txn,

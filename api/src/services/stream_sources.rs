@@ -1,0 +1,159 @@
+//! What the event stream's transports read and keep to find other requests' and processes'
+//! writes where the database sends no notification (MySQL/MariaDB, SQLite: see
+//! [`crate::events::transport::poll`]): posts by position, notifications and post deletions by id,
+//! the deletions' own rows (`post_deletions`), and which of the streams' sessions still live.
+//!
+//! These answer no request: they return the database's own error, which their callers log (or,
+//! inside a write, turn into an [`crate::error::ApiError`] with `?` as every step does).
+
+use entity::{notification, post, post_deletion, session};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+
+use crate::services::keyset::{self, Position};
+
+/// The position of the newest post, if there is one.
+pub async fn newest_post(db: &impl ConnectionTrait) -> Result<Option<Position>, DbErr> {
+    let newest: Option<(i64, i64)> = post::Entity::find()
+        .select_only()
+        .columns([post::Column::CreatedAt, post::Column::Id])
+        .order_by_desc(post::Column::CreatedAt)
+        .order_by_desc(post::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(newest.map(|(at, id)| Position { at, id }))
+}
+
+/// Up to `limit` posts past `seen`, oldest first: each one's position and author.
+pub async fn posts_since(
+    db: &impl ConnectionTrait,
+    seen: Position,
+    limit: u64,
+) -> Result<Vec<(Position, i64)>, DbErr> {
+    let rows: Vec<(i64, i64, i64)> = post::Entity::find()
+        .select_only()
+        .columns([
+            post::Column::CreatedAt,
+            post::Column::Id,
+            post::Column::AuthorId,
+        ])
+        .filter(keyset::newer_than(
+            db.get_database_backend(),
+            post::Column::CreatedAt,
+            post::Column::Id,
+            seen,
+        ))
+        .order_by_asc(post::Column::CreatedAt)
+        .order_by_asc(post::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, id, author)| (Position { at, id }, author))
+        .collect())
+}
+
+/// The id of the newest notification, if there is one.
+pub async fn newest_notification_id(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    notification::Entity::find()
+        .select_only()
+        .column(notification::Column::Id)
+        .order_by_desc(notification::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
+/// Up to `limit` notifications with an id above `after`: `(id, recipient)`.
+pub async fn notification_recipients_since(
+    db: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    notification::Entity::find()
+        .select_only()
+        .columns([notification::Column::Id, notification::Column::RecipientId])
+        .filter(notification::Column::Id.gt(after))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Step: writes the deletion of `author`'s post `post` to `post_deletions`, where every process's
+/// poller finds it.
+pub async fn record_deletion(
+    txn: &DatabaseTransaction,
+    post: i64,
+    author: i64,
+) -> Result<(), DbErr> {
+    post_deletion::Entity::insert(post_deletion::ActiveModel {
+        post_id: Set(post),
+        author_id: Set(author),
+        deleted_at: Set(crate::time::now_millis()),
+        ..Default::default()
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// The id of the newest `post_deletions` row, if there is one.
+pub async fn newest_deletion_id(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    post_deletion::Entity::find()
+        .select_only()
+        .column(post_deletion::Column::Id)
+        .order_by_desc(post_deletion::Column::Id)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
+/// Up to `limit` `post_deletions` rows with an id above `after`: `(id, post, author)`.
+pub async fn deletions_since(
+    db: &impl ConnectionTrait,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<(i64, i64, i64)>, DbErr> {
+    post_deletion::Entity::find()
+        .select_only()
+        .columns([
+            post_deletion::Column::Id,
+            post_deletion::Column::PostId,
+            post_deletion::Column::AuthorId,
+        ])
+        .filter(post_deletion::Column::Id.gt(after))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Removes the `post_deletions` rows written before `before` (milliseconds since the Unix epoch).
+pub async fn remove_deletions_before(db: &impl ConnectionTrait, before: i64) -> Result<(), DbErr> {
+    post_deletion::Entity::delete_many()
+        .filter(post_deletion::Column::DeletedAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Which of the sessions `ids` have not ended (nor expired).
+pub async fn live_sessions_among(
+    db: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<Vec<String>, DbErr> {
+    session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::Id.is_in(ids.iter().cloned()))
+        .filter(session::Column::ExpiresAt.gt(crate::time::now_millis()))
+        .into_tuple()
+        .all(db)
+        .await
+}
