@@ -22,6 +22,7 @@ mod openapi;
 mod pagination;
 mod posts;
 mod query_plans;
+mod races;
 mod safety;
 mod schema;
 mod search;

@@ -79,13 +79,11 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, 
     Ok(PostWithAuthor { post, author })
 }
 
-/// Deletes post `id` if `me` wrote it: 404 when there is no such post, 403 when it is someone
-/// else's.
+/// Deletes post `id` if `me` wrote it: 404 when there is no such post (or its author is
+/// suspended, as [`find`] says: a 403 there would tell which ids are hidden posts), 403 when it
+/// is someone else's.
 pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
-    let post = post::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(ApiError::PostNotFound(id))?;
+    let post = find(db, id).await?.post;
     if post.author_id != me.id {
         return Err(ApiError::Forbidden("only the author can delete a post"));
     }
