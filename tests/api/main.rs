@@ -19,6 +19,7 @@ mod metrics;
 mod model;
 mod notifications;
 mod openapi;
+mod operators;
 mod pagination;
 mod posts;
 mod query_plans;

@@ -617,10 +617,8 @@ async fn timelines_hold_exactly_own_and_followees_posts_on_both_sides_of_the_que
 
 #[tokio::test]
 async fn deleting_a_suspended_authors_post_answers_what_an_unknown_id_answers() {
-    let mut settings = crate::helpers::test_settings().await;
-    settings.admin_usernames = vec!["operator".to_owned()];
-    let app = crate::helpers::spawn_app_with(settings).await;
-    let operator = app.register("operator").await;
+    let app = crate::helpers::spawn_app().await;
+    let operator = app.register_operator("operator").await;
     let bob = app.register("bob").await;
     let alice = app.register("alice").await;
     let hidden = app.post_as(&bob, "soon hidden").await;

@@ -16,10 +16,8 @@ const ROUNDS: usize = 3;
 const INTO_THE_BURST: Duration = Duration::from_millis(20);
 
 async fn spawn_app_with_operator() -> (TestApp, TestUser) {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["operator".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let operator = app.register("operator").await;
+    let app = crate::helpers::spawn_app().await;
+    let operator = app.register_operator("operator").await;
     (app, operator)
 }
 

@@ -272,10 +272,8 @@ async fn a_password_change_checks_the_current_one_and_ends_every_other_session()
 
 #[tokio::test]
 async fn suspension_ends_every_session_for_good_and_a_refresh_says_why() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let john = register(&app, "john", "phone").await;
     app.post(
         "/admin/users/john/suspension",

@@ -40,6 +40,7 @@ pub mod clock;
 pub mod follows;
 pub mod marks;
 pub mod notifications;
+pub mod operators;
 pub mod posts;
 pub mod relationships;
 pub mod reports;

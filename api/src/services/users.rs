@@ -339,6 +339,7 @@ pub async fn register(
         unread_notifications: Set(0),
         // Its first reads see it from the primary, not a standby that has not replayed it yet.
         last_write_at: Set(now),
+        is_operator: Set(false),
         ..Default::default()
     };
     let created = db::write(db, async |txn| {
@@ -687,5 +688,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         notifications_read_id: 0,
         unread_notifications: 0,
         last_write_at: 0,
+        is_operator: false,
     }
 }
