@@ -206,9 +206,36 @@ pub async fn lock_users(
     txn: &DatabaseTransaction,
     which: impl IntoCondition,
 ) -> Result<Vec<i64>, ApiError> {
+    Ok(lock_user_rows(txn, which)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Locks the rows of the users that `which` selects, as [`lock_users`] does, and returns the ids
+/// of those that are not suspended, as read under the lock (the latest committed state on every
+/// backend: a locking read on PostgreSQL and MySQL/MariaDB, the one writer on SQLite).
+pub async fn lock_live_users(
+    txn: &DatabaseTransaction,
+    which: impl IntoCondition,
+) -> Result<Vec<i64>, ApiError> {
+    Ok(lock_user_rows(txn, which)
+        .await?
+        .into_iter()
+        .filter_map(|(id, suspended_at)| suspended_at.is_none().then_some(id))
+        .collect())
+}
+
+/// `(id, suspended_at)` of the users that `which` selects, locked in ascending id order.
+async fn lock_user_rows(
+    txn: &DatabaseTransaction,
+    which: impl IntoCondition,
+) -> Result<Vec<(i64, Option<i64>)>, ApiError> {
     Ok(user::Entity::find()
         .select_only()
         .column(user::Column::Id)
+        .column(user::Column::SuspendedAt)
         .filter(which)
         .order_by_asc(user::Column::Id)
         .lock_exclusive()

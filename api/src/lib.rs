@@ -6,6 +6,7 @@
 //! error type, which depends on nothing above it.
 
 pub mod auth;
+pub mod cli;
 pub mod connection;
 pub mod db;
 pub mod domain;
@@ -32,12 +33,7 @@ pub use startup::Application;
 
 /// Runs the server as configured by the environment (and `.env`) until SIGTERM or SIGINT.
 pub async fn run_from_env() -> Result<(), startup::StartupError> {
-    // A missing .env is the normal case; a malformed one is worth a warning.
-    if let Err(err) = dotenvy::dotenv()
-        && !err.not_found()
-    {
-        eprintln!("ignoring .env: {err}");
-    }
+    load_dotenv();
     telemetry::init();
     let settings = Settings::from_env()?;
     let application = Application::build(settings).await?;
@@ -46,14 +42,30 @@ pub async fn run_from_env() -> Result<(), startup::StartupError> {
     Ok(())
 }
 
-/// The process entry point shared by the binaries: runs [`run_from_env`] on actix's runtime and
-/// turns a start-up failure into one line on stderr and exit status 1.
+/// The process entry point shared by the binaries: with no arguments, runs [`run_from_env`] on
+/// actix's runtime and turns a start-up failure into one line on stderr and exit status 1; with
+/// arguments, runs that command ([`cli::run`]).
 pub fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.is_empty() {
+        load_dotenv();
+        return actix_web::rt::System::new().block_on(cli::run(&args));
+    }
     match actix_web::rt::System::new().block_on(run_from_env()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Reads `.env` into the environment: a missing one is the normal case, a malformed one is worth
+/// a warning.
+fn load_dotenv() {
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("ignoring .env: {err}");
     }
 }

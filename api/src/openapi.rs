@@ -37,7 +37,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "notifications", description = "What others did that concerns the caller"),
         (name = "stream", description = "Live events as Server-Sent Events"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
-        (name = "admin", description = "The operators' endpoints (accounts named by `ADMIN_USERNAMES`)"),
+        (name = "admin", description = "The operators' endpoints: accounts with the operator role, granted by `social operator grant NAME` (or at start-up by `ADMIN_USERNAMES` to accounts that exist then)"),
         (name = "operations", description = "Health probes"),
     )
 )]
@@ -210,8 +210,8 @@ impl Numbers {
             ("MAX_RELATIONSHIPS", follows::MAX_RELATIONSHIPS.to_string()),
             ("SEARCH_MAX_CHARS", domain::SEARCH_MAX_CHARS.to_string()),
             (
-                "MAX_SESSIONS_LISTED",
-                crate::services::sessions::MAX_LISTED.to_string(),
+                "MAX_LIVE_SESSIONS",
+                crate::services::sessions::MAX_LIVE.to_string(),
             ),
             ("USERNAME_MIN_CHARS", domain::USERNAME_MIN_CHARS.to_string()),
             ("USERNAME_MAX_CHARS", domain::USERNAME_MAX_CHARS.to_string()),

@@ -43,8 +43,6 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Where the timeline switches from the per-author query to the newest-first walk.
     pub timeline_per_author_max_followees: i64,
-    /// The lookup keys of the accounts that may use `/admin/...`.
-    pub admin_keys: Vec<String>,
     /// The open event streams of this process.
     pub hub: std::sync::Arc<crate::events::Hub>,
     /// Who may read `GET /metrics`.
@@ -108,6 +106,9 @@ impl Application {
         let db = connect_and_migrate(&settings)
             .await
             .map_err(|e| format!("cannot open the database: {e}"))?;
+        crate::services::operators::grant_at_start(&db, &settings.admin_usernames)
+            .await
+            .map_err(|e| format!("ADMIN_USERNAMES: {e}"))?;
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.expose_secret().to_owned(),
             None => match settings.sqlite_file() {
@@ -179,11 +180,6 @@ impl Application {
             passwords,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
-            admin_keys: settings
-                .admin_usernames
-                .iter()
-                .filter_map(|name| crate::domain::username_lookup_key(name))
-                .collect(),
             timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
         });
         limits.spawn_cleanup();

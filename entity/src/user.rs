@@ -42,6 +42,9 @@ pub struct Model {
     /// When the account last changed something (0: never): a server that reads from a standby
     /// reads a recent writer's requests from the primary.
     pub last_write_at: i64,
+    /// The account is an operator: it may use `/admin/...`. Granted and revoked by the server's
+    /// `operator` command (or at start-up, by `ADMIN_USERNAMES`, to accounts that exist then).
+    pub is_operator: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ mod m20261203_000013_search_key_fold;
 mod m20261204_000014_last_write;
 mod m20261205_000015_post_deletions;
 mod m20261206_000016_display_name_prefixes;
+mod m20261207_000017_operators;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_last_write::Migration),
             Box::new(m20261205_000015_post_deletions::Migration),
             Box::new(m20261206_000016_display_name_prefixes::Migration),
+            Box::new(m20261207_000017_operators::Migration),
         ]
     }
 }

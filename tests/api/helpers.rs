@@ -324,6 +324,15 @@ impl TestApp {
         self.post("/auth/register", None, &body).await
     }
 
+    /// Registers `username` and makes it an operator, as `social operator grant` does.
+    pub async fn register_operator(&self, username: &str) -> TestUser {
+        let user = self.register(username).await;
+        api::services::operators::grant(&self.db, username)
+            .await
+            .unwrap();
+        user
+    }
+
     pub async fn register(&self, username: &str) -> TestUser {
         self.register_with(username, json!({})).await
     }

@@ -241,6 +241,7 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             notifications_read_id: Set(0),
             unread_notifications: Set(0),
             last_write_at: Set(0),
+            is_operator: Set(false),
         }))
         .exec_without_returning(&app.db)
         .await
@@ -296,10 +297,8 @@ async fn twenty_four_identical_requests_at_once_make_one_request() {
 
 #[tokio::test]
 async fn blocks_and_suspensions_drop_requests_both_ways() {
-    let mut settings = crate::helpers::test_settings().await;
-    settings.admin_usernames = vec!["admin".into()];
-    let app = crate::helpers::spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     lock(&app, &alice, true).await;

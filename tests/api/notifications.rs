@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{TestApp, TestUser, spawn_app};
 
 /// The caller's notifications, newest first, as (type, account).
 async fn notifications(app: &TestApp, user: &TestUser) -> Vec<(String, String)> {
@@ -230,10 +230,8 @@ async fn the_read_mark_only_moves_forward_and_never_past_the_newest() {
 
 #[tokio::test]
 async fn a_suspended_or_removed_account_takes_its_notifications_back() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".into()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let bob = app.register("bob").await;
     let spammer = app.register("spammer").await;
     let leaver = app.register("leaver").await;

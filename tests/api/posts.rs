@@ -614,3 +614,39 @@ async fn timelines_hold_exactly_own_and_followees_posts_on_both_sides_of_the_que
         }
     }
 }
+
+#[tokio::test]
+async fn deleting_a_suspended_authors_post_answers_what_an_unknown_id_answers() {
+    let app = crate::helpers::spawn_app().await;
+    let operator = app.register_operator("operator").await;
+    let bob = app.register("bob").await;
+    let alice = app.register("alice").await;
+    let hidden = app.post_as(&bob, "soon hidden").await;
+    let visible = app.post_as(&bob, "visible for a while").await;
+    app.delete(&format!("/posts/{visible}"), Some(&alice.token))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(
+        "/admin/users/bob/suspension",
+        Some(&operator.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+    let unknown = app
+        .delete(&format!("/posts/{}", hidden + 1_000), Some(&alice.token))
+        .await
+        .assert_problem(404, "post_not_found");
+    let suspended = app
+        .delete(&format!("/posts/{hidden}"), Some(&alice.token))
+        .await
+        .assert_problem(404, "post_not_found");
+    assert_eq!(suspended["title"], unknown["title"]);
+    // Lifted: the post is there again, and still not alice's to delete.
+    app.delete("/admin/users/bob/suspension", Some(&operator.token))
+        .await
+        .expect(204);
+    app.delete(&format!("/posts/{hidden}"), Some(&alice.token))
+        .await
+        .assert_problem(403, "forbidden");
+}

@@ -36,6 +36,7 @@ async fn populated_app() -> crate::helpers::TestApp {
             notifications_read_id: Set(0),
             unread_notifications: Set(0),
             last_write_at: Set(0),
+            is_operator: Set(false),
             ..Default::default()
         }
         .insert(&app.db)

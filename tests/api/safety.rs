@@ -7,10 +7,8 @@ use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with, test_settings
 
 /// A server whose operator is `admin` (registered).
 async fn app_with_admin() -> (TestApp, TestUser) {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["Admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     (app, admin)
 }
 

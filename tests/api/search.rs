@@ -4,9 +4,7 @@ use reqwest::Method;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    TestApp, TestResponse, TestUser, backend, spawn_app, spawn_app_with, test_settings,
-};
+use crate::helpers::{TestApp, TestResponse, TestUser, backend, spawn_app};
 
 /// Registers `username` with `display_name`.
 async fn register_named(app: &TestApp, username: &str, display_name: &str) -> TestUser {
@@ -340,10 +338,8 @@ async fn newer_than_is_refused_by_search() {
 
 #[tokio::test]
 async fn suspended_accounts_never_appear_in_search() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     app.register("sus").await;
     app.register("susan").await;
     app.register("susie").await;

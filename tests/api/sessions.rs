@@ -272,10 +272,8 @@ async fn a_password_change_checks_the_current_one_and_ends_every_other_session()
 
 #[tokio::test]
 async fn suspension_ends_every_session_for_good_and_a_refresh_says_why() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let john = register(&app, "john", "phone").await;
     app.post(
         "/admin/users/john/suspension",
@@ -312,4 +310,56 @@ async fn logout_ends_the_sessions_event_streams() {
         .await
         .expect(204);
     assert!(stream.ends_within(std::time::Duration::from_secs(10)).await);
+}
+
+#[tokio::test]
+async fn a_session_id_of_the_wrong_form_is_404_and_reaches_no_database() {
+    let app = spawn_app().await;
+    let john = register(&app, "john", "phone").await;
+    // `%00` was a 500 on PostgreSQL, which refuses a NUL in text.
+    for id in ["%00", "abc%00def", "a%20b", "%C3%A9t%C3%A9", "a.b"] {
+        app.delete(&format!("/users/me/sessions/{id}"), Some(access(&john)))
+            .await
+            .assert_problem(404, "session_not_found");
+    }
+    app.get("/users/me", Some(access(&john))).await.expect(200);
+}
+
+#[tokio::test]
+async fn past_the_session_cap_the_oldest_end_and_every_live_session_is_listed() {
+    let app = spawn_app().await;
+    let first = register(&app, "john", "first").await;
+    let second = login(&app, "john", "second").await;
+    let mut latest = Vec::new();
+    for i in 0..api::services::sessions::MAX_LIVE {
+        latest.push(login(&app, "john", &format!("login {i}")).await);
+    }
+    // 102 sessions were started: the two oldest ended.
+    for ended in [&first, &second] {
+        app.get("/users/me", Some(access(ended)))
+            .await
+            .assert_problem(401, "unauthorized");
+        refresh(&app, refresh_token(ended))
+            .await
+            .assert_problem(401, "invalid_refresh_token");
+    }
+    let newest = latest.last().unwrap();
+    let listed = app
+        .get("/users/me/sessions", Some(access(newest)))
+        .await
+        .expect(200);
+    let agents: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user_agent"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..api::services::sessions::MAX_LIVE)
+        .rev()
+        .map(|i| format!("login {i}"))
+        .collect();
+    assert_eq!(agents, expected, "every live session, newest first");
+    for token in [&latest[0], newest] {
+        app.get("/users/me", Some(access(token))).await.expect(200);
+    }
 }

@@ -64,10 +64,8 @@ async fn every_write_stamps_its_caller_and_only_its_caller() {
 /// the primary (and see the suspension or the resolved report).
 #[tokio::test]
 async fn operator_actions_stamp_the_operator() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let john = app.register("john").await;
     app.register("susan").await;
     let report = app

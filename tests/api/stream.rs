@@ -582,10 +582,8 @@ async fn a_redis_that_does_not_answer_leaves_the_stream_count_to_each_process() 
 
 #[tokio::test]
 async fn suspension_account_removal_and_shutdown_end_streams() {
-    let mut settings = test_settings().await;
-    settings.admin_usernames = vec!["admin".to_owned()];
-    let app = spawn_app_with(settings).await;
-    let admin = app.register("admin").await;
+    let app = crate::helpers::spawn_app().await;
+    let admin = app.register_operator("admin").await;
     let john = app.register("john").await;
     let susan = app.register("susan").await;
     let mary = app.register("mary").await;

@@ -23,8 +23,8 @@ use crate::startup::AppState;
 #[derive(Clone, Debug)]
 pub struct AuthUser(pub user::Model);
 
-/// The authenticated caller of an `/admin/...` endpoint: one of `ADMIN_USERNAMES`; 401 without a
-/// valid token, 403 `forbidden` for anyone else.
+/// The authenticated caller of an `/admin/...` endpoint: an operator
+/// ([`crate::services::operators`]); 401 without a valid token, 403 `forbidden` for anyone else.
 #[derive(Clone, Debug)]
 pub struct AdminUser(pub user::Model);
 
@@ -34,18 +34,12 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let caller = AuthUser::from_request(req, payload);
-        let req = req.clone();
         Box::pin(async move {
             let AuthUser(user) = caller.await?;
-            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| {
-                ApiError::internal(std::io::Error::other("application state missing"))
-            })?;
-            if state.admin_keys.contains(&user.username_key) {
+            if user.is_operator {
                 Ok(AdminUser(user))
             } else {
-                Err(ApiError::Forbidden(
-                    "only the operators (ADMIN_USERNAMES) may do this",
-                ))
+                Err(ApiError::Forbidden("only the operators may do this"))
             }
         })
     }

@@ -139,7 +139,7 @@ async fn new_session(
         .get(header::USER_AGENT)
         .and_then(|agent| agent.to_str().ok());
     let grant =
-        sessions::start_alone(&state.db, user.id, user_agent, state.refresh_ttl_ms()).await?;
+        sessions::start_verified(&state.db, user, user_agent, state.refresh_ttl_ms()).await?;
     token_for(state, user, grant).await
 }
 

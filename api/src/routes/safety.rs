@@ -284,7 +284,7 @@ crate::page_schema!(
     "A page of reports, newest first."
 );
 
-/// Every report, newest first. Operators only (`ADMIN_USERNAMES`).
+/// Every report, newest first. Operators only (the role of `social operator grant`).
 #[utoipa::path(get, path = "/admin/reports", tag = "admin", operation_id = "listReports",
     params(PageQuery),
     responses(

@@ -37,10 +37,11 @@ pub struct Session {
     pub current: bool,
 }
 
-/// The caller's live sessions, newest first (at most {MAX_SESSIONS_LISTED}).
+/// The caller's live sessions, newest first: every one of them, since an account has at most
+/// {MAX_LIVE_SESSIONS} (a login past that ends the oldest).
 #[utoipa::path(get, path = "/users/me/sessions", tag = "accounts", operation_id = "listSessions",
     responses(
-        (status = 200, description = "The caller's live sessions", body = [Session]),
+        (status = 200, description = "Every live session of the caller (at most {MAX_LIVE_SESSIONS})", body = [Session]),
     ),
     security(("bearer" = [])))]
 pub async fn list_sessions(

@@ -41,6 +41,7 @@ pub mod follows;
 pub mod keyset;
 pub mod marks;
 pub mod notifications;
+pub mod operators;
 pub mod posts;
 pub mod relationships;
 pub mod reports;

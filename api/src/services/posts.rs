@@ -81,15 +81,14 @@ pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<PostWithAuthor, 
     Ok(PostWithAuthor { post, author })
 }
 
-/// Deletes post `id` if `me` wrote it: 404 when there is no such post, 403 when it is someone
-/// else's. Where other processes' pollers look for deletions ([`Transport::records_deletions`],
-/// MySQL/MariaDB), the deletion is also written to `post_deletions` for them to find.
+/// Deletes post `id` if `me` wrote it: 404 when there is no such post (or its author is
+/// suspended, as [`find`] says: a 403 there would tell which ids are hidden posts), 403 when it
+/// is someone else's. Where other processes' pollers look for deletions
+/// ([`Transport::records_deletions`], MySQL/MariaDB), the deletion is also written to
+/// `post_deletions` for them to find.
 #[tracing::instrument(name = "posts::delete", skip_all, fields(user = me.id, post = id))]
 pub async fn delete(db: &DatabaseConnection, me: &user::Model, id: i64) -> Result<(), ApiError> {
-    let post = post::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or(ApiError::PostNotFound(id))?;
+    let post = find(db, id).await?.post;
     if post.author_id != me.id {
         return Err(ApiError::Forbidden("only the author can delete a post"));
     }

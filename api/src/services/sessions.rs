@@ -23,8 +23,9 @@ use crate::error::ApiError;
 use crate::events::{self, Event};
 use crate::time::now_millis;
 
-/// The most sessions `GET /users/me/sessions` lists.
-pub const MAX_LISTED: u64 = 100;
+/// The most live sessions a user has, all of which `GET /users/me/sessions` lists: a new one
+/// past it ends the oldest.
+pub const MAX_LIVE: u64 = 100;
 
 /// How often `last_used_at` may move, in milliseconds.
 const TOUCH_EVERY_MS: i64 = 60_000;
@@ -57,6 +58,16 @@ fn hash(token: &str) -> String {
         .collect()
 }
 
+/// Whether `id` has the form of the session ids [`start`] makes (base64url, at most 64
+/// characters; today's are 22).
+fn is_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Step: a new refresh token for `session_id`, valid for `ttl_ms`.
 async fn issue(txn: &DatabaseTransaction, session_id: &str, now: i64) -> Result<String, ApiError> {
     let token = random_token(32)?;
@@ -71,8 +82,10 @@ async fn issue(txn: &DatabaseTransaction, session_id: &str, now: i64) -> Result<
     Ok(token)
 }
 
-/// Step: starts a session of `user_id`, from a client that says it is `user_agent`.
-pub async fn start(
+/// Step: starts a session of `user_id`, from a client that says it is `user_agent`. A user has
+/// at most [`MAX_LIVE`] live sessions: the oldest beyond it end here, so that every live session
+/// is one that `GET /users/me/sessions` lists and the user can end.
+async fn start(
     txn: &DatabaseTransaction,
     user_id: i64,
     user_agent: Option<&str>,
@@ -93,6 +106,24 @@ pub async fn start(
     }
     .insert(txn)
     .await?;
+    // The others, newest first; every start keeps them at the cap, so this reads at most that
+    // many (and once more than it for an account that had more before the cap existed).
+    let others: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(now))
+        .filter(session::Column::Id.ne(session_id.clone()))
+        .order_by_desc(session::Column::CreatedAt)
+        .order_by_desc(session::Column::Id)
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let kept = usize::try_from(MAX_LIVE - 1).unwrap_or(usize::MAX);
+    let beyond_the_cap: Vec<String> = others.into_iter().skip(kept).collect();
+    if !beyond_the_cap.is_empty() {
+        end_where(txn, session::Column::Id.is_in(beyond_the_cap)).await?;
+    }
     let refresh_token = issue(txn, &session_id, now).await?;
     Ok(Grant {
         session_id,
@@ -100,16 +131,32 @@ pub async fn start(
     })
 }
 
-/// Starts a session in a transaction of its own.
-#[tracing::instrument(name = "sessions::start_alone", skip_all, fields(user = user_id))]
-pub async fn start_alone(
+/// Starts a session of `user`, whose password a login or registration has just verified against
+/// `user.password_hash`, in a transaction of its own. Under the account's row lock, which a
+/// removal, a suspension and a password change take too, it checks that the account still
+/// exists (else 401 `invalid_credentials`), is not suspended (403 `account_suspended`) and still
+/// has that password (401 `invalid_credentials`): a session never outlives one of those that
+/// committed before it.
+#[tracing::instrument(name = "sessions::start_verified", skip_all, fields(user = user.id))]
+pub async fn start_verified(
     db: &DatabaseConnection,
-    user_id: i64,
+    user: &user::Model,
     user_agent: Option<&str>,
     ttl_ms: i64,
 ) -> Result<Grant, ApiError> {
     db::write(db, async |txn| {
-        start(txn, user_id, user_agent, ttl_ms).await
+        let current = user::Entity::find_by_id(user.id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(ApiError::InvalidCredentials)?;
+        if current.password_hash != user.password_hash {
+            return Err(ApiError::InvalidCredentials);
+        }
+        if current.suspended_at.is_some() {
+            return Err(ApiError::AccountSuspended);
+        }
+        start(txn, user.id, user_agent, ttl_ms).await
     })
     .await
 }
@@ -129,7 +176,10 @@ pub enum Refreshed {
     Suspended,
 }
 
-/// Exchanges `token` for a new one, in one transaction under the token's row lock.
+/// Exchanges `token` for a new one, in one transaction under the account's row lock and then the
+/// token's (the order of a password change, which deletes tokens under the account's lock), so
+/// a suspension, removal or password change that commits first is seen here, and the session it
+/// ended is not brought back.
 #[tracing::instrument(name = "sessions::refresh", skip_all)]
 pub async fn refresh(
     db: &DatabaseConnection,
@@ -139,6 +189,32 @@ pub async fn refresh(
     let hashed = hash(token);
     db::write(db, async |txn| {
         let now = now_millis();
+        // Whose token it is, read without a lock, to take that account's lock first.
+        let Some(session_id) = refresh_token::Entity::find_by_id(hashed.clone())
+            .select_only()
+            .column(refresh_token::Column::SessionId)
+            .into_tuple::<String>()
+            .one(txn)
+            .await?
+        else {
+            return Ok(Refreshed::Invalid);
+        };
+        let Some(user_id) = session::Entity::find_by_id(session_id)
+            .select_only()
+            .column(session::Column::UserId)
+            .into_tuple::<i64>()
+            .one(txn)
+            .await?
+        else {
+            return Ok(Refreshed::Invalid);
+        };
+        let Some(user) = user::Entity::find_by_id(user_id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+        else {
+            return Ok(Refreshed::Invalid);
+        };
         let Some(stored) = refresh_token::Entity::find_by_id(hashed.clone())
             .lock_exclusive()
             .one(txn)
@@ -150,8 +226,8 @@ pub async fn refresh(
             end_where(txn, session::Column::Id.eq(stored.session_id.clone())).await?;
             return Ok(Refreshed::Reused);
         }
-        let Some((session, Some(user))) = session::Entity::find_by_id(stored.session_id.clone())
-            .find_also_related(user::Entity)
+        let Some(session) = session::Entity::find_by_id(stored.session_id.clone())
+            .filter(session::Column::UserId.eq(user.id))
             .one(txn)
             .await?
         else {
@@ -224,7 +300,7 @@ pub async fn touch(db: &DatabaseConnection, session: &session::Model) -> Result<
     Ok(())
 }
 
-/// `user_id`'s live sessions, newest first, at most [`MAX_LISTED`].
+/// `user_id`'s live sessions, newest first, at most [`MAX_LIVE`].
 #[tracing::instrument(name = "sessions::list", skip_all, fields(user = user_id))]
 pub async fn list(db: &DatabaseConnection, user_id: i64) -> Result<Vec<session::Model>, ApiError> {
     Ok(session::Entity::find()
@@ -232,7 +308,7 @@ pub async fn list(db: &DatabaseConnection, user_id: i64) -> Result<Vec<session::
         .filter(session::Column::ExpiresAt.gt(now_millis()))
         .order_by_desc(session::Column::CreatedAt)
         .order_by_desc(session::Column::Id)
-        .limit(MAX_LISTED)
+        .limit(MAX_LIVE)
         .all(db)
         .await?)
 }
@@ -279,6 +355,11 @@ pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), A
 /// session.
 #[tracing::instrument(name = "sessions::end", skip_all, fields(user = user_id))]
 pub async fn end(db: &DatabaseConnection, user_id: i64, session_id: &str) -> Result<(), ApiError> {
+    // Ids are base64url: anything else names no session, and is not sent to the database (a NUL
+    // is an error there on PostgreSQL, not a miss).
+    if !is_session_id(session_id) {
+        return Err(ApiError::SessionNotFound);
+    }
     db::write(db, async |txn| {
         // One statement: the user's own session or nothing (its refresh tokens cascade).
         let removed = session::Entity::delete_many()

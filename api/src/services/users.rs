@@ -345,6 +345,7 @@ pub async fn register(
         unread_notifications: Set(0),
         // Its first reads see it from the primary, not a standby that has not replayed it yet.
         last_write_at: Set(now),
+        is_operator: Set(false),
         ..Default::default()
     };
     let created = db::write(db, async |txn| {
@@ -604,10 +605,12 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
 }
 
 /// Step: locks the caller's row and the rows of `others`, in id order ([`db::lock_users`]), and
-/// checks that none was removed since the request looked them up: 401 when the caller's account
-/// is gone, 404 `user_not_found` naming the first other user that is. Stamps the caller's
-/// `last_write_at`: every write of a user passes here, and a server reading from a standby reads
-/// a recent writer's requests from the primary (`crate::replica`).
+/// checks, under those locks, that none was removed or suspended since the request looked them
+/// up: 401 when the caller's account is gone or suspended (its sessions ended with it), 404
+/// `user_not_found` naming the first other user that is. A suspension or a removal locks the
+/// same row, so every write that passes here lies wholly before or wholly after it. Stamps the
+/// caller's `last_write_at`: every write of a user passes here, and a server reading from a
+/// standby reads a recent writer's requests from the primary (`crate::replica`).
 #[tracing::instrument(name = "users::lock", skip_all, fields(caller = caller.id, others = others.len()))]
 pub async fn lock(
     txn: &DatabaseTransaction,
@@ -615,13 +618,13 @@ pub async fn lock(
     others: &[&user::Model],
 ) -> Result<(), ApiError> {
     let ids = std::iter::once(caller.id).chain(others.iter().map(|u| u.id));
-    let locked = db::lock_users(txn, user::Column::Id.is_in(ids)).await?;
-    if !locked.contains(&caller.id) {
+    let live = db::lock_live_users(txn, user::Column::Id.is_in(ids)).await?;
+    if !live.contains(&caller.id) {
         return Err(ApiError::Unauthorized(
-            "the account of this access token no longer exists",
+            "the account of this access token no longer exists or is suspended",
         ));
     }
-    if let Some(gone) = others.iter().find(|u| !locked.contains(&u.id)) {
+    if let Some(gone) = others.iter().find(|u| !live.contains(&u.id)) {
         return Err(ApiError::UserNotFound(gone.username.clone()));
     }
     stamp(txn, caller.id).await
@@ -697,5 +700,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         notifications_read_id: 0,
         unread_notifications: 0,
         last_write_at: 0,
+        is_operator: false,
     }
 }
