@@ -15,7 +15,7 @@
 //!   reader's newest posts lie, which shrinks as the reader follows more.
 //!
 //! `IN` (not a join) returns each post once; nothing is cached, so unfollows and deletions show on
-//! the next read. The README's design notes and `bench/RESULTS.md` give the measured costs.
+//! the next read. `docs/design.md` and `bench/RESULTS.md` give the measured costs.
 
 use entity::{follow, mute, post, user};
 use sea_orm::sea_query::{
