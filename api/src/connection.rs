@@ -211,7 +211,7 @@ fn refused_status(line: &[u8]) -> Option<StatusCode> {
 fn rewrite(head: &[u8], status: StatusCode) -> Vec<u8> {
     let error = match status {
         StatusCode::REQUEST_TIMEOUT => ApiError::HeadTimeout {
-            seconds: crate::startup::CLIENT_REQUEST_TIMEOUT.as_secs(),
+            seconds: crate::limits::CLIENT_REQUEST_TIMEOUT.as_secs(),
         },
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::HeadersTooLarge,
         _ => ApiError::MalformedRequest,

@@ -10,8 +10,8 @@ use sea_orm::sea_query::IntoCondition;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqliteTransactionMode,
-    Statement, TransactionOptions, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 
@@ -145,23 +145,8 @@ async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbE
     }
 }
 
-/// Whether `err` is a conflict between concurrent transactions that a retry resolves: a deadlock
-/// or serialization failure (SQLSTATE 40001, 40P01; MySQL's 1213 is 40001) or SQLite's busy and
-/// locked codes.
-pub fn is_transient(err: &DbErr) -> bool {
-    if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = err
-        && let sea_orm::sqlx::Error::Database(e) = e.as_ref()
-    {
-        return matches!(
-            e.code().as_deref(),
-            Some("40001" | "40P01" | "5" | "6" | "261" | "517")
-        );
-    }
-    false
-}
-
 /// Runs `op` in a write transaction (`begin_write`) and commits what it did. When the
-/// transaction loses a conflict with a concurrent one (see [`is_transient`]), the whole of it runs
+/// transaction loses a conflict with a concurrent one ([`ApiError::Contention`]), the whole of it runs
 /// again in a new transaction, a few times with a short back-off; any other error rolls it back.
 /// Row locks taken in a fixed order ([`lock_users`]) make conflicts rare; MySQL's gap locks make
 /// them possible.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -268,12 +268,27 @@ fn shortened(text: &str) -> String {
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        if crate::db::is_transient(&err) {
+        if is_transient(&err) {
             ApiError::Contention(err)
         } else {
             ApiError::internal(err)
         }
     }
+}
+
+/// Whether `err` is a conflict between concurrent transactions that a retry resolves: a deadlock
+/// or serialization failure (SQLSTATE 40001, 40P01; MySQL's 1213 is 40001) or SQLite's busy and
+/// locked codes.
+fn is_transient(err: &DbErr) -> bool {
+    if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = err
+        && let sea_orm::sqlx::Error::Database(e) = e.as_ref()
+    {
+        return matches!(
+            e.code().as_deref(),
+            Some("40001" | "40P01" | "5" | "6" | "261" | "517")
+        );
+    }
+    false
 }
 
 /// An error response body: `application/problem+json` as in RFC 9457, plus our `code` and, for

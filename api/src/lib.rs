@@ -24,6 +24,7 @@ pub mod routes;
 pub mod services;
 pub mod settings;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod time;
 pub mod views;

@@ -1,6 +1,6 @@
-//! `GET /metrics`: what this process is doing, in Prometheus' text format (the `prometheus`
-//! crate's registry and encoder), readable only from `METRICS_ALLOWED_FROM` (loopback by
-//! default); anyone else gets the 404 of an unknown route.
+//! What this process is doing, for `GET /metrics` ([`crate::routes::metrics`]), in the
+//! `prometheus` crate's registry: the request middleware ([`record`]) and the counters the rest of
+//! the server bumps ([`count_retry`], [`count_rate_limited`]).
 //!
 //! The counters are the process's (one registry per process, as a scraper expects of one
 //! target): requests by method, route pattern (never the raw path, so a million usernames stay
@@ -16,15 +16,8 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
 use ipnet::IpNet;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
-};
-
-use crate::error::ApiError;
-use crate::startup::AppState;
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// This process's metrics.
 pub struct Metrics {
@@ -146,105 +139,9 @@ pub fn allowed(allowed_from: &[IpNet], ip: IpAddr) -> bool {
     allowed_from.iter().any(|net| net.contains(&ip))
 }
 
-/// The metrics, in Prometheus' text format.
-#[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics",
-    responses(
-        (status = 200, description = "Prometheus text format (version 0.0.4): `http_requests_total`, `http_request_duration_seconds`, `event_streams_open`, `db_pool_connections`, `db_pool_max_connections`, `db_transaction_retries_total`, `rate_limited_requests_total`; with `DATABASE_READ_URL` also `db_read_standby_in_rotation`, `db_read_standby_lag_seconds`, `db_read_standby_fallbacks_total`", content_type = "text/plain", body = String),
-        (status = 404, description = "`not_found`: the caller's address is not in `METRICS_ALLOWED_FROM`", body = crate::error::Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn export(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let permitted = req
-        .peer_addr()
-        .is_some_and(|peer| allowed(&state.metrics_allowed_from, peer.ip()));
-    let Some(metrics) = METRICS.get().filter(|_| permitted) else {
-        return Err(ApiError::NotFound(req.path().to_owned()));
-    };
-    let mut families = metrics.registry.gather();
-    families.extend(current_state(&state).map_err(ApiError::internal)?);
-    let mut body = Vec::new();
-    let encoder = TextEncoder::new();
-    encoder
-        .encode(&families, &mut body)
-        .map_err(ApiError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type(encoder.format_type())
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(body))
-}
-
-/// The gauges read at the scrape from this server's own state (its streams, its pool), in a
-/// registry of the scrape's own: nothing shared, so servers sharing one process (the tests) each
-/// report their own.
-fn current_state(
-    state: &AppState,
-) -> Result<Vec<prometheus::proto::MetricFamily>, prometheus::Error> {
-    let registry = Registry::new();
-    let streams_open = IntGauge::new("event_streams_open", "Event streams open in this process")?;
-    streams_open.set(i64::try_from(state.hub.open_streams()).unwrap_or(i64::MAX));
-    registry.register(Box::new(streams_open))?;
-    if let Some((size, idle, max)) = pool_state(&state.db) {
-        let connections = IntGaugeVec::new(
-            Opts::new(
-                "db_pool_connections",
-                "Database connections of this process's pool, by state (in_use, idle)",
-            ),
-            &["state"],
-        )?;
-        connections
-            .with_label_values(&["in_use"])
-            .set(size.saturating_sub(idle));
-        connections.with_label_values(&["idle"]).set(idle);
-        registry.register(Box::new(connections))?;
-        let most = IntGauge::new(
-            "db_pool_max_connections",
-            "The most connections the pool opens (DATABASE_POOL_SIZE); in_use at this is requests waiting",
-        )?;
-        most.set(max);
-        registry.register(Box::new(most))?;
-    }
-    if let Some(standby) = &state.standby {
-        let in_rotation = IntGauge::new(
-            "db_read_standby_in_rotation",
-            "1 while reads may go to the standby of DATABASE_READ_URL, 0 while they go to the primary",
-        )?;
-        in_rotation.set(i64::from(standby.in_rotation()));
-        registry.register(Box::new(in_rotation))?;
-        if let Some(lag) = standby.lag() {
-            let lag_seconds = prometheus::Gauge::new(
-                "db_read_standby_lag_seconds",
-                "How far the standby's replay was behind the primary at the last check",
-            )?;
-            lag_seconds.set(lag.as_secs_f64());
-            registry.register(Box::new(lag_seconds))?;
-        }
-        let fallbacks = IntCounter::new(
-            "db_read_standby_fallbacks_total",
-            "Reads that failed on the standby and were answered from the primary",
-        )?;
-        fallbacks.inc_by(standby.fallbacks());
-        registry.register(Box::new(fallbacks))?;
-    }
-    Ok(registry.gather())
-}
-
-/// The pool's open connections, idle ones and maximum.
-fn pool_state(db: &sea_orm::DatabaseConnection) -> Option<(i64, i64, i64)> {
-    fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (i64, i64, i64) {
-        (
-            i64::from(pool.size()),
-            i64::try_from(pool.num_idle()).unwrap_or(i64::MAX),
-            i64::from(pool.options().get_max_connections()),
-        )
-    }
-    match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => Some(of(db.get_postgres_connection_pool())),
-        sea_orm::DbBackend::MySql => Some(of(db.get_mysql_connection_pool())),
-        sea_orm::DbBackend::Sqlite => Some(of(db.get_sqlite_connection_pool())),
-        _ => None,
-    }
+/// This process's counters and histograms, gathered for a scrape; `None` before [`init`].
+pub fn gather() -> Option<Vec<prometheus::proto::MetricFamily>> {
+    METRICS.get().map(|metrics| metrics.registry.gather())
 }
 
 #[cfg(test)]

@@ -191,11 +191,11 @@ impl Numbers {
         vec![
             (
                 "CLIENT_REQUEST_TIMEOUT_SECONDS",
-                crate::startup::CLIENT_REQUEST_TIMEOUT.as_secs().to_string(),
+                crate::limits::CLIENT_REQUEST_TIMEOUT.as_secs().to_string(),
             ),
             (
                 "STREAMS_PER_USER",
-                crate::startup::STREAMS_PER_USER.to_string(),
+                crate::state::STREAMS_PER_USER.to_string(),
             ),
             (
                 "TICKET_TTL_SECONDS",

@@ -24,7 +24,7 @@ use crate::services::notifications::NotificationEntry;
 use crate::services::posts::PostWithAuthor;
 use crate::services::relationships::{self, ViewerStates};
 use crate::services::users;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::Page;
 use entity::user;
 use sea_orm::DatabaseConnection;

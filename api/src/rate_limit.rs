@@ -27,7 +27,7 @@ pub use shared::Shared;
 
 use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Which abuse quota a route's requests take (each row of the route table names one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Reads on a PostgreSQL hot standby (`DATABASE_READ_URL`), with read-your-writes.
 //!
-//! - **What goes there.** Requests that only read ([`crate::startup::AppState::read`]): profiles,
+//! - **What goes there.** Requests that only read ([`crate::state::AppState::read`]): profiles,
 //!   lists, the timeline, posts, notifications, search. Writes, the token's user and session
 //!   (`auth`), event streams, the session list and the admin's report queue stay on the primary.
 //! - **Read-your-writes.** Every write stamps its caller's `users.last_write_at` (under the lock it

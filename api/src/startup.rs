@@ -20,73 +20,12 @@ use crate::connection::ProblemIo;
 use crate::db::connect_and_migrate;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::http_cache;
+use crate::limits::CLIENT_REQUEST_TIMEOUT;
 use crate::openapi;
 use crate::page::CursorCodec;
 use crate::routes;
 use crate::settings::Settings;
-
-/// How long a client may take to send a request's head, and then its body.
-pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// What every handler can reach.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub tokens: Tokens,
-    pub cursors: CursorCodec,
-    /// An Argon2id hash of a random password, verified when a login names an unknown user.
-    pub dummy_password_hash: String,
-    /// The password hashing pool.
-    pub passwords: crate::auth::Passwords,
-    /// The abuse limits.
-    pub limits: std::sync::Arc<crate::rate_limit::Limits>,
-    /// Longest a request may take once routed.
-    pub request_timeout: std::time::Duration,
-    /// Where the timeline switches from the per-author query to the newest-first walk.
-    pub timeline_per_author_max_followees: i64,
-    /// The open event streams of this process.
-    pub hub: std::sync::Arc<crate::events::Hub>,
-    /// Who may read `GET /metrics`.
-    pub metrics_allowed_from: Vec<ipnet::IpNet>,
-    /// Lifetime of a refresh token.
-    pub refresh_ttl: std::time::Duration,
-    /// How long an event stream waits for a client that does not read.
-    pub stream_slow_client_timeout: std::time::Duration,
-    /// The read standby (`DATABASE_READ_URL`), when there is one.
-    pub standby: Option<std::sync::Arc<crate::replica::Standby>>,
-}
-
-impl AppState {
-    /// Lifetime of a refresh token, in milliseconds.
-    pub fn refresh_ttl_ms(&self) -> i64 {
-        i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX)
-    }
-
-    /// Runs a request's reads, `op`, on the standby when it may take `viewer`'s reads
-    /// ([`crate::replica`]: in the rotation, and the viewer did not write just now), else on the
-    /// primary. A read that fails on the standby runs again on the primary (and the standby leaves
-    /// the rotation), so a standby going away costs a client no error. `op` only reads: it may run
-    /// twice.
-    pub async fn read<T>(
-        &self,
-        viewer: Option<&entity::user::Model>,
-        op: impl AsyncFn(&DatabaseConnection) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        if let Some(standby) = &self.standby
-            && let Some(db) = standby.for_reads(viewer)
-        {
-            match op(db).await {
-                Err(err @ (ApiError::Internal(_) | ApiError::Contention(_))) => {
-                    standby.failed(&err)
-                }
-                answer => return answer,
-            }
-        }
-        op(&self.db).await
-    }
-}
-
-/// How many event streams one user may have open.
-pub const STREAMS_PER_USER: usize = 5;
+use crate::state::{AppState, STREAMS_PER_USER};
 
 /// A built server, bound to its port, not yet running.
 pub struct Application {

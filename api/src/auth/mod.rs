@@ -17,7 +17,7 @@ pub use tokens::{MIN_SECRET_BYTES, TICKET_TTL_SECONDS, Tokens, Verified, generat
 
 use crate::error::ApiError;
 use crate::services;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The authenticated caller of an endpoint marked **auth**: 401 without a valid token.
 #[derive(Clone, Debug)]

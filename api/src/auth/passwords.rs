@@ -50,7 +50,7 @@ impl Passwords {
 
     /// Whether `password` matches the PHC string `hash`. To answer an unknown user as slowly as a
     /// wrong password, callers verify against a hash of a password nobody knows
-    /// ([`crate::startup::AppState::dummy_password_hash`]).
+    /// ([`crate::state::AppState::dummy_password_hash`]).
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, ApiError> {
         self.run(move || verify_password(password.as_bytes(), &hash).unwrap_or(false))
             .await

@@ -39,7 +39,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
 
 use crate::error::ApiError;
 
@@ -136,7 +136,7 @@ impl Transport {
         }
     }
 
-    /// Whether events are sent with the transaction's commit ([`transport::notify::send`]) rather than kept
+    /// Whether events are sent with the transaction's commit ([`send_at_commit`]) rather than kept
     /// for the request's end ([`crate::events::collect`]).
     pub fn sends_at_commit(self) -> bool {
         self == Transport::Notify
@@ -157,6 +157,20 @@ impl Transport {
     }
 }
 
+/// The PostgreSQL channel the events travel on.
+pub(crate) const CHANNEL: &str = "social_events";
+
+/// Sends `event` on the channel (`CHANNEL`) with the commit of `txn` (and not at all on rollback).
+async fn send_at_commit(txn: &DatabaseTransaction, event: &Event) -> Result<(), ApiError> {
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), event.encode().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
 tokio::task_local! {
     /// The events of the current request's committed writes, handed to the hub when the request
     /// ends (`startup`'s `publish_events` middleware). Not used on PostgreSQL.
@@ -172,7 +186,7 @@ tokio::task_local! {
 pub async fn emit(txn: &DatabaseTransaction, event: Event) -> Result<(), ApiError> {
     let transport = Transport::of(txn.get_database_backend());
     if transport.sends_at_commit() {
-        return transport::notify::send(txn, &event).await;
+        return send_at_commit(txn, &event).await;
     }
     let _ = ATTEMPT.try_with(|pending| pending.borrow_mut().push(event));
     Ok(())

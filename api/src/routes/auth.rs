@@ -12,7 +12,7 @@ use crate::extract::JsonBody;
 use crate::services::relationships;
 use crate::services::sessions::{self, Grant, Refreshed};
 use crate::services::users::{self, NewAccount};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::Profile;
 
 /// A new account. Unknown fields are ignored.

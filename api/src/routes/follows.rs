@@ -11,7 +11,7 @@ use crate::services::follows::{self, Direction, FollowOutcome};
 use crate::services::marks::{self, Mark};
 use crate::services::relationships;
 use crate::services::users;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{
     FollowItem, FollowItemPage, FollowRequestItem, FollowRequestItemPage, Relationship,
 };

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod follows;
 pub mod health;
+pub mod metrics;
 pub mod notifications;
 pub mod posts;
 pub mod safety;
@@ -18,9 +19,8 @@ use actix_web::{HttpRequest, HttpResponse, Resource, web};
 
 use crate::error::ApiError;
 use crate::extract::{json_config, path_config, query_config};
-use crate::metrics;
 use crate::rate_limit::{self, RateLimit};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How a method of the table appears in `Allow`: every `GET` also answers `HEAD`
 /// ([`crate::http_cache`]).

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::notifications::{self, NotificationEntry};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{Notification, NotificationPage};
 
 /// The caller's notifications, newest first.

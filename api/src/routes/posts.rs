@@ -12,7 +12,7 @@ use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::{relationships, timeline};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::posts::render_one;
 use crate::views::{Post, PostPage};
 

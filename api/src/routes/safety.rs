@@ -13,7 +13,7 @@ use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
 use crate::services::relationships::ViewerStates;
 use crate::services::reports::{self, ReportOutcome};
 use crate::services::{follows, relationships, users};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::time::Timestamp;
 use crate::views::{BlockItem, BlockItemPage, MuteItem, MuteItemPage, Relationship, UserCard};
 

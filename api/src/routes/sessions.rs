@@ -9,7 +9,7 @@ use crate::domain::Password;
 use crate::error::{ApiError, FieldErrors};
 use crate::extract::JsonBody;
 use crate::services::{sessions, users};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::time::Timestamp;
 
 /// The body of `PUT /users/me/password`.

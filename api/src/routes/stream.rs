@@ -30,7 +30,7 @@ use crate::events::{Inbox, Look, Refusal, Registration};
 use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
 use crate::services::{notifications, posts, timeline};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{self, Post};
 
 /// How often a comment line goes out on a stream that has nothing else to say.

@@ -13,7 +13,7 @@ use crate::extract::JsonBody;
 use crate::page::{page_response, parse_limit};
 use crate::services::relationships;
 use crate::services::users::{self, ProfileChanges};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::views::{Profile, UserCard};
 
 /// The profile of `user` as `viewer` sees it.

@@ -1,28 +1,11 @@
 //! PostgreSQL's LISTEN/NOTIFY: each event is sent with `pg_notify` inside its writing
-//! transaction ([`send`]), so at commit and in commit order, to every process, each of which
-//! relays them to its hub ([`listen_postgres`]).
+//! transaction ([`crate::events::emit`]), so at commit and in commit order, to every process,
+//! each of which relays them to its hub ([`listen_postgres`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement};
-
-use crate::error::ApiError;
-use crate::events::{Event, Hub};
-
-/// The PostgreSQL channel the events travel on.
-const CHANNEL: &str = "social_events";
-
-/// Sends `event` on the channel (`CHANNEL`) with the commit of `txn` (and not at all on rollback).
-pub async fn send(txn: &DatabaseTransaction, event: &Event) -> Result<(), ApiError> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [CHANNEL.into(), event.encode().into()],
-    ))
-    .await?;
-    Ok(())
-}
+use crate::events::{CHANNEL, Event, Hub};
 
 /// PostgreSQL: relays the events every process sends on [`CHANNEL`] to `hub`, for as long as the
 /// process runs, on a connection of its own (reconnecting as needed).
