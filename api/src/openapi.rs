@@ -148,14 +148,7 @@ impl Modify for ProblemBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, RefOr};
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations_of(item) {
                 for (status, response) in operation.responses.responses.iter_mut() {
                     let RefOr::T(response) = response else {
                         continue;
@@ -205,7 +198,7 @@ impl Numbers {
                 "KEEP_ALIVE_SECONDS",
                 stream::KEEP_ALIVE.as_secs().to_string(),
             ),
-            ("MAX_REPLAY", thousands(stream::MAX_REPLAY)),
+            ("MAX_REPLAY", thousands(stream::MAX_REPLAY as u64)),
             ("MAX_LIMIT", crate::page::MAX_LIMIT.to_string()),
             ("MAX_RELATIONSHIPS", follows::MAX_RELATIONSHIPS.to_string()),
             ("SEARCH_MAX_CHARS", domain::SEARCH_MAX_CHARS.to_string()),
@@ -229,14 +222,30 @@ impl Numbers {
             ),
             (
                 "REPORT_REASON_MAX_CHARS",
-                thousands(domain::REPORT_REASON_MAX_CHARS),
+                thousands(domain::REPORT_REASON_MAX_CHARS as u64),
             ),
         ]
     }
 }
 
-/// `n` with a comma between each group of three digits, as the document writes numbers.
-fn thousands(n: usize) -> String {
+/// The operations of a path item that the route table can declare.
+fn operations_of(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// `n` with a comma between each group of three digits, as the document (and the README) write
+/// numbers.
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {
@@ -264,14 +273,7 @@ impl Modify for Numbers {
             fill(description);
         }
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations_of(item) {
                 if let Some(description) = operation.description.as_mut() {
                     fill(description);
                 }

@@ -450,6 +450,7 @@ impl SettingsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openapi::thousands;
 
     #[test]
     fn numbers_outside_their_range_are_refused_naming_the_variable_and_the_range() {
@@ -533,19 +534,6 @@ mod tests {
         assert!(err.starts_with("DATABASE_POOL_SIZE: "), "{err}");
     }
 
-    /// `1000000` as the README writes it: `1,000,000`.
-    fn grouped(n: u64) -> String {
-        let digits = n.to_string();
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    }
-
     #[test]
     fn the_readme_table_matches_the_settings() {
         let readme = include_str!("../../README.md");
@@ -601,7 +589,7 @@ mod tests {
             };
             assert_eq!(default, &want.default, "the README's default of {name}");
             if let Some((min, max)) = want.range {
-                let range = format!("{} to {}", grouped(min), grouped(max));
+                let range = format!("{} to {}", thousands(min), thousands(max));
                 assert!(
                     meaning.contains(&range),
                     "the README should give {name}'s range as '{range}': {meaning}"
