@@ -760,3 +760,31 @@ async fn deleted_posts_are_kept_for_other_processes_on_mariadb_only_and_not_for_
     let remaining = post_deletion::Entity::find().one(&app.db).await.unwrap();
     assert_eq!(remaining.map(|row| row.post_id), Some(id));
 }
+
+#[tokio::test]
+async fn a_head_of_the_stream_answers_its_headers_and_holds_no_place() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    for _ in 0..6 {
+        let head = app
+            .send(app.client.head(app.url("/stream")).bearer_auth(&john.token))
+            .await;
+        assert_eq!(head.status, 200);
+        assert_eq!(
+            head.header("content-type").as_deref(),
+            Some("text/event-stream")
+        );
+        assert!(head.text.is_empty());
+    }
+    let anonymous = app.send(app.client.head(app.url("/stream"))).await;
+    assert_eq!(anonymous.status, 401, "a HEAD is refused as its GET is");
+    assert!(anonymous.text.is_empty());
+    // The six HEADs took none of the five places.
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(EventStream::open(&app, &john, None).await);
+    }
+    app.get("/stream", Some(&john.token))
+        .await
+        .assert_problem(429, "too_many_streams");
+}

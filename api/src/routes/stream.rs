@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use entity::user;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -27,6 +27,7 @@ use crate::auth::{self, AuthUser, CurrentSession};
 use crate::connection::Disconnect;
 use crate::error::ApiError;
 use crate::events::{Inbox, Look, Refusal, Registration};
+use crate::http_cache::RoutedAsGet;
 use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
 use crate::services::{notifications, posts, timeline};
@@ -125,6 +126,11 @@ pub async fn open_stream(
         ),
         None => None,
     };
+    if req.extensions().contains::<RoutedAsGet>() {
+        // A HEAD answers what the GET would, without a body, and opens nothing: no place among
+        // the caller's streams, no task.
+        return Ok(event_stream().finish());
+    }
     let session = CurrentSession::of(&req)?;
     let registration = state
         .hub
@@ -147,12 +153,18 @@ pub async fn open_stream(
             .await
             .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
     });
-    Ok(HttpResponse::Ok()
+    Ok(event_stream().streaming(body))
+}
+
+/// The head of a stream's answer (and of a `HEAD /stream`).
+fn event_stream() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         // Asks proxies such as nginx not to hold events back.
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(body))
+        .insert_header(("x-accel-buffering", "no"));
+    response
 }
 
 /// An open stream's cursors.
