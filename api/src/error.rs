@@ -53,6 +53,10 @@ pub enum ApiError {
     /// 401 `unauthorized`: no usable bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 401 `token_expired`: an access token past its expiry (refresh it); every other bad token is
+    /// `Unauthorized`.
+    #[error("{0}")]
+    TokenExpired(&'static str),
     /// 401 `invalid_refresh_token`: unknown, expired, ended or already used.
     #[error("{0}")]
     InvalidRefreshToken(&'static str),
@@ -214,6 +218,7 @@ impl ApiError {
             ApiError::InvalidParameter(_) => "invalid_parameter",
             ApiError::InvalidCursor => "invalid_cursor",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::TokenExpired(_) => "token_expired",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Blocked(_) => "blocked",
@@ -348,6 +353,7 @@ impl ResponseError for ApiError {
             | ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Unauthorized(_)
+            | ApiError::TokenExpired(_)
             | ApiError::InvalidCredentials
             | ApiError::InvalidRefreshToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_)
@@ -387,9 +393,6 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         response.content_type(PROBLEM_JSON);
         match self {
-            ApiError::Unauthorized(_) => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
             ApiError::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }

@@ -388,9 +388,15 @@ impl Modify for CommonResponses {
                     .filter_map(|r| serde_json::to_value(r).ok())
                     .collect();
                 if requirements.contains(&serde_json::json!({})) {
-                    add("401", "A token was sent but is not valid");
+                    add(
+                        "401",
+                        "`unauthorized`: a token was sent but is not valid (or its session ended); `token_expired`: the access token ran out, refresh it",
+                    );
                 } else if !requirements.is_empty() {
-                    add("401", "No valid token");
+                    add(
+                        "401",
+                        "`unauthorized`: no valid token (or its session ended); `token_expired`: the access token ran out, refresh it",
+                    );
                 }
                 // Every paginated list validates `limit` and its cursor.
                 let paginated = operation
@@ -501,7 +507,7 @@ impl Modify for CommonResponses {
                         "401" => {
                             response.headers.insert(
                                 "WWW-Authenticate".into(),
-                                string_header("Always `Bearer`").into(),
+                                string_header("`Bearer error=\"invalid_token\"` when the request sent a token (an expired one is `token_expired`), `Bearer` when it sent none (RFC 6750)").into(),
                             );
                         }
                         "429" | "503" => {

@@ -136,6 +136,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
                 // Innermost, so that it routes HEAD as GET and every other layer sees its answer.
                 .wrap(from_fn(http_cache::conditional_get))
+                .wrap(from_fn(crate::auth::challenge))
                 .wrap(cors(&cors_origins))
                 .wrap(ErrorHandlers::new().default_handler(problem_for_plain_errors))
                 .wrap(

@@ -62,7 +62,7 @@ const session = { Authorization: `Bearer ${loggedIn.data.access_token}` };
 check((await api.GET("/users/me", { headers: session })).response.status === 200, "the fresh token works");
 await new Promise((resolve) => setTimeout(resolve, 3000));
 const expired = await api.GET("/users/me", { headers: session });
-check(expired.response.status === 401 && expired.error?.code === "unauthorized", "the token expires");
+check(expired.response.status === 401 && expired.error?.code === "token_expired", "the token expires");
 const refreshed = await api.POST("/auth/refresh", { body: { refresh_token: loggedIn.data.refresh_token } });
 check(refreshed.response.status === 200 && refreshed.data, "refresh");
 check(refreshed.data.refresh_token !== loggedIn.data.refresh_token, "the refresh token rotates");

@@ -124,15 +124,18 @@ async fn of_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
 }
 
 #[tokio::test]
-async fn an_expired_access_token_is_refused_and_a_refresh_carries_on() {
+async fn an_expired_access_token_is_token_expired_and_a_refresh_carries_on() {
     let mut settings = test_settings().await;
     settings.jwt_ttl = std::time::Duration::from_secs(1);
     let app = spawn_app_with(settings).await;
     let token = register(&app, "john", "phone").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    app.get("/users/me", Some(access(&token)))
-        .await
-        .assert_problem(401, "unauthorized");
+    let expired = app.get("/users/me", Some(access(&token))).await;
+    expired.assert_problem(401, "token_expired");
+    assert_eq!(
+        expired.header("www-authenticate").as_deref(),
+        Some("Bearer error=\"invalid_token\"")
+    );
     let renewed = refresh(&app, refresh_token(&token)).await.expect(200);
     app.get("/users/me", Some(access(&renewed)))
         .await

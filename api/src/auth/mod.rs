@@ -7,8 +7,10 @@ mod tokens;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use entity::user;
 
@@ -100,6 +102,33 @@ pub fn bearer_token(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErro
         return Err(malformed());
     }
     Ok(Some(token))
+}
+
+/// Gives every 401 its `WWW-Authenticate` challenge (RFC 6750): `Bearer error="invalid_token"`
+/// when the request carried a token (an `Authorization` header, or a stream `ticket`), plain
+/// `Bearer` when it carried none. One place for every 401, whichever layer answered it.
+pub async fn challenge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let sent_token = req.headers().contains_key(header::AUTHORIZATION)
+        || req
+            .query_string()
+            .split('&')
+            .any(|pair| pair.starts_with("ticket="));
+    let mut response = next.call(req).await?;
+    if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+        let challenge = if sent_token {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Bearer"
+        };
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(challenge),
+        );
+    }
+    Ok(response)
 }
 
 /// The session of the request's access token (or stream ticket), once it is authenticated.

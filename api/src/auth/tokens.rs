@@ -111,7 +111,7 @@ impl Tokens {
     fn verify_scoped(&self, token: &str, scope: Option<&str>) -> Result<Verified, ApiError> {
         let (expired, invalid) = match scope {
             None => (
-                "the access token has expired",
+                "the access token has expired: refresh it (POST /auth/refresh)",
                 "the access token is not valid",
             ),
             Some(_) => (
@@ -121,6 +121,11 @@ impl Tokens {
         };
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
+                // An access token that was good and has run out: the client refreshes. (A ticket
+                // that ran out is asked for again, and stays `unauthorized`.)
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature if scope.is_none() => {
+                    ApiError::TokenExpired(expired)
+                }
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     ApiError::Unauthorized(expired)
                 }
