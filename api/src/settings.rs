@@ -276,6 +276,57 @@ fn address_ranges(name: &'static str, raw: &str) -> Result<Vec<ipnet::IpNet>, Se
         .collect()
 }
 
+/// Checks that `value` of the variable `name` parses as a URL with one of `schemes`. The value is
+/// never quoted back: a database or Redis URL may carry a password.
+fn check_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), SettingsError> {
+    let wanted = || {
+        schemes
+            .iter()
+            .map(|scheme| format!("{scheme}:"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match url::Url::parse(value) {
+        Ok(url) if schemes.contains(&url.scheme()) => Ok(()),
+        Ok(_) => Err(SettingsError::new(
+            name,
+            format!("is not a URL of a kind the server knows ({})", wanted()),
+        )),
+        Err(err) => Err(SettingsError::new(
+            name,
+            format!(
+                "is not a URL ({err}); it must start with one of {}",
+                wanted()
+            ),
+        )),
+    }
+}
+
+/// Checks that `entry` of `CORS_ALLOWED_ORIGINS` is an origin as a browser sends it
+/// (`scheme://host[:port]`, lower case, no path, no `*`): one that is not would never match a
+/// request, and every browser call from it would be refused without a word.
+fn check_origin(entry: &str) -> Result<(), SettingsError> {
+    let serialized = url::Url::parse(entry)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))
+        .map(|url| url.origin().ascii_serialization());
+    match serialized {
+        Some(origin) if origin == entry => Ok(()),
+        Some(origin) => Err(SettingsError::new(
+            "CORS_ALLOWED_ORIGINS",
+            format!(
+                "'{entry}' is not an origin as browsers send it: write '{origin}' (scheme://host[:port], no path)"
+            ),
+        )),
+        None => Err(SettingsError::new(
+            "CORS_ALLOWED_ORIGINS",
+            format!(
+                "'{entry}' is not an origin: each entry is scheme://host[:port] with http or https, such as https://app.example (no path, no '*')"
+            ),
+        )),
+    }
+}
+
 /// A configuration value that cannot be used, named so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {message}")]
@@ -389,6 +440,24 @@ impl Settings {
         REQUEST_TIMEOUT_SECONDS.check(self.request_timeout.as_secs())?;
         READ_LAG_BUDGET_MS
             .check(u64::try_from(self.read_lag_budget.as_millis()).unwrap_or(u64::MAX))?;
+        check_url(
+            "DATABASE_URL",
+            self.database_url.expose_secret(),
+            &["sqlite", "postgres", "postgresql", "mysql"],
+        )?;
+        if let Some(read_url) = &self.database_read_url {
+            check_url(
+                "DATABASE_READ_URL",
+                read_url.expose_secret(),
+                &["postgres", "postgresql"],
+            )?;
+        }
+        if let Some(redis_url) = &self.redis_url {
+            check_url("REDIS_URL", redis_url.expose_secret(), &["redis", "rediss"])?;
+        }
+        for origin in &self.cors_allowed_origins {
+            check_origin(origin)?;
+        }
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
         if let Some(read_url) = &self.database_read_url

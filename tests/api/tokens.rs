@@ -364,3 +364,71 @@ async fn every_401_carries_a_bearer_challenge_naming_invalid_token_only_when_one
         Some("Bearer error=\"invalid_token\"")
     );
 }
+
+#[test]
+fn configuration_that_cannot_work_stops_the_start_with_one_line_naming_it() {
+    for (name, value, says) in [
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "http://a.example/",
+            "write 'http://a.example'",
+        ),
+        ("CORS_ALLOWED_ORIGINS", "localhost:3000", "is not an origin"),
+        ("CORS_ALLOWED_ORIGINS", "*", "is not an origin"),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://ok.example,https://a.example/app",
+            "'https://a.example/app'",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres//user:hunter2@db/social",
+            "is not a URL",
+        ),
+        (
+            "DATABASE_URL",
+            "oracle://user:hunter2@db/social",
+            "is not a URL of a kind",
+        ),
+        ("REDIS_URL", "127.0.0.1:6379", "is not a URL"),
+    ] {
+        let dir =
+            std::env::temp_dir().join(format!("social-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_social"))
+            .current_dir(&dir)
+            .env_clear()
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("JWT_SECRET", TEST_SECRET)
+            .env(name, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that starts does not exit by itself: give it 10 s, then stop it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while server.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let started = server.try_wait().unwrap().is_none();
+        if started {
+            server.kill().unwrap();
+        }
+        let output = server.wait_with_output().unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            !started && !output.status.success(),
+            "{name}={value} started"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {name}: ")) && stderr.contains(says),
+            "{name}={value}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "a password in the line: {stderr}"
+        );
+    }
+}
