@@ -788,3 +788,39 @@ async fn a_head_of_the_stream_answers_its_headers_and_holds_no_place() {
         .await
         .assert_problem(429, "too_many_streams");
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_session_expires_unless_a_refresh_moved_the_expiry() {
+    let mut settings = test_settings().await;
+    settings.refresh_ttl = Duration::from_secs(3);
+    let app = spawn_app_with(settings).await;
+    let john = app.register("john").await;
+    let mut expiring = EventStream::open(&app, &john, None).await;
+    assert!(
+        expiring.ends_within(Duration::from_secs(8)).await,
+        "a stream outlived its session's expiry"
+    );
+
+    let susan = app.try_register("susan").await.expect(201);
+    let user = TestUser {
+        token: susan["access_token"].as_str().unwrap().to_owned(),
+    };
+    let mut kept = EventStream::open(&app, &user, None).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The refresh moves the session's expiry 3 s on from now, past the first one.
+    app.post(
+        "/auth/refresh",
+        None,
+        &json!({"refresh_token": susan["refresh_token"]}),
+    )
+    .await
+    .expect(200);
+    assert!(
+        !kept.ends_within(Duration::from_millis(2_500)).await,
+        "the stream ended at the expiry a refresh had moved"
+    );
+    assert!(
+        kept.ends_within(Duration::from_secs(6)).await,
+        "and it ends at the new one"
+    );
+}

@@ -30,7 +30,7 @@ use crate::events::{Inbox, Look, Refusal, Registration};
 use crate::http_cache::RoutedAsGet;
 use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
-use crate::services::{notifications, posts, timeline};
+use crate::services::{notifications, posts, sessions, timeline};
 use crate::state::AppState;
 use crate::views::{self, Post};
 
@@ -142,7 +142,7 @@ pub async fn open_stream(
             },
             Refusal::Full => ApiError::StreamsFull,
         })?;
-    let stream = Stream::start(&state, &me, last_seen).await?;
+    let stream = Stream::start(&state, &me, &session, last_seen).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFERED_CHUNKS);
     // On this worker's own thread: the stream's queries borrow across awaits in ways `Send` cannot
     // name, and a stream has no reason to move.
@@ -175,6 +175,11 @@ struct Stream {
     notifications: Position,
     /// Whether the first wake-up replays from `Last-Event-ID` (and may answer `reset`).
     replaying: bool,
+    /// The session that opened the stream, and when it expires: the stream ends with it (an
+    /// ended session's event ends it at once; an expiry is noticed when it comes, and a refresh
+    /// that moved it meanwhile keeps the stream open).
+    session: String,
+    expires_at: i64,
 }
 
 /// Why a stream stops.
@@ -196,8 +201,15 @@ impl Stream {
     async fn start(
         state: &AppState,
         me: &user::Model,
+        session: &str,
         last_seen: Option<Position>,
     ) -> Result<Self, ApiError> {
+        let expires_at =
+            sessions::expires_at(&state.db, session)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "the session of this access token has ended: log in again, or refresh",
+                ))?;
         let timeline = match last_seen {
             Some(position) => position,
             None => newest_timeline_position(state, me).await?,
@@ -209,6 +221,8 @@ impl Stream {
             timeline,
             notifications: neighbours.prev.unwrap_or(ORIGIN),
             replaying: last_seen.is_some(),
+            session: session.to_owned(),
+            expires_at,
         })
     }
 
@@ -241,6 +255,13 @@ impl Stream {
                         continue;
                     }
                     () = out.tx.closed() => return Err(Stop::Closed),
+                    () = tokio::time::sleep_until(until(self.expires_at)) => {
+                        match sessions::expires_at(&state.db, &self.session).await? {
+                            Some(later) => self.expires_at = later,
+                            None => return Err(Stop::Closed),
+                        }
+                        continue;
+                    }
                 }
                 if slot.ended() {
                     return Err(Stop::Closed);
@@ -375,6 +396,12 @@ impl Stream {
             }
         }
     }
+}
+
+/// The instant of `at` (milliseconds since the epoch), at the earliest now.
+fn until(at: i64) -> Instant {
+    let wait = u64::try_from(at.saturating_sub(crate::time::now_millis())).unwrap_or(0);
+    Instant::now() + Duration::from_millis(wait)
 }
 
 /// The newest position in `me`'s timeline, or the start when it is empty.

@@ -282,6 +282,21 @@ pub async fn live_with_user(
     Ok(found.and_then(|(session, user)| user.map(|user| (session, user))))
 }
 
+/// When the live session `session_id` expires (milliseconds since the epoch), or `None` when it
+/// has ended: what an open stream checks when its session's expiry comes (a refresh moves it).
+pub async fn expires_at(
+    db: &impl ConnectionTrait,
+    session_id: &str,
+) -> Result<Option<i64>, ApiError> {
+    Ok(session::Entity::find_by_id(session_id.to_owned())
+        .select_only()
+        .column(session::Column::ExpiresAt)
+        .filter(session::Column::ExpiresAt.gt(now_millis()))
+        .into_tuple()
+        .one(db)
+        .await?)
+}
+
 /// Whether `last_used_at` is more than a minute old, and [`touch`] would move it.
 pub fn due_for_touch(session: &session::Model) -> bool {
     now_millis() - session.last_used_at >= TOUCH_EVERY_MS
