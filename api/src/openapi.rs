@@ -200,6 +200,13 @@ impl Numbers {
             ),
             ("MAX_REPLAY", thousands(stream::MAX_REPLAY as u64)),
             ("MAX_LIMIT", crate::page::MAX_LIMIT.to_string()),
+            (
+                "REFRESH_REUSE_GRACE_SECONDS_DEFAULT",
+                crate::Settings::default()
+                    .refresh_reuse_grace
+                    .as_secs()
+                    .to_string(),
+            ),
             ("MAX_RELATIONSHIPS", follows::MAX_RELATIONSHIPS.to_string()),
             ("SEARCH_MAX_CHARS", domain::SEARCH_MAX_CHARS.to_string()),
             (

@@ -37,6 +37,9 @@ pub struct Settings {
     pub jwt_ttl: Duration,
     /// Lifetime of a refresh token, from its issue.
     pub refresh_ttl: Duration,
+    /// How long after its first use a refresh token sent again gets the same answer instead of
+    /// ending its session (`REFRESH_REUSE_GRACE_SECONDS`): a phone that lost the answer retries.
+    pub refresh_reuse_grace: Duration,
     /// Origins allowed to call the API from a browser.
     pub cors_allowed_origins: Vec<String>,
     /// Accounts that may use `/admin/...`, by username (any letter case).
@@ -84,6 +87,7 @@ impl Default for Settings {
             jwt_secret: None,
             jwt_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(2_592_000),
+            refresh_reuse_grace: Duration::from_secs(30),
             cors_allowed_origins: Vec::new(),
             admin_usernames: Vec::new(),
             rate_limit_auth_per_minute: 10,
@@ -126,6 +130,12 @@ const STREAM_MAX_CONNECTIONS: Bounds = Bounds::count("STREAM_MAX_CONNECTIONS", 1
 const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds =
     Bounds::seconds("DATABASE_STATEMENT_TIMEOUT_SECONDS", 3_600);
 const REQUEST_TIMEOUT_SECONDS: Bounds = Bounds::seconds("REQUEST_TIMEOUT_SECONDS", 3_600);
+const REFRESH_REUSE_GRACE_SECONDS: Bounds = Bounds {
+    name: "REFRESH_REUSE_GRACE_SECONDS",
+    min: 0,
+    max: 300,
+    unit: " seconds",
+};
 const READ_LAG_BUDGET_MS: Bounds = Bounds {
     name: "READ_LAG_BUDGET_MS",
     min: 1,
@@ -233,6 +243,10 @@ pub fn documented() -> Vec<Documented> {
         text("JWT_SECRET", "generated beside a SQLite database"),
         number(&JWT_TTL_SECONDS, d.jwt_ttl.as_secs().into()),
         number(&REFRESH_TTL_SECONDS, d.refresh_ttl.as_secs().into()),
+        number(
+            &REFRESH_REUSE_GRACE_SECONDS,
+            d.refresh_reuse_grace.as_secs().into(),
+        ),
         text("CORS_ALLOWED_ORIGINS", &list(&d.cors_allowed_origins)),
         number(&STREAM_MAX_CONNECTIONS, d.stream_max_connections.into()),
         text("ADMIN_USERNAMES", &list(&d.admin_usernames)),
@@ -361,6 +375,10 @@ impl Settings {
             jwt_secret: var("JWT_SECRET").map(SecretString::from),
             jwt_ttl: seconds(&JWT_TTL_SECONDS, defaults.jwt_ttl)?,
             refresh_ttl: seconds(&REFRESH_TTL_SECONDS, defaults.refresh_ttl)?,
+            refresh_reuse_grace: seconds(
+                &REFRESH_REUSE_GRACE_SECONDS,
+                defaults.refresh_reuse_grace,
+            )?,
             cors_allowed_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -432,6 +450,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         JWT_TTL_SECONDS.check(self.jwt_ttl.as_secs())?;
         REFRESH_TTL_SECONDS.check(self.refresh_ttl.as_secs())?;
+        REFRESH_REUSE_GRACE_SECONDS.check(self.refresh_reuse_grace.as_secs())?;
         RATE_LIMIT_AUTH_PER_MINUTE.check(self.rate_limit_auth_per_minute.into())?;
         RATE_LIMIT_WRITES_PER_MINUTE.check(self.rate_limit_writes_per_minute.into())?;
         DATABASE_POOL_SIZE.check(self.database_pool_size.into())?;

@@ -110,6 +110,8 @@ impl Application {
             hub: hub.clone(),
             metrics_allowed_from: settings.metrics_allowed_from.clone(),
             refresh_ttl: settings.refresh_ttl,
+            refresh_reuse_grace: settings.refresh_reuse_grace,
+            rotation: crate::services::sessions::Rotation::new(secret.as_bytes()),
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
             standby,
             db: db.clone(),

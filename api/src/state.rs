@@ -28,6 +28,10 @@ pub struct AppState {
     pub metrics_allowed_from: Vec<ipnet::IpNet>,
     /// Lifetime of a refresh token.
     pub refresh_ttl: std::time::Duration,
+    /// How long a used refresh token sent again gets the same answer.
+    pub refresh_reuse_grace: std::time::Duration,
+    /// How a refresh token's successor is made.
+    pub rotation: crate::services::sessions::Rotation,
     /// How long an event stream waits for a client that does not read.
     pub stream_slow_client_timeout: std::time::Duration,
     /// The read standby (`DATABASE_READ_URL`), when there is one.

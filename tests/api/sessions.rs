@@ -72,8 +72,11 @@ async fn login_and_registration_start_a_session_with_both_tokens() {
 }
 
 #[tokio::test]
-async fn a_refresh_rotates_the_token_and_a_reused_one_ends_the_session() {
-    let app = spawn_app().await;
+async fn a_refresh_rotates_the_token_and_a_reuse_past_the_grace_window_ends_the_session() {
+    let mut settings = test_settings().await;
+    // No grace: any second use is past it.
+    settings.refresh_reuse_grace = std::time::Duration::ZERO;
+    let app = spawn_app_with(settings).await;
     let first = register(&app, "john", "phone").await;
     let other = login(&app, "john", "laptop").await;
     let second = refresh(&app, refresh_token(&first)).await;
@@ -111,16 +114,59 @@ async fn a_refresh_rotates_the_token_and_a_reused_one_ends_the_session() {
 }
 
 #[tokio::test]
-async fn of_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
+async fn concurrent_refreshes_with_one_token_all_get_the_same_new_pair() {
     let app = spawn_app().await;
     let token = register(&app, "john", "phone").await;
     let attempts = (0..8).map(|_| refresh(&app, refresh_token(&token)));
     let answers = futures_util::future::join_all(attempts).await;
-    let succeeded = answers.iter().filter(|a| a.status == 200).count();
-    assert_eq!(succeeded, 1, "{answers:?}");
-    for answer in answers.iter().filter(|a| a.status != 200) {
-        answer.assert_problem(401, "invalid_refresh_token");
-    }
+    let pairs: std::collections::BTreeSet<(String, String)> = answers
+        .iter()
+        .map(|answer| {
+            let body = answer.expect(200);
+            (access(&body).to_owned(), refresh_token(&body).to_owned())
+        })
+        .collect();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    let (access_token, next) = pairs.into_iter().next().unwrap();
+    app.get("/users/me", Some(&access_token)).await.expect(200);
+    refresh(&app, &next).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_retried_refresh_gets_the_first_answer_within_the_grace_window_and_is_theft_after_it() {
+    let mut settings = test_settings().await;
+    settings.refresh_reuse_grace = std::time::Duration::from_secs(2);
+    let app = spawn_app_with(settings).await;
+    let token = register(&app, "john", "phone").await;
+    let first = refresh(&app, refresh_token(&token)).await.expect(200);
+    // A second later (another second of `iat`), the same refresh token: the same pair.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let retried = refresh(&app, refresh_token(&token)).await.expect(200);
+    assert_eq!(access(&retried), access(&first));
+    assert_eq!(refresh_token(&retried), refresh_token(&first));
+    app.get("/users/me", Some(access(&first))).await.expect(200);
+    let sessions = app
+        .get("/users/me/sessions", Some(access(&first)))
+        .await
+        .expect(200);
+    assert_eq!(
+        sessions.as_array().unwrap().len(),
+        1,
+        "nothing was ended or added"
+    );
+
+    // The new one goes on; the old one, past its window, is theft: the session ends.
+    let second = refresh(&app, refresh_token(&first)).await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    refresh(&app, refresh_token(&token))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.get("/users/me", Some(access(&second)))
+        .await
+        .assert_problem(401, "unauthorized");
+    refresh(&app, refresh_token(&second))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
 }
 
 #[tokio::test]

@@ -787,6 +787,10 @@ async fn a_head_of_the_stream_answers_its_headers_and_holds_no_place() {
     app.get("/stream", Some(&john.token))
         .await
         .assert_problem(429, "too_many_streams");
+    let full = app
+        .send(app.client.head(app.url("/stream")).bearer_auth(&john.token))
+        .await;
+    assert_eq!(full.status, 429, "a HEAD answers what its GET would");
 }
 
 #[tokio::test]

@@ -63,23 +63,41 @@ impl Tokens {
 
     /// A signed token for `user_id` in session `session`, valid for the configured lifetime.
     pub fn issue(&self, user_id: i64, session: &str) -> Result<String, ApiError> {
-        self.sign(user_id, session, self.ttl.as_secs(), None)
+        self.sign(user_id, session, unix_seconds(), self.ttl.as_secs(), None)
+    }
+
+    /// The token [`Tokens::issue`] gave, or would give, at `issued_at` (milliseconds since the
+    /// epoch): the same bytes for the same inputs, so that a retried refresh gets the same token.
+    pub fn issue_at(
+        &self,
+        user_id: i64,
+        session: &str,
+        issued_at: i64,
+    ) -> Result<String, ApiError> {
+        let at = u64::try_from(issued_at / 1_000).unwrap_or(0);
+        self.sign(user_id, session, at, self.ttl.as_secs(), None)
     }
 
     /// A stream ticket for `user_id`: valid for [`TICKET_TTL_SECONDS`], and only as
     /// `GET /stream?ticket=...` (an access token is refused there, and a ticket everywhere else).
     pub fn issue_ticket(&self, user_id: i64, session: &str) -> Result<String, ApiError> {
-        self.sign(user_id, session, TICKET_TTL_SECONDS, Some(STREAM_SCOPE))
+        self.sign(
+            user_id,
+            session,
+            unix_seconds(),
+            TICKET_TTL_SECONDS,
+            Some(STREAM_SCOPE),
+        )
     }
 
     fn sign(
         &self,
         user_id: i64,
         session: &str,
+        now: u64,
         ttl: u64,
         scope: Option<&str>,
     ) -> Result<String, ApiError> {
-        let now = unix_seconds();
         let claims = Claims {
             sub: user_id.to_string(),
             iat: now,

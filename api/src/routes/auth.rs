@@ -111,15 +111,18 @@ fn carrying(mut response: actix_web::HttpResponseBuilder, token: Token) -> HttpR
         .json(token)
 }
 
-/// The Token answer of a session `grant` of `user`.
+/// The Token answer of a session `grant` of `user`, its access token issued at `issued_at`.
 async fn token_for(
     state: &AppState,
     user: &entity::user::Model,
     grant: Grant,
+    issued_at: i64,
 ) -> Result<Token, ApiError> {
     let states = relationships::viewer_states(&state.db, Some(user.id), [user.id]).await?;
     Ok(Token {
-        access_token: state.tokens.issue(user.id, &grant.session_id)?,
+        access_token: state
+            .tokens
+            .issue_at(user.id, &grant.session_id, issued_at)?,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_seconds(),
         refresh_token: grant.refresh_token,
@@ -140,7 +143,7 @@ async fn new_session(
         .and_then(|agent| agent.to_str().ok());
     let grant =
         sessions::start_verified(&state.db, user, user_agent, state.refresh_ttl_ms()).await?;
-    token_for(state, user, grant).await
+    token_for(state, user, grant, crate::time::now_millis()).await
 }
 
 /// Creates an account and returns a token for it.
@@ -238,8 +241,8 @@ pub async fn login(
 #[utoipa::path(post, path = "/auth/refresh", tag = "accounts", operation_id = "refresh",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "The session goes on: a new access token and a new refresh token (the one sent stops working)", body = Token),
-        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or already used (which ends its session)"),
+        (status = 200, description = "The session goes on: a new access token and a new refresh token (the one sent stops working). The same token sent again within `REFRESH_REUSE_GRACE_SECONDS` ({REFRESH_REUSE_GRACE_SECONDS_DEFAULT} by default) of its first use gets this same answer again (the same pair), and ends nothing", body = Token),
+        (status = 401, description = "`invalid_refresh_token`: unknown, expired, ended, or used before and sent again past the grace window (which ends its session)"),
         (status = 403, description = "`account_suspended`: the session's account is suspended"),
         (status = 422, description = "`validation_failed`: `refresh_token` is missing"),
     ))]
@@ -251,16 +254,27 @@ pub async fn refresh(
     let token = body
         .refresh_token
         .ok_or_else(|| ApiError::field("refresh_token", "is required"))?;
-    match sessions::refresh(&state.db, &token, state.refresh_ttl_ms()).await? {
-        Refreshed::Granted { user, grant } => Ok(carrying(
+    let refreshed = sessions::refresh(
+        &state.db,
+        &token,
+        state.refresh_ttl_ms(),
+        i64::try_from(state.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
+        &state.rotation,
+    );
+    match refreshed.await? {
+        Refreshed::Granted {
+            user,
+            grant,
+            issued_at,
+        } => Ok(carrying(
             HttpResponse::Ok(),
-            token_for(&state, &user, grant).await?,
+            token_for(&state, &user, grant, issued_at).await?,
         )),
         Refreshed::Invalid => Err(ApiError::InvalidRefreshToken(
             "the refresh token is unknown, expired, or its session has ended: log in again",
         )),
         Refreshed::Reused => Err(ApiError::InvalidRefreshToken(
-            "the refresh token was already used, so its session has ended (a used token sent \
+            "the refresh token was already used, past its grace window, so its session has ended (a used token sent \
              again may have been stolen): log in again",
         )),
         Refreshed::Suspended => Err(ApiError::AccountSuspended),

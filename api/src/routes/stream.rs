@@ -126,11 +126,6 @@ pub async fn open_stream(
         ),
         None => None,
     };
-    if req.extensions().contains::<RoutedAsGet>() {
-        // A HEAD answers what the GET would, without a body, and opens nothing: no place among
-        // the caller's streams, no task.
-        return Ok(event_stream().finish());
-    }
     let session = CurrentSession::of(&req)?;
     let registration = state
         .hub
@@ -142,6 +137,12 @@ pub async fn open_stream(
             },
             Refusal::Full => ApiError::StreamsFull,
         })?;
+    if req.extensions().contains::<RoutedAsGet>() {
+        // A HEAD answers what the GET would (a 429 too, when the caller has no place left),
+        // without a body, and holds nothing: the place goes back at once, and no task starts.
+        drop(registration);
+        return Ok(event_stream().finish());
+    }
     let stream = Stream::start(&state, &me, &session, last_seen).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(BUFFERED_CHUNKS);
     // On this worker's own thread: the stream's queries borrow across awaits in ways `Send` cannot

@@ -68,9 +68,52 @@ fn is_session_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Step: a new refresh token for `session_id`, valid for `ttl_ms`.
-async fn issue(txn: &DatabaseTransaction, session_id: &str, now: i64) -> Result<String, ApiError> {
-    let token = random_token(32)?;
+/// Makes the refresh token that replaces another at its rotation: an HMAC-SHA256 of the old
+/// token under a key of its own, derived from the server secret. So a retry of one refresh
+/// computes the same successor (only hashes are stored, so it could not be read back), and nobody
+/// without both the old token and the key can.
+#[derive(Clone)]
+pub struct Rotation {
+    key: Vec<u8>,
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+impl Rotation {
+    /// The rotation of a server whose secret is `secret` (a key that tokens and cursors do not
+    /// share).
+    pub fn new(secret: &[u8]) -> Self {
+        Rotation {
+            key: mac(secret, b"social-api refresh rotation v1"),
+        }
+    }
+
+    /// The refresh token that replaces `token`.
+    fn successor(&self, token: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac(&self.key, token.as_bytes()))
+    }
+}
+
+fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    match <HmacSha256 as Mac>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message);
+            mac.finalize().into_bytes().to_vec()
+        }
+        // HMAC takes a key of any length.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Step: stores `token` as a refresh token of `session_id`, issued `now`.
+async fn issue(
+    txn: &DatabaseTransaction,
+    session_id: &str,
+    now: i64,
+    token: String,
+) -> Result<String, ApiError> {
     refresh_token::ActiveModel {
         hash: Set(hash(&token)),
         session_id: Set(session_id.to_owned()),
@@ -124,7 +167,7 @@ async fn start(
     if !beyond_the_cap.is_empty() {
         end_where(txn, session::Column::Id.is_in(beyond_the_cap)).await?;
     }
-    let refresh_token = issue(txn, &session_id, now).await?;
+    let refresh_token = issue(txn, &session_id, now, random_token(32)?).await?;
     Ok(Grant {
         session_id,
         refresh_token,
@@ -163,10 +206,13 @@ pub async fn start_verified(
 
 /// What presenting a refresh token came to.
 pub enum Refreshed {
-    /// The session goes on with a new refresh token.
+    /// The session goes on with a new refresh token; its access token is issued as of
+    /// `issued_at` (milliseconds since the epoch), the time of the token's first use, so that a
+    /// retry within the grace window gets the same one.
     Granted {
         user: Box<user::Model>,
         grant: Grant,
+        issued_at: i64,
     },
     /// The token is unknown, expired, or its session is over.
     Invalid,
@@ -179,12 +225,16 @@ pub enum Refreshed {
 /// Exchanges `token` for a new one, in one transaction under the account's row lock and then the
 /// token's (the order of a password change, which deletes tokens under the account's lock), so
 /// a suspension, removal or password change that commits first is seen here, and the session it
-/// ended is not brought back.
+/// ended is not brought back. A token sent again less than `grace_ms` after its first use gets
+/// that first answer again, while its session lives; later, reuse is taken for theft and ends
+/// the session.
 #[tracing::instrument(name = "sessions::refresh", skip_all)]
 pub async fn refresh(
     db: &DatabaseConnection,
     token: &str,
     ttl_ms: i64,
+    grace_ms: i64,
+    rotation: &Rotation,
 ) -> Result<Refreshed, ApiError> {
     let hashed = hash(token);
     db::write(db, async |txn| {
@@ -222,7 +272,27 @@ pub async fn refresh(
         else {
             return Ok(Refreshed::Invalid);
         };
-        if stored.used_at.is_some() {
+        if let Some(used_at) = stored.used_at {
+            if now.saturating_sub(used_at) < grace_ms {
+                // A retry: the first answer again, if the session still lives.
+                let live = session::Entity::find_by_id(stored.session_id.clone())
+                    .filter(session::Column::UserId.eq(user.id))
+                    .filter(session::Column::ExpiresAt.gt(now))
+                    .one(txn)
+                    .await?;
+                return Ok(match live {
+                    _ if user.suspended_at.is_some() => Refreshed::Suspended,
+                    Some(session) => Refreshed::Granted {
+                        user: Box::new(user),
+                        grant: Grant {
+                            session_id: session.id,
+                            refresh_token: rotation.successor(token),
+                        },
+                        issued_at: used_at,
+                    },
+                    None => Refreshed::Invalid,
+                });
+            }
             end_where(txn, session::Column::Id.eq(stored.session_id.clone())).await?;
             return Ok(Refreshed::Reused);
         }
@@ -253,13 +323,14 @@ pub async fn refresh(
             .filter(session::Column::Id.eq(session.id.clone()))
             .exec(txn)
             .await?;
-        let refresh_token = issue(txn, &session.id, now).await?;
+        let refresh_token = issue(txn, &session.id, now, rotation.successor(token)).await?;
         Ok(Refreshed::Granted {
             user: Box::new(user),
             grant: Grant {
                 session_id: session.id,
                 refresh_token,
             },
+            issued_at: now,
         })
     })
     .await
