@@ -54,18 +54,19 @@ const secondPage = await api.GET("/timeline", { params: { query: { limit: 2, cur
 check(secondPage.data?.items.map((post) => post.body).join() === "first post", "timeline page 2");
 check(secondPage.data.next_cursor === null, "the last page");
 
-// The server of this flow gives access tokens 2 seconds (JWT_TTL_SECONDS=2): log in, let the
-// token expire, refresh, and carry on with the new one.
+// Log in, refresh explicitly (as a client does before `expires_in` runs out), and carry on with
+// the new token. Works against a server with any token lifetime, the default one included.
 const loggedIn = await api.POST("/auth/login", { body: { username: alice.username, password: "ts-client-password" } });
-check(loggedIn.response.status === 200 && loggedIn.data?.expires_in === 2, "login");
+check(loggedIn.response.status === 200 && loggedIn.data !== undefined, "login");
+check(Number.isInteger(loggedIn.data.expires_in) && loggedIn.data.expires_in > 0, "a positive expires_in");
 const session = { Authorization: `Bearer ${loggedIn.data.access_token}` };
 check((await api.GET("/users/me", { headers: session })).response.status === 200, "the fresh token works");
-await new Promise((resolve) => setTimeout(resolve, 3000));
-const expired = await api.GET("/users/me", { headers: session });
-check(expired.response.status === 401 && expired.error?.code === "token_expired", "the token expires");
+const forged = await api.GET("/users/me", { headers: { Authorization: `Bearer ${loggedIn.data.access_token}x` } });
+check(forged.response.status === 401, "a forged token is refused");
 const refreshed = await api.POST("/auth/refresh", { body: { refresh_token: loggedIn.data.refresh_token } });
 check(refreshed.response.status === 200 && refreshed.data, "refresh");
 check(refreshed.data.refresh_token !== loggedIn.data.refresh_token, "the refresh token rotates");
+check(refreshed.data.expires_in > 0, "the refreshed expires_in");
 const renewed = { Authorization: `Bearer ${refreshed.data.access_token}` };
 const me = await api.GET("/users/me", { headers: renewed });
 check(me.data?.username === alice.username, "the refreshed token works");
