@@ -3,12 +3,11 @@
 //! `DELETE /users/me/sessions/{id}`, a password change, suspension, account removal, a reused
 //! refresh token) makes them answer 401 at once.
 //!
-//! Refreshing rotates the token: the one sent is marked used and a new one is issued, in one
-//! transaction that locks the sent token's row, so of two refreshes with one token exactly one
-//! succeeds. A used token presented again is treated as theft (RFC 9700, section 4.14.2): the whole
-//! session ends, and the answer is 401 `invalid_refresh_token`. Clients that may refresh from
-//! several places at once should serialize their refreshes: the second of two concurrent ones
-//! presents a used token.
+//! Refreshing rotates the token: the one sent is marked used and its successor issued, in one
+//! transaction under the account's lock, then the token's. A used token presented again within
+//! the grace window gets the same answer (the successor is derived, [`Rotation`]); later it is
+//! treated as theft (RFC 9700, section 4.14.2): the whole session ends, and the answer is 401
+//! `invalid_refresh_token`.
 
 use entity::{refresh_token, session, user};
 use sea_orm::sea_query::Expr;
