@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""A browser's EventSource receives a post through a stream ticket.
+"""A browser's EventSource receives a post through a stream ticket, and again after a drop.
 
 The check serves a small page of its own on one port (a second origin, as an app's would be) and
 starts the API on another, over a fresh SQLite database, with that page's origin in
-CORS_ALLOWED_ORIGINS. Headless Chromium loads the page, whose script registers a user, asks
-`POST /stream/ticket` for a ticket, opens `new EventSource(api + "/stream?ticket=...")` (which
-cannot send an Authorization header: the reason tickets exist), writes a post once the stream is
-open, and reports to the page's server what arrived. The check passes when the post's body came
-back as a `post` event whose `id` is set. Chromium and the API are killed by PID at the end.
+CORS_ALLOWED_ORIGINS. The page reaches the API through a TCP relay of the check's own on a third
+port, so that the check can drop the connection as a network would. Headless Chromium loads the
+page, whose script registers a user, asks `POST /stream/ticket` for a ticket, opens
+`new EventSource(api + "/stream?ticket=...")` (which cannot send an Authorization header: the
+reason tickets exist), writes a post once the stream is open, and reports to the page's server
+what arrived. Then, more than 60 seconds after the ticket's issue (past the time a ticket must be
+used in), the check cuts every connection through the relay and refuses new ones, writes a post
+straight to the API, and lets connections through again: EventSource reconnects by itself with the
+same URL and `Last-Event-ID`, so the stream must reopen with the old ticket and replay the missed
+post. The check passes when both posts came back as `post` events with ids. Chromium and the API
+are killed by PID at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +36,18 @@ sys.dont_write_bytecode = True
 
 # The process, database and clean-up helpers are shared with the durability check.
 import durability as ci  # noqa: E402
+import e2e  # noqa: E402
+
+# How long after the ticket's issue the drop comes: past the 60 s within which a ticket must open
+# its stream.
+DROP_AFTER_SECONDS = 63
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>stream check</title>
 <pre id="log"></pre>
 <script>
-const api = "http://127.0.0.1:%(api_port)d";
+const api = "http://127.0.0.1:%(relay_port)d";
 const log = (line) => { document.getElementById("log").textContent += line + "\\n"; };
 const report = (result) => fetch("/result", {method: "POST", body: JSON.stringify(result)});
 const json = {"content-type": "application/json"};
@@ -51,23 +63,98 @@ async function main() {
   const ticket = (await issued.json()).ticket;
   const body = "posted from a browser " + name;
   const source = new EventSource(api + "/stream?ticket=" + encodeURIComponent(ticket));
+  let posted = false;
+  let seen = 0;
   source.addEventListener("post", (event) => {
     const post = JSON.parse(event.data);
-    log("post event: " + post.body);
-    source.close();
-    report({ok: post.body === body, body: post.body, id: event.lastEventId});
+    seen += 1;
+    log("post event " + seen + ": " + post.body);
+    if (seen === 1) {
+      report({phase: "first", ok: post.body === body, body: post.body, id: event.lastEventId,
+              token: token});
+    } else {
+      source.close();
+      report({phase: "second", body: post.body, id: event.lastEventId});
+    }
   });
   source.onerror = () => log("EventSource error, readyState " + source.readyState);
   source.onopen = async () => {
     log("stream open");
-    const posted = await fetch(api + "/posts", {method: "POST",
+    if (posted) return;
+    posted = true;
+    const answer = await fetch(api + "/posts", {method: "POST",
       headers: {...auth, ...json}, body: JSON.stringify({body})});
-    log("POST /posts answered " + posted.status);
+    log("POST /posts answered " + answer.status);
   };
 }
-main().catch((err) => report({ok: false, error: String(err)}));
+main().catch((err) => report({phase: "first", ok: false, error: String(err)}));
 </script>
 """
+
+
+class Relay:
+    """A TCP relay on loopback in front of the API. `cut` drops every connection through it, as a
+    network that goes away would, and closes new ones at once until `restore`."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.refusing = threading.Event()
+        self.lock = threading.Lock()
+        self.sockets: set[socket.socket] = set()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.refusing.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        self.refusing.set()
+        with self.lock:
+            sockets, self.sockets = self.sockets, set()
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def restore(self) -> None:
+        self.refusing.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
 
 
 def main() -> int:
@@ -82,15 +169,15 @@ def main() -> int:
     ci.CLEANUP.add(lambda: shutil.rmtree(workdir, ignore_errors=True))
     binary = os.path.join(workdir, "social")
     shutil.copy2(binary_source, binary)
-    watchdog = ci.Watchdog("browser", float(os.environ.get("BROWSER_BUDGET_SECONDS", 90)))
+    watchdog = ci.Watchdog("browser", float(os.environ.get("BROWSER_BUDGET_SECONDS", 180)))
     watchdog.start()
 
-    result: dict = {}
-    arrived = threading.Event()
+    results: dict[str, dict] = {}
+    arrived = {"first": threading.Event(), "second": threading.Event()}
 
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (the standard library's name)
-            page = (PAGE % {"api_port": api.port}).encode()
+            page = (PAGE % {"relay_port": relay.port}).encode()
             self.send_response(200)
             self.send_header("content-type", "text/html; charset=utf-8")
             self.send_header("content-length", str(len(page)))
@@ -99,10 +186,12 @@ def main() -> int:
 
         def do_POST(self):  # noqa: N802
             length = int(self.headers.get("content-length", "0"))
-            result.update(json.loads(self.rfile.read(length)))
+            result = json.loads(self.rfile.read(length))
+            phase = result.get("phase", "first")
+            results[phase] = result
             self.send_response(204)
             self.end_headers()
-            arrived.set()
+            arrived.get(phase, arrived["first"]).set()
 
         def log_message(self, *_):
             pass
@@ -117,6 +206,8 @@ def main() -> int:
         api = ci.Server(binary, f"sqlite://{workdir}/browser.db?mode=rwc", secrets.token_hex(32),
                         workdir, "api")
         api.start("browser")
+        relay = Relay(api.port)
+        ci.CLEANUP.add(relay.close)
         profile = os.path.join(workdir, "chromium-profile")
         browser = subprocess.Popen(
             [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -125,15 +216,43 @@ def main() -> int:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         )
         ci.CLEANUP.add_process(browser)
-        if not arrived.wait(60):
+        if not arrived["first"].wait(60):
             print("browser: FAIL: the page reported nothing within 60 s\n" + api.log_tail())
-        elif not result.get("ok") or not result.get("id"):
-            print(f"browser: FAIL: the page reported {result}\n" + api.log_tail())
-        else:
-            print(f"browser: PASS: Chromium's EventSource, opened with a stream ticket from "
-                  f"another origin, received {result['body']!r} as a post event with an id "
-                  f"({time.monotonic() - began:.1f} s)")
-            status = 0
+            return 1
+        # The ticket was issued before the first post was written, so at least this long ago.
+        ticket_issued = time.monotonic()
+        first = results["first"]
+        if not first.get("ok") or not first.get("id"):
+            print(f"browser: FAIL: the page reported {first}\n" + api.log_tail())
+            return 1
+        print(f"browser: the first post arrived ({time.monotonic() - began:.1f} s); dropping "
+              f"the connection {DROP_AFTER_SECONDS} s after the ticket's issue")
+        time.sleep(max(0.0, ticket_issued + DROP_AFTER_SECONDS - time.monotonic()))
+        relay.cut()
+        missed = f"written while the browser was cut off {secrets.token_hex(4)}"
+        status_code, _, _ = e2e.request(api.port, "POST", "/posts", first["token"],
+                                        {"body": missed})
+        # Past EventSource's 2 s retry, so that its reconnect comes only after the post.
+        time.sleep(3)
+        relay.restore()
+        if status_code != 201:
+            print(f"browser: FAIL: POST /posts answered {status_code}\n" + api.log_tail())
+            return 1
+        if not arrived["second"].wait(30):
+            print("browser: FAIL: the post written during the drop did not arrive within 30 s "
+                  "of the reconnect\n" + api.log_tail())
+            return 1
+        second = results["second"]
+        if second.get("body") != missed or not second.get("id"):
+            print(f"browser: FAIL: after the drop the page reported {second}, expected "
+                  f"{missed!r}\n" + api.log_tail())
+            return 1
+        print(f"browser: PASS: Chromium's EventSource, opened with a stream ticket from another "
+              f"origin, received {first['body']!r} as a post event with an id, and after a drop "
+              f"{DROP_AFTER_SECONDS} s after the ticket's issue reconnected by itself with the "
+              f"same ticket and Last-Event-ID and received {missed!r} "
+              f"({time.monotonic() - began:.1f} s)")
+        status = 0
     finally:
         ci.CLEANUP.run()
         watchdog.finish()
