@@ -73,6 +73,10 @@ pub enum ApiError {
     /// an accepted follower. Names the account.
     #[error("'{0}' is a private account: only its accepted followers see its posts and lists")]
     PrivateAccount(String),
+    /// 403 `reauthentication_required`: deleting the account without its password or an access
+    /// token of a login within the last ten minutes.
+    #[error("{0}")]
+    ReauthenticationRequired(&'static str),
     /// 403 `account_suspended`: login of an account that an operator suspended.
     #[error("this account is suspended")]
     AccountSuspended,
@@ -223,6 +227,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Blocked(_) => "blocked",
             ApiError::AccountSuspended => "account_suspended",
+            ApiError::ReauthenticationRequired(_) => "reauthentication_required",
             ApiError::PrivateAccount(_) => "private_account",
             ApiError::FollowRequestNotFound(_) => "follow_request_not_found",
             ApiError::UserNotFound(_) => "user_not_found",
@@ -359,7 +364,8 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_)
             | ApiError::Blocked(_)
             | ApiError::PrivateAccount(_)
-            | ApiError::AccountSuspended => StatusCode::FORBIDDEN,
+            | ApiError::AccountSuspended
+            | ApiError::ReauthenticationRequired(_) => StatusCode::FORBIDDEN,
             ApiError::UserNotFound(_)
             | ApiError::PostNotFound(_)
             | ApiError::FollowRequestNotFound(_)
@@ -399,7 +405,7 @@ impl ResponseError for ApiError {
             ApiError::Contention(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
-            ApiError::StreamsFull => {
+            ApiError::StreamsFull | ApiError::TooManyStreams { .. } => {
                 response.insert_header((header::RETRY_AFTER, "10"));
             }
             ApiError::MethodNotAllowed { allow, .. } if !allow.is_empty() => {

@@ -34,6 +34,33 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
     }
 }
 
+/// A JSON body that may be left out: `None` for a request with no body at all (no
+/// `Content-Length` but 0, no chunked body); otherwise exactly [`JsonBody`], with its errors (so a
+/// body that is sent but broken is still a 400 or 415, never silently ignored).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJsonBody<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let headers = req.headers();
+        let length = headers
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = headers.contains_key(actix_web::http::header::TRANSFER_ENCODING);
+        if !chunked && length.unwrap_or(0) == 0 {
+            return Box::pin(async { Ok(OptionalJsonBody(None)) });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move {
+            body.await
+                .map(|JsonBody(body)| OptionalJsonBody(Some(body)))
+        })
+    }
+}
+
 /// Reads an optional whole number from JSON in every form JSON Schema calls an integer: `12` and
 /// also `12.0`. Anything else (`1.5`, a number out of range, a string) is refused with a message
 /// that names what the field must be ([`shape_error`]).

@@ -2,7 +2,7 @@
 //! `openapi.yaml` at the repository root is this document, committed; a test keeps them equal.
 
 use actix_web::{HttpResponse, web};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -117,7 +117,8 @@ impl Modify for FieldRules {
     }
 }
 
-/// Declares the `bearer` security scheme the operations refer to.
+/// Declares the security schemes the operations refer to: `bearer` (the access token) and
+/// `ticket` (a stream ticket, which only `GET /stream` takes).
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -135,6 +136,14 @@ impl Modify for BearerAuth {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A ticket from `POST /stream/ticket`, for `GET /stream` only: browsers' \
+                 `EventSource` cannot send an `Authorization` header.",
+            ))),
         );
     }
 }
@@ -199,6 +208,10 @@ impl Numbers {
                 stream::KEEP_ALIVE.as_secs().to_string(),
             ),
             ("MAX_REPLAY", thousands(stream::MAX_REPLAY as u64)),
+            (
+                "FRESH_LOGIN_MINUTES",
+                (crate::auth::FRESH_LOGIN_SECONDS / 60).to_string(),
+            ),
             ("MAX_LIMIT", crate::page::MAX_LIMIT.to_string()),
             (
                 "REFRESH_REUSE_GRACE_SECONDS_DEFAULT",
@@ -306,6 +319,11 @@ impl Modify for Numbers {
                     if let RefOr::T(response) = response {
                         fill(&mut response.description);
                     }
+                }
+                if let Some(RefOr::T(body)) = operation.request_body.as_mut()
+                    && let Some(description) = body.description.as_mut()
+                {
+                    fill(description);
                 }
             }
         }
@@ -445,7 +463,7 @@ impl Modify for CommonResponses {
                 if limited {
                     add(
                         "429",
-                        "`rate_limited`: the quota of this client IP (login, registration) or user (follows, posts) is spent; retry after `Retry-After` seconds",
+                        "`rate_limited`: the quota of this client IP (login, registration), user (follows, posts, password checks) or session (refresh) is spent; retry after `Retry-After` seconds",
                     );
                 }
                 let writes = !matches!(method, HttpMethod::Get) && !path.starts_with("/auth/");
@@ -459,7 +477,8 @@ impl Modify for CommonResponses {
                     "500",
                     "`internal`: an unexpected failure, logged with the request id",
                 );
-                let get = matches!(method, HttpMethod::Get);
+                // A stream is no representation to tag: it has no `ETag` and no 304.
+                let get = matches!(method, HttpMethod::Get) && path != "/stream";
                 if get {
                     responses.entry("304".to_owned()).or_insert_with(|| {
                         RefOr::T(

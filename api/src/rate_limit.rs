@@ -1,5 +1,8 @@
 //! Abuse limits, with the `governor` crate's GCRA limiters: per client IP on login and
-//! registration (brute force, sign-up spam), per user on writes (follows, blocks, mutes, posts, reports).
+//! registration (brute force, sign-up spam), per user on writes (follows, blocks, mutes, posts,
+//! reports), per user on the password checks of a signed-in account (changing the password,
+//! deleting the account), and per session on refreshes (so that nobody behind the same address
+//! can spend a phone's refreshes, and logins cannot spend them either).
 //!
 //! A limited route answers 429 `rate_limited` with `Retry-After` once its quota is spent, and every
 //! answer of a limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
@@ -39,10 +42,16 @@ pub enum RateLimit {
     /// Per user: the writes on the graph (follows, unfollows, blocks, mutes, removed followers),
     /// posts and reports.
     Writes,
+    /// Per user, at the login rate: the password checks of a signed-in account (changing the
+    /// password; deleting the account with its password, which its handler takes itself).
+    Password,
+    /// Per session: refreshes. The session is known only from the body's refresh token, so the
+    /// handler takes it ([`Limits::take_refresh`]) after one primary-key read.
+    Refresh,
 }
 
 /// The headers a limited route answers with.
-type Headers = Vec<(HeaderName, String)>;
+pub type Headers = Vec<(HeaderName, String)>;
 /// Allowed, with its headers; or refused, with the 429 and its headers.
 type Outcome = Result<Headers, (ApiError, Headers)>;
 
@@ -53,6 +62,8 @@ type KeyedLimiter<K> =
 pub struct Limits {
     auth: Limiter<IpAddr>,
     writes: Limiter<i64>,
+    password: Limiter<i64>,
+    refresh: Limiter<String>,
     trust_forwarded_for: bool,
     /// The quotas every replica shares (`REDIS_URL`), when configured; the limiters above decide
     /// while it does not answer.
@@ -139,12 +150,15 @@ impl Limits {
     pub fn new(
         auth_per_minute: u32,
         writes_per_minute: u32,
+        refresh_per_minute: u32,
         trust_forwarded_for: bool,
         shared: Option<Arc<Shared>>,
     ) -> Self {
         Limits {
             auth: Limiter::new(auth_per_minute),
             writes: Limiter::new(writes_per_minute),
+            password: Limiter::new(auth_per_minute),
+            refresh: Limiter::new(refresh_per_minute),
             trust_forwarded_for,
             shared,
         }
@@ -168,6 +182,30 @@ impl Limits {
         limiter.check(key)
     }
 
+    /// Takes one refresh from `session`'s quota: the `RateLimit-*` headers to answer with, or the
+    /// 429.
+    pub async fn take_refresh(&self, session: &str) -> Result<Headers, ApiError> {
+        let outcome = self
+            .check(&self.refresh, "refresh", &session.to_owned())
+            .await;
+        outcome.map_err(|(error, _)| {
+            crate::metrics::count_rate_limited("refresh");
+            error
+        })
+    }
+
+    /// Takes one password check from `user`'s quota (the one `PUT /users/me/password` takes), or
+    /// the 429.
+    pub async fn take_password_attempt(&self, user: i64) -> Result<(), ApiError> {
+        match self.check(&self.password, "password", &user).await {
+            Ok(_) => Ok(()),
+            Err((error, _)) => {
+                crate::metrics::count_rate_limited("password");
+                Err(error)
+            }
+        }
+    }
+
     /// Forgets keys whose quota is whole again, so the key maps do not grow without bound.
     pub fn spawn_cleanup(self: &Arc<Self>) {
         let limits = Arc::downgrade(self);
@@ -180,6 +218,8 @@ impl Limits {
                 };
                 limits.auth.limiter.retain_recent();
                 limits.writes.limiter.retain_recent();
+                limits.password.limiter.retain_recent();
+                limits.refresh.limiter.retain_recent();
             }
         });
     }
@@ -211,8 +251,18 @@ pub async fn limit(
     match quota {
         RateLimit::None => Ok(next.call(req).await?.map_into_boxed_body()),
         RateLimit::Auth => limit_auth(req, next).await,
-        RateLimit::Writes => limit_writes(req, next).await,
+        RateLimit::Writes => limit_per_user(req, next, PerUser::Writes).await,
+        RateLimit::Password => limit_per_user(req, next, PerUser::Password).await,
+        // Taken by the handler, which knows the session.
+        RateLimit::Refresh => Ok(next.call(req).await?.map_into_boxed_body()),
     }
+}
+
+/// The quotas kept per user.
+#[derive(Clone, Copy)]
+enum PerUser {
+    Writes,
+    Password,
 }
 
 /// Login and registration: per client IP.
@@ -230,11 +280,12 @@ async fn limit_auth(
     apply(req, next, outcome, "auth").await
 }
 
-/// Follows, unfollows and posts: per user (of a valid token; requests without one are refused by
+/// Writes, and password changes: per user (of a valid token; requests without one are refused by
 /// the handler anyway).
-async fn limit_writes(
+async fn limit_per_user(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    quota: PerUser,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
@@ -246,11 +297,12 @@ async fn limit_writes(
     let Some(user) = user else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let outcome = state
-        .limits
-        .check(&state.limits.writes, "writes", &user)
-        .await;
-    apply(req, next, outcome, "writes").await
+    let (limiter, name) = match quota {
+        PerUser::Writes => (&state.limits.writes, "writes"),
+        PerUser::Password => (&state.limits.password, "password"),
+    };
+    let outcome = state.limits.check(limiter, name, &user).await;
+    apply(req, next, outcome, name).await
 }
 
 async fn apply(

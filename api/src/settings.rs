@@ -49,6 +49,9 @@ pub struct Settings {
     /// Writes (follows, unfollows, blocks, mutes, removed followers, posts, reports) per user per
     /// minute.
     pub rate_limit_writes_per_minute: u32,
+    /// Refreshes per session per minute (`RATE_LIMIT_REFRESH_PER_MINUTE`): a quota of its own, so
+    /// that logins from the same address cannot spend a phone's refreshes.
+    pub rate_limit_refresh_per_minute: u32,
     /// Most event streams open at once in this process.
     pub stream_max_connections: u32,
     /// How long an event stream waits for a client that does not read before it disconnects it
@@ -92,6 +95,7 @@ impl Default for Settings {
             admin_usernames: Vec::new(),
             rate_limit_auth_per_minute: 10,
             rate_limit_writes_per_minute: 120,
+            rate_limit_refresh_per_minute: 30,
             stream_max_connections: 10_000,
             stream_slow_client_timeout: Duration::from_secs(30),
             database_pool_size: 10,
@@ -125,6 +129,8 @@ const REFRESH_TTL_SECONDS: Bounds = Bounds::seconds("REFRESH_TTL_SECONDS", 366 *
 const RATE_LIMIT_AUTH_PER_MINUTE: Bounds = Bounds::count("RATE_LIMIT_AUTH_PER_MINUTE", 1_000_000);
 const RATE_LIMIT_WRITES_PER_MINUTE: Bounds =
     Bounds::count("RATE_LIMIT_WRITES_PER_MINUTE", 1_000_000);
+const RATE_LIMIT_REFRESH_PER_MINUTE: Bounds =
+    Bounds::count("RATE_LIMIT_REFRESH_PER_MINUTE", 1_000_000);
 const DATABASE_POOL_SIZE: Bounds = Bounds::count("DATABASE_POOL_SIZE", 1_000);
 const STREAM_MAX_CONNECTIONS: Bounds = Bounds::count("STREAM_MAX_CONNECTIONS", 1_000_000);
 const DATABASE_STATEMENT_TIMEOUT_SECONDS: Bounds =
@@ -257,6 +263,10 @@ pub fn documented() -> Vec<Documented> {
         number(
             &RATE_LIMIT_WRITES_PER_MINUTE,
             d.rate_limit_writes_per_minute.into(),
+        ),
+        number(
+            &RATE_LIMIT_REFRESH_PER_MINUTE,
+            d.rate_limit_refresh_per_minute.into(),
         ),
         number(&DATABASE_POOL_SIZE, d.database_pool_size.into()),
         number(
@@ -403,6 +413,10 @@ impl Settings {
                 var(RATE_LIMIT_WRITES_PER_MINUTE.name),
                 defaults.rate_limit_writes_per_minute,
             )?,
+            rate_limit_refresh_per_minute: RATE_LIMIT_REFRESH_PER_MINUTE.read(
+                var(RATE_LIMIT_REFRESH_PER_MINUTE.name),
+                defaults.rate_limit_refresh_per_minute,
+            )?,
             stream_max_connections: STREAM_MAX_CONNECTIONS.read(
                 var(STREAM_MAX_CONNECTIONS.name),
                 defaults.stream_max_connections,
@@ -453,6 +467,7 @@ impl Settings {
         REFRESH_REUSE_GRACE_SECONDS.check(self.refresh_reuse_grace.as_secs())?;
         RATE_LIMIT_AUTH_PER_MINUTE.check(self.rate_limit_auth_per_minute.into())?;
         RATE_LIMIT_WRITES_PER_MINUTE.check(self.rate_limit_writes_per_minute.into())?;
+        RATE_LIMIT_REFRESH_PER_MINUTE.check(self.rate_limit_refresh_per_minute.into())?;
         DATABASE_POOL_SIZE.check(self.database_pool_size.into())?;
         STREAM_MAX_CONNECTIONS.check(self.stream_max_connections.into())?;
         DATABASE_STATEMENT_TIMEOUT_SECONDS.check(self.database_statement_timeout.as_secs())?;

@@ -67,6 +67,7 @@ impl Application {
         let limits = std::sync::Arc::new(crate::rate_limit::Limits::new(
             settings.rate_limit_auth_per_minute,
             settings.rate_limit_writes_per_minute,
+            settings.rate_limit_refresh_per_minute,
             settings.trust_forwarded_for,
             shared.clone(),
         ));

@@ -13,4 +13,5 @@ pub mod post_deletion;
 pub mod refresh_token;
 pub mod report;
 pub mod session;
+pub mod stream_ticket;
 pub mod user;

@@ -436,6 +436,99 @@ async fn an_authenticated_profile_read_carries_viewer_state() {
     );
 }
 
+/// A stolen refresh token must not be enough to delete an account: after a refresh, deleting asks
+/// for the password (a wrong one is refused too), and a body that is sent must be good JSON.
+#[tokio::test]
+async fn deleting_me_asks_for_the_password_unless_the_token_comes_from_a_fresh_login() {
+    let app = spawn_app().await;
+    let registered = app.try_register("john").await.expect(201);
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            None,
+            &json!({"refresh_token": registered["refresh_token"]}),
+        )
+        .await
+        .expect(200);
+    let token = refreshed["access_token"].as_str().unwrap().to_owned();
+    let problem = app
+        .delete("/users/me", Some(&token))
+        .await
+        .assert_problem(403, "reauthentication_required");
+    assert!(problem["detail"].as_str().unwrap().contains("password"));
+    let wrong = app
+        .request(
+            reqwest::Method::DELETE,
+            "/users/me",
+            Some(&token),
+            Some(&json!({"password": "not the password"})),
+        )
+        .await;
+    wrong.assert_problem(403, "reauthentication_required");
+    assert!(!wrong.text.contains("not the password"));
+    let not_json = app
+        .send(
+            app.client
+                .delete(app.url("/users/me"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("{\"password\": "),
+        )
+        .await;
+    not_json.assert_problem(400, "invalid_json");
+    app.get("/users/john", None).await.expect(200);
+
+    app.request(
+        reqwest::Method::DELETE,
+        "/users/me",
+        Some(&token),
+        Some(&json!({"password": "password-of-john"})),
+    )
+    .await
+    .expect(204);
+    app.get("/users/john", None)
+        .await
+        .assert_problem(404, "user_not_found");
+
+    // A login's own token is proof enough for ten minutes.
+    app.register("susan").await;
+    let login = app
+        .post(
+            "/auth/login",
+            None,
+            &json!({"username": "susan", "password": "password-of-susan"}),
+        )
+        .await
+        .expect(200);
+    app.delete("/users/me", Some(login["access_token"].as_str().unwrap()))
+        .await
+        .expect(204);
+}
+
+/// The proof of a login lasts ten minutes: a token whose `auth_time` is older (signed with the
+/// server's secret, as one issued then would be) is refused, one within them accepted.
+#[tokio::test]
+async fn a_login_older_than_ten_minutes_is_no_proof_for_deleting_the_account() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let claims = crate::tokens::claims_of(&john.token);
+    let now = crate::tokens::now();
+    let with_auth_time = |auth_time: u64| {
+        crate::tokens::sign(
+            jsonwebtoken::Algorithm::HS256,
+            crate::helpers::TEST_SECRET,
+            json!({"sub": claims["sub"], "sid": claims["sid"], "iat": now, "exp": now + 600,
+                   "auth_time": auth_time}),
+        )
+    };
+    app.delete("/users/me", Some(&with_auth_time(now - 601)))
+        .await
+        .assert_problem(403, "reauthentication_required");
+    app.delete("/users/me", Some(&with_auth_time(now - 590)))
+        .await
+        .expect(204);
+}
+
 #[tokio::test]
 async fn deleting_me_removes_the_account_and_its_token_answers_401() {
     let app = spawn_app().await;

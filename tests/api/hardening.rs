@@ -41,6 +41,82 @@ async fn a_login_flood_from_one_ip_is_answered_429_with_retry_after() {
     app.get("/health", None).await.expect(200);
 }
 
+/// Anyone behind the same address (a NAT) spending the login quota must not stop a phone from
+/// refreshing: refreshes have a quota per session, and password checks one per account.
+#[tokio::test]
+async fn refreshes_have_a_quota_per_session_that_logins_cannot_spend() {
+    let mut settings = test_settings().await;
+    settings.rate_limit_auth_per_minute = 2;
+    settings.rate_limit_refresh_per_minute = 3;
+    let app = spawn_app_with(settings).await;
+    let john = app.try_register("john").await.expect(201);
+    let mary = app.try_register("mary").await.expect(201);
+    // The address's login quota is spent.
+    app.post(
+        "/auth/login",
+        None,
+        &json!({"username": "john", "password": "password-of-john"}),
+    )
+    .await
+    .assert_problem(429, "rate_limited");
+
+    let mut refresh_token = john["refresh_token"].as_str().unwrap().to_owned();
+    let mut access_token = String::new();
+    for remaining in [2, 1, 0] {
+        let response = app
+            .post(
+                "/auth/refresh",
+                None,
+                &json!({"refresh_token": refresh_token}),
+            )
+            .await;
+        let body = response.expect(200);
+        assert_eq!(response.header("ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            response.header("ratelimit-remaining"),
+            Some(remaining.to_string())
+        );
+        refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+        access_token = body["access_token"].as_str().unwrap().to_owned();
+    }
+    let limited = app
+        .post(
+            "/auth/refresh",
+            None,
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await;
+    limited.assert_problem(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    // Mary's session has a quota of its own.
+    app.post(
+        "/auth/refresh",
+        None,
+        &json!({"refresh_token": mary["refresh_token"]}),
+    )
+    .await
+    .expect(200);
+
+    // A password check is counted per account, at the login rate, not per address.
+    let change = async |current: &str| {
+        let body = json!({"current_password": current, "new_password": "a brand new one"});
+        app.request(
+            reqwest::Method::PUT,
+            "/users/me/password",
+            Some(&access_token),
+            Some(&body),
+        )
+        .await
+    };
+    change("not it")
+        .await
+        .assert_problem(422, "validation_failed");
+    change("password-of-john").await.expect(204);
+    change("a brand new one")
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
 #[tokio::test]
 async fn writes_are_limited_per_user_not_globally() {
     let mut settings = test_settings().await;

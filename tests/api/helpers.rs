@@ -208,6 +208,7 @@ pub async fn test_settings() -> Settings {
     // Tests register and write far faster than people; the limits have tests of their own.
     settings.rate_limit_auth_per_minute = 1_000_000;
     settings.rate_limit_writes_per_minute = 1_000_000;
+    settings.rate_limit_refresh_per_minute = 1_000_000;
     settings
 }
 

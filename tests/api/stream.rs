@@ -325,6 +325,117 @@ async fn a_reconnect_with_last_event_id_replays_what_was_missed_in_order_once() 
     assert_eq!(body["code"], "invalid_cursor");
 }
 
+/// A new `EventSource` cannot send `Last-Event-ID`: `?last_event_id=` does what the header does,
+/// and the header wins when both are sent.
+#[tokio::test]
+async fn last_event_id_in_the_query_replays_like_the_header_and_the_header_wins() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    let mut stream = EventStream::open(&app, &john, None).await;
+    app.post_as(&susan, "one").await;
+    let one = stream.next().await;
+    app.post_as(&susan, "two").await;
+    let two = stream.next().await;
+    drop(stream);
+    app.post_as(&susan, "three").await;
+
+    let by_query = app
+        .client
+        .get(app.url(&format!(
+            "/stream?last_event_id={}",
+            one.id.as_deref().unwrap()
+        )))
+        .bearer_auth(&john.token)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = EventStream::from(by_query);
+    assert_eq!(post_body(&stream.next().await), "two");
+    assert_eq!(post_body(&stream.next().await), "three");
+    drop(stream);
+
+    // The header names "two", the query something that is no cursor at all: the header decides.
+    let both = app
+        .client
+        .get(app.url("/stream?last_event_id=not-a-cursor"))
+        .bearer_auth(&john.token)
+        .header("last-event-id", two.id.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = EventStream::from(both);
+    assert_eq!(post_body(&stream.next().await), "three");
+    drop(stream);
+
+    let bad = app
+        .get("/stream?last_event_id=not-a-cursor", Some(&john.token))
+        .await;
+    bad.assert_problem(400, "invalid_cursor");
+}
+
+/// A stream ticket signed by the test server's secret for `user`'s session, issued `age` seconds
+/// ago: what `POST /stream/ticket` gave then.
+fn ticket_issued_ago(user: &TestUser, age: u64) -> String {
+    let claims = crate::tokens::claims_of(&user.token);
+    let issued = crate::tokens::now() - age;
+    crate::tokens::sign(
+        jsonwebtoken::Algorithm::HS256,
+        crate::helpers::TEST_SECRET,
+        json!({"sub": claims["sub"], "sid": claims["sid"], "iat": issued,
+               "exp": issued + 60, "scope": "stream"}),
+    )
+}
+
+async fn open_with_ticket(app: &TestApp, ticket: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/stream?ticket={ticket}")))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `EventSource` reconnects by itself with the same URL after a drop, however late: a ticket that
+/// opened a stream within its 60 seconds opens it again while its session lives; one that did
+/// not is refused once its 60 seconds are over, and so is any once the session has ended.
+#[tokio::test]
+async fn a_ticket_that_opened_a_stream_reopens_it_while_its_session_lives() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    app.follow(&john, "susan").await.expect(201);
+    let used = ticket_issued_ago(&john, 57);
+    let unused = ticket_issued_ago(&john, 58);
+    let first = open_with_ticket(&app, &used).await;
+    assert_eq!(first.status(), 200);
+    drop(first);
+    // Both are past their 60 seconds now.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let again = open_with_ticket(&app, &used).await;
+    assert_eq!(again.status(), 200, "the used ticket reopens its stream");
+    let mut stream = EventStream::from(again);
+    app.post_as(&susan, "after the reconnect").await;
+    assert_eq!(post_body(&stream.next().await), "after the reconnect");
+    drop(stream);
+
+    let late = app.get(&format!("/stream?ticket={unused}"), None).await;
+    late.assert_problem(401, "unauthorized");
+    assert!(
+        late.json()["detail"].as_str().unwrap().contains("expired"),
+        "{}",
+        late.text
+    );
+
+    app.post("/auth/logout", Some(&john.token), &json!({}))
+        .await
+        .expect(204);
+    app.get(&format!("/stream?ticket={used}"), None)
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
 #[tokio::test]
 async fn more_than_1000_missed_posts_are_a_reset_and_the_stream_goes_on_from_the_newest() {
     use sea_orm::ConnectionTrait;
@@ -461,6 +572,7 @@ async fn a_user_may_hold_5_streams_and_a_process_its_maximum() {
     }
     let sixth = app.get("/stream", Some(&john.token)).await;
     sixth.assert_problem(429, "too_many_streams");
+    assert_eq!(sixth.header("retry-after").as_deref(), Some("10"));
     // Closing one makes room (the server notices the client is gone).
     drop(streams.pop());
     streams.push(

@@ -9,14 +9,14 @@ use serde_json::json;
 
 use crate::helpers::{TEST_SECRET, fresh_database_url, spawn_app, spawn_app_with, test_settings};
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
 }
 
-fn sign(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+pub fn sign(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &Header::new(alg),
         &claims,

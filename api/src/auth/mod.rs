@@ -15,7 +15,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use entity::user;
 
 pub use passwords::Passwords;
-pub use tokens::{MIN_SECRET_BYTES, TICKET_TTL_SECONDS, Tokens, Verified, generate_secret};
+pub use tokens::{MIN_SECRET_BYTES, Proof, TICKET_TTL_SECONDS, Tokens, Verified, generate_secret};
 
 use crate::error::ApiError;
 use crate::services;
@@ -146,6 +146,26 @@ impl CurrentSession {
     }
 }
 
+/// How long after a login its access tokens count as a fresh proof of the password
+/// (`DELETE /users/me` asks for one), in seconds.
+pub const FRESH_LOGIN_SECONDS: u64 = 600;
+
+/// When the caller of an authenticated request last gave their password, when its access token
+/// came from a login (not a refresh): seconds since the epoch.
+#[derive(Clone, Copy, Debug)]
+struct LoggedInAt(u64);
+
+/// Whether the request's access token comes from a login (or registration) within the last
+/// [`FRESH_LOGIN_SECONDS`]. (A token of a refresh never does: a stolen refresh token must not
+/// be enough to delete the account.)
+pub fn fresh_login(req: &HttpRequest) -> bool {
+    let now = crate::time::now_millis() / 1_000;
+    req.extensions()
+        .get::<LoggedInAt>()
+        .and_then(|at| i64::try_from(at.0).ok())
+        .is_some_and(|at| now.saturating_sub(at) <= FRESH_LOGIN_SECONDS as i64)
+}
+
 /// `None` without an `Authorization` header; the token's user with a valid one; 401 otherwise.
 async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError> {
     let Some(token) = bearer_token(req.headers())? else {
@@ -160,7 +180,10 @@ async fn authenticate(req: &HttpRequest) -> Result<Option<user::Model>, ApiError
 }
 
 /// The caller of `GET /stream`: the user of its `ticket` query parameter when it has one, else of
-/// its bearer token (401 without either).
+/// its bearer token (401 without either). A ticket opens a stream within
+/// [`TICKET_TTL_SECONDS`] of its issue, and after that again while its session lives if it did
+/// open one then: a browser's `EventSource` reconnects by itself, with the same URL, after any
+/// drop.
 pub async fn stream_caller(
     req: &HttpRequest,
     ticket: Option<&str>,
@@ -171,7 +194,19 @@ pub async fn stream_caller(
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state missing")))?;
-    user_of(req, state, state.tokens.verify_ticket(ticket)?).await
+    let verified = state.tokens.verify_ticket(ticket)?;
+    let fresh = tokens::unix_seconds() < verified.issued_at.saturating_add(TICKET_TTL_SECONDS);
+    let session = verified.session.clone();
+    let user = user_of(req, state, verified).await?;
+    if fresh {
+        services::sessions::note_ticket_use(&state.db, ticket, &session).await?;
+    } else if !services::sessions::ticket_opened(&state.db, ticket, &session).await? {
+        return Err(ApiError::Unauthorized(
+            "the stream ticket has expired (a ticket must open its stream within 60 seconds): \
+             ask POST /stream/ticket for a new one",
+        ));
+    }
+    Ok(user)
 }
 
 /// The account of a verified token, while its session lives (one query reads both), or 401. Notes
@@ -194,6 +229,9 @@ async fn user_of(
     }
     req.extensions_mut()
         .insert(CurrentSession(session.id.clone()));
+    if let Some(at) = verified.auth_time {
+        req.extensions_mut().insert(LoggedInAt(at));
+    }
     if services::sessions::due_for_touch(&session) {
         let db = state.db.clone();
         // Not on the request's path: a failure costs an imprecise "last used" and nothing else.

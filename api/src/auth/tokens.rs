@@ -17,6 +17,9 @@ pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// As `validation`, but a ticket past its 60 seconds still says what it is: whether it may
+    /// open a stream again depends on its first use ([`crate::services::sessions::ticket_opened`]).
+    ticket_validation: Validation,
     ttl: Duration,
 }
 
@@ -33,6 +36,11 @@ struct Claims {
     /// What the token may be used for: absent on access tokens, `stream` on a stream ticket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    /// When the user last proved their password (OpenID Connect's claim name), in seconds since
+    /// the epoch: set on the access tokens of a login or a registration, absent on those of a
+    /// refresh. What a fresh login means for `DELETE /users/me`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_time: Option<u64>,
 }
 
 /// The scope of a stream ticket.
@@ -48,10 +56,13 @@ impl Tokens {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         validation.validate_aud = false;
+        let mut ticket_validation = validation.clone();
+        ticket_validation.validate_exp = false;
         Tokens {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            ticket_validation,
             ttl,
         }
     }
@@ -63,19 +74,23 @@ impl Tokens {
 
     /// A signed token for `user_id` in session `session`, valid for the configured lifetime.
     pub fn issue(&self, user_id: i64, session: &str) -> Result<String, ApiError> {
-        self.sign(user_id, session, unix_seconds(), self.ttl.as_secs(), None)
+        let now = unix_seconds();
+        self.sign(user_id, session, now, self.ttl.as_secs(), None, None)
     }
 
     /// The token [`Tokens::issue`] gave, or would give, at `issued_at` (milliseconds since the
     /// epoch): the same bytes for the same inputs, so that a retried refresh gets the same token.
+    /// `proof` is how it was earned: a token of a login carries its time as `auth_time`.
     pub fn issue_at(
         &self,
         user_id: i64,
         session: &str,
         issued_at: i64,
+        proof: Proof,
     ) -> Result<String, ApiError> {
         let at = u64::try_from(issued_at / 1_000).unwrap_or(0);
-        self.sign(user_id, session, at, self.ttl.as_secs(), None)
+        let auth_time = (proof == Proof::Password).then_some(at);
+        self.sign(user_id, session, at, self.ttl.as_secs(), None, auth_time)
     }
 
     /// A stream ticket for `user_id`: valid for [`TICKET_TTL_SECONDS`], and only as
@@ -87,6 +102,7 @@ impl Tokens {
             unix_seconds(),
             TICKET_TTL_SECONDS,
             Some(STREAM_SCOPE),
+            None,
         )
     }
 
@@ -97,6 +113,7 @@ impl Tokens {
         now: u64,
         ttl: u64,
         scope: Option<&str>,
+        auth_time: Option<u64>,
     ) -> Result<String, ApiError> {
         let claims = Claims {
             sub: user_id.to_string(),
@@ -104,6 +121,7 @@ impl Tokens {
             exp: now + ttl,
             sid: session.to_owned(),
             scope: scope.map(str::to_owned),
+            auth_time,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)
@@ -121,34 +139,32 @@ impl Tokens {
         self.verify_scoped(token, None)
     }
 
-    /// What a valid stream ticket says.
+    /// What a stream ticket of this server says, whatever its age (signature, algorithm and
+    /// scope checked): the caller decides from [`Verified::issued_at`] whether it is still fresh.
     pub(super) fn verify_ticket(&self, token: &str) -> Result<Verified, ApiError> {
         self.verify_scoped(token, Some(STREAM_SCOPE))
     }
 
     fn verify_scoped(&self, token: &str, scope: Option<&str>) -> Result<Verified, ApiError> {
-        let (expired, invalid) = match scope {
-            None => (
-                "the access token has expired: refresh it (POST /auth/refresh)",
-                "the access token is not valid",
-            ),
-            Some(_) => (
-                "the stream ticket has expired: ask POST /stream/ticket for a new one",
-                "the stream ticket is not valid",
-            ),
+        let expired = "the access token has expired: refresh it (POST /auth/refresh)";
+        let invalid = match scope {
+            None => "the access token is not valid",
+            Some(_) => "the stream ticket is not valid",
         };
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                // An access token that was good and has run out: the client refreshes. (A ticket
-                // that ran out is asked for again, and stays `unauthorized`.)
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature if scope.is_none() => {
+        let validation = match scope {
+            None => &self.validation,
+            Some(_) => &self.ticket_validation,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, validation).map_err(
+            |e| match e.kind() {
+                // An access token that was good and has run out: the client refreshes. (A
+                // ticket's age is judged by its caller.)
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     ApiError::TokenExpired(expired)
                 }
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized(expired)
-                }
                 _ => ApiError::Unauthorized(invalid),
-            })?;
+            },
+        )?;
         if data.claims.scope.as_deref() != scope {
             return Err(ApiError::Unauthorized(invalid));
         }
@@ -160,17 +176,32 @@ impl Tokens {
         Ok(Verified {
             user_id,
             session: data.claims.sid,
+            auth_time: data.claims.auth_time,
+            issued_at: data.claims.iat,
         })
     }
 }
 
-/// What a valid token says: whose it is, and of which session.
+/// How the access token being issued was earned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// A login or a registration: the user gave their password just now.
+    Password,
+    /// A refresh token was exchanged.
+    Refresh,
+}
+
+/// What a valid token says: whose it is, of which session, and (for a ticket) when it was issued.
 pub struct Verified {
     pub user_id: i64,
     pub session: String,
+    /// When the password was last given, on the access tokens of a login.
+    pub auth_time: Option<u64>,
+    /// When the token was issued, seconds since the epoch.
+    pub issued_at: u64,
 }
 
-fn unix_seconds() -> u64 {
+pub(super) fn unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{AuthUser, CurrentSession};
+use crate::auth::{AuthUser, CurrentSession, Proof};
 use crate::domain::{Email, Password, Username, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors};
 use crate::extract::JsonBody;
@@ -44,7 +44,7 @@ pub struct LoginRequest {
     #[schema(value_type = String, required = true, example = "susan")]
     pub username: Option<String>,
     /// The password.
-    #[schema(value_type = String, required = true, example = "password-of-susan")]
+    #[schema(value_type = String, required = true, example = "correct horse battery")]
     pub password: Option<String>,
 }
 
@@ -117,12 +117,13 @@ async fn token_for(
     user: &entity::user::Model,
     grant: Grant,
     issued_at: i64,
+    proof: Proof,
 ) -> Result<Token, ApiError> {
     let states = relationships::viewer_states(&state.db, Some(user.id), [user.id]).await?;
     Ok(Token {
         access_token: state
             .tokens
-            .issue_at(user.id, &grant.session_id, issued_at)?,
+            .issue_at(user.id, &grant.session_id, issued_at, proof)?,
         token_type: "Bearer",
         expires_in: state.tokens.ttl_seconds(),
         refresh_token: grant.refresh_token,
@@ -143,7 +144,14 @@ async fn new_session(
         .and_then(|agent| agent.to_str().ok());
     let grant =
         sessions::start_verified(&state.db, user, user_agent, state.refresh_ttl_ms()).await?;
-    token_for(state, user, grant, crate::time::now_millis()).await
+    token_for(
+        state,
+        user,
+        grant,
+        crate::time::now_millis(),
+        Proof::Password,
+    )
+    .await
 }
 
 /// Creates an account and returns a token for it.
@@ -254,6 +262,11 @@ pub async fn refresh(
     let token = body
         .refresh_token
         .ok_or_else(|| ApiError::field("refresh_token", "is required"))?;
+    // The session's own quota: an unknown token has none to spend, and is refused below.
+    let quota = match sessions::of_refresh_token(&state.db, &token).await? {
+        Some(session) => state.limits.take_refresh(&session).await?,
+        None => Vec::new(),
+    };
     let refreshed = sessions::refresh(
         &state.db,
         &token,
@@ -266,10 +279,16 @@ pub async fn refresh(
             user,
             grant,
             issued_at,
-        } => Ok(carrying(
-            HttpResponse::Ok(),
-            token_for(&state, &user, grant, issued_at).await?,
-        )),
+        } => {
+            let mut ok = HttpResponse::Ok();
+            for header in quota {
+                ok.insert_header(header);
+            }
+            Ok(carrying(
+                ok,
+                token_for(&state, &user, grant, issued_at, Proof::Refresh).await?,
+            ))
+        }
         Refreshed::Invalid => Err(ApiError::InvalidRefreshToken(
             "the refresh token is unknown, expired, or its session has ended: log in again",
         )),

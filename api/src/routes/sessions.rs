@@ -15,10 +15,10 @@ use crate::time::Timestamp;
 /// The body of `PUT /users/me/password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
-    #[schema(value_type = String, required = true, example = "password-of-susan")]
+    #[schema(value_type = String, required = true, example = "correct horse battery")]
     pub current_password: Option<String>,
     /// {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters.
-    #[schema(value_type = String, required = true, example = "a-new-password")]
+    #[schema(value_type = String, required = true, example = "battery staple horse")]
     pub new_password: Option<String>,
 }
 

@@ -87,9 +87,15 @@ pub async fn create_ticket(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// A ticket from `POST /stream/ticket`, instead of the `Authorization` header.
+    /// A ticket from `POST /stream/ticket`, instead of the `Authorization` header. It must open
+    /// a stream within {TICKET_TTL_SECONDS} seconds of its issue; a ticket that did may open it
+    /// again (as `EventSource` does by itself after a drop) for as long as its session lives.
     #[param(min_length = 1)]
     pub ticket: Option<String>,
+    /// As the `Last-Event-ID` header, for a new `EventSource` (which cannot send it): the `id`
+    /// of the last `post` event seen. The header wins when both are sent.
+    #[param(min_length = 1)]
+    pub last_event_id: Option<String>,
 }
 
 /// The caller's live events, as Server-Sent Events.
@@ -105,11 +111,12 @@ pub struct StreamQuery {
         ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last `post` event received: the posts since then are sent first"),
     ),
     responses(
-        (status = 200, description = "The event stream (never ends on its own)", content_type = "text/event-stream", body = String),
-        (status = 400, description = "`invalid_cursor`: `Last-Event-ID` is not an id this stream sent"),
-        (status = 429, description = "`too_many_streams`: the caller has {STREAMS_PER_USER} streams open already"),
+        (status = 200, description = "The event stream: it ends with its session (logout, expiry, suspension, removal), when the client reads too slowly, or at the server's shutdown; the client reconnects with `Last-Event-ID`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`invalid_cursor`: `Last-Event-ID` (or `last_event_id`) is not an id this stream sent"),
+        (status = 429, description = "`too_many_streams`: the caller has {STREAMS_PER_USER} streams open already; retry after `Retry-After` seconds",
+            headers(("Retry-After" = u64, description = "Seconds to wait before opening another stream"))),
     ),
-    security(("bearer" = []), ()))]
+    security(("bearer" = []), ("ticket" = [])))]
 pub async fn open_stream(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -118,14 +125,12 @@ pub async fn open_stream(
     let me = auth::stream_caller(&req, query.ticket.as_deref()).await?;
     let list_name = timeline::list_name(me.id);
     let last_seen = match req.headers().get("last-event-id") {
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| ApiError::InvalidCursor)
-                .and_then(|cursor| state.cursors.decode(&list_name, cursor.trim()))?,
-        ),
-        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| ApiError::InvalidCursor)?),
+        None => query.last_event_id.as_deref(),
     };
+    let last_seen = last_seen
+        .map(|cursor| state.cursors.decode(&list_name, cursor.trim()))
+        .transpose()?;
     let session = CurrentSession::of(&req)?;
     let registration = state
         .hub

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::{SearchPrefix, parse_bio, parse_display_name};
 use crate::error::{ApiError, FieldErrors};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, OptionalJsonBody};
 use crate::page::{page_response, parse_limit};
 use crate::services::relationships;
 use crate::services::users::{self, ProfileChanges};
@@ -123,13 +123,54 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(profile))
 }
 
-/// Removes the caller's account, its posts and every follow in which it is either side.
+/// The body of `DELETE /users/me`, which may be left out after a fresh login.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeleteAccountRequest {
+    /// The account's password. Not needed when the access token comes from a login (not a
+    /// refresh) within the last {FRESH_LOGIN_MINUTES} minutes.
+    #[schema(value_type = Option<String>, example = "correct horse battery")]
+    pub password: Option<String>,
+}
+
+/// Removes the caller's account, its posts and every follow in which it is either side. Asks for
+/// proof that the caller is the account's owner: the password in the body, or an access token of
+/// a login within the last {FRESH_LOGIN_MINUTES} minutes.
 #[utoipa::path(delete, path = "/users/me", tag = "accounts", operation_id = "deleteMe",
+    request_body(content = Option<DeleteAccountRequest>, description = "`{\"password\"}`; may be left out (no body) when the access token comes from a login within the last {FRESH_LOGIN_MINUTES} minutes"),
     responses(
         (status = 204, description = "The account is gone; its tokens answer 401 from now on"),
+        (status = 403, description = "`reauthentication_required`: no password was sent (or it is wrong) and the access token does not come from a login within the last {FRESH_LOGIN_MINUTES} minutes"),
+        (status = 429, description = "`rate_limited`: too many password checks for this account (the quota of `PUT /users/me/password`); retry after `Retry-After` seconds"),
     ),
     security(("bearer" = [])))]
-pub async fn delete_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
+pub async fn delete_me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: AuthUser,
+    body: OptionalJsonBody<DeleteAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    match body.0.and_then(|body| body.password) {
+        Some(password) => {
+            state.limits.take_password_attempt(me.0.id).await?;
+            if !state
+                .passwords
+                .verify(password, me.0.password_hash.clone())
+                .await?
+            {
+                return Err(ApiError::ReauthenticationRequired(
+                    "the password is incorrect: send the account's password, or log in again and \
+                     delete within ten minutes",
+                ));
+            }
+        }
+        None if crate::auth::fresh_login(&req) => {}
+        None => {
+            return Err(ApiError::ReauthenticationRequired(
+                "deleting the account needs its password ({\"password\": ...} in the body) or an \
+                 access token from a login within the last ten minutes",
+            ));
+        }
+    }
     users::delete_account(&state.db, me.0.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

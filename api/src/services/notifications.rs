@@ -33,6 +33,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for the document's list of them (a test checks it names each).
+    pub const ALL: [Kind; 3] = [Kind::Follow, Kind::FollowRequest, Kind::FollowAccepted];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Follow => "follow",

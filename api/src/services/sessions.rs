@@ -8,12 +8,16 @@
 //! the grace window gets the same answer (the successor is derived, [`Rotation`]); later it is
 //! treated as theft (RFC 9700, section 4.14.2): the whole session ends, and the answer is 401
 //! `invalid_refresh_token`.
+//!
+//! A stream ticket that opened a stream is noted (`stream_tickets`, by its SHA-256), so that it
+//! may open the stream again, as a browser's `EventSource` does after a drop, while the session
+//! lives.
 
-use entity::{refresh_token, session, user};
+use entity::{refresh_token, session, stream_ticket, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use sha2::{Digest, Sha256};
 
@@ -219,6 +223,79 @@ pub enum Refreshed {
     Reused,
     /// The session's account is suspended.
     Suspended,
+}
+
+/// Notes that the stream ticket `ticket` of session `session_id` opened a stream within its first
+/// seconds, so that it may open one again while the session lives ([`ticket_opened`]).
+/// Idempotent; a session that ended meanwhile is a 401.
+#[tracing::instrument(name = "sessions::note_ticket_use", skip_all)]
+pub async fn note_ticket_use(
+    db: &impl ConnectionTrait,
+    ticket: &str,
+    session_id: &str,
+) -> Result<(), ApiError> {
+    let hashed = hash(ticket);
+    if stream_ticket::Entity::find_by_id(hashed.clone())
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let inserted = stream_ticket::ActiveModel {
+        hash: Set(hashed),
+        session_id: Set(session_id.to_owned()),
+        first_used_at: Set(now_millis()),
+    }
+    .insert(db)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        // The same ticket's reconnect raced this one: it is noted.
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(()),
+        // The session ended between its check and here.
+        Err(err)
+            if matches!(
+                err.sql_err(),
+                Some(SqlErr::ForeignKeyConstraintViolation(_))
+            ) =>
+        {
+            Err(ApiError::Unauthorized(
+                "the session of this stream ticket has ended: log in again",
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Whether the stream ticket `ticket` of session `session_id` opened a stream within its first
+/// seconds (so it may open one again while that session lives).
+#[tracing::instrument(name = "sessions::ticket_opened", skip_all)]
+pub async fn ticket_opened(
+    db: &impl ConnectionTrait,
+    ticket: &str,
+    session_id: &str,
+) -> Result<bool, ApiError> {
+    Ok(stream_ticket::Entity::find_by_id(hash(ticket))
+        .filter(stream_ticket::Column::SessionId.eq(session_id))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// The session that the refresh token `token` belongs to, if it is one the server issued (used or
+/// not): what the per-session refresh quota is kept by. One primary-key read.
+#[tracing::instrument(name = "sessions::of_refresh_token", skip_all)]
+pub async fn of_refresh_token(
+    db: &impl ConnectionTrait,
+    token: &str,
+) -> Result<Option<String>, ApiError> {
+    Ok(refresh_token::Entity::find_by_id(hash(token))
+        .select_only()
+        .column(refresh_token::Column::SessionId)
+        .into_tuple::<String>()
+        .one(db)
+        .await?)
 }
 
 /// Exchanges `token` for a new one, in one transaction under the account's row lock and then the

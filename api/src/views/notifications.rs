@@ -19,7 +19,7 @@ pub struct Notification {
     /// `follow` (the account followed you), `follow_request` (it asks to follow you) or
     /// `follow_accepted` (it accepted your request).
     #[serde(rename = "type")]
-    #[schema(example = "follow")]
+    #[schema(value_type = NotificationType, example = "follow")]
     pub kind: String,
     /// When it happened.
     pub created_at: Timestamp,
@@ -27,6 +27,17 @@ pub struct Notification {
     pub account: UserCard,
     /// Whether it is at or below the caller's read mark (`POST /notifications/read`).
     pub read: bool,
+}
+
+/// What a notification says happened: the document's name for the kinds of
+/// [`crate::services::notifications::Kind`], which a client may switch on. (The wire carries the
+/// kind's own text; a test checks this list names every kind.)
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum NotificationType {
+    Follow,
+    FollowRequest,
+    FollowAccepted,
 }
 
 crate::page_schema!(
@@ -61,4 +72,30 @@ pub async fn render(
         .iter()
         .map(|e| Notification::new(me, e, &states))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::PartialSchema;
+
+    use super::NotificationType;
+    use crate::services::notifications::Kind;
+
+    #[test]
+    fn the_documented_notification_types_are_exactly_the_kinds() {
+        let schema = serde_json::to_value(NotificationType::schema()).unwrap_or_default();
+        let mut documented: Vec<String> = schema["enum"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut kinds: Vec<String> = Kind::ALL.iter().map(|k| k.as_str().to_owned()).collect();
+        documented.sort();
+        kinds.sort();
+        assert_eq!(documented, kinds);
+    }
 }

@@ -13,6 +13,9 @@ use crate::time::Timestamp;
 
 /// The authenticated caller's relationship to a user; `null` on anonymous requests.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({"following": true, "followed_by": false,
+    "followed_at": "2026-11-20T10:00:00.123Z", "followed_by_at": null, "requested": false,
+    "requested_by": false, "blocking": false, "blocked_by": false, "muting": false}))]
 pub struct Viewer {
     /// The caller follows this user.
     pub following: bool,
@@ -111,6 +114,10 @@ impl Profile {
 
 /// The caller's relationship to one user: the username and every field of `Viewer`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"username": "susan", "following": true, "followed_by": true,
+    "followed_at": "2026-11-20T10:00:00.123Z", "followed_by_at": "2026-11-21T08:30:00.000Z",
+    "requested": false, "requested_by": false, "blocking": false, "blocked_by": false,
+    "muting": false}))]
 pub struct Relationship {
     /// The other user's username, as registered.
     #[schema(example = "susan")]
