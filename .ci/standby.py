@@ -317,7 +317,7 @@ def main() -> int:
                   f"the target after the writer's unfollow, through {via}: {target}")
         log("a writer reads its own unfollow at once through both processes, replay paused")
         check(anonymous("A") == new, "the anonymous reader through A still has the old answer")
-        expect("A", "DELETE", "/users/me", 204, tokens["fan2"])
+        expect("A", "DELETE", "/users/me", 204, tokens["fan2"], {"password": "password-fan2"})
         for via in ("A", "B"):
             got, _, body = call(via, "GET", "/timeline", tokens["fan2"])
             check(got == 401, f"a removed account's token through {via}: {got} {body}")
