@@ -73,6 +73,17 @@ pub enum ApiError {
     /// an accepted follower. Names the account.
     #[error("'{0}' is a private account: only its accepted followers see its posts and lists")]
     PrivateAccount(String),
+    /// 409 `idempotency_key_in_use`: a request with this `Idempotency-Key` is still running;
+    /// carries `Retry-After: 1`.
+    #[error(
+        "a request with this Idempotency-Key is still running: retry in a second to get its answer"
+    )]
+    IdempotencyKeyInUse,
+    /// 422 `idempotency_key_reused`: the `Idempotency-Key` was used before with another request.
+    #[error(
+        "this Idempotency-Key was used with another request (another body or endpoint): use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
     /// 403 `reauthentication_required`: deleting the account without its password or an access
     /// token of a login within the last ten minutes.
     #[error("{0}")]
@@ -228,6 +239,8 @@ impl ApiError {
             ApiError::Blocked(_) => "blocked",
             ApiError::AccountSuspended => "account_suspended",
             ApiError::ReauthenticationRequired(_) => "reauthentication_required",
+            ApiError::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PrivateAccount(_) => "private_account",
             ApiError::FollowRequestNotFound(_) => "follow_request_not_found",
             ApiError::UserNotFound(_) => "user_not_found",
@@ -372,13 +385,16 @@ impl ResponseError for ApiError {
             | ApiError::SessionNotFound
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::UsernameTaken(_) | ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::UsernameTaken(_) | ApiError::EmailTaken | ApiError::IdempotencyKeyInUse => {
+                StatusCode::CONFLICT
+            }
             ApiError::BodyTimeout { .. } | ApiError::HeadTimeout { .. } => {
                 StatusCode::REQUEST_TIMEOUT
             }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_)
+            | ApiError::IdempotencyKeyReused
             | ApiError::CannotFollowSelf
             | ApiError::CannotBlockSelf
             | ApiError::CannotMuteSelf
@@ -402,7 +418,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
-            ApiError::Contention(_) => {
+            ApiError::Contention(_) | ApiError::IdempotencyKeyInUse => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::StreamsFull | ApiError::TooManyStreams { .. } => {

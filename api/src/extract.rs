@@ -18,25 +18,141 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonBo
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let object =
-            web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
+        let object = read_object(req, payload);
         Box::pin(async move {
-            let object = tokio::time::timeout(BODY_TIMEOUT, object)
-                .await
-                .map_err(|_| ApiError::BodyTimeout {
-                    seconds: BODY_TIMEOUT.as_secs(),
-                })??
-                .into_inner();
-            serde_path_to_error::deserialize(serde_json::Value::Object(object))
-                .map(JsonBody)
-                .map_err(|e| ApiError::InvalidJson(shape_error(&e)).into())
+            let object = object.await?;
+            parse_object(object).map(JsonBody)
+        })
+    }
+}
+
+/// The body as a JSON object, read within [`BODY_TIMEOUT`] and the size limit.
+fn read_object(
+    req: &HttpRequest,
+    payload: &mut actix_web::dev::Payload,
+) -> impl std::future::Future<
+    Output = Result<serde_json::Map<String, serde_json::Value>, actix_web::Error>,
+> + 'static {
+    read_json(req, payload)
+}
+
+/// The body as JSON of the shape `J`, read within [`BODY_TIMEOUT`] and the size limit.
+fn read_json<J: serde::de::DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut actix_web::dev::Payload,
+) -> impl std::future::Future<Output = Result<J, actix_web::Error>> + 'static {
+    let object = <web::Json<J> as actix_web::FromRequest>::from_request(req, payload);
+    async move {
+        Ok(tokio::time::timeout(BODY_TIMEOUT, object)
+            .await
+            .map_err(|_| ApiError::BodyTimeout {
+                seconds: BODY_TIMEOUT.as_secs(),
+            })??
+            .into_inner())
+    }
+}
+
+fn parse_object<T: serde::de::DeserializeOwned>(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, actix_web::Error> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(object))
+        .map_err(|e| ApiError::InvalidJson(shape_error(&e)).into())
+}
+
+/// A JSON object body, as [`JsonBody`], with its canonical text: keys sorted at every level, no
+/// white space. Two bodies that differ only in key order or spacing have the same canonical text,
+/// which is what a repeat with an `Idempotency-Key` is compared by.
+pub struct CanonicalJson<T> {
+    pub body: T,
+    pub canonical: String,
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for CanonicalJson<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let object = read_object(req, payload);
+        Box::pin(async move {
+            let object = object.await?;
+            let mut canonical = String::new();
+            write_canonical(&serde_json::Value::Object(object.clone()), &mut canonical);
+            Ok(CanonicalJson {
+                body: parse_object(object)?,
+                canonical,
+            })
+        })
+    }
+}
+
+/// Writes `value` as JSON with every object's keys in sorted order and no white space.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(inner) = map.get(key) {
+                    write_canonical(inner, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The `Idempotency-Key` header of a write that creates: 1 to 255 visible ASCII characters
+/// (400 `invalid_parameter` otherwise), or `None` when it is not sent.
+pub struct IdempotencyKey(pub Option<String>);
+
+/// The longest `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+
+impl actix_web::FromRequest for IdempotencyKey {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let Some(value) = req.headers().get("idempotency-key") else {
+            return std::future::ready(Ok(IdempotencyKey(None)));
+        };
+        let bytes = value.as_bytes();
+        let valid = (1..=IDEMPOTENCY_KEY_MAX_CHARS).contains(&bytes.len())
+            && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
+        std::future::ready(if valid {
+            Ok(IdempotencyKey(Some(
+                String::from_utf8_lossy(bytes).into_owned(),
+            )))
+        } else {
+            Err(ApiError::InvalidParameter(format!(
+                "the Idempotency-Key header must be 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters"
+            ))
+            .into())
         })
     }
 }
 
 /// A JSON body that may be left out: `None` for a request with no body at all (no
-/// `Content-Length` but 0, no chunked body); otherwise exactly [`JsonBody`], with its errors (so a
-/// body that is sent but broken is still a 400 or 415, never silently ignored).
+/// `Content-Length` but 0, no chunked body) or a body of `null`; otherwise an object read as
+/// [`JsonBody`] reads it, with its errors (so a body that is sent but broken is still a 400 or
+/// 415, never silently ignored).
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
 impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJsonBody<T> {
@@ -53,10 +169,12 @@ impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for Option
         if !chunked && length.unwrap_or(0) == 0 {
             return Box::pin(async { Ok(OptionalJsonBody(None)) });
         }
-        let body = JsonBody::<T>::from_request(req, payload);
+        let value = read_json::<Option<serde_json::Map<String, serde_json::Value>>>(req, payload);
         Box::pin(async move {
-            body.await
-                .map(|JsonBody(body)| OptionalJsonBody(Some(body)))
+            match value.await? {
+                None => Ok(OptionalJsonBody(None)),
+                Some(object) => parse_object(object).map(|body| OptionalJsonBody(Some(body))),
+            }
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod http_cache;
+pub mod idempotent;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -209,6 +209,14 @@ impl Numbers {
             ),
             ("MAX_REPLAY", thousands(stream::MAX_REPLAY as u64)),
             (
+                "IDEMPOTENCY_KEY_MAX_CHARS",
+                crate::extract::IDEMPOTENCY_KEY_MAX_CHARS.to_string(),
+            ),
+            (
+                "IDEMPOTENCY_KEPT_HOURS",
+                (crate::services::idempotency::KEPT / 3_600_000).to_string(),
+            ),
+            (
                 "FRESH_LOGIN_MINUTES",
                 (crate::auth::FRESH_LOGIN_SECONDS / 60).to_string(),
             ),

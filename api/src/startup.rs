@@ -115,6 +115,7 @@ impl Application {
             rotation: crate::services::sessions::Rotation::new(secret.as_bytes()),
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
             standby,
+            in_flight: Default::default(),
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),
@@ -125,6 +126,7 @@ impl Application {
             timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
         });
         limits.spawn_cleanup();
+        spawn_idempotency_sweep(db.clone());
         let cors_origins = settings.cors_allowed_origins.clone();
 
         let listener = TcpListener::bind(&settings.bind_addr)
@@ -422,4 +424,19 @@ impl RootSpanBuilder for RequestSpan {
         // errors were logged with their cause where they happened.
         span.record("status", status);
     }
+}
+
+/// Removes the `Idempotency-Key`s past their 24 hours, once an hour (and once at start-up).
+fn spawn_idempotency_sweep(db: sea_orm::DatabaseConnection) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+        loop {
+            tick.tick().await;
+            match crate::services::idempotency::sweep(&db).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "swept idempotency keys past their 24 hours"),
+                Err(err) => tracing::warn!(error = %err, "could not sweep idempotency keys"),
+            }
+        }
+    });
 }

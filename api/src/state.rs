@@ -34,6 +34,8 @@ pub struct AppState {
     pub rotation: crate::services::sessions::Rotation,
     /// How long an event stream waits for a client that does not read.
     pub stream_slow_client_timeout: std::time::Duration,
+    /// The `Idempotency-Key`s whose first request runs in this process.
+    pub in_flight: crate::services::idempotency::InFlight,
     /// The read standby (`DATABASE_READ_URL`), when there is one.
     pub standby: Option<std::sync::Arc<crate::replica::Standby>>,
 }

@@ -14,6 +14,7 @@ mod errors;
 mod follows;
 mod hardening;
 mod helpers;
+mod idempotency;
 mod locked;
 mod metrics;
 mod model;

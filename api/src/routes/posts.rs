@@ -1,6 +1,6 @@
 //! Posts and the timeline.
 
-use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 use crate::auth::{AuthUser, MaybeAuthUser};
 use crate::domain::PostBody;
 use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::extract::{CanonicalJson, IdempotencyKey};
+use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
+use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::{relationships, timeline};
 use crate::state::AppState;
@@ -27,33 +29,70 @@ pub struct CreatePostRequest {
 /// Writes a post as the caller.
 #[utoipa::path(post, path = "/posts", tag = "posts", operation_id = "createPost",
     request_body = CreatePostRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and writes nothing")),
     responses(
-        (status = 201, description = "The post was written", body = Post,
-            headers(("Location" = String, description = "`/posts/{id}`"))),
-        (status = 422, description = "`validation_failed`: the body breaks its rules"),
+        (status = 201, description = "The post was written (or, for a repeat of an `Idempotency-Key`, the first request's answer again)", body = Post,
+            headers(
+                ("Location" = String, description = "`/posts/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` on a repeat's answer: the first request's answer, again"),
+            )),
+        (status = 400, description = "`invalid_parameter`: the `Idempotency-Key` is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters; `invalid_json`"),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this key is still running; retry after `Retry-After` seconds"),
+        (status = 422, description = "`validation_failed`: the body breaks its rules; `idempotency_key_reused`: the key was used with another body"),
     ),
     security(("bearer" = [])))]
 pub async fn create_post(
     state: web::Data<AppState>,
     me: AuthUser,
-    body: JsonBody<CreatePostRequest>,
+    key: IdempotencyKey,
+    body: CanonicalJson<CreatePostRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody(body) = body;
+    let CanonicalJson { body, canonical } = body;
     let text = body
         .body
         .ok_or_else(|| ApiError::field("body", "is required"))?;
     let text = PostBody::parse(&text).map_err(|message| ApiError::field("body", message))?;
-    let post = posts::create(&state.db, &me.0, text).await?;
-    let id = post.id;
-    let post = render_one(
-        &state.db,
-        Some(me.0.id),
-        PostWithAuthor { post, author: me.0 },
-    )
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/posts/{id}")))
-        .json(post))
+    let claim = key
+        .0
+        .map(|key| Claim::new(me.0.id, key, "POST /posts", &canonical));
+    let _held = claim
+        .as_ref()
+        .map(|claim| state.in_flight.hold(claim))
+        .transpose()?;
+    match posts::create(&state.db, &me.0, text, claim.as_ref()).await? {
+        Outcome::Replay(answer) => {
+            let body = match &answer.response {
+                Some(body) => body.clone(),
+                // The first answer's body was not kept (a crash after the commit): the post as
+                // it is now.
+                None => {
+                    let post =
+                        posts::find(&state.db, answer.resource_id.unwrap_or_default()).await?;
+                    let post = render_one(&state.db, Some(me.0.id), post).await?;
+                    serde_json::to_string(&post).map_err(ApiError::internal)?
+                }
+            };
+            Ok(idempotent::replay(&answer, body))
+        }
+        Outcome::Done(post) => {
+            let location = format!("/posts/{}", post.id);
+            let post = render_one(
+                &state.db,
+                Some(me.0.id),
+                PostWithAuthor { post, author: me.0 },
+            )
+            .await?;
+            let body = serde_json::to_string(&post).map_err(ApiError::internal)?;
+            if let Some(claim) = &claim {
+                idempotency::store_response(&state.db, claim, &body).await;
+            }
+            Ok(idempotent::answer(
+                StatusCode::CREATED,
+                Some(&location),
+                body,
+            ))
+        }
+    }
 }
 
 /// One post.

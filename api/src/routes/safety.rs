@@ -1,5 +1,6 @@
 //! Safety: blocks, mutes, removing a follower, reports, and the operators' endpoints.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,8 +8,10 @@ use utoipa::ToSchema;
 use crate::auth::{AdminUser, AuthUser};
 use crate::domain::ReportReason;
 use crate::error::{ApiError, FieldErrors};
-use crate::extract::JsonBody;
+use crate::extract::{CanonicalJson, IdempotencyKey};
+use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
+use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
 use crate::services::relationships::ViewerStates;
 use crate::services::reports::{self, ReportOutcome};
@@ -219,19 +222,24 @@ pub struct ReportReceipt {
 /// and account or post: a repeat answers 200 with the first.
 #[utoipa::path(post, path = "/reports", tag = "safety", operation_id = "createReport",
     request_body = CreateReportRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and files nothing")),
     responses(
-        (status = 201, description = "The report is filed", body = ReportReceipt),
+        (status = 201, description = "The report is filed", body = ReportReceipt,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a repeat's answer: the first request's answer, again"))),
         (status = 200, description = "An open report of the same account or post by the caller was there; nothing changed", body = ReportReceipt),
+        (status = 400, description = "`invalid_parameter`: the `Idempotency-Key` is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters; `invalid_json`"),
         (status = 404, description = "`user_not_found`"),
-        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`"),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this key is still running; retry after `Retry-After` seconds"),
+        (status = 422, description = "`validation_failed` (a field breaks its rules, or `post_id` is not a post by that user); `cannot_report_self`; `idempotency_key_reused`: the key was used with another body"),
     ),
     security(("bearer" = [])))]
 pub async fn create_report(
     state: web::Data<AppState>,
     me: AuthUser,
-    body: JsonBody<CreateReportRequest>,
+    key: IdempotencyKey,
+    body: CanonicalJson<CreateReportRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let JsonBody(body) = body;
+    let CanonicalJson { body, canonical } = body;
     let mut errors = FieldErrors::new();
     if body.username.is_none() {
         errors.insert("username".into(), vec!["is required".into()]);
@@ -247,16 +255,54 @@ pub async fn create_report(
         return Err(ApiError::Validation(errors));
     };
     let target = users::find_in_path(&state.db, &username, Some(&me.0)).await?;
-    let (outcome, report) =
-        reports::create(&state.db, &me.0, &target, body.post_id, reason).await?;
-    let receipt = ReportReceipt {
+    let claim = key
+        .0
+        .map(|key| Claim::new(me.0.id, key, "POST /reports", &canonical));
+    let _held = claim
+        .as_ref()
+        .map(|claim| state.in_flight.hold(claim))
+        .transpose()?;
+    let receipt_of = |report: &entity::report::Model| ReportReceipt {
         id: report.id,
         created_at: Timestamp(report.created_at),
     };
-    Ok(match outcome {
-        ReportOutcome::Created => HttpResponse::Created().json(receipt),
-        ReportOutcome::AlreadyOpen => HttpResponse::Ok().json(receipt),
-    })
+    match reports::create(
+        &state.db,
+        &me.0,
+        &target,
+        body.post_id,
+        reason,
+        claim.as_ref(),
+    )
+    .await?
+    {
+        Outcome::Replay(answer) => {
+            let body = match &answer.response {
+                Some(body) => body.clone(),
+                None => {
+                    let id = answer.resource_id.unwrap_or_default();
+                    let report = reports::find_filed(&state.db, me.0.id, id)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::internal(std::io::Error::other("a kept report is gone"))
+                        })?;
+                    serde_json::to_string(&receipt_of(&report)).map_err(ApiError::internal)?
+                }
+            };
+            Ok(idempotent::replay(&answer, body))
+        }
+        Outcome::Done((outcome, report)) => {
+            let body = serde_json::to_string(&receipt_of(&report)).map_err(ApiError::internal)?;
+            if let Some(claim) = &claim {
+                idempotency::store_response(&state.db, claim, &body).await;
+            }
+            let status = match outcome {
+                ReportOutcome::Created => StatusCode::CREATED,
+                ReportOutcome::AlreadyOpen => StatusCode::OK,
+            };
+            Ok(idempotent::answer(status, None, body))
+        }
+    }
 }
 
 /// A report as the operators see it.

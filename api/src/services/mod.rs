@@ -38,6 +38,7 @@
 
 pub mod clock;
 pub mod follows;
+pub mod idempotency;
 pub mod keyset;
 pub mod marks;
 pub mod notifications;

@@ -11,6 +11,7 @@ use crate::domain::PostBody;
 use crate::error::ApiError;
 use crate::events::{self, Event, Transport};
 use crate::services::clock::{self, Clock};
+use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::{stream_sources, users};
 
@@ -25,17 +26,26 @@ pub fn list_name(author_id: i64) -> String {
     format!("posts:{author_id}")
 }
 
-/// Writes a post by `author` and counts it, in one transaction.
+/// Writes a post by `author` and counts it, in one transaction. With an `Idempotency-Key`
+/// (`claim`), a key used before answers that request's answer instead, and a new one is recorded
+/// with the post.
 #[tracing::instrument(name = "posts::create", skip_all, fields(author = author.id))]
 pub async fn create(
     db: &DatabaseConnection,
     author: &user::Model,
     body: PostBody,
-) -> Result<post::Model, ApiError> {
+    claim: Option<&Claim>,
+) -> Result<Outcome<post::Model>, ApiError> {
     db::write(db, async |txn| {
         // The author's row lock first, before the insert's foreign-key check would take a shared
-        // one (which MySQL could not upgrade without deadlocking concurrent posts).
+        // one (which MySQL could not upgrade without deadlocking concurrent posts). Repeats of
+        // one key queue here.
         users::lock(txn, author, &[]).await?;
+        if let Some(claim) = claim
+            && let Some(answer) = idempotency::prior(txn, claim).await?
+        {
+            return Ok(Outcome::Replay(answer));
+        }
         users::add_to_count(
             txn,
             user::Column::PostsCount,
@@ -62,7 +72,17 @@ pub async fn create(
             },
         )
         .await?;
-        Ok(post)
+        if let Some(claim) = claim {
+            idempotency::record(
+                txn,
+                claim,
+                201,
+                Some(format!("/posts/{}", post.id)),
+                post.id,
+            )
+            .await?;
+        }
+        Ok(Outcome::Done(post))
     })
     .await
 }

@@ -11,6 +11,7 @@ use crate::db;
 use crate::domain::ReportReason;
 use crate::error::ApiError;
 use crate::services::clock::{self, Clock};
+use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::users;
 use crate::time::now_millis;
@@ -35,12 +36,18 @@ pub async fn create(
     target: &user::Model,
     post_id: Option<i64>,
     reason: ReportReason,
-) -> Result<(ReportOutcome, report::Model), ApiError> {
+    claim: Option<&Claim>,
+) -> Result<Outcome<(ReportOutcome, report::Model)>, ApiError> {
     if reporter.id == target.id {
         return Err(ApiError::CannotReportSelf);
     }
     db::write(db, async |txn| {
         users::lock(txn, reporter, &[target]).await?;
+        if let Some(claim) = claim
+            && let Some(answer) = idempotency::prior(txn, claim).await?
+        {
+            return Ok(Outcome::Replay(answer));
+        }
         if let Some(post_id) = post_id {
             let by_target = post::Entity::find_by_id(post_id)
                 .filter(post::Column::AuthorId.eq(target.id))
@@ -66,7 +73,10 @@ pub async fn create(
             .one(txn)
             .await?;
         if let Some(open) = open {
-            return Ok((ReportOutcome::AlreadyOpen, open));
+            if let Some(claim) = claim {
+                idempotency::record(txn, claim, 200, None, open.id).await?;
+            }
+            return Ok(Outcome::Done((ReportOutcome::AlreadyOpen, open)));
         }
         let created_at = clock::next_at(txn, Clock::Reports).await?;
         let report = report::ActiveModel {
@@ -80,9 +90,25 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
-        Ok((ReportOutcome::Created, report))
+        if let Some(claim) = claim {
+            idempotency::record(txn, claim, 201, None, report.id).await?;
+        }
+        Ok(Outcome::Done((ReportOutcome::Created, report)))
     })
     .await
+}
+
+/// The report `id` filed by `reporter`, if there is one (an idempotent repeat's answer when the
+/// first answer's body was not kept).
+pub async fn find_filed(
+    db: &impl ConnectionTrait,
+    reporter: i64,
+    id: i64,
+) -> Result<Option<report::Model>, ApiError> {
+    Ok(report::Entity::find_by_id(id)
+        .filter(report::Column::ReporterId.eq(reporter))
+        .one(db)
+        .await?)
 }
 
 /// A report with the two accounts it names (suspended or not: operators see them all).
