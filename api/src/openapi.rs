@@ -35,6 +35,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "follows", description = "The follow graph"),
         (name = "posts", description = "Posts and the timeline"),
         (name = "notifications", description = "What others did that concerns the caller"),
+        (name = "markers", description = "Reading positions that follow the user from device to device"),
         (name = "stream", description = "Live events as Server-Sent Events"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
         (name = "admin", description = "The operators' endpoints: accounts with the operator role, granted by `social operator grant NAME` (or at start-up by `ADMIN_USERNAMES` to accounts that exist then)"),

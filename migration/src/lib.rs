@@ -22,6 +22,7 @@ mod m20261206_000016_display_name_prefixes;
 mod m20261207_000017_operators;
 mod m20261207_000018_stream_tickets;
 mod m20261207_000020_idempotency_keys;
+mod m20261207_000021_markers;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_operators::Migration),
             Box::new(m20261207_000018_stream_tickets::Migration),
             Box::new(m20261207_000020_idempotency_keys::Migration),
+            Box::new(m20261207_000021_markers::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod idempotency;
 mod locked;
+mod markers;
 mod metrics;
 mod model;
 mod notifications;

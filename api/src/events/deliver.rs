@@ -113,6 +113,13 @@ impl Hub {
                     slot.end();
                 }
             }),
+            Ready::Other(Event::Marked { user, session }) => {
+                for slot in self.slots_of(&[user]) {
+                    if slot.session != session {
+                        slot.wake(Look::MARKERS);
+                    }
+                }
+            }
             Ready::Other(_) | Ready::Nothing => {}
         }
     }

@@ -66,6 +66,8 @@ pub struct Look {
     /// does not see posts in commit order.
     pub posts: bool,
     pub notifications: bool,
+    /// Its user's markers, which another session moved (or may have).
+    pub markers: bool,
 }
 
 impl Slot {
@@ -74,6 +76,7 @@ impl Slot {
         self.with_inbox(|inbox| {
             inbox.look.posts |= look.posts;
             inbox.look.notifications |= look.notifications;
+            inbox.look.markers |= look.markers;
         });
         self.wake.notify_one();
     }
@@ -133,10 +136,17 @@ impl Look {
     pub const EVERYTHING: Look = Look {
         posts: true,
         notifications: true,
+        markers: true,
     };
     pub(super) const NOTIFICATIONS: Look = Look {
         posts: false,
         notifications: true,
+        markers: false,
+    };
+    pub(super) const MARKERS: Look = Look {
+        posts: false,
+        notifications: false,
+        markers: true,
     };
 }
 

@@ -65,6 +65,8 @@ pub enum Event {
     /// The session `session` ended (logout, deletion, password change, a reused refresh token):
     /// the streams it opened end.
     SessionEnded { session: String },
+    /// `user` moved a marker from session `session`: the user's other streams send the markers.
+    Marked { user: i64, session: String },
 }
 
 impl Event {
@@ -75,6 +77,7 @@ impl Event {
             Event::Notified { recipient } => format!("n {recipient}"),
             Event::Ended { user } => format!("e {user}"),
             Event::SessionEnded { session } => format!("s {session}"),
+            Event::Marked { user, session } => format!("m {user} {session}"),
         }
     }
 
@@ -100,6 +103,10 @@ impl Event {
             },
             "n" => Event::Notified { recipient: first },
             "e" => Event::Ended { user: first },
+            "m" => Event::Marked {
+                user: first,
+                session: parts.next().filter(|s| !s.is_empty())?.to_owned(),
+            },
             _ => return None,
         };
         parts.next().is_none().then_some(event)
@@ -238,11 +245,16 @@ mod tests {
             Event::SessionEnded {
                 session: "AbC-_1".to_owned(),
             },
+            Event::Marked {
+                user: 5,
+                session: "AbC-_1".to_owned(),
+            },
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         for junk in [
-            "", "p", "p x", "p 1", "p 1 2 3", "x 1", "d 1", "s", "s ", "s a b",
+            "", "p", "p x", "p 1", "p 1 2 3", "x 1", "d 1", "s", "s ", "s a b", "m 1", "m 1 ",
+            "m x a", "m 1 a b",
         ] {
             assert_eq!(Event::decode(junk), None, "{junk}");
         }

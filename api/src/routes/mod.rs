@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod follows;
 pub mod health;
+pub mod markers;
 pub mod metrics;
 pub mod notifications;
 pub mod posts;
@@ -104,6 +105,7 @@ route_table! {
     "/notifications" None => { GET notifications::list_notifications },
     "/notifications/unread_count" None => { GET notifications::unread_count },
     "/notifications/read" None => { POST notifications::mark_read },
+    "/markers" None => { GET markers::get_markers, POST markers::move_markers },
     "/stream" None => { GET stream::open_stream },
     "/stream/ticket" None => { POST stream::create_ticket },
     "/reports" Writes => { POST safety::create_report },
@@ -234,6 +236,7 @@ mod tests {
             ("auth", include_str!("auth.rs")),
             ("follows", include_str!("follows.rs")),
             ("health", include_str!("health.rs")),
+            ("markers", include_str!("markers.rs")),
             ("notifications", include_str!("notifications.rs")),
             ("posts", include_str!("posts.rs")),
             ("safety", include_str!("safety.rs")),

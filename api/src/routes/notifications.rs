@@ -4,10 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, CurrentSession};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::page::{self, Owner, PageQuery};
+use crate::services::markers;
 use crate::services::notifications::{self, NotificationEntry};
 use crate::state::AppState;
 use crate::views::{Notification, NotificationPage};
@@ -77,6 +78,7 @@ pub struct MarkReadRequest {
     ),
     security(("bearer" = [])))]
 pub async fn mark_read(
+    req: HttpRequest,
     state: web::Data<AppState>,
     me: AuthUser,
     body: JsonBody<MarkReadRequest>,
@@ -85,6 +87,9 @@ pub async fn mark_read(
     let last_read_id = body
         .last_read_id
         .ok_or_else(|| ApiError::field("last_read_id", "is required"))?;
-    notifications::mark_read(&state.db, &me.0, last_read_id).await?;
+    // The notifications marker's position: moving it here counts in its version, and the
+    // caller's other devices hear of it, as through POST /markers.
+    let session = CurrentSession::of(&req)?;
+    markers::set(&state.db, &me.0, &session, None, Some(last_read_id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

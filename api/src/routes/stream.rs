@@ -30,7 +30,7 @@ use crate::events::{Inbox, Look, Refusal, Registration};
 use crate::http_cache::RoutedAsGet;
 use crate::services::keyset::{PageRequest, Position};
 use crate::services::relationships::ViewerStates;
-use crate::services::{notifications, posts, sessions, timeline};
+use crate::services::{markers, notifications, posts, sessions, timeline};
 use crate::state::AppState;
 use crate::views::{self, Post};
 
@@ -102,7 +102,8 @@ pub struct StreamQuery {
 ///
 /// `event: post` (`id` is the post's timeline cursor, `data` a Post) for each post that belongs on
 /// the caller's timeline, `event: post_deleted` (`data: {"id"}`), `event: notification` (`data` a
-/// Notification), and a `: keep-alive` comment at least every {KEEP_ALIVE_SECONDS} seconds. With `Last-Event-ID`
+/// Notification), `event: marker` (`data` the caller's Markers, when another session of the caller
+/// moved one), and a `: keep-alive` comment at least every {KEEP_ALIVE_SECONDS} seconds. With `Last-Event-ID`
 /// (the `id` of the last `post` seen) the timeline posts since then come first, oldest first,
 /// or `event: reset` when more than {MAX_REPLAY} were missed.
 #[utoipa::path(get, path = "/stream", tag = "stream", operation_id = "openStream",
@@ -186,6 +187,8 @@ struct Stream {
     /// that moved it meanwhile keeps the stream open).
     session: String,
     expires_at: i64,
+    /// The versions of the markers this stream has seen (sent, or moved by its own session).
+    markers_seen: (i64, i64),
 }
 
 /// Why a stream stops.
@@ -222,7 +225,9 @@ impl Stream {
         };
         let (_, neighbours) =
             notifications::list(&state.db, me.id, PageRequest::older(1, None)).await?;
+        let markers_seen = markers::get(&state.db, me.id).await?.versions();
         Ok(Stream {
+            markers_seen,
             me: me.clone(),
             timeline,
             notifications: neighbours.prev.unwrap_or(ORIGIN),
@@ -356,6 +361,20 @@ impl Stream {
             let data = serde_json::to_string(&post).map_err(ApiError::internal)?;
             chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
             self.timeline = position;
+        }
+        if look.markers {
+            // Another session moved a marker (or an event may have been missed): the markers,
+            // unless nothing changed since this stream last looked but what its own session did.
+            let stored = markers::get(&state.db, me.id).await?;
+            let versions = stored.versions();
+            if versions != self.markers_seen
+                && !stored.changed_only_by(self.markers_seen, &self.session)
+            {
+                let view = views::markers::Markers::new(&stored, me.id, &state.cursors);
+                let data = serde_json::to_string(&view).map_err(ApiError::internal)?;
+                chunk.push_str(&format!("event: marker\ndata: {data}\n\n"));
+            }
+            self.markers_seen = versions;
         }
         if look.notifications {
             let (entries, neighbours) = notifications::list(

@@ -40,6 +40,7 @@ pub mod clock;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
+pub mod markers;
 pub mod marks;
 pub mod notifications;
 pub mod operators;

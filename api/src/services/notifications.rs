@@ -11,11 +11,10 @@
 use entity::{block, mute, notification, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use crate::db;
 use crate::error::ApiError;
 use crate::events::{self, Event};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
@@ -199,51 +198,48 @@ pub async fn list(
     Ok((entries, neighbours))
 }
 
-/// Marks every notification of `me` with an id up to `last_read_id` read. The mark never goes
-/// back (a lower id than before changes nothing), and never past `me`'s newest notification (so
-/// that notifications to come are unread, whatever id a client sends).
-#[tracing::instrument(name = "notifications::mark_read", skip_all, fields(user = me.id, last_read_id = last_read_id))]
-pub async fn mark_read(
-    db: &DatabaseConnection,
-    me: &user::Model,
+/// Step, under `me`'s row lock: marks every notification of `me` with an id up to
+/// `last_read_id` read; whether the mark moved. The mark never goes back (a lower id than before
+/// changes nothing), and never past `me`'s newest notification (so that notifications to come
+/// are unread, whatever id a client sends). The one writer of the read mark is
+/// [`crate::services::markers::set`], which counts the move in the notifications marker.
+pub async fn move_read_mark(
+    txn: &DatabaseTransaction,
+    me: i64,
     last_read_id: i64,
-) -> Result<(), ApiError> {
-    db::write(db, async |txn| {
-        users::lock(txn, me, &[]).await?;
-        let newest: Option<i64> = notification::Entity::find()
-            .select_only()
-            .column(notification::Column::Id)
-            .filter(notification::Column::RecipientId.eq(me.id))
-            .order_by_desc(notification::Column::Id)
-            .limit(1)
-            .into_tuple()
-            .one(txn)
-            .await?;
-        let current: Option<i64> = user::Entity::find_by_id(me.id)
-            .select_only()
-            .column(user::Column::NotificationsReadId)
-            .into_tuple()
-            .one(txn)
-            .await?;
-        let mark = Ord::min(last_read_id, newest.unwrap_or(0));
-        if mark <= current.unwrap_or(0) {
-            return Ok(());
-        }
-        let unread = notification::Entity::find()
-            .filter(notification::Column::RecipientId.eq(me.id))
-            .filter(notification::Column::Id.gt(mark))
-            .count(txn)
-            .await?;
-        user::Entity::update_many()
-            .col_expr(user::Column::NotificationsReadId, Expr::val(mark))
-            .col_expr(
-                user::Column::UnreadNotifications,
-                Expr::val(i64::try_from(unread).unwrap_or(i64::MAX)),
-            )
-            .filter(user::Column::Id.eq(me.id))
-            .exec(txn)
-            .await?;
-        Ok(())
-    })
-    .await
+) -> Result<bool, ApiError> {
+    let newest: Option<i64> = notification::Entity::find()
+        .select_only()
+        .column(notification::Column::Id)
+        .filter(notification::Column::RecipientId.eq(me))
+        .order_by_desc(notification::Column::Id)
+        .limit(1)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let current: Option<i64> = user::Entity::find_by_id(me)
+        .select_only()
+        .column(user::Column::NotificationsReadId)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    let mark = Ord::min(last_read_id, newest.unwrap_or(0));
+    if mark <= current.unwrap_or(0) {
+        return Ok(false);
+    }
+    let unread = notification::Entity::find()
+        .filter(notification::Column::RecipientId.eq(me))
+        .filter(notification::Column::Id.gt(mark))
+        .count(txn)
+        .await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::NotificationsReadId, Expr::val(mark))
+        .col_expr(
+            user::Column::UnreadNotifications,
+            Expr::val(i64::try_from(unread).unwrap_or(i64::MAX)),
+        )
+        .filter(user::Column::Id.eq(me))
+        .exec(txn)
+        .await?;
+    Ok(true)
 }

@@ -5,6 +5,7 @@
 //! ([`crate::services::relationships::viewer_states`]).
 
 mod follows;
+pub mod markers;
 mod marks;
 pub mod notifications;
 pub mod posts;
