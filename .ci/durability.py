@@ -13,7 +13,11 @@ failure), on a fresh database and a free port:
   4. restart it on the same database and check, reading the database directly (sqlite3 / psql /
      mariadb), that every acknowledged write is there and nothing else is, and that every count on
      `users` equals the rows it counts;
-  5. run a second, shorter load on the restarted server, let every request finish, check again.
+  5. send every post again with its `Idempotency-Key` (posts are written with one): a post that
+     was acknowledged, or that reached the database without an answer, must be answered with the
+     first answer (`Idempotent-Replayed: true`, the same id) and not written twice; one that never
+     committed is written now, once;
+  6. run a second, shorter load on the restarted server, let every request finish, check again.
 
 What a request tells us. A 2xx answer means its transaction committed before the answer was sent,
 somewhere between the request's start and its answer. A request without an answer (in flight at the
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import http.client
 import os
 import random
@@ -559,8 +564,9 @@ class Load:
             op.start = time.monotonic()
             with self.lock:
                 self.ops.append(op)
+            headers = {"idempotency-key": idempotency_key(op.body)} if op.kind == "post" else None
             try:
-                status, _, parsed = e2e.request(port, method, path, token, body)
+                status, _, parsed = e2e.request(port, method, path, token, body, headers=headers)
             except ConnectionRefusedError:
                 op.outcome = "refused"  # no connection, so the server never saw it
                 continue
@@ -895,6 +901,11 @@ def run_backend(backend: str, binary: str, seconds: float, seed: int, workdir: s
     if problems:
         server.stop()
         return False, report(backend, problems, phase1, in_flight, kill_after, stats, None, began)
+    problems, repeats = repeat_posts(server.port, load, db)
+    stats["repeats"] = repeats
+    if problems:
+        server.stop()
+        return False, report(backend, problems, phase1, in_flight, kill_after, stats, None, began)
 
     # Phase 2: the restarted server goes on from the state the crash left, then stops cleanly.
     stop = threading.Event()
@@ -912,6 +923,50 @@ def run_backend(backend: str, binary: str, seconds: float, seed: int, workdir: s
     phase2 = summarize([o for o in load.ops if o.phase == 2])
     return not problems, report(backend, problems, phase1, in_flight, kill_after, stats, phase2,
                                 began, stats2)
+
+
+def idempotency_key(body: str | None) -> str:
+    """The `Idempotency-Key` a post is written with: derived from its unique body."""
+    return "durability-" + hashlib.sha256((body or "").encode()).hexdigest()[:32]
+
+
+def repeat_posts(port: int, load: Load, db) -> tuple[list[str], dict]:
+    """Sends every post of phase 1 again with its key, after the crash and the restart. An
+    acknowledged post must be answered with the first answer (replayed, the same id) and not
+    written again; a post without an answer must exist exactly once afterwards, replayed if it had
+    committed before the kill, written now if it had not. Updates the load with what it learns."""
+    problems = []
+    replayed = written = 0
+    for op in [o for o in load.ops if o.kind == "post" and o.phase == 1
+               and o.outcome in ("ack", "unknown")]:
+        status, headers, parsed = e2e.request(port, "POST", "/posts", load.tokens[op.actor],
+                                              {"body": op.body},
+                                              headers={"idempotency-key": idempotency_key(op.body)})
+        again = headers.get("idempotent-replayed") == "true"
+        if status != 201 or not isinstance(parsed, dict) or parsed.get("body") != op.body:
+            problems.append(f"repeating {op.describe()}: {status} {parsed!r}")
+            continue
+        if op.outcome == "ack":
+            if not again or parsed.get("id") != op.post_id:
+                problems.append(f"repeating {op.describe()} wrote it again (id {parsed.get('id')}, "
+                                f"replayed: {again})")
+            replayed += 1
+            continue
+        escaped = op.body.replace("'", "''")
+        copies = db.query(f"SELECT COUNT(*) FROM posts WHERE body = '{escaped}'")
+        if int(copies[0][0]) != 1:
+            problems.append(f"after repeating {op.describe()}: {copies[0][0]} copies")
+        replayed += again
+        written += not again
+        # Now it is known: it exists (and phase 2 may delete it).
+        op.outcome = "ack"
+        op.post_id = parsed["id"]
+        op.status = 201
+        op.end = time.monotonic()
+        op.latest = op.end
+        with load.lock:
+            load.posts.append((op.post_id, op.actor))
+    return problems, {"replayed": replayed, "written": written}
 
 
 def summarize(ops: list[Op]) -> dict:
@@ -939,6 +994,10 @@ def report(backend, problems, phase1, in_flight, kill_after, stats, phase2, bega
         f"{stats.get('posts_must_exist', '?')}+{stats.get('posts_must_be_gone', '?')} "
         f"posts with a decided state checked; counts of {len(stats.get('counts', {}))} users",
     ]
+    if "repeats" in stats:
+        lines.append(f"{backend}: every post of phase 1 sent again with its Idempotency-Key: "
+                     f"{stats['repeats']['replayed']} replayed, {stats['repeats']['written']} "
+                     f"written now (they had not committed before the kill)")
     if phase2 is not None and stats2 is not None:
         lines.append(f"{backend}: phase 2 on the restarted server: {phase2['requests']} writes, "
                      f"{phase2['acked']} acknowledged; checked again: "

@@ -15,14 +15,16 @@ REQUEST_TIMEOUT = 15.0
 
 
 def request(port: int, method: str, path: str, token: str | None = None, body=None,
-            timeout: float = REQUEST_TIMEOUT, strict_json: bool = False):
+            timeout: float = REQUEST_TIMEOUT, strict_json: bool = False,
+            headers: dict[str, str] | None = None):
     """One JSON request to 127.0.0.1:port on its own connection: (status, headers with lower-cased
     names, parsed body or None). Raises OSError or http.client.HTTPException when there is no
     complete answer. A body that is not JSON is None, so a load thread never dies on it; with
     strict_json it raises ValueError instead, so a check fails where the bad answer came."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    extra = headers or {}
     try:
-        headers = {"accept": "application/json"}
+        headers = {"accept": "application/json", **extra}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
