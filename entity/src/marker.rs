@@ -20,6 +20,8 @@ pub struct Model {
     pub notifications_version: i64,
     /// The session that moved the notifications marker last.
     pub notifications_session: Option<String>,
+    /// When either marker last moved (what other processes' pollers look for).
+    pub changed_at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,8 +3,9 @@
 //! notifications marker's position is `users.notifications_read_id` itself (the read mark of
 //! `POST /notifications/read`: one state, two ways to move it), and this row keeps when it last
 //! moved and how often. Each marker's `version` grows by one at each change; `*_session` is the
-//! session that made the last change (its own streams are not told of it). The row goes with its
-//! account.
+//! session that made the last change (its own streams are not told of it); `changed_at` is when
+//! either last moved, which the pollers of other processes read (MySQL/MariaDB, which has no
+//! notification channel). The row goes with its account.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -26,6 +27,7 @@ enum Markers {
     NotificationsUpdatedAt,
     NotificationsVersion,
     NotificationsSession,
+    ChangedAt,
 }
 
 #[derive(DeriveIden)]
@@ -48,6 +50,7 @@ impl MigrationTrait for Migration {
             .col(big_integer_null(Markers::NotificationsUpdatedAt))
             .col(big_integer(Markers::NotificationsVersion).default(0))
             .col(string_len_null(Markers::NotificationsSession, 32))
+            .col(big_integer(Markers::ChangedAt).default(0))
             // A user's markers go with the account.
             .foreign_key(
                 ForeignKey::create()
@@ -58,6 +61,16 @@ impl MigrationTrait for Migration {
             );
         mysql_table_options(manager, &mut table);
         manager.create_table(table).await?;
+        // The pollers' look at the markers moved in the last seconds.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_markers_changed")
+                    .table(Markers::Table)
+                    .col(Markers::ChangedAt)
+                    .to_owned(),
+            )
+            .await?;
         // Read marks set before markers existed become notifications markers of version 1, moved
         // now (when is not known).
         let now = std::time::SystemTime::now()
@@ -68,6 +81,7 @@ impl MigrationTrait for Migration {
             .column(Users::Id)
             .expr(Expr::val(now))
             .expr(Expr::val(1))
+            .expr(Expr::val(now))
             .from(Users::Table)
             .and_where(Expr::col(ReadMark::NotificationsReadId).gt(0))
             .to_owned();
@@ -79,6 +93,7 @@ impl MigrationTrait for Migration {
                         Markers::UserId,
                         Markers::NotificationsUpdatedAt,
                         Markers::NotificationsVersion,
+                        Markers::ChangedAt,
                     ])
                     .select_from(existing)
                     .map_err(|e| DbErr::Migration(e.to_string()))?

@@ -741,6 +741,27 @@ async fn a_post_written_through_another_process_reaches_the_stream() {
     assert_eq!(post_body(&event), "from elsewhere");
     second.follow(&susan, "john").await.expect(201);
     assert_eq!(stream.next().await.event, "notification");
+    // John's other device moves his timeline marker through the other process (on MariaDB the
+    // poller finds it in `markers`).
+    let laptop = second
+        .post(
+            "/auth/login",
+            None,
+            &json!({"username": "john", "password": "password-of-john"}),
+        )
+        .await
+        .expect(200);
+    let moved = second
+        .post(
+            "/markers",
+            laptop["access_token"].as_str(),
+            &json!({"timeline": {"position": event.id}}),
+        )
+        .await
+        .expect(200);
+    let marker = stream.next().await;
+    assert_eq!(marker.event, "marker");
+    assert_eq!(marker.data, moved);
     // A deletion through the other process (on MariaDB through `post_deletions`), once.
     let gone = second.post_as(&susan, "soon gone elsewhere").await;
     assert_eq!(post_body(&stream.next().await), "soon gone elsewhere");

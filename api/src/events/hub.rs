@@ -381,6 +381,13 @@ impl Hub {
         sessions
     }
 
+    /// Wakes `user`'s streams to look at the markers (a poller saw them move in some process).
+    pub(super) fn wake_markers(&self, user: i64) {
+        for slot in self.slots_of(&[user]) {
+            slot.wake(Look::MARKERS);
+        }
+    }
+
     pub(super) fn connected_users(&self) -> Vec<i64> {
         self.streams
             .lock()

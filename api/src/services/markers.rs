@@ -101,6 +101,7 @@ pub async fn set(
             notifications_updated_at: None,
             notifications_version: 0,
             notifications_session: None,
+            changed_at: 0,
         });
         let now = now_millis();
         let mut changed = false;
@@ -127,6 +128,7 @@ pub async fn set(
             changed = true;
         }
         if changed {
+            next.changed_at = now;
             let mut active = next.clone().into_active_model();
             if row.is_some() {
                 active.timeline_at = Set(next.timeline_at);
@@ -137,6 +139,7 @@ pub async fn set(
                 active.notifications_updated_at = Set(next.notifications_updated_at);
                 active.notifications_version = Set(next.notifications_version);
                 active.notifications_session = Set(next.notifications_session.clone());
+                active.changed_at = Set(next.changed_at);
                 active.update(txn).await?;
             } else {
                 marker::ActiveModel {
@@ -149,6 +152,7 @@ pub async fn set(
                     notifications_updated_at: Set(next.notifications_updated_at),
                     notifications_version: Set(next.notifications_version),
                     notifications_session: Set(next.notifications_session.clone()),
+                    changed_at: Set(next.changed_at),
                 }
                 .insert(txn)
                 .await?;

@@ -1,12 +1,13 @@
 //! What the event stream's transports read and keep to find other requests' and processes'
 //! writes where the database sends no notification (MySQL/MariaDB, SQLite: see
 //! [`crate::events::transport::poll`]): posts by position, notifications and post deletions by id,
-//! the deletions' own rows (`post_deletions`), and which of the streams' sessions still live.
+//! the deletions' own rows (`post_deletions`), the markers moved lately, and which of the streams'
+//! sessions still live.
 //!
 //! These answer no request: they return the database's own error, which their callers log (or,
 //! inside a write, turn into an [`crate::error::ApiError`] with `?` as every step does).
 
-use entity::{notification, post, post_deletion, session};
+use entity::{marker, notification, post, post_deletion, session};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -79,6 +80,22 @@ pub async fn notification_recipients_since(
         .select_only()
         .columns([notification::Column::Id, notification::Column::RecipientId])
         .filter(notification::Column::Id.gt(after))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The markers moved since `since` (milliseconds since the epoch): `(user, changed_at)`.
+pub async fn markers_changed_since(
+    db: &impl ConnectionTrait,
+    since: i64,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    marker::Entity::find()
+        .select_only()
+        .columns([marker::Column::UserId, marker::Column::ChangedAt])
+        .filter(marker::Column::ChangedAt.gt(since))
         .limit(limit)
         .into_tuple()
         .all(db)

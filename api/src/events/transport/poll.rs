@@ -36,6 +36,7 @@ pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection) {
     let mut posts_seen: Option<Position> = None;
     let mut notifications_seen = IdWindow::default();
     let mut deletions_seen = IdWindow::default();
+    let mut markers_seen = MarkerWindow::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -49,7 +50,11 @@ pub async fn poll_for_posts(hub: Arc<Hub>, db: DatabaseConnection) {
             &hub,
             &db,
             posts_seen,
-            other_processes.then_some((&mut notifications_seen, &mut deletions_seen)),
+            other_processes.then_some((
+                &mut notifications_seen,
+                &mut deletions_seen,
+                &mut markers_seen,
+            )),
         );
         match looked.await {
             Ok(position) => posts_seen = position,
@@ -107,6 +112,32 @@ impl IdWindow {
     }
 }
 
+/// How far back, in milliseconds, a look reads the markers moved: a move that commits up to this
+/// long after it was made is still seen.
+const MARKERS_REREAD_MS: i64 = 5_000;
+
+/// The marker moves (`(user, changed_at)`) a poller has seen in the last [`MARKERS_REREAD_MS`].
+#[derive(Default)]
+struct MarkerWindow {
+    seen: HashSet<(i64, i64)>,
+}
+
+impl MarkerWindow {
+    /// Notes a look's moves at `now`; the users of the ones not seen before.
+    fn look(&mut self, now: i64, moved: Vec<(i64, i64)>) -> Vec<i64> {
+        self.seen
+            .retain(|(_, changed_at)| *changed_at > now - MARKERS_REREAD_MS);
+        let mut users: Vec<i64> = moved
+            .into_iter()
+            .filter(|moved| self.seen.insert(*moved))
+            .map(|(user, _)| user)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+}
+
 /// How long a `post_deletions` row is kept for other processes' pollers.
 pub const DELETIONS_KEPT: Duration = Duration::from_secs(600);
 
@@ -120,12 +151,12 @@ async fn poll_once(
     hub: &Arc<Hub>,
     db: &DatabaseConnection,
     posts_seen: Option<Position>,
-    other_processes: Option<(&mut IdWindow, &mut IdWindow)>,
+    other_processes: Option<(&mut IdWindow, &mut IdWindow, &mut MarkerWindow)>,
 ) -> Result<Option<Position>, ApiError> {
     let Some(mut seen) = posts_seen else {
         // The first look: start from the newest post and notification.
         let newest = stream_sources::newest_post(db).await?;
-        if let Some((notifications_seen, deletions_seen)) = other_processes {
+        if let Some((notifications_seen, deletions_seen, _)) = other_processes {
             let newest_notification = stream_sources::newest_notification_id(db).await?;
             notifications_seen.restart_at(newest_notification.unwrap_or(0));
             let newest_deletion = stream_sources::newest_deletion_id(db).await?;
@@ -152,7 +183,19 @@ async fn poll_once(
             break;
         }
     }
-    if let Some((notifications_seen, deletions_seen)) = other_processes {
+    if let Some((notifications_seen, deletions_seen, markers_seen)) = other_processes {
+        let connected: HashSet<i64> = hub.connected_users().into_iter().collect();
+        // Markers moved in any process: the streams of their users look (each sends the markers
+        // only when they changed since it last looked, by another session than its own).
+        let now = crate::time::now_millis();
+        let moved =
+            stream_sources::markers_changed_since(db, now - MARKERS_REREAD_MS, IDS_PER_LOOK)
+                .await?;
+        for user in markers_seen.look(now, moved) {
+            if connected.contains(&user) {
+                hub.wake_markers(user);
+            }
+        }
         let deleted: HashMap<i64, (i64, i64)> =
             stream_sources::deletions_since(db, deletions_seen.floor(), IDS_PER_LOOK)
                 .await?
@@ -174,7 +217,6 @@ async fn poll_once(
         .await?
         .into_iter()
         .collect();
-        let connected: HashSet<i64> = hub.connected_users().into_iter().collect();
         let mut woken: Vec<i64> = notifications_seen
             .look(recipients.keys().copied())
             .into_iter()
