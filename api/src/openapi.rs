@@ -218,6 +218,22 @@ impl Numbers {
                 (crate::services::idempotency::KEPT / 3_600_000).to_string(),
             ),
             (
+                "MAX_SUGGESTIONS",
+                crate::services::discovery::MAX_SUGGESTIONS.to_string(),
+            ),
+            (
+                "DEFAULT_SUGGESTIONS",
+                crate::routes::discovery::DEFAULT_SUGGESTIONS.to_string(),
+            ),
+            (
+                "SUGGESTION_SAMPLE",
+                crate::services::discovery::SAMPLE.to_string(),
+            ),
+            (
+                "FOLLOWED_BY_SHOWN",
+                crate::services::discovery::FOLLOWED_BY_SHOWN.to_string(),
+            ),
+            (
                 "FRESH_LOGIN_MINUTES",
                 (crate::auth::FRESH_LOGIN_SECONDS / 60).to_string(),
             ),
@@ -301,7 +317,16 @@ impl Modify for Numbers {
         if let Some(description) = openapi.info.description.as_mut() {
             fill(description);
         }
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The suggestions are no page: their `limit` has a range of its own.
+            let (max_limit, default_limit) = if path == "/suggestions" {
+                (
+                    crate::services::discovery::MAX_SUGGESTIONS,
+                    crate::routes::discovery::DEFAULT_SUGGESTIONS,
+                )
+            } else {
+                (crate::page::MAX_LIMIT, crate::page::DEFAULT_LIMIT)
+            };
             for operation in operations_of(item) {
                 if let Some(description) = operation.description.as_mut() {
                     fill(description);
@@ -320,8 +345,8 @@ impl Modify for Numbers {
                     if parameter.name == "limit"
                         && let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
                     {
-                        schema.maximum = Some(crate::page::MAX_LIMIT.into());
-                        schema.default = Some(crate::page::DEFAULT_LIMIT.into());
+                        schema.maximum = Some(max_limit.into());
+                        schema.default = Some(default_limit.into());
                     }
                 }
                 for response in operation.responses.responses.values_mut() {
@@ -349,10 +374,18 @@ impl Modify for Numbers {
                 fill(description);
             }
             for property in object.properties.values_mut() {
-                if let RefOr::T(Schema::Object(property)) = property
-                    && let Some(description) = property.description.as_mut()
-                {
-                    fill(description);
+                match property {
+                    RefOr::T(Schema::Object(property)) => {
+                        if let Some(description) = property.description.as_mut() {
+                            fill(description);
+                        }
+                    }
+                    RefOr::T(Schema::Array(property)) => {
+                        if let Some(description) = property.description.as_mut() {
+                            fill(description);
+                        }
+                    }
+                    _ => {}
                 }
             }
         }

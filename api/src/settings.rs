@@ -57,6 +57,9 @@ pub struct Settings {
     /// How long an event stream waits for a client that does not read before it disconnects it
     /// (not configurable from the environment; tests shorten it).
     pub stream_slow_client_timeout: Duration,
+    /// How many of a caller's most recent followees suggestions are drawn from (not configurable
+    /// from the environment; tests lower it to reach both sides of it).
+    pub suggestion_sample: u64,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
     /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
@@ -98,6 +101,7 @@ impl Default for Settings {
             rate_limit_refresh_per_minute: 30,
             stream_max_connections: 10_000,
             stream_slow_client_timeout: Duration::from_secs(30),
+            suggestion_sample: crate::services::discovery::SAMPLE,
             database_pool_size: 10,
             database_statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -422,6 +426,7 @@ impl Settings {
                 defaults.stream_max_connections,
             )?,
             stream_slow_client_timeout: defaults.stream_slow_client_timeout,
+            suggestion_sample: defaults.suggestion_sample,
             database_pool_size: DATABASE_POOL_SIZE
                 .read(var(DATABASE_POOL_SIZE.name), defaults.database_pool_size)?,
             database_statement_timeout: seconds(

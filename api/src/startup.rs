@@ -116,6 +116,8 @@ impl Application {
             stream_slow_client_timeout: settings.stream_slow_client_timeout,
             standby,
             in_flight: Default::default(),
+            popular: Default::default(),
+            suggestion_sample: settings.suggestion_sample,
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),

@@ -16,4 +16,5 @@ pub mod refresh_token;
 pub mod report;
 pub mod session;
 pub mod stream_ticket;
+pub mod suggestion_dismissal;
 pub mod user;

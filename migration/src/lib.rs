@@ -23,6 +23,7 @@ mod m20261207_000017_operators;
 mod m20261207_000018_stream_tickets;
 mod m20261207_000020_idempotency_keys;
 mod m20261207_000021_markers;
+mod m20261207_000022_suggestion_dismissals;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_stream_tickets::Migration),
             Box::new(m20261207_000020_idempotency_keys::Migration),
             Box::new(m20261207_000021_markers::Migration),
+            Box::new(m20261207_000022_suggestion_dismissals::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod conventions;
+mod discovery;
 mod errors;
 mod follows;
 mod hardening;

@@ -4,6 +4,7 @@
 //! [`crate::views`].
 
 pub mod auth;
+pub mod discovery;
 pub mod follows;
 pub mod health;
 pub mod markers;
@@ -97,6 +98,9 @@ route_table! {
     "/users/{username}/mute" Writes => { POST safety::mute_user, DELETE safety::unmute_user },
     "/users/{username}/followers" None => { GET follows::list_followers },
     "/users/{username}/following" None => { GET follows::list_following },
+    "/users/{username}/known_followers" None => { GET discovery::list_known_followers },
+    "/suggestions" None => { GET discovery::get_suggestions },
+    "/suggestions/{username}" None => { DELETE discovery::dismiss_suggestion },
     "/users/{username}/posts" None => { GET posts::list_user_posts },
     "/relationships" None => { GET follows::get_relationships },
     "/posts" Writes => { POST posts::create_post },
@@ -234,6 +238,7 @@ mod tests {
     fn no_route_module_imports_another_and_error_imports_no_route() {
         let modules = [
             ("auth", include_str!("auth.rs")),
+            ("discovery", include_str!("discovery.rs")),
             ("follows", include_str!("follows.rs")),
             ("health", include_str!("health.rs")),
             ("markers", include_str!("markers.rs")),

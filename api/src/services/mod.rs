@@ -37,6 +37,7 @@
 //! [`relationships::viewer_states`], in one query.
 
 pub mod clock;
+pub mod discovery;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
