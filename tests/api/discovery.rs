@@ -95,6 +95,46 @@ async fn known_followers_are_the_followers_the_caller_follows_newest_follow_firs
     );
 }
 
+/// The other side of the strategy: a reader who follows more accounts than the target has
+/// followers gets the target's followers walked (and checked against the reader's follows), with
+/// the same answer and order.
+#[tokio::test]
+async fn known_followers_of_an_account_with_fewer_followers_than_the_reader_follows() {
+    let app = spawn_app().await;
+    let all = users(
+        &app,
+        &["reader", "target", "one", "two", "three", "four", "five"],
+    )
+    .await;
+    let reader = &all[0];
+    for name in ["one", "two", "three", "four", "five"] {
+        app.follow(reader, name).await.expect(201);
+    }
+    // The target has 3 followers; the reader follows 5 accounts.
+    for follower in [&all[3], &all[2], &all[6]] {
+        app.follow(follower, "target").await.expect(201);
+    }
+    let page = app
+        .get("/users/target/known_followers", Some(&reader.token))
+        .await
+        .expect(200);
+    assert_eq!(usernames(&page["items"], "user"), ["five", "one", "two"]);
+    let first = app
+        .get("/users/target/known_followers?limit=2", Some(&reader.token))
+        .await
+        .expect(200);
+    assert_eq!(usernames(&first["items"], "user"), ["five", "one"]);
+    let next = first["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(
+            &format!("/users/target/known_followers?limit=2&cursor={next}"),
+            Some(&reader.token),
+        )
+        .await
+        .expect(200);
+    assert_eq!(usernames(&rest["items"], "user"), ["two"]);
+}
+
 #[tokio::test]
 async fn suggestions_rank_friends_of_friends_by_how_many_followees_follow_them() {
     let app = spawn_app().await;

@@ -455,3 +455,27 @@ async fn user_search_reads_index_ranges_in_username_order() {
         );
     }
 }
+
+/// Known followers of an account with many followers walk its followers newest first, in
+/// `idx_follows_followed_created`, without a sort. (The other shape, the viewer's few followees
+/// listed, is a primary-key probe each where the planner sees the skew; on tables this small
+/// both backends rightly walk the followers index, so no plan of it is asserted here.)
+#[tokio::test]
+async fn known_followers_walk_the_followers_index_without_sorting() {
+    use api::services::discovery::known_followers_query;
+    if backend() == DbBackend::MySql {
+        return; // Checked on SQLite and PostgreSQL.
+    }
+    let app = populated_app().await;
+    for page in pages() {
+        let walk = plan(&app.db, known_followers_query(backend(), 1, 2, None, page)).await;
+        assert!(
+            walk.contains("idx_follows_followed_created"),
+            "the walk does not use the followers index:\n{walk}"
+        );
+        assert!(
+            !walk.contains("TEMP B-TREE") && !walk.contains("Sort"),
+            "the walk sorts:\n{walk}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ pub async fn list_known_followers(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let viewer = me.0.id;
+    let caller = &me.0;
     page::list(
         &req,
         &state,
@@ -40,7 +41,7 @@ pub async fn list_known_followers(
             viewer: Some(&me.0),
         },
         |target| discovery::known_followers_list_name(target, viewer),
-        async |db, target, page| discovery::known_followers(db, target.id, viewer, page).await,
+        async |db, target, page| discovery::known_followers(db, target, caller, page).await,
         FollowItem::new,
     )
     .await

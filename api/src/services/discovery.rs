@@ -2,9 +2,8 @@
 //! follow"), and follow suggestions (friends of friends).
 //!
 //! - **Known followers** are the followers of the account, newest follow first, kept when the
-//!   caller follows them: one query whose filter is a primary-key probe of the caller's follows,
-//!   so the database may walk the account's followers (`idx_follows_followed_created`) or the
-//!   caller's followees, whichever is smaller.
+//!   caller follows them, read from whichever of the two sets is smaller
+//!   ([`known_followers`]).
 //! - **Suggestions** rank the accounts followed by the caller's followees by how many of them
 //!   follow each. The followees counted are the caller's [`SAMPLE`] most recent ones (by default), so the cost
 //!   is bounded however many accounts the caller follows (the ranking is that of the sample: the
@@ -22,8 +21,8 @@ use std::time::{Duration, Instant};
 use entity::{block, follow, follow_request, mute, suggestion_dismissal, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, SqlErr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Select, SqlErr,
 };
 
 use crate::error::ApiError;
@@ -53,12 +52,23 @@ pub fn known_followers_list_name(target: i64, viewer: i64) -> String {
     format!("known_followers:{target}:{viewer}")
 }
 
-/// A page of `target`'s followers whom `viewer` follows, most recent follow of `target` first.
-#[tracing::instrument(name = "discovery::known_followers", skip_all, fields(target = target, viewer = viewer))]
+/// Up to this many followees of the viewer are listed in the known-followers query when the
+/// viewer follows fewer accounts than the target has followers; past it, the target's followers
+/// are walked.
+pub const KNOWN_FOLLOWERS_MAX_LISTED: i64 = 10_000;
+
+/// A page of `target`'s followers whom `viewer` follows, most recent follow of `target` first. Its
+/// cost is bounded by the smaller of the two sets it intersects: when the viewer follows fewer
+/// accounts than the target has followers (and at most [`KNOWN_FOLLOWERS_MAX_LISTED`]), the
+/// viewer's followees are read and each is probed for a follow of the target (primary key), and
+/// the matches sorted; otherwise the target's followers are walked newest first
+/// (`idx_follows_followed_created`), each probed for a follow by the viewer (primary key), until
+/// the page is full.
+#[tracing::instrument(name = "discovery::known_followers", skip_all, fields(target = target.id, viewer = viewer.id))]
 pub async fn known_followers(
     db: &impl ConnectionTrait,
-    target: i64,
-    viewer: i64,
+    target: &user::Model,
+    viewer: &user::Model,
     page: PageRequest,
 ) -> Result<(Vec<FollowEntry>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
@@ -66,28 +76,26 @@ pub async fn known_followers(
         at: row.created_at,
         id: row.follower_id,
     };
-    let followed_by_viewer = Query::select()
-        .column(follow::Column::FollowedId)
-        .from(follow::Entity)
-        .and_where(follow::Column::FollowerId.eq(viewer))
-        .to_owned();
-    let (rows, next) = fetch_page(page, position, async |page| {
-        let mut query = follow::Entity::find()
-            .filter(follow::Column::FollowedId.eq(target))
-            .filter(follow::Column::FollowerId.in_subquery(followed_by_viewer.clone()));
-        if let Some(keyset) = page.keyset(
-            backend,
-            follow::Column::CreatedAt,
-            follow::Column::FollowerId,
-        ) {
-            query = query.filter(keyset);
-        }
-        Ok(query
-            .order_by(follow::Column::CreatedAt, page.order())
-            .order_by(follow::Column::FollowerId, page.order())
-            .limit(page.fetch_limit())
+    let followees = if viewer.following_count < target.followers_count
+        && viewer.following_count <= KNOWN_FOLLOWERS_MAX_LISTED
+    {
+        let ids: Vec<i64> = follow::Entity::find()
+            .select_only()
+            .column(follow::Column::FollowedId)
+            .filter(follow::Column::FollowerId.eq(viewer.id))
+            .into_tuple()
             .all(db)
-            .await?)
+            .await?;
+        Some(ids)
+    } else {
+        None
+    };
+    let (rows, next) = fetch_page(page, position, async |page| {
+        Ok(
+            known_followers_query(backend, target.id, viewer.id, followees.as_deref(), page)
+                .all(db)
+                .await?,
+        )
     })
     .await?;
     let mut found = users::visible_by_ids(db, rows.iter().map(|row| row.follower_id)).await?;
@@ -101,6 +109,41 @@ pub async fn known_followers(
         })
         .collect();
     Ok((entries, next))
+}
+
+/// The query behind [`known_followers`]: `target`'s follows by `followees` when they are given
+/// (the viewer's, read first), else by whoever `viewer` follows (a subquery probed per follower).
+pub fn known_followers_query(
+    backend: DbBackend,
+    target: i64,
+    viewer: i64,
+    followees: Option<&[i64]>,
+    page: PageRequest,
+) -> Select<follow::Entity> {
+    let mut query = follow::Entity::find().filter(follow::Column::FollowedId.eq(target));
+    query = match followees {
+        Some(ids) => query.filter(follow::Column::FollowerId.is_in(ids.iter().copied())),
+        None => query.filter(
+            follow::Column::FollowerId.in_subquery(
+                Query::select()
+                    .column(follow::Column::FollowedId)
+                    .from(follow::Entity)
+                    .and_where(follow::Column::FollowerId.eq(viewer))
+                    .to_owned(),
+            ),
+        ),
+    };
+    if let Some(keyset) = page.keyset(
+        backend,
+        follow::Column::CreatedAt,
+        follow::Column::FollowerId,
+    ) {
+        query = query.filter(keyset);
+    }
+    query
+        .order_by(follow::Column::CreatedAt, page.order())
+        .order_by(follow::Column::FollowerId, page.order())
+        .limit(page.fetch_limit())
 }
 
 /// One suggestion: the account, how many of the caller's (sampled) followees follow it, and up to
