@@ -29,8 +29,9 @@ pub async fn get_markers(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TimelinePosition {
     /// A cursor of the caller's timeline (a stream `post` event's `id`, or a timeline page's
-    /// `prev_cursor` or `next_cursor`).
-    #[schema(value_type = String, required = true)]
+    /// `prev_cursor` or `next_cursor`); one the server did not issue to the caller for the
+    /// timeline is a 400 `invalid_cursor`.
+    #[schema(value_type = String, required = true, min_length = 3, pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
     pub position: Option<String>,
 }
 

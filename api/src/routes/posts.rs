@@ -29,7 +29,7 @@ pub struct CreatePostRequest {
 /// Writes a post as the caller.
 #[utoipa::path(post, path = "/posts", tag = "posts", operation_id = "createPost",
     request_body = CreatePostRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and writes nothing")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and writes nothing", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 201, description = "The post was written (or, for a repeat of an `Idempotency-Key`, the first request's answer again)", body = Post,
             headers(

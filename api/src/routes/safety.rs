@@ -222,7 +222,7 @@ pub struct ReportReceipt {
 /// and account or post: a repeat answers 200 with the first.
 #[utoipa::path(post, path = "/reports", tag = "safety", operation_id = "createReport",
     request_body = CreateReportRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and files nothing")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and files nothing", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
     responses(
         (status = 201, description = "The report is filed", body = ReportReceipt,
             headers(("Idempotent-Replayed" = String, description = "`true` on a repeat's answer: the first request's answer, again"))),
