@@ -6,6 +6,7 @@ pub mod clock;
 pub mod display_name_prefix;
 pub mod follow;
 pub mod follow_request;
+pub mod like;
 pub mod mute;
 pub mod notification;
 pub mod post;

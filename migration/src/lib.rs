@@ -20,6 +20,7 @@ mod m20261204_000014_last_write;
 mod m20261205_000015_post_deletions;
 mod m20261206_000016_display_name_prefixes;
 mod m20261207_000017_operators;
+mod m20261207_000019_replies_likes;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_post_deletions::Migration),
             Box::new(m20261206_000016_display_name_prefixes::Migration),
             Box::new(m20261207_000017_operators::Migration),
+            Box::new(m20261207_000019_replies_likes::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod errors;
 mod follows;
 mod hardening;
 mod helpers;
+mod interactions;
 mod locked;
 mod metrics;
 mod model;

@@ -39,6 +39,7 @@
 pub mod clock;
 pub mod follows;
 pub mod keyset;
+pub mod likes;
 pub mod marks;
 pub mod notifications;
 pub mod operators;
