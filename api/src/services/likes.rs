@@ -11,7 +11,7 @@ use entity::{like, post, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::db;
@@ -134,16 +134,7 @@ pub async fn list(
         id: row.user_id,
     };
     let (rows, next) = fetch_page(page, position, async |page| {
-        let mut query = like::Entity::find().filter(like::Column::PostId.eq(post_id));
-        if let Some(keyset) = page.keyset(backend, like::Column::CreatedAt, like::Column::UserId) {
-            query = query.filter(keyset);
-        }
-        Ok(query
-            .order_by(like::Column::CreatedAt, page.order())
-            .order_by(like::Column::UserId, page.order())
-            .limit(page.fetch_limit())
-            .all(db)
-            .await?)
+        Ok(list_query(backend, post_id, page).all(db).await?)
     })
     .await?;
     let mut likers = users::visible_by_ids(db, rows.iter().map(|r| r.user_id)).await?;
@@ -157,6 +148,18 @@ pub async fn list(
         })
         .collect();
     Ok((entries, next))
+}
+
+/// The query behind [`list`]: the rows of one page, in the order [`fetch_page`] reads them.
+pub fn list_query(backend: DbBackend, post_id: i64, page: PageRequest) -> Select<like::Entity> {
+    let mut query = like::Entity::find().filter(like::Column::PostId.eq(post_id));
+    if let Some(keyset) = page.keyset(backend, like::Column::CreatedAt, like::Column::UserId) {
+        query = query.filter(keyset);
+    }
+    query
+        .order_by(like::Column::CreatedAt, page.order())
+        .order_by(like::Column::UserId, page.order())
+        .limit(page.fetch_limit())
 }
 
 /// Which of `posts` `viewer` likes, in one query (primary-key lookups).

@@ -335,23 +335,34 @@ pub async fn list_replies(
 ) -> Result<(Vec<PostWithAuthor>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
     let (rows, next) = fetch_page(page, position, async |page| {
-        let mut query = post::Entity::find().filter(post::Column::InReplyToId.eq(parent));
-        query = match viewer {
-            Some(viewer) => query.filter(
-                Condition::any().add(post::Column::AuthorId.eq(viewer)).add(
-                    Condition::all().add(hidden_from(viewer)).add(
-                        Condition::any()
-                            .add(post::Column::AuthorId.in_subquery(unlocked_users()))
-                            .add(post::Column::AuthorId.in_subquery(followees(viewer))),
-                    ),
-                ),
-            ),
-            None => query.filter(post::Column::AuthorId.in_subquery(unlocked_users())),
-        };
-        Ok(keyset_page(backend, query, page).all(db).await?)
+        Ok(replies_query(backend, parent, viewer, page).all(db).await?)
     })
     .await?;
     Ok((with_authors(db, rows).await?, next))
+}
+
+/// The query behind [`list_replies`]: the rows of one page, in the order [`fetch_page`] reads
+/// them, from `idx_posts_in_reply_to_created`.
+pub fn replies_query(
+    backend: DbBackend,
+    parent: i64,
+    viewer: Option<i64>,
+    page: PageRequest,
+) -> Select<post::Entity> {
+    let query = post::Entity::find().filter(post::Column::InReplyToId.eq(parent));
+    let query = match viewer {
+        Some(viewer) => query.filter(
+            Condition::any().add(post::Column::AuthorId.eq(viewer)).add(
+                Condition::all().add(hidden_from(viewer)).add(
+                    Condition::any()
+                        .add(by_unlocked_author())
+                        .add(post::Column::AuthorId.in_subquery(followees(viewer))),
+                ),
+            ),
+        ),
+        None => query.filter(by_unlocked_author()),
+    };
+    keyset_page(backend, query, page)
 }
 
 /// The accounts whose posts `viewer` does not see among replies: those that block the viewer,
@@ -378,13 +389,20 @@ fn hidden_from(viewer: i64) -> Condition {
         .add(post::Column::AuthorId.not_in_subquery(muted))
 }
 
-/// `SELECT id FROM users WHERE locked = false`: accounts whose posts anyone may read.
-fn unlocked_users() -> SelectStatement {
-    Query::select()
-        .column(user::Column::Id)
-        .from(user::Entity)
-        .and_where(user::Column::Locked.eq(false))
-        .to_owned()
+/// `EXISTS (SELECT 1 FROM users WHERE users.id = posts.author_id AND NOT users.locked)`: the post's
+/// author is not locked, so anyone may read it (one primary-key probe per post read).
+fn by_unlocked_author() -> Expr {
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(user::Entity)
+            .and_where(
+                Expr::col((user::Entity, user::Column::Id))
+                    .equals((post::Entity, post::Column::AuthorId)),
+            )
+            .and_where(Expr::col((user::Entity, user::Column::Locked)).eq(false))
+            .to_owned(),
+    )
 }
 
 /// `SELECT followed_id FROM follows WHERE follower_id = viewer`.
