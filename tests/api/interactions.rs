@@ -136,6 +136,24 @@ async fn replying_to_a_post_one_may_not_read_or_that_does_not_exist_is_refused()
         .await
         .expect(200);
     reply(post).await.assert_problem(403, "private_account");
+    like(&app, &john, post)
+        .await
+        .assert_problem(403, "private_account");
+    // Her own locked post is hers to answer, and an accepted follower's to like.
+    reply_as(&app, &susan, post, "to myself").await;
+    app.follow(&john, "susan").await.expect(202);
+    app.post(
+        "/users/me/follow_requests/john/accept",
+        Some(&susan.token),
+        &json!({}),
+    )
+    .await
+    .expect(200);
+    like(&app, &john, post).await.expect(201);
+    app.delete(&format!("/posts/{post}/like"), Some(&john.token))
+        .await
+        .expect(204);
+    app.unfollow(&john, "susan").await.expect(204);
     app.patch("/users/me", Some(&susan.token), &json!({"locked": false}))
         .await
         .expect(200);
@@ -143,8 +161,8 @@ async fn replying_to_a_post_one_may_not_read_or_that_does_not_exist_is_refused()
         .await
         .expect(201);
     reply(post).await.assert_problem(403, "blocked");
-    // Nothing was written, nothing counted.
-    assert_eq!(get_post(&app, post, None).await["replies_count"], 0);
+    // Nothing was written, nothing counted (but susan's own reply).
+    assert_eq!(get_post(&app, post, None).await["replies_count"], 1);
     assert_eq!(app.profile("john", None).await["posts_count"], 0);
     app.assert_counts_match_rows().await;
 }
@@ -591,6 +609,7 @@ async fn suspension_ends_likes_and_hides_replies_from_the_counts_until_it_is_lif
     let susan = app.register("susan").await;
     let troll = app.register("troll").await;
     let post = app.post_as(&susan, "target").await;
+    let trolls = app.post_as(&troll, "bait").await;
     like(&app, &troll, post).await.expect(201);
     reply_as(&app, &troll, post, "noise").await;
     let before = get_post(&app, post, None).await;
@@ -626,6 +645,25 @@ async fn suspension_ends_likes_and_hides_replies_from_the_counts_until_it_is_lif
         .is_empty()
     );
     assert_eq!(unread(&app, &susan).await, 0);
+    // The suspended account's posts are not there to like, answer or list.
+    like(&app, &susan, trolls)
+        .await
+        .assert_problem(404, "post_not_found");
+    app.delete(&format!("/posts/{trolls}/like"), Some(&susan.token))
+        .await
+        .assert_problem(404, "post_not_found");
+    app.post(
+        "/posts",
+        Some(&susan.token),
+        &json!({"body": "hm", "in_reply_to_id": trolls}),
+    )
+    .await
+    .assert_problem(404, "post_not_found");
+    for list in ["likes", "replies"] {
+        app.get(&format!("/posts/{trolls}/{list}"), None)
+            .await
+            .assert_problem(404, "post_not_found");
+    }
     app.assert_counts_match_rows().await;
 
     app.delete("/admin/users/troll/suspension", Some(&operator.token))
