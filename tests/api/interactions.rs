@@ -294,8 +294,10 @@ async fn concurrent_identical_likes_make_exactly_one() {
 
 #[tokio::test]
 async fn counts_equal_their_rows_after_a_concurrent_mix_of_likes_replies_deletions_and_blocks() {
+    type Work<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = u16> + 'a>>;
     let app = spawn_app().await;
-    let names = ["ann", "ben", "cat", "dan"];
+    let operator = app.register_operator("operator").await;
+    let names = ["ann", "ben", "cat", "dan", "eve"];
     let mut users = Vec::new();
     for name in names {
         users.push(app.register(name).await);
@@ -306,55 +308,82 @@ async fn counts_equal_their_rows_after_a_concurrent_mix_of_likes_replies_deletio
         posts.push(app.post_as(user, &format!("post {i} b")).await);
     }
     let app = &app;
+    // Round 0 suspends cat amid the rest, round 1 lifts it first and removes eve's account
+    // amid the rest; both rounds delete a post and make a block.
     for round in 0..2 {
-        let mut work = Vec::new();
+        if round == 1 {
+            app.delete("/admin/users/cat/suspension", Some(&operator.token))
+                .await
+                .expect(204);
+        }
+        let mut work: Vec<Work> = Vec::new();
         for (i, user) in users.iter().enumerate() {
             for (j, post) in posts.iter().enumerate() {
                 let post = *post;
                 work.push(Box::pin(async move {
                     match (i + j + round) % 4 {
-                        0 | 1 => {
-                            like(app, user, post).await;
-                        }
+                        0 | 1 => like(app, user, post).await.status,
                         2 => {
                             app.post(
                                 "/posts",
                                 Some(&user.token),
                                 &json!({"body": "re", "in_reply_to_id": post}),
                             )
-                            .await;
+                            .await
+                            .status
                         }
                         _ => {
                             app.delete(&format!("/posts/{post}/like"), Some(&user.token))
-                                .await;
+                                .await
+                                .status
                         }
                     }
-                })
-                    as std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>);
+                }));
             }
         }
-        // Deletions and blocks in the middle of it.
         let victim = posts[round * 2];
         let owner = &users[round];
         work.push(Box::pin(async move {
             app.delete(&format!("/posts/{victim}"), Some(&owner.token))
-                .await;
+                .await
+                .status
         }));
         let blocker = &users[3];
         let blocked = names[round + 1];
         work.push(Box::pin(async move {
-            app.post(
-                &format!("/users/{blocked}/block"),
-                Some(&blocker.token),
-                &json!({}),
-            )
-            .await;
+            let path = format!("/users/{blocked}/block");
+            app.post(&path, Some(&blocker.token), &json!({}))
+                .await
+                .status
         }));
-        let answers = join_all(work).await;
-        assert_eq!(answers.len(), users.len() * posts.len() + 2);
+        let operator = &operator;
+        let eve = &users[4];
+        work.push(Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if round == 0 {
+                let path = "/admin/users/cat/suspension";
+                app.post(path, Some(&operator.token), &json!({}))
+                    .await
+                    .status
+            } else {
+                let body = json!({"password": "password-of-eve"});
+                app.request(
+                    reqwest::Method::DELETE,
+                    "/users/me",
+                    Some(&eve.token),
+                    Some(&body),
+                )
+                .await
+                .status
+            }
+        }));
+        let statuses = join_all(work).await;
+        assert_eq!(statuses.len(), users.len() * posts.len() + 3);
+        assert!(statuses.iter().all(|s| *s < 500), "{statuses:?}");
         app.assert_counts_match_rows().await;
     }
-    for user in &users {
+    // (cat's session ended with its suspension, eve is gone.)
+    for user in [&users[0], &users[1], &users[3]] {
         let count = unread(app, user).await;
         let listed = notifications(app, user)
             .await

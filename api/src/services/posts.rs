@@ -424,21 +424,26 @@ pub async fn count_replies_of(
     user: i64,
     delta: i64,
 ) -> Result<(), ApiError> {
-    let per_parent: Vec<(Option<i64>, i64)> = post::Entity::find()
+    // A locking read, so that MySQL/MariaDB read the latest committed replies rather than the
+    // snapshot that the caller's first statement may have taken before it waited for its locks
+    // (a reply committed meanwhile would be missed). Every writer of these rows holds `user`'s
+    // lock, which the caller holds: nothing waits on this one.
+    let parents: Vec<Option<i64>> = post::Entity::find()
         .select_only()
         .column(post::Column::InReplyToId)
-        .column_as(Expr::col(post::Column::Id).count(), "replies")
         .filter(post::Column::AuthorId.eq(user))
         .filter(post::Column::InReplyToId.is_not_null())
-        .group_by(post::Column::InReplyToId)
+        .lock_exclusive()
         .into_tuple()
         .all(txn)
         .await?;
+    let mut per_parent: std::collections::BTreeMap<i64, i64> = Default::default();
+    for parent in parents.into_iter().flatten() {
+        *per_parent.entry(parent).or_default() += 1;
+    }
     let mut by_count: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
     for (parent, replies) in per_parent {
-        if let Some(parent) = parent {
-            by_count.entry(replies).or_default().push(parent);
-        }
+        by_count.entry(replies).or_default().push(parent);
     }
     for (replies, parents) in by_count {
         add_to_post_count(
