@@ -227,6 +227,35 @@ fn muted_by(reader_id: i64) -> SelectStatement {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_reply_shows_only_when_its_parents_author_is_the_reader_or_followed() {
+        let followed = Relation {
+            following_since: Some(1),
+            ..Relation::default()
+        };
+        let stranger = Relation::default();
+        let muted = Relation {
+            muting: true,
+            ..followed
+        };
+        // (reader 1; author 2 followed) replying to: nobody, the reader, a followee, a muted
+        // followee, the author itself, a stranger.
+        let cases = [
+            (None, true),
+            (Some((1, &stranger)), true),
+            (Some((3, &followed)), true),
+            (Some((3, &muted)), true),
+            (Some((2, &followed)), true),
+            (Some((4, &stranger)), false),
+        ];
+        for (reply_to, shown) in cases {
+            assert_eq!(shows(1, 2, &followed, reply_to), shown, "{reply_to:?}");
+        }
+        // The reader's own reply to a stranger is left out too; a stranger's post never shows.
+        assert!(!shows(1, 1, &stranger, Some((4, &stranger))));
+        assert!(!shows(1, 4, &stranger, Some((1, &stranger))));
+    }
+
     /// page size, and the text applies `+` to `author_id` in every term of the filter (the reader,
     /// the followees, the muted).
     /// page size, and the text applies `+` to `author_id` in both terms of the filter.
