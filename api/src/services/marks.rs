@@ -109,10 +109,10 @@ pub enum MarkOutcome {
 /// unfollows of the pair queue instead of deadlocking.
 ///
 /// A block, in the same transaction: the follows between the two end both ways (counts drop at
-/// once), so do the follow requests, the likes each made of the other's posts (their counts drop) and
-/// the blocked user's notifications to the blocker, then the
-/// block is recorded. A mute changes nothing else, and the muted user cannot tell. (Follow
-/// requests are made by [`crate::services::follows::follow`], which knows when one is needed.)
+/// once), so do the follow requests, the likes each made of the other's posts (their counts drop
+/// too) and the blocked user's notifications to the blocker, then the block is recorded. A mute
+/// changes nothing else, and the muted user cannot tell. (Follow requests are made by
+/// [`crate::services::follows::follow`], which knows when one is needed.)
 #[tracing::instrument(name = "marks::mark", skip_all, fields(mark = ?mark, owner = owner.id, other = other.id))]
 pub async fn mark(
     db: &DatabaseConnection,
