@@ -1,6 +1,6 @@
 //! The timeline: the reader's own posts and the posts of everyone the reader follows, newest first,
 //! each post once; a reply only when its parent's author is the reader or someone the reader
-//! follows ([`shows`], the one statement of the rule; both queries apply it as [`reply_rule`]).
+//! follows ([`shows`], the one statement of the rule; both queries apply it as `reply_rule`).
 //!
 //! It is assembled by the database, with one of two queries chosen by how many accounts the reader
 //! follows (the count is on the reader's row, so choosing costs nothing):
