@@ -19,13 +19,14 @@ use utoipa::IntoParams;
 use crate::error::ApiError;
 use crate::services::follows::FollowEntry;
 use crate::services::keyset::{Neighbours, PageRequest, Position};
+use crate::services::likes::LikeEntry;
 use crate::services::marks::MarkEntry;
 use crate::services::notifications::NotificationEntry;
-use crate::services::posts::PostWithAuthor;
+use crate::services::posts::{self, PostWithAuthor};
 use crate::services::relationships::{self, ViewerStates};
 use crate::services::users;
 use crate::state::AppState;
-use crate::views::Page;
+use crate::views::{self, Page};
 use entity::user;
 use sea_orm::DatabaseConnection;
 
@@ -226,6 +227,14 @@ pub enum Owner<'a> {
         username: &'a str,
         viewer: Option<&'a user::Model>,
     },
+    /// A list of the post `id` (its replies, its likes), as `viewer` (perhaps anonymous) may see
+    /// it: the rules of reading the post, 404 `post_not_found` (also while its author is
+    /// suspended), 403 `blocked` or `private_account` as for its author's posts. The list's owner
+    /// is the post's author.
+    OfPost {
+        id: i64,
+        viewer: Option<&'a user::Model>,
+    },
 }
 
 impl<'a> Owner<'a> {
@@ -233,15 +242,21 @@ impl<'a> Owner<'a> {
     fn viewer(self) -> Option<&'a user::Model> {
         match self {
             Owner::Caller(me) => Some(me),
-            Owner::InPath { viewer, .. } => viewer,
+            Owner::InPath { viewer, .. } | Owner::OfPost { viewer, .. } => viewer,
         }
     }
 }
 
-/// A row of a list that shows a user's card: the page's viewer state is read for these users.
+/// A row of a list that shows a user's card: the page's viewer state is read for these users
+/// (and for the post the row shows, if any: whether the viewer likes it).
 pub trait ShowsUser {
     /// The id of the user whose card the row shows.
     fn shown_user(&self) -> i64;
+
+    /// The id of the post the row shows, if any.
+    fn shown_post(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl ShowsUser for FollowEntry {
@@ -260,11 +275,27 @@ impl ShowsUser for PostWithAuthor {
     fn shown_user(&self) -> i64 {
         self.author.id
     }
+
+    fn shown_post(&self) -> Option<i64> {
+        Some(self.post.id)
+    }
 }
 
 impl ShowsUser for NotificationEntry {
+    /// The account; the card of its post's author is the recipient's own (a like) or the
+    /// account's (a reply).
     fn shown_user(&self) -> i64 {
         self.account.id
+    }
+
+    fn shown_post(&self) -> Option<i64> {
+        self.post.as_ref().map(|p| p.post.id)
+    }
+}
+
+impl ShowsUser for LikeEntry {
+    fn shown_user(&self) -> i64 {
+        self.user.id
     }
 }
 
@@ -301,12 +332,18 @@ pub async fn list<Row: ShowsUser, T: Serialize>(
                     relationships::check_access(db, &found, viewer_id).await?;
                     &found
                 }
+                Owner::OfPost { id, .. } => {
+                    found = posts::find(db, id).await?.author;
+                    relationships::check_access(db, &found, viewer_id).await?;
+                    &found
+                }
             };
             let name = name(owner.id);
             let page = state.cursors.page_request(&name, query)?;
             let (rows, neighbours) = fetch(db, owner, page).await?;
             let shown = rows.iter().map(ShowsUser::shown_user);
-            let states = relationships::viewer_states(db, viewer_id, shown).await?;
+            let posts: Vec<i64> = rows.iter().filter_map(ShowsUser::shown_post).collect();
+            let states = views::posts::states(db, viewer_id, shown, &posts).await?;
             let items: Vec<T> = rows.iter().map(|row| item(row, &states)).collect();
             Ok(state
                 .cursors

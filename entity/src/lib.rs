@@ -7,6 +7,7 @@ pub mod display_name_prefix;
 pub mod follow;
 pub mod follow_request;
 pub mod idempotency_key;
+pub mod like;
 pub mod marker;
 pub mod mute;
 pub mod notification;

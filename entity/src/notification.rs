@@ -10,9 +10,11 @@ pub struct Model {
     pub id: i64,
     pub recipient_id: i64,
     pub account_id: i64,
-    /// `follow`, `follow_request` or `follow_accepted`.
+    /// `follow`, `follow_request`, `follow_accepted`, `like` or `reply`.
     pub kind: String,
     pub created_at: i64,
+    /// The post a `like` (the liked post) or `reply` (the reply) is about.
+    pub post_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,16 @@ pub struct Model {
     pub author_id: i64,
     pub body: String,
     pub created_at: i64,
+    /// The post this one answers, while it exists (`ON DELETE SET NULL`).
+    pub in_reply_to_id: Option<i64>,
+    /// The post this one answers, as written; kept when that post is gone.
+    pub parent_id: Option<i64>,
+    /// The author of [`Model::parent_id`] when the reply was written.
+    pub parent_author_id: Option<i64>,
+    /// How many posts answer this one (`in_reply_to_id`) whose authors are not suspended.
+    pub replies_count: i64,
+    /// How many rows of `likes` name this post.
+    pub likes_count: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ mod m20261205_000015_post_deletions;
 mod m20261206_000016_display_name_prefixes;
 mod m20261207_000017_operators;
 mod m20261207_000018_stream_tickets;
+mod m20261207_000019_replies_likes;
 mod m20261207_000020_idempotency_keys;
 mod m20261207_000021_markers;
 mod m20261207_000022_suggestion_dismissals;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_display_name_prefixes::Migration),
             Box::new(m20261207_000017_operators::Migration),
             Box::new(m20261207_000018_stream_tickets::Migration),
+            Box::new(m20261207_000019_replies_likes::Migration),
             Box::new(m20261207_000020_idempotency_keys::Migration),
             Box::new(m20261207_000021_markers::Migration),
             Box::new(m20261207_000022_suggestion_dismissals::Migration),

@@ -463,6 +463,31 @@ impl TestApp {
                 user.username
             );
         }
+        let suspended: std::collections::HashSet<i64> = entity::user::Entity::find()
+            .filter(entity::user::Column::SuspendedAt.is_not_null())
+            .all(&self.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        let posts = entity::post::Entity::find().all(&self.db).await.unwrap();
+        let likes = entity::like::Entity::find().all(&self.db).await.unwrap();
+        for post in &posts {
+            let liked = likes.iter().filter(|l| l.post_id == post.id).count() as i64;
+            assert_eq!(post.likes_count, liked, "likes_count of post {}", post.id);
+            // Replies by suspended accounts show nowhere and do not count.
+            let replies = posts
+                .iter()
+                .filter(|r| r.in_reply_to_id == Some(post.id))
+                .filter(|r| !suspended.contains(&r.author_id))
+                .count() as i64;
+            assert_eq!(
+                post.replies_count, replies,
+                "replies_count of post {}",
+                post.id
+            );
+        }
     }
 
     pub async fn profile(&self, username: &str, viewer: Option<&TestUser>) -> Value {

@@ -16,6 +16,7 @@ mod follows;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod interactions;
 mod locked;
 mod markers;
 mod metrics;

@@ -1,10 +1,10 @@
 //! Model-based test: random sequences of register, follow, unfollow, block, unblock, mute, unmute,
-//! remove follower, lock, unlock, accept and reject a follow request, post, delete post, delete
-//! account, suspend and unsuspend (by an operator), change the password and log in (with
+//! remove follower, lock, unlock, accept and reject a follow request, post, reply, like, unlike,
+//! delete post, delete account, suspend and unsuspend (by an operator), change the password and log in (with
 //! concurrent bursts, where a suspension, a removal or a password change may land amid the other
 //! requests) go through the HTTP API, and after every step the server must
 //! agree with a plain in-memory model of the graph: lists (followers, following, blocks, mutes,
-//! follow requests), counts, `viewer` flags, who is refused whose lists (403 `blocked`,
+//! follow requests), counts (posts' likes and replies too), `viewer` flags, who is refused whose lists (403 `blocked`,
 //! `private_account`), whole timelines, in order, and unread counts. In a burst, each request that
 //! involves an account being suspended or removed must be answered as if it ran wholly before or
 //! wholly after that, and no session from a login racing a suspension, removal or password change
@@ -48,6 +48,12 @@ enum Op {
     Post(usize),
     /// Deletes the `n`-th (modulo) live post, as its author or, to check 403, as `by`.
     DeletePost(usize, usize),
+    /// The account likes the `n`-th (modulo) live post.
+    Like(usize, usize),
+    /// The account takes back its like of the `n`-th (modulo) live post.
+    Unlike(usize, usize),
+    /// The account replies to the `n`-th (modulo) live post.
+    Reply(usize, usize),
     DeleteAccount(usize),
     /// An operator suspends the account; its follows and requests end, its sessions too.
     Suspend(usize),
@@ -140,6 +146,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => user().prop_map(Op::Lock),
         2 => lock_side().prop_map(Op::Unlock),
         1 => (0..8usize, user()).prop_map(|(n, by)| Op::DeletePost(n, by)),
+        3 => (user(), 0..8usize).prop_map(|(a, n)| Op::Like(a, n)),
+        1 => (user(), 0..8usize).prop_map(|(a, n)| Op::Unlike(a, n)),
+        3 => (user(), 0..8usize).prop_map(|(a, n)| Op::Reply(a, n)),
         1 => user().prop_map(Op::DeleteAccount),
         1 => user().prop_map(Op::Suspend),
         2 => user().prop_map(Op::Unsuspend),
@@ -178,6 +187,10 @@ struct Model {
     suspended: BTreeSet<usize>,
     /// Each account's password, as it last set it.
     passwords: BTreeMap<usize, String>,
+    /// Likes: (liker, post).
+    likes: BTreeSet<(usize, i64)>,
+    /// Replies: reply id -> (the post it answers, that post's author), kept when either goes.
+    parents: BTreeMap<i64, (i64, usize)>,
 }
 
 impl Model {
@@ -187,11 +200,15 @@ impl Model {
         let mut posts: Vec<(&String, i64)> = self
             .posts
             .iter()
-            .filter(|(_, (author, _))| {
+            .filter(|(id, (author, _))| {
                 !self.suspended.contains(author)
                     && (*author == reader
                         || (self.follows.contains(&(reader, *author))
                             && !self.mutes.contains(&(reader, *author))))
+                    // A reply shows when its parent's author is the reader or followed.
+                    && self.parents.get(id).is_none_or(|(_, parent_author)| {
+                        *parent_author == reader || self.follows.contains(&(reader, *parent_author))
+                    })
             })
             .map(|(id, (_, at))| (at, *id))
             .collect();
@@ -252,6 +269,12 @@ impl Model {
                 self.requests.remove(&(a, b));
             }
             Op::Block(a, b) => {
+                // Likes end both ways.
+                let posts = &self.posts;
+                self.likes.retain(|(liker, post)| {
+                    let author = posts.get(post).map(|(author, _)| *author);
+                    !((*liker == a && author == Some(b)) || (*liker == b && author == Some(a)))
+                });
                 self.follows.remove(&(a, b));
                 self.follows.remove(&(b, a));
                 self.requests.remove(&(a, b));
@@ -302,6 +325,8 @@ impl Model {
     /// its blocks, mutes and posts stay (hidden while it is suspended).
     fn suspend(&mut self, s: usize) {
         if self.users.remove(&s).is_some() {
+            // Its likes end (and do not come back).
+            self.likes.retain(|(liker, _)| *liker != s);
             self.follows.retain(|(x, y)| *x != s && *y != s);
             self.requests.retain(|(x, y)| *x != s && *y != s);
             self.suspended.insert(s);
@@ -319,6 +344,38 @@ impl Model {
         self.requests.retain(|(x, y)| *x != a && *y != a);
         self.locked.remove(&a);
         self.posts.retain(|_, (author, _)| *author != a);
+        let posts = &self.posts;
+        self.likes
+            .retain(|(liker, post)| *liker != a && posts.contains_key(post));
+    }
+
+    /// Whether `a` may like or reply to post `id`: 404 when it is not there to anyone (its
+    /// author suspended), 403 when a block stands between the two or its author is locked and
+    /// `a` does not follow them.
+    fn may_interact(&self, a: usize, id: i64) -> Result<usize, u16> {
+        let Some((author, _)) = self.posts.get(&id) else {
+            return Err(404);
+        };
+        let author = *author;
+        if self.suspended.contains(&author) {
+            return Err(404);
+        }
+        if a != author
+            && (self.blocks.contains(&(a, author))
+                || self.blocks.contains(&(author, a))
+                || (self.locked.contains(&author) && !self.follows.contains(&(a, author))))
+        {
+            return Err(403);
+        }
+        Ok(author)
+    }
+
+    /// The `n`-th (modulo) live post, if any.
+    fn nth_post(&self, n: usize) -> Option<i64> {
+        if self.posts.is_empty() {
+            return None;
+        }
+        self.posts.keys().nth(n % self.posts.len()).copied()
     }
 
     fn exists(&self, a: usize) -> bool {
@@ -506,6 +563,7 @@ async fn run_op(
             )?;
             if expected == 204 {
                 model.posts.remove(&id);
+                model.likes.retain(|(_, post)| *post != id);
             }
         }
         Op::DeleteAccount(a) | Op::ChangePassword(a) => {
@@ -549,6 +607,57 @@ async fn run_op(
                         .unwrap_or_default()
                         .to_owned();
                     model.users.insert(*s, TestUser { token });
+                }
+                _ => {}
+            }
+        }
+        Op::Like(a, n) | Op::Unlike(a, n) | Op::Reply(a, n) => {
+            let (Some(id), Some(user)) = (model.nth_post(*n), model.users.get(a).cloned()) else {
+                return Ok(());
+            };
+            let allowed = model.may_interact(*a, id);
+            let response = match op {
+                Op::Like(..) => {
+                    app.post(&format!("/posts/{id}/like"), Some(&user.token), &json!({}))
+                        .await
+                }
+                Op::Unlike(..) => {
+                    app.delete(&format!("/posts/{id}/like"), Some(&user.token))
+                        .await
+                }
+                _ => {
+                    let body =
+                        json!({"body": format!("reply by {}", name(*a)), "in_reply_to_id": id});
+                    app.post("/posts", Some(&user.token), &body).await
+                }
+            };
+            let expected = match (op, allowed) {
+                (Op::Unlike(..), Err(404)) => 404,
+                (Op::Unlike(..), _) => 204,
+                (_, Err(status)) => status,
+                (Op::Like(..), Ok(_)) if model.likes.contains(&(*a, id)) => 200,
+                _ => 201,
+            };
+            check(
+                response.status == expected,
+                format!(
+                    "{op:?} of post {id}: expected {expected}, got {} {}",
+                    response.status, response.text
+                ),
+            )?;
+            match (op, allowed) {
+                (Op::Like(..), Ok(_)) => {
+                    model.likes.insert((*a, id));
+                }
+                (Op::Unlike(..), _) => {
+                    model.likes.remove(&(*a, id));
+                }
+                (Op::Reply(..), Ok(author)) => {
+                    let reply = response.json();
+                    model.record_post(*a, &reply);
+                    model
+                        .parents
+                        .insert(reply["id"].as_i64().unwrap_or_default(), (id, author));
                 }
                 _ => {}
             }
@@ -979,6 +1088,50 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
         if count != Some(unread) {
             return Err(format!(
                 "{me}: unread_count {count:?}, unread notifications listed {unread}"
+            ));
+        }
+    }
+    // Every post as its author sees it: its counts, the author's like, what it answers.
+    for (id, (author, _)) in &model.posts {
+        let Some(user) = model.users.get(author) else {
+            continue;
+        };
+        let post = app
+            .get(&format!("/posts/{id}"), Some(&user.token))
+            .await
+            .json();
+        let likes = model.likes.iter().filter(|(_, p)| p == id).count();
+        let replies = model
+            .parents
+            .iter()
+            .filter(|(reply, (parent, _))| {
+                parent == id
+                    && model
+                        .posts
+                        .get(reply)
+                        .is_some_and(|(a, _)| !model.suspended.contains(a))
+            })
+            .count();
+        let in_reply_to = model.parents.get(id).map(|(parent, parent_author)| {
+            let shown = model.posts.contains_key(parent) && model.users.contains_key(parent_author);
+            json!({"id": parent, "username": shown.then(|| name(*parent_author))})
+        });
+        let expected = json!({
+            "likes_count": likes,
+            "replies_count": replies,
+            "viewer": {"liked": model.likes.contains(&(*author, *id))},
+            "in_reply_to": in_reply_to,
+        });
+        let got = json!({
+            "likes_count": post["likes_count"],
+            "replies_count": post["replies_count"],
+            "viewer": post["viewer"],
+            "in_reply_to": post["in_reply_to"],
+        });
+        if got != expected {
+            return Err(format!(
+                "post {id} by {}: {got}, model {expected}",
+                name(*author)
             ));
         }
     }

@@ -90,9 +90,23 @@ async fn populated_app() -> crate::helpers::TestApp {
             .unwrap();
         }
     }
+    // Replies (each of the first 40 posts has nine) and likes (ten each on the first 40 posts).
+    app.db
+        .execute_unprepared("UPDATE posts SET in_reply_to_id = 1 + (id % 40) WHERE id > 40")
+        .await
+        .unwrap();
+    app.db
+        .execute_unprepared(
+            "INSERT INTO likes (post_id, user_id, created_at) SELECT posts.id, users.id, \
+             posts.id * 100 + users.id FROM posts, users WHERE posts.id <= 40 AND users.id <= 10",
+        )
+        .await
+        .unwrap();
     let analyze = match backend() {
         // MySQL/MariaDB name the tables.
-        DbBackend::MySql => "ANALYZE TABLE users, follows, posts, blocks, mutes, follow_requests",
+        DbBackend::MySql => {
+            "ANALYZE TABLE users, follows, posts, blocks, mutes, follow_requests, likes"
+        }
         _ => "ANALYZE",
     };
     app.db.execute_unprepared(analyze).await.unwrap();
@@ -239,7 +253,7 @@ async fn the_timeline_reads_posts_through_an_index() {
     for page in pages() {
         let by_authors = plan_of(
             &app.db,
-            backend.build(&by_authors_query(backend, &[1, 2, 3], page)),
+            backend.build(&by_authors_query(backend, 1, &[1, 2, 3], page)),
         )
         .await;
         assert!(
@@ -476,6 +490,39 @@ async fn known_followers_walk_the_followers_index_without_sorting() {
         assert!(
             !walk.contains("TEMP B-TREE") && !walk.contains("Sort"),
             "the walk sorts:\n{walk}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_posts_replies_and_likes_walk_their_index_without_sorting() {
+    use api::services::{likes, posts};
+    if backend() == DbBackend::MySql {
+        return;
+    }
+    let app = populated_app().await;
+    // Positions within the posts and likes written (past them, PostgreSQL rightly expects no row
+    // at all from any index).
+    let position = Position { at: 200, id: 200 };
+    let pages = [
+        PageRequest::older(20, None),
+        PageRequest::older(20, Some(position)),
+        PageRequest::newer(20, Position { at: 100, id: 100 }),
+    ];
+    for page in pages {
+        for viewer in [None, Some(2)] {
+            let plan = plan(&app.db, posts::replies_query(backend(), 1, viewer, page)).await;
+            assert!(plan.contains("idx_posts_in_reply_to_created"), "{plan}");
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+                "{plan}"
+            );
+        }
+        let plan = plan(&app.db, likes::list_query(backend(), 1, page)).await;
+        assert!(plan.contains("idx_likes_post_created"), "{plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+            "{plan}"
         );
     }
 }

@@ -72,11 +72,11 @@ impl Hub {
                     Ok(_) | Err(ApiError::PostNotFound(_)) => return Ok(Ready::Nothing),
                     Err(err) => return Err(err),
                 };
-                let readers = self.readers_of(author).await?;
+                let readers = self.readers_of(author, post.post.parent_author_id).await?;
                 Ready::Post(Arc::new(post), readers)
             }
             Event::Deleted { author, post } => {
-                let readers = self.readers_of(author).await?;
+                let readers = self.readers_of(author, None).await?;
                 Ready::Deleted(
                     readers.into_iter().map(|(reader, _)| reader).collect(),
                     post,
@@ -124,18 +124,34 @@ impl Hub {
         }
     }
 
-    /// The users connected here on whose timeline `author`'s posts belong (`timeline::shows`),
+    /// The users connected here on whose timeline `author`'s post belongs (`timeline::shows`),
     /// each with their relationship to the author: one query per 500 connected users
-    /// (`relationships::viewers_of`), index probes whatever the author's following.
-    async fn readers_of(&self, author: i64) -> Result<Vec<(i64, Relation)>, ApiError> {
+    /// (`relationships::viewers_of`), index probes whatever the author's following; a reply to a
+    /// post by `parent_author` (another account) takes one more for their relationships to them.
+    async fn readers_of(
+        &self,
+        author: i64,
+        parent_author: Option<i64>,
+    ) -> Result<Vec<(i64, Relation)>, ApiError> {
         let mut readers = Vec::new();
         for chunk in self.connected_users().chunks(500) {
             let relations = relationships::viewers_of(self.db(), chunk, author).await?;
-            readers.extend(
-                relations
-                    .into_iter()
-                    .filter(|(reader, relation)| timeline::shows(*reader, author, relation)),
-            );
+            let to_parent = match parent_author {
+                Some(parent) if parent != author => {
+                    Some(relationships::viewers_of(self.db(), chunk, parent).await?)
+                }
+                _ => None,
+            };
+            readers.extend(relations.into_iter().filter(|(reader, relation)| {
+                let reply_to = parent_author.map(|parent| {
+                    let parent_relation = to_parent
+                        .as_ref()
+                        .and_then(|all| all.get(reader))
+                        .unwrap_or(relation);
+                    (parent, parent_relation)
+                });
+                timeline::shows(*reader, author, relation, reply_to)
+            }));
         }
         Ok(readers)
     }

@@ -453,8 +453,14 @@ mod tests {
                 author_id: author,
                 body: format!("post {id}"),
                 created_at: id,
+                in_reply_to_id: None,
+                parent_id: None,
+                parent_author_id: None,
+                replies_count: 0,
+                likes_count: 0,
             },
             author: crate::services::users::sample(author),
+            parent_author: None,
         })
     }
 

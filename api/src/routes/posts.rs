@@ -12,11 +12,12 @@ use crate::extract::{CanonicalJson, IdempotencyKey};
 use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::idempotency::{self, Claim, Outcome};
-use crate::services::posts::{self, PostWithAuthor};
+use crate::services::likes::{self, LikeOutcome};
+use crate::services::posts;
 use crate::services::{relationships, timeline};
 use crate::state::AppState;
 use crate::views::posts::render_one;
-use crate::views::{Post, PostPage};
+use crate::views::{LikeItem, LikeItemPage, Post, PostPage};
 
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -24,9 +25,12 @@ pub struct CreatePostRequest {
     /// 1 to {POST_BODY_MAX_CHARS} characters after trimming white space (which is not stored); no NUL.
     #[schema(value_type = String, required = true, example = "Hello, world")]
     pub body: Option<String>,
+    /// The post this one answers, for a reply.
+    #[schema(example = 41)]
+    pub in_reply_to_id: Option<i64>,
 }
 
-/// Writes a post as the caller.
+/// Writes a post as the caller, or a reply.
 #[utoipa::path(post, path = "/posts", tag = "posts", operation_id = "createPost",
     request_body = CreatePostRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters, the caller's own, kept {IDEMPOTENCY_KEPT_HOURS} hours: a repeat with the same key and body answers the first answer again (with `Idempotent-Replayed: true`) and writes nothing", min_length = 1, max_length = 255, pattern = r"^[!-~]+$")),
@@ -37,6 +41,8 @@ pub struct CreatePostRequest {
                 ("Idempotent-Replayed" = String, description = "`true` on a repeat's answer: the first request's answer, again"),
             )),
         (status = 400, description = "`invalid_parameter`: the `Idempotency-Key` is not 1 to {IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters; `invalid_json`"),
+        (status = 403, description = "`blocked`: the author of the post answered blocks the caller, or the caller blocks them; `private_account`: that author is locked and the caller does not follow them"),
+        (status = 404, description = "`post_not_found`: `in_reply_to_id` names no post (or one whose author is suspended)"),
         (status = 409, description = "`idempotency_key_in_use`: a request with this key is still running; retry after `Retry-After` seconds"),
         (status = 422, description = "`validation_failed`: the body breaks its rules; `idempotency_key_reused`: the key was used with another body"),
     ),
@@ -59,7 +65,7 @@ pub async fn create_post(
         .as_ref()
         .map(|claim| state.in_flight.hold(claim))
         .transpose()?;
-    match posts::create(&state.db, &me.0, text, claim.as_ref()).await? {
+    match posts::create(&state.db, &me.0, text, body.in_reply_to_id, claim.as_ref()).await? {
         Outcome::Replay(answer) => {
             let body = match &answer.response {
                 Some(body) => body.clone(),
@@ -75,13 +81,8 @@ pub async fn create_post(
             Ok(idempotent::replay(&answer, body))
         }
         Outcome::Done(post) => {
-            let location = format!("/posts/{}", post.id);
-            let post = render_one(
-                &state.db,
-                Some(me.0.id),
-                PostWithAuthor { post, author: me.0 },
-            )
-            .await?;
+            let location = format!("/posts/{}", post.post.id);
+            let post = render_one(&state.db, Some(me.0.id), post).await?;
             let body = serde_json::to_string(&post).map_err(ApiError::internal)?;
             if let Some(claim) = &claim {
                 idempotency::store_response(&state.db, claim, &body).await;
@@ -196,6 +197,117 @@ pub async fn get_timeline(
         timeline::list_name,
         async |db, me, page| timeline::page(db, me, page, per_author_max_followees).await,
         Post::new,
+    )
+    .await
+}
+
+/// The direct replies to a post, newest first.
+#[utoipa::path(get, path = "/posts/{id}/replies", tag = "posts", operation_id = "listReplies",
+    params(("id" = i64, Path, description = "The post's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of replies; those the caller may not read (by an account that blocks the caller or that the caller blocks or mutes, by a locked account the caller does not follow, by a suspended account) are left out", body = PostPage,
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_replies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let viewer_id = viewer.id();
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::OfPost {
+            id,
+            viewer: viewer.0.as_ref(),
+        },
+        |_| posts::replies_list_name(id),
+        async |db, _, page| posts::list_replies(db, id, viewer_id, page).await,
+        Post::new,
+    )
+    .await
+}
+
+/// Likes a post.
+#[utoipa::path(post, path = "/posts/{id}/like", tag = "posts", operation_id = "likePost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 201, description = "The like is new; the post as it is now", body = Post),
+        (status = 200, description = "The caller liked the post already; nothing changed", body = Post),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller, or the caller blocks them; `private_account`: the author is locked and the caller does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security(("bearer" = [])))]
+pub async fn like_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (outcome, post) = likes::like(&state.db, &me.0, id.into_inner()).await?;
+    let post = render_one(&state.db, Some(me.0.id), post).await?;
+    Ok(match outcome {
+        LikeOutcome::Created => HttpResponse::Created().json(post),
+        LikeOutcome::AlreadyLiked => HttpResponse::Ok().json(post),
+    })
+}
+
+/// Takes back a like.
+#[utoipa::path(delete, path = "/posts/{id}/like", tag = "posts", operation_id = "unlikePost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 204, description = "The caller does not like the post (any more); idempotent"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security(("bearer" = [])))]
+pub async fn unlike_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    likes::unlike(&state.db, &me.0, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who likes a post, most recent like first.
+#[utoipa::path(get, path = "/posts/{id}/likes", tag = "posts", operation_id = "listLikes",
+    params(("id" = i64, Path, description = "The post's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of likes", body = LikeItemPage,
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_likes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::OfPost {
+            id,
+            viewer: viewer.0.as_ref(),
+        },
+        |_| likes::list_name(id),
+        async |db, _, page| likes::list(db, id, page).await,
+        LikeItem::new,
     )
     .await
 }

@@ -29,10 +29,11 @@ use crate::error::ApiError;
 use crate::events::{Inbox, Look, Refusal, Registration};
 use crate::http_cache::RoutedAsGet;
 use crate::services::keyset::{PageRequest, Position};
-use crate::services::relationships::ViewerStates;
+use crate::services::posts::PostWithAuthor;
+use crate::services::relationships::Relation;
 use crate::services::{markers, notifications, posts, sessions, timeline};
 use crate::state::AppState;
-use crate::views::{self, Post};
+use crate::views;
 
 /// How often a comment line goes out on a stream that has nothing else to say.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -351,14 +352,24 @@ impl Stream {
         // Given in commit order, so each is the next of the timeline once the cursor has passed
         // what came before it (by a read, or by the ones before it); a read above may have found
         // some already.
-        for (post, relation) in given {
+        let mut past = self.timeline;
+        let fresh: Vec<(&PostWithAuthor, Relation)> = given
+            .iter()
+            .filter(|(post, _)| {
+                let position = posts::position(&post.post);
+                let new = position > past;
+                if new {
+                    past = position;
+                }
+                new
+            })
+            .map(|(post, relation)| (post.as_ref(), *relation))
+            .collect();
+        let rendered = views::posts::render_known(&state.db, me.id, &fresh).await?;
+        for ((post, _), wire) in fresh.iter().zip(&rendered) {
             let position = posts::position(&post.post);
-            if position <= self.timeline {
-                continue;
-            }
-            let post = Post::new(&post, &ViewerStates::known(post.author.id, relation));
             let id = state.cursors.encode(&list_name, position);
-            let data = serde_json::to_string(&post).map_err(ApiError::internal)?;
+            let data = serde_json::to_string(wire).map_err(ApiError::internal)?;
             chunk.push_str(&format!("event: post\nid: {id}\ndata: {data}\n\n"));
             self.timeline = position;
         }

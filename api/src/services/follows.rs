@@ -51,12 +51,13 @@ pub async fn follow(
             FollowOutcome::AlreadyFollowing
         } else if users::is_locked(txn, followed.id).await? {
             if marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await? {
-                notifications::notify(txn, followed.id, follower.id, Kind::FollowRequest).await?;
+                notifications::notify(txn, followed.id, follower.id, Kind::FollowRequest, None)
+                    .await?;
             }
             FollowOutcome::Requested
         } else {
             insert_follow(txn, follower.id, followed.id).await?;
-            notifications::notify(txn, followed.id, follower.id, Kind::Follow).await?;
+            notifications::notify(txn, followed.id, follower.id, Kind::Follow, None).await?;
             FollowOutcome::Created
         };
         let relation = relationships::relation(txn, follower.id, followed.id).await?;
@@ -100,7 +101,7 @@ pub async fn accept_request(
             return Err(ApiError::FollowRequestNotFound(requester.username.clone()));
         }
         insert_follow(txn, requester.id, owner.id).await?;
-        notifications::notify(txn, requester.id, owner.id, Kind::FollowAccepted).await?;
+        notifications::notify(txn, requester.id, owner.id, Kind::FollowAccepted, None).await?;
         relationships::relation(txn, owner.id, requester.id).await
     })
     .await

@@ -69,9 +69,11 @@ pub enum Outcome<T> {
     Replay(Answer),
 }
 
-/// Step, under the caller's row lock: the answer of an earlier request with this claim's key
-/// (within [`KEPT`]), or `None`; 422 `idempotency_key_reused` when that request was another.
-pub async fn prior(txn: &DatabaseTransaction, claim: &Claim) -> Result<Option<Answer>, ApiError> {
+/// The answer of an earlier request with this claim's key (within [`KEPT`]), or `None`; 422
+/// `idempotency_key_reused` when that request was another. Under the caller's row lock in the
+/// creating transaction, where a concurrent repeat's key is seen once it commits; and before it,
+/// where a committed key is answered at once.
+pub async fn prior(txn: &impl ConnectionTrait, claim: &Claim) -> Result<Option<Answer>, ApiError> {
     // A locking read: the latest row on every backend (MySQL's plain reads would see the
     // transaction's snapshot, which may be older than the lock).
     let row = idempotency_key::Entity::find_by_id((claim.user_id, claim.key.clone()))

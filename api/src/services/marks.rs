@@ -18,7 +18,7 @@ use crate::db;
 use crate::error::ApiError;
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::relationships::{self, Relation};
-use crate::services::{clock, follows, notifications, users};
+use crate::services::{clock, follows, likes, notifications, users};
 
 /// Which mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,9 +109,10 @@ pub enum MarkOutcome {
 /// unfollows of the pair queue instead of deadlocking.
 ///
 /// A block, in the same transaction: the follows between the two end both ways (counts drop at
-/// once), so do the follow requests and the blocked user's notifications to the blocker, then the
-/// block is recorded. A mute changes nothing else, and the muted user cannot tell. (Follow
-/// requests are made by [`crate::services::follows::follow`], which knows when one is needed.)
+/// once), so do the follow requests, the likes each made of the other's posts (their counts drop
+/// too) and the blocked user's notifications to the blocker, then the block is recorded. A mute
+/// changes nothing else, and the muted user cannot tell. (Follow requests are made by
+/// [`crate::services::follows::follow`], which knows when one is needed.)
 #[tracing::instrument(name = "marks::mark", skip_all, fields(mark = ?mark, owner = owner.id, other = other.id))]
 pub async fn mark(
     db: &DatabaseConnection,
@@ -129,6 +130,8 @@ pub async fn mark(
             follows::delete_follow(txn, other.id, owner.id).await?;
             delete_mark(txn, Mark::FollowRequest, owner.id, other.id).await?;
             delete_mark(txn, Mark::FollowRequest, other.id, owner.id).await?;
+            // Likes end both ways (Blocks v3), with the counts of the liked posts.
+            likes::end_between(txn, owner.id, other.id).await?;
             // And the blocked user's notifications to the blocker.
             notifications::forget(
                 txn,

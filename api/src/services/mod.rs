@@ -14,7 +14,11 @@
 //! - [`marks::insert_mark`], [`marks::delete_mark`]: a block, a mute or a follow request;
 //! - [`notifications::notify`], [`notifications::forget`]: notifications and unread counters;
 //! - [`clock::next_list_at`], [`clock::next_at`]: a new item's position, in commit order;
-//! - [`users::add_to_count`]: one count of one user, or of every user a condition selects.
+//! - [`users::add_to_count`]: one count of one user, or of every user a condition selects;
+//!   [`posts::add_to_post_count`] the same for posts (`replies_count`, `likes_count`), under the
+//!   locks of their authors;
+//! - [`likes::end_between`], [`likes::end_all_by`], [`posts::count_replies_of`]: the likes and
+//!   reply counts a block, a suspension or a removal ends.
 //!
 //! "A blocks B" ([`marks::mark`]) reads:
 //!
@@ -25,6 +29,7 @@
 //!     follows::delete_follow(txn, b.id, a.id).await?;
 //!     marks::delete_mark(txn, Mark::FollowRequest, a.id, b.id).await?;
 //!     marks::delete_mark(txn, Mark::FollowRequest, b.id, a.id).await?;
+//!     likes::end_between(txn, a.id, b.id).await?;
 //!     notifications::forget(txn, /* b's to a */, /* a */).await?;
 //!     marks::insert_mark(txn, Mark::Block, a.id, b.id).await
 //! })
@@ -34,13 +39,15 @@
 //! # Reading
 //!
 //! A page's viewer state (what the caller is to each user shown) comes from one function,
-//! [`relationships::viewer_states`], in one query.
+//! [`relationships::viewer_states`], in one query; which of the page's posts the caller likes
+//! from [`likes::liked_among`], in one more (both called by `crate::views::posts::states`).
 
 pub mod clock;
 pub mod discovery;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
+pub mod likes;
 pub mod markers;
 pub mod marks;
 pub mod notifications;

@@ -8,7 +8,9 @@
 //! all, whatever the number of notifications. Marking read counts once what lies above the new
 //! mark (an index range, `idx_notifications_recipient_id`).
 
-use entity::{block, mute, notification, user};
+use std::collections::HashMap;
+
+use entity::{block, mute, notification, post, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, QueryStatementBuilder, SelectStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
@@ -18,6 +20,7 @@ use sea_orm::{
 use crate::error::ApiError;
 use crate::events::{self, Event};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::posts::{PostWithAuthor, with_authors};
 use crate::services::{clock, users};
 
 /// What a notification says happened.
@@ -29,17 +32,29 @@ pub enum Kind {
     FollowRequest,
     /// The account accepted the recipient's request.
     FollowAccepted,
+    /// The account liked the recipient's post (the notification's post).
+    Like,
+    /// The account replied to the recipient's post (the notification's post is the reply).
+    Reply,
 }
 
 impl Kind {
     /// Every kind, for the document's list of them (a test checks it names each).
-    pub const ALL: [Kind; 3] = [Kind::Follow, Kind::FollowRequest, Kind::FollowAccepted];
+    pub const ALL: [Kind; 5] = [
+        Kind::Follow,
+        Kind::FollowRequest,
+        Kind::FollowAccepted,
+        Kind::Like,
+        Kind::Reply,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Follow => "follow",
             Kind::FollowRequest => "follow_request",
             Kind::FollowAccepted => "follow_accepted",
+            Kind::Like => "like",
+            Kind::Reply => "reply",
         }
     }
 }
@@ -49,14 +64,16 @@ pub fn list_name(recipient: i64) -> String {
     format!("notifications:{recipient}")
 }
 
-/// Step: tells `recipient` that `account` did `kind`, unless the recipient blocks or mutes the
-/// account. An earlier notification of the same kind from the same account goes (following,
-/// unfollowing and following again leaves one, the latest). The caller holds both users' locks.
+/// Step: tells `recipient` that `account` did `kind` (about `post`, for likes and replies), unless
+/// the recipient blocks or mutes the account. An earlier notification of the same kind from the
+/// same account about the same post goes (following, unfollowing and following again leaves one,
+/// the latest; so does liking, unliking and liking again). The caller holds both users' locks.
 pub async fn notify(
     txn: &DatabaseTransaction,
     recipient: i64,
     account: i64,
     kind: Kind,
+    post: Option<i64>,
 ) -> Result<(), ApiError> {
     let blocked = block::Entity::find_by_id((recipient, account))
         .one(txn)
@@ -74,7 +91,11 @@ pub async fn notify(
         Condition::all()
             .add(notification::Column::RecipientId.eq(recipient))
             .add(notification::Column::AccountId.eq(account))
-            .add(notification::Column::Kind.eq(kind.as_str())),
+            .add(notification::Column::Kind.eq(kind.as_str()))
+            .add(match post {
+                Some(post) => notification::Column::PostId.eq(post),
+                None => notification::Column::PostId.is_null(),
+            }),
         user::Column::Id.eq(recipient),
     )
     .await?;
@@ -84,6 +105,7 @@ pub async fn notify(
         account_id: Set(account),
         kind: Set(kind.as_str().to_owned()),
         created_at: Set(created_at),
+        post_id: Set(post),
         ..Default::default()
     }
     .insert(txn)
@@ -147,10 +169,12 @@ pub fn recipients_of(account: i64) -> SelectStatement {
         .to_owned()
 }
 
-/// A notification with the account it is about.
+/// A notification with the account it is about, and its post (likes and replies) while that is
+/// there to show.
 pub struct NotificationEntry {
     pub notification: notification::Model,
     pub account: user::Model,
+    pub post: Option<PostWithAuthor>,
 }
 
 /// A page of `recipient`'s notifications, newest first (`idx_notifications_recipient_created`).
@@ -185,13 +209,29 @@ pub async fn list(
     })
     .await?;
     let accounts = users::visible_by_ids(db, rows.iter().map(|n| n.account_id)).await?;
+    let post_ids: Vec<i64> = rows.iter().filter_map(|n| n.post_id).collect();
+    let mut posts: HashMap<i64, PostWithAuthor> = if post_ids.is_empty() {
+        HashMap::new()
+    } else {
+        let found = post::Entity::find()
+            .filter(post::Column::Id.is_in(post_ids))
+            .all(db)
+            .await?;
+        with_authors(db, found)
+            .await?
+            .into_iter()
+            .map(|p| (p.post.id, p))
+            .collect()
+    };
     let entries = rows
         .into_iter()
         .filter_map(|notification| {
             let account = accounts.get(&notification.account_id)?.clone();
+            let post = notification.post_id.and_then(|id| posts.remove(&id));
             Some(NotificationEntry {
                 notification,
                 account,
+                post,
             })
         })
         .collect();

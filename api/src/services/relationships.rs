@@ -1,6 +1,6 @@
 //! How one user relates to others: who follows whom and since when, who blocks or mutes whom.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use entity::user;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement, UnionType};
@@ -177,6 +177,25 @@ pub async fn check_access(
     Ok(())
 }
 
+/// Whether `actor` may like or reply to `owner`'s posts: the rules of reading them
+/// ([`check_access`]: 403 `private_account` for a locked owner the actor does not follow), and
+/// 403 `blocked` while either blocks the other (Blocks v3). In one query; the owner always may.
+pub async fn check_interaction(
+    db: &impl ConnectionTrait,
+    owner: &user::Model,
+    actor: i64,
+) -> Result<(), ApiError> {
+    if actor == owner.id {
+        return Ok(());
+    }
+    let relation = relation(db, actor, owner.id).await?;
+    relation.ensure_unblocked(owner)?;
+    if owner.locked && relation.following_since.is_none() {
+        return Err(ApiError::PrivateAccount(owner.username.clone()));
+    }
+    Ok(())
+}
+
 impl Relation {
     /// 403 `blocked` when either of the two blocks the other (no follow can begin then).
     pub fn ensure_unblocked(&self, other: &user::Model) -> Result<(), ApiError> {
@@ -196,14 +215,26 @@ impl Relation {
     }
 }
 
-/// What the viewer of a page, if any, is to each user on it ([`viewer_states`]).
-pub struct ViewerStates(Option<HashMap<i64, Relation>>);
+/// What the viewer of a page, if any, is to each user on it ([`viewer_states`]), and which of the
+/// page's posts the viewer likes ([`ViewerStates::with_liked`]).
+pub struct ViewerStates(Option<HashMap<i64, Relation>>, HashSet<i64>);
 
 impl ViewerStates {
     /// The viewer state of a page with one user on it, whose relationship to the viewer is known
     /// already (from [`viewers_of`]).
     pub fn known(user: i64, relation: Relation) -> Self {
-        ViewerStates(Some(HashMap::from([(user, relation)])))
+        ViewerStates(Some(HashMap::from([(user, relation)])), HashSet::new())
+    }
+
+    /// These states, with `liked` the posts of the page that the viewer likes (read by
+    /// `crate::views::posts::states`, in one query for the page).
+    pub fn with_liked(self, liked: HashSet<i64>) -> Self {
+        ViewerStates(self.0, liked)
+    }
+
+    /// Whether the viewer likes post `id`; `None` when the request is anonymous.
+    pub fn liked(&self, id: i64) -> Option<bool> {
+        self.0.as_ref().map(|_| self.1.contains(&id))
     }
 
     /// The viewer's relationship to user `id`; `None` when the request is anonymous.
@@ -223,13 +254,16 @@ pub async fn viewer_states(
     viewer: Option<i64>,
     users: impl IntoIterator<Item = i64>,
 ) -> Result<ViewerStates, ApiError> {
-    Ok(ViewerStates(match viewer {
-        Some(viewer) => {
-            let users: Vec<i64> = users.into_iter().collect();
-            Some(relations(db, viewer, &users).await?)
-        }
-        None => None,
-    }))
+    Ok(ViewerStates(
+        match viewer {
+            Some(viewer) => {
+                let users: Vec<i64> = users.into_iter().collect();
+                Some(relations(db, viewer, &users).await?)
+            }
+            None => None,
+        },
+        HashSet::new(),
+    ))
 }
 
 /// The viewer's relationship to one user.

@@ -1,5 +1,6 @@
 //! The timeline: the reader's own posts and the posts of everyone the reader follows, newest first,
-//! each post once.
+//! each post once; a reply only when its parent's author is the reader or someone the reader
+//! follows ([`shows`], the one statement of the rule; both queries apply it as `reply_rule`).
 //!
 //! It is assembled by the database, with one of two queries chosen by how many accounts the reader
 //! follows (the count is on the reader's row, so choosing costs nothing):
@@ -10,7 +11,7 @@
 //!   the database keeps the newest of all. Cost grows with the number of followees, so it is cheap
 //!   here.
 //! - **Many followees**: `author_id = :me OR author_id IN (SELECT followed_id FROM follows ...)`,
-//!   walking `idx_posts_created_author` newest first and keeping the ids of followees' posts (an
+//!   walking `idx_posts_created_author_parent` newest first and keeping the ids of followees' posts (an
 //!   index-only walk), then reading just the page's posts. Cost grows with how far back the
 //!   reader's newest posts lie, which shrinks as the reader follows more.
 //!
@@ -37,12 +38,27 @@ pub fn list_name(reader_id: i64) -> String {
 }
 
 /// Whether a post by `author` belongs on `reader`'s timeline, given how the reader relates to the
-/// author (`relationships::viewers_of`): the rule the queries below apply, for the event stream's
-/// many readers of one new post. The reader's own posts, and those of the accounts the reader
-/// follows and does not mute (a block ends the follows both ways; a suspended author's posts are
-/// not found at all).
-pub fn shows(reader: i64, author: i64, relation: &Relation) -> bool {
-    reader == author || (relation.following_since.is_some() && !relation.muting)
+/// author (`relationships::viewers_of`) and, for a reply, who wrote the post it answers and how
+/// the reader relates to them: the rule the queries below apply, for the event stream's many
+/// readers of one new post. The reader's own posts, and those of the accounts the reader follows
+/// and does not mute (a block ends the follows both ways; a suspended author's posts are not
+/// found at all); except a reply whose parent's author is neither the reader nor an account the
+/// reader follows (API.md, "What the timeline holds, v3", item 1: a conversation shows when the
+/// reader follows both sides; a reply to oneself counts).
+pub fn shows(
+    reader: i64,
+    author: i64,
+    relation: &Relation,
+    reply_to: Option<(i64, &Relation)>,
+) -> bool {
+    let by_followed = reader == author || (relation.following_since.is_some() && !relation.muting);
+    let to_followed = match reply_to {
+        None => true,
+        Some((parent_author, parent_relation)) => {
+            parent_author == reader || parent_relation.following_since.is_some()
+        }
+    };
+    by_followed && to_followed
 }
 
 /// Readers who follow at most this many accounts get the per-author query; others the
@@ -77,7 +93,7 @@ pub async fn page(
     };
     let (rows, neighbours) = fetch_page(page, position, async |page| {
         let query = match &authors {
-            Some(authors) => by_authors_query(backend, authors, page),
+            Some(authors) => by_authors_query(backend, reader.id, authors, page),
             None => newest_first_query(backend, reader.id, page),
         };
         Ok(post::Model::find_by_statement(backend.build(&query))
@@ -93,11 +109,18 @@ pub async fn page(
 /// and cut by the database. Written out per author rather than as `author_id IN (...)`, which
 /// planners may turn into a long walk of all recent posts when they misjudge how much the authors
 /// write. Cheap when the authors are few.
-pub fn by_authors_query(backend: DbBackend, authors: &[i64], page: PageRequest) -> SelectStatement {
+pub fn by_authors_query(
+    backend: DbBackend,
+    reader_id: i64,
+    authors: &[i64],
+    page: PageRequest,
+) -> SelectStatement {
     let member = |(i, author): (usize, &i64)| {
         let newest = keyset_page(
             backend,
-            post::Entity::find().filter(post::Column::AuthorId.eq(*author)),
+            post::Entity::find()
+                .filter(post::Column::AuthorId.eq(*author))
+                .filter(reply_rule(reader_id)),
             page,
         )
         .into_query();
@@ -119,7 +142,7 @@ pub fn by_authors_query(backend: DbBackend, authors: &[i64], page: PageRequest) 
 }
 
 /// Posts by the reader or anyone the reader follows, newest first, in two steps: the page's post
-/// ids from a newest-first walk of `idx_posts_created_author` that keeps the posts whose author is
+/// ids from a newest-first walk of `idx_posts_created_author_parent` that keeps the posts whose author is
 /// followed (the index holds the author, so the walk reads no table rows), then those posts
 /// themselves. Cheap when the reader follows many accounts.
 pub fn newest_first_query(
@@ -153,7 +176,8 @@ pub fn newest_first_query(
                         .add(author.clone().in_subquery(followees))
                         .add(author.not_in_subquery(muted_by(reader_id))),
                 ),
-            ),
+            )
+            .filter(reply_rule(reader_id)),
         page,
     )
     .into_query();
@@ -171,6 +195,23 @@ pub fn newest_first_query(
         .to_owned()
 }
 
+/// The reply rule of [`shows`] as a condition on posts: not a reply, or a reply to a post by the
+/// reader or by an account the reader follows (muted or not). `parent_author_id` is on the
+/// reply's own row and in `idx_posts_created_author_parent`, so the newest-first walk still reads the
+/// index alone.
+fn reply_rule(reader_id: i64) -> Condition {
+    let followees = Query::select()
+        .column(follow::Column::FollowedId)
+        .from(follow::Entity)
+        .and_where(follow::Column::FollowerId.eq(reader_id))
+        .to_owned();
+    let parent_author = Expr::col((post::Entity, post::Column::ParentAuthorId));
+    Condition::any()
+        .add(parent_author.clone().is_null())
+        .add(parent_author.clone().eq(reader_id))
+        .add(parent_author.in_subquery(followees))
+}
+
 /// `SELECT muted_id FROM mutes WHERE muter_id = reader_id`: the authors the reader muted, whose
 /// posts leave the reader's timeline. (Blocked authors need no filter: a block ends the follows
 /// both ways and no follow can begin while it stands, so their posts never qualify.)
@@ -185,6 +226,35 @@ fn muted_by(reader_id: i64) -> SelectStatement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_shows_only_when_its_parents_author_is_the_reader_or_followed() {
+        let followed = Relation {
+            following_since: Some(1),
+            ..Relation::default()
+        };
+        let stranger = Relation::default();
+        let muted = Relation {
+            muting: true,
+            ..followed
+        };
+        // (reader 1; author 2 followed) replying to: nobody, the reader, a followee, a muted
+        // followee, the author itself, a stranger.
+        let cases = [
+            (None, true),
+            (Some((1, &stranger)), true),
+            (Some((3, &followed)), true),
+            (Some((3, &muted)), true),
+            (Some((2, &followed)), true),
+            (Some((4, &stranger)), false),
+        ];
+        for (reply_to, shown) in cases {
+            assert_eq!(shows(1, 2, &followed, reply_to), shown, "{reply_to:?}");
+        }
+        // The reader's own reply to a stranger is left out too; a stranger's post never shows.
+        assert!(!shows(1, 1, &stranger, Some((4, &stranger))));
+        assert!(!shows(1, 4, &stranger, Some((1, &stranger))));
+    }
 
     /// page size, and the text applies `+` to `author_id` in every term of the filter (the reader,
     /// the followees, the muted).

@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::services::{follows, notifications, sessions};
+use crate::services::{follows, likes, notifications, posts, sessions};
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -472,8 +472,9 @@ pub async fn is_locked(txn: &DatabaseTransaction, id: i64) -> Result<bool, ApiEr
 }
 
 /// Removes the account. The database cascades its posts and every follow, block, mute and report
-/// in which it is either side; first, in the same transaction, its follows end with their counts
-/// (`end_follows`), so the other users' counts stay exact at once.
+/// in which it is either side, and its likes; first, in the same transaction, its follows and
+/// likes end with their counts and its replies stop counting in their parents (`end_follows`),
+/// so the other users' counts and the counts of their posts stay exact at once.
 #[tracing::instrument(name = "users::delete_account", skip_all, fields(user = user_id))]
 pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(), ApiError> {
     db::write(db, async |txn| {
@@ -485,8 +486,8 @@ pub async fn delete_account(db: &DatabaseConnection, user_id: i64) -> Result<(),
     .await
 }
 
-/// An operator suspends the account, in one transaction: its follows end both ways with their
-/// counts (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
+/// An operator suspends the account, in one transaction: its follows and its likes end with their
+/// counts, its replies stop counting (`end_follows`), and from then on it is hidden everywhere and its tokens answer 401.
 /// Idempotent.
 #[tracing::instrument(name = "users::suspend", skip_all, fields(operator = operator, user = user_id))]
 pub async fn suspend(db: &DatabaseConnection, operator: i64, user_id: i64) -> Result<(), ApiError> {
@@ -534,8 +535,8 @@ pub async fn change_password(
     .await
 }
 
-/// An operator lifts the suspension: the account and its posts are back, its follows are not.
-/// Idempotent.
+/// An operator lifts the suspension: the account and its posts are back (its replies count in
+/// their parents' `replies_count` again), its follows and likes are not. Idempotent.
 #[tracing::instrument(name = "users::unsuspend", skip_all, fields(operator = operator, user = user_id))]
 pub async fn unsuspend(
     db: &DatabaseConnection,
@@ -543,7 +544,18 @@ pub async fn unsuspend(
     user_id: i64,
 ) -> Result<(), ApiError> {
     db::write(db, async |txn| {
-        db::lock_users(txn, user::Column::Id.eq(user_id)).await?;
+        let locked = db::lock_users(
+            txn,
+            Condition::any()
+                .add(user::Column::Id.eq(user_id))
+                .add(user::Column::Id.in_subquery(posts::parent_authors_of(user_id))),
+        )
+        .await?;
+        let live = db::lock_live_users(txn, user::Column::Id.eq(user_id)).await?;
+        if locked.contains(&user_id) && !live.contains(&user_id) {
+            // Its replies count again, as they show again.
+            posts::count_replies_of(txn, user_id, 1).await?;
+        }
         user::Entity::update_many()
             .col_expr(user::Column::SuspendedAt, Expr::value(Option::<i64>::None))
             .filter(user::Column::Id.eq(user_id))
@@ -559,16 +571,28 @@ pub async fn unsuspend(
 /// its notifications to others (their unread counts drop). Locks the user and everyone on the
 /// other side of its follows (in id order), lowers their counts by one each and the user's own to
 /// zero, then deletes the follows.
-async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
-    db::lock_users(
+///
+/// When the account was not suspended already (read under its lock), its likes end too (the
+/// liked posts' counts drop) and its replies stop counting in their parents' `replies_count`
+/// (they show nowhere while it is suspended, and go with it when it is removed): the authors of
+/// those posts are locked with the others. Returns whether it was not suspended.
+async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<bool, ApiError> {
+    let live = db::lock_live_users(
         txn,
         Condition::any()
             .add(user::Column::Id.eq(user_id))
             .add(user::Column::Id.in_subquery(followees_of(user_id)))
             .add(user::Column::Id.in_subquery(followers_of(user_id)))
-            .add(user::Column::Id.in_subquery(notifications::recipients_of(user_id))),
+            .add(user::Column::Id.in_subquery(notifications::recipients_of(user_id)))
+            .add(user::Column::Id.in_subquery(likes::authors_liked_by(user_id)))
+            .add(user::Column::Id.in_subquery(posts::parent_authors_of(user_id))),
     )
     .await?;
+    let was_live = live.contains(&user_id);
+    if was_live {
+        likes::end_all_by(txn, user_id).await?;
+        posts::count_replies_of(txn, user_id, -1).await?;
+    }
     notifications::forget(
         txn,
         Condition::all().add(notification::Column::AccountId.eq(user_id)),
@@ -601,7 +625,7 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiE
         .filter(user::Column::Id.eq(user_id))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(was_live)
 }
 
 /// Step: locks the caller's row and the rows of `others`, in id order ([`db::lock_users`]), and
@@ -626,6 +650,24 @@ pub async fn lock(
     }
     if let Some(gone) = others.iter().find(|u| !live.contains(&u.id)) {
         return Err(ApiError::UserNotFound(gone.username.clone()));
+    }
+    stamp(txn, caller.id).await
+}
+
+/// Step: [`lock`] of the caller alone, with the rows of the users `also` names locked too (in the
+/// same id order), whether or not they are suspended: for a write that changes their counts but
+/// needs nothing else of them (deleting a reply lowers its parent's author's unread count).
+pub async fn lock_with(
+    txn: &DatabaseTransaction,
+    caller: &user::Model,
+    also: impl IntoIterator<Item = i64>,
+) -> Result<(), ApiError> {
+    let ids = std::iter::once(caller.id).chain(also);
+    let live = db::lock_live_users(txn, user::Column::Id.is_in(ids)).await?;
+    if !live.contains(&caller.id) {
+        return Err(ApiError::Unauthorized(
+            "the account of this access token no longer exists or is suspended",
+        ));
     }
     stamp(txn, caller.id).await
 }

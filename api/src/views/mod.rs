@@ -5,6 +5,7 @@
 //! ([`crate::services::relationships::viewer_states`]).
 
 mod follows;
+mod likes;
 pub mod markers;
 mod marks;
 pub mod notifications;
@@ -14,11 +15,12 @@ mod users;
 use serde::Serialize;
 
 pub use follows::{FollowItem, FollowItemPage};
+pub use likes::{LikeItem, LikeItemPage};
 pub use marks::{
     BlockItem, BlockItemPage, FollowRequestItem, FollowRequestItemPage, MuteItem, MuteItemPage,
 };
 pub use notifications::{Notification, NotificationPage};
-pub use posts::{Post, PostPage};
+pub use posts::{InReplyTo, Post, PostPage, PostViewer};
 pub use users::{Profile, Relationship, UserCard, Viewer};
 
 /// A page of a list: the items and the cursors of its neighbours. The document names each kind of

@@ -5,10 +5,10 @@ use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::UserCard;
+use super::{Post, UserCard};
 use crate::error::ApiError;
 use crate::services::notifications::NotificationEntry;
-use crate::services::relationships::{self, ViewerStates};
+use crate::services::relationships::ViewerStates;
 use crate::time::Timestamp;
 
 /// Something another account did that concerns the caller.
@@ -16,8 +16,9 @@ use crate::time::Timestamp;
 pub struct Notification {
     #[schema(example = 12)]
     pub id: i64,
-    /// `follow` (the account followed you), `follow_request` (it asks to follow you) or
-    /// `follow_accepted` (it accepted your request).
+    /// `follow` (the account followed you), `follow_request` (it asks to follow you),
+    /// `follow_accepted` (it accepted your request), `like` (it liked your post) or `reply` (it
+    /// replied to your post).
     #[serde(rename = "type")]
     #[schema(value_type = NotificationType, example = "follow")]
     pub kind: String,
@@ -27,6 +28,9 @@ pub struct Notification {
     pub account: UserCard,
     /// Whether it is at or below the caller's read mark (`POST /notifications/read`).
     pub read: bool,
+    /// The liked post (`like`) or the reply (`reply`); `null` for the follow types, and once the
+    /// post cannot be shown.
+    pub post: Option<Post>,
 }
 
 /// What a notification says happened: the document's name for the kinds of
@@ -38,6 +42,8 @@ pub enum NotificationType {
     Follow,
     FollowRequest,
     FollowAccepted,
+    Like,
+    Reply,
 }
 
 crate::page_schema!(
@@ -55,19 +61,29 @@ impl Notification {
             created_at: Timestamp(e.notification.created_at),
             account: UserCard::new(&e.account, states),
             read: e.notification.id <= me.notifications_read_id,
+            post: e.post.as_ref().map(|p| Post::new(p, states)),
         }
     }
 }
 
-/// Turns `me`'s notifications into wire notifications, the accounts' cards carrying `me`'s view of
-/// them, in one query whatever their number.
+/// Turns `me`'s notifications into wire notifications, the accounts' cards and the posts carrying
+/// `me`'s view of them, in a fixed number of queries whatever their number.
 pub async fn render(
     db: &DatabaseConnection,
     me: &user::Model,
     entries: Vec<NotificationEntry>,
 ) -> Result<Vec<Notification>, ApiError> {
-    let states =
-        relationships::viewer_states(db, Some(me.id), entries.iter().map(|e| e.account.id)).await?;
+    let posts: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| e.post.as_ref().map(|p| p.post.id))
+        .collect();
+    let states = super::posts::states(
+        db,
+        Some(me.id),
+        entries.iter().map(|e| e.account.id),
+        &posts,
+    )
+    .await?;
     Ok(entries
         .iter()
         .map(|e| Notification::new(me, e, &states))

@@ -1,13 +1,14 @@
 //! A post on the wire.
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::UserCard;
 use crate::error::ApiError;
+use crate::services::likes;
 use crate::services::posts::PostWithAuthor;
-use crate::services::relationships::{self, ViewerStates};
+use crate::services::relationships::{self, Relation, ViewerStates};
 use crate::time::Timestamp;
 
 /// A post.
@@ -22,32 +23,116 @@ pub struct Post {
     pub body: String,
     /// When it was written.
     pub created_at: Timestamp,
+    /// The post this one answers; `null` when it is not a reply.
+    pub in_reply_to: Option<InReplyTo>,
+    /// How many replies it has (by accounts that are not suspended).
+    #[schema(example = 2)]
+    pub replies_count: i64,
+    /// How many accounts like it.
+    #[schema(example = 5)]
+    pub likes_count: i64,
+    /// What the caller did with this post; `null` when the request is anonymous.
+    pub viewer: Option<PostViewer>,
+}
+
+/// The post a reply answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InReplyTo {
+    /// Its id, kept when the post is gone.
+    #[schema(example = 41)]
+    pub id: i64,
+    /// Its author's username; `null` once the post is gone (deleted, or its author removed or
+    /// suspended).
+    #[schema(example = "susan")]
+    pub username: Option<String>,
+}
+
+/// The caller's own relation to a post.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostViewer {
+    /// The caller likes the post.
+    pub liked: bool,
 }
 
 crate::page_schema!(PostPage, Post, "A page of posts, newest first.");
 
 impl Post {
-    /// A post as the viewer of `states` sees it.
+    /// A post as the viewer of `states` sees it (`states` from [`states`], which knows the
+    /// page's likes).
     pub fn new(p: &PostWithAuthor, states: &ViewerStates) -> Post {
         Post {
             id: p.post.id,
             author: UserCard::new(&p.author, states),
             body: p.post.body.clone(),
             created_at: Timestamp(p.post.created_at),
+            in_reply_to: p.post.parent_id.map(|id| InReplyTo {
+                id,
+                username: p.parent_author.as_ref().map(|a| a.username.clone()),
+            }),
+            replies_count: p.post.replies_count.max(0),
+            likes_count: p.post.likes_count.max(0),
+            viewer: states.liked(p.post.id).map(|liked| PostViewer { liked }),
         }
     }
 }
 
-/// Turns posts into wire posts whose author cards carry the viewer's state, in a fixed number of
-/// queries whatever their number.
+/// The viewer state of a page that shows `users` (their cards) and `posts`: the viewer's
+/// relationships to the users and which of the posts the viewer likes, in two queries whatever
+/// the page's length (none when the request is anonymous). The one place that reads a post's
+/// viewer state: [`render`] and every list (`crate::page::list`) come here.
+pub async fn states(
+    db: &impl ConnectionTrait,
+    viewer: Option<i64>,
+    users: impl IntoIterator<Item = i64>,
+    posts: &[i64],
+) -> Result<ViewerStates, ApiError> {
+    let states = relationships::viewer_states(db, viewer, users).await?;
+    liked(db, viewer, posts, states).await
+}
+
+/// `states` with the viewer's likes among `posts`.
+async fn liked(
+    db: &impl ConnectionTrait,
+    viewer: Option<i64>,
+    posts: &[i64],
+    states: ViewerStates,
+) -> Result<ViewerStates, ApiError> {
+    Ok(match viewer {
+        Some(viewer) => states.with_liked(likes::liked_among(db, viewer, posts).await?),
+        None => states,
+    })
+}
+
+/// Turns posts into wire posts whose author cards and `viewer` carry the viewer's state, in a
+/// fixed number of queries whatever their number ([`states`]).
 pub async fn render(
     db: &DatabaseConnection,
     viewer: Option<i64>,
     posts: Vec<PostWithAuthor>,
 ) -> Result<Vec<Post>, ApiError> {
-    let states =
-        relationships::viewer_states(db, viewer, posts.iter().map(|p| p.author.id)).await?;
+    let ids: Vec<i64> = posts.iter().map(|p| p.post.id).collect();
+    let states = states(db, viewer, posts.iter().map(|p| p.author.id), &ids).await?;
     Ok(posts.iter().map(|p| Post::new(p, &states)).collect())
+}
+
+/// Posts for `viewer` whose authors' relationships to the viewer are known already (the event
+/// stream's new posts, [`relationships::viewers_of`]): as [`render`] shows them, reading only
+/// the viewer's likes among them (one query).
+pub async fn render_known(
+    db: &DatabaseConnection,
+    viewer: i64,
+    posts: &[(&PostWithAuthor, Relation)],
+) -> Result<Vec<Post>, ApiError> {
+    let ids: Vec<i64> = posts.iter().map(|(p, _)| p.post.id).collect();
+    let liked = likes::liked_among(db, viewer, &ids).await?;
+    Ok(posts
+        .iter()
+        .map(|(p, relation)| {
+            let mine = liked.get(&p.post.id).into_iter().copied().collect();
+            let states = ViewerStates::known(p.author.id, *relation).with_liked(mine);
+            Post::new(p, &states)
+        })
+        .collect())
 }
 
 /// One post as [`render`] shows it.
