@@ -280,3 +280,32 @@ async fn repeats_through_two_servers_on_one_database_make_one_post() {
     }
     assert_eq!(posts_count(&first, "john").await, 3);
 }
+
+/// A keyed reply whose parent is deleted after it was written is still answered as it was: the
+/// committed key is found before the parent is checked again.
+#[tokio::test]
+async fn a_repeated_reply_is_replayed_after_its_parent_is_gone() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let susan = app.register("susan").await;
+    let parent = app.post_as(&susan, "ask me").await;
+    let body = format!(r#"{{"body": "an answer", "in_reply_to_id": {parent}}}"#);
+    let first = post_with_key(&app, &john, "reply-1", &body).await;
+    let reply = first.expect(201);
+    assert_eq!(reply["in_reply_to"]["id"], parent);
+    app.delete(&format!("/posts/{parent}"), Some(&susan.token))
+        .await
+        .expect(204);
+    let again = post_with_key(&app, &john, "reply-1", &body).await;
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(again.expect(201), reply);
+    // Without the key, the same reply is refused now: its parent is gone.
+    app.post(
+        "/posts",
+        Some(&john.token),
+        &serde_json::from_str::<Value>(&body).unwrap(),
+    )
+    .await
+    .assert_problem(404, "post_not_found");
+    assert_eq!(posts_count(&app, "john").await, 1);
+}
