@@ -26,6 +26,7 @@ pub struct CreatePostRequest {
     #[schema(value_type = String, required = true, example = "Hello, world")]
     pub body: Option<String>,
     /// The post this one answers, for a reply.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(example = 41)]
     pub in_reply_to_id: Option<i64>,
 }
