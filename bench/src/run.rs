@@ -508,6 +508,69 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     }
     samples.extend(measure_reads(seconds, scenarios).await?);
 
+    // Finding people: celebrity1's followers whom each reader follows (the celebrity's followers
+    // outnumber every reader's followees, so the readers' followees are listed and probed), and
+    // each reader's follow suggestions; every answer checked against the rows first.
+    let mut scenarios = Vec::new();
+    for (name, reader, token, _) in &readers {
+        let url = format!("{base}/users/celebrity1/known_followers");
+        let served = verify::get_json(client.get(&url).bearer_auth(token)).await?;
+        let names: Vec<String> = served["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i["user"]["username"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        verify::same(
+            &format!("celebrity1's followers whom {name} follows"),
+            &names,
+            &verify::known_followers(db, celebrity.id, reader.id, 20).await?,
+        )?;
+        scenarios.push((
+            format!(
+                "GET /users/celebrity1/known_followers, {name} ({} known), first page",
+                names.len()
+            ),
+            http_probe(200, move |_| client.get(&url).bearer_auth(token)),
+            sql_probe(move || sql_known_followers(db, celebrity.id, reader.id)),
+        ));
+    }
+    samples.extend(measure_reads(seconds, scenarios).await?);
+    let mut scenarios = Vec::new();
+    for (name, reader, token, _) in &readers {
+        let url = format!("{base}/suggestions");
+        let served = verify::get_json(client.get(&url).bearer_auth(token)).await?;
+        let got: Vec<(String, i64)> = served["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| {
+                        Some((
+                            i["user"]["username"].as_str()?.to_owned(),
+                            i["followed_by_count"].as_i64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let sample = usize::try_from(api::services::discovery::SAMPLE).unwrap_or(usize::MAX);
+        verify::same(
+            &format!("{name}'s suggestions"),
+            &got,
+            &verify::suggestions(db, reader.id, sample, 20).await?,
+        )?;
+        scenarios.push((
+            format!("GET /suggestions, {name}"),
+            http_probe(200, move |_| client.get(&url).bearer_auth(token)),
+            sql_probe(move || sql_suggestions(db, reader.id)),
+        ));
+    }
+    samples.extend(measure_reads(seconds, scenarios).await?);
+
     // The celebrity's unread notifications count (one `follow` notification per follower,
     // seeded unread), beside the celebrity's own profile read.
     let celebrity_token = login(client, &base, "celebrity1").await?;
@@ -867,6 +930,47 @@ async fn sql_followers(
         .ok_or(api::error::ApiError::InvalidCursor)?;
     let (entries, _) = follows::list(db, user.id, Direction::Followers, page).await?;
     relationships::viewer_states(db, Some(viewer.id), entries.iter().map(|e| e.user.id)).await?;
+    Ok(())
+}
+
+async fn sql_known_followers(
+    db: &DatabaseConnection,
+    target_id: i64,
+    viewer_id: i64,
+) -> Result<(), api::error::ApiError> {
+    let viewer = users::find_by_id(db, viewer_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let target = users::find_by_id(db, target_id)
+        .await?
+        .ok_or(api::error::ApiError::InvalidCursor)?;
+    let (entries, _) = api::services::discovery::known_followers(
+        db,
+        &target,
+        &viewer,
+        PageRequest::older(20, None),
+    )
+    .await?;
+    relationships::viewer_states(db, Some(viewer.id), entries.iter().map(|e| e.user.id)).await?;
+    Ok(())
+}
+
+async fn sql_suggestions(
+    db: &DatabaseConnection,
+    viewer_id: i64,
+) -> Result<(), api::error::ApiError> {
+    let found = api::services::discovery::suggestions(
+        db,
+        &api::services::discovery::Popular::default(),
+        api::services::discovery::SAMPLE,
+        viewer_id,
+        20,
+    )
+    .await?;
+    let shown = found
+        .iter()
+        .flat_map(|s| std::iter::once(s.user.id).chain(s.followed_by.iter().map(|u| u.id)));
+    relationships::viewer_states(db, Some(viewer_id), shown).await?;
     Ok(())
 }
 

@@ -221,3 +221,152 @@ pub fn card_usernames(page: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The usernames of the first `limit` followers of `target` whom `viewer` follows, most recent
+/// follow of `target` first, worked out in Rust from the `follows` rows.
+pub async fn known_followers(
+    db: &DatabaseConnection,
+    target: i64,
+    viewer: i64,
+    limit: usize,
+) -> Result<Vec<String>, BoxError> {
+    let followed: std::collections::HashSet<i64> = column_of_i64(
+        db,
+        format!("SELECT followed_id FROM follows WHERE follower_id = {viewer}"),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT follower_id, created_at FROM follows WHERE followed_id = {target}"),
+        ))
+        .await?;
+    let mut followers: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<i64>(1)?,
+                row.try_get_by_index::<i64>(0)?,
+            ))
+        })
+        .collect::<Result<_, BoxError>>()?;
+    followers.retain(|(_, follower)| followed.contains(follower));
+    followers.sort_unstable_by(|a, b| b.cmp(a));
+    let ids: Vec<i64> = followers.iter().take(limit).map(|(_, id)| *id).collect();
+    usernames_of(db, &ids).await
+}
+
+/// The usernames of `ids`, in that order.
+async fn usernames_of(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<String>, BoxError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT id, username FROM users WHERE id IN ({})",
+                list.join(",")
+            ),
+        ))
+        .await?;
+    let names: std::collections::HashMap<i64, String> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<i64>(0)?,
+                row.try_get_by_index::<String>(1)?,
+            ))
+        })
+        .collect::<Result<_, BoxError>>()?;
+    Ok(ids.iter().filter_map(|id| names.get(id).cloned()).collect())
+}
+
+/// `me`'s first `limit` suggestions as `(username, followed_by_count)`, worked out in Rust from
+/// the rows: the accounts followed by `me`'s `sample` most recent followees, counted, less `me`,
+/// the accounts `me` follows, asked to follow, blocks, is blocked by, mutes or dismissed, and the
+/// suspended; ranked by the count, then follower count, then username.
+pub async fn suggestions(
+    db: &DatabaseConnection,
+    me: i64,
+    sample: usize,
+    limit: usize,
+) -> Result<Vec<(String, i64)>, BoxError> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT followed_id, created_at FROM follows WHERE follower_id = {me}"),
+        ))
+        .await?;
+    let mut mine: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<i64>(1)?,
+                row.try_get_by_index::<i64>(0)?,
+            ))
+        })
+        .collect::<Result<_, BoxError>>()?;
+    mine.sort_unstable_by(|a, b| b.cmp(a));
+    let sampled: Vec<i64> = mine.iter().take(sample).map(|(_, id)| *id).collect();
+    let mut excluded: std::collections::HashSet<i64> = mine.iter().map(|(_, id)| *id).collect();
+    excluded.insert(me);
+    for sql in [
+        format!("SELECT target_id FROM follow_requests WHERE requester_id = {me}"),
+        format!("SELECT blocked_id FROM blocks WHERE blocker_id = {me}"),
+        format!("SELECT blocker_id FROM blocks WHERE blocked_id = {me}"),
+        format!("SELECT muted_id FROM mutes WHERE muter_id = {me}"),
+        format!("SELECT dismissed_id FROM suggestion_dismissals WHERE user_id = {me}"),
+        "SELECT id FROM users WHERE suspended_at IS NOT NULL".to_owned(),
+    ] {
+        excluded.extend(column_of_i64(db, sql).await?);
+    }
+    if sampled.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<String> = sampled.iter().map(i64::to_string).collect();
+    let mut counts: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+    for followed in column_of_i64(
+        db,
+        format!(
+            "SELECT followed_id FROM follows WHERE follower_id IN ({})",
+            list.join(",")
+        ),
+    )
+    .await?
+    {
+        if !excluded.contains(&followed) {
+            *counts.entry(followed).or_default() += 1;
+        }
+    }
+    let ids: Vec<String> = counts.keys().map(i64::to_string).collect();
+    let mut ranked: Vec<(i64, i64, String)> = Vec::new();
+    for chunk in ids.chunks(5_000) {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                format!(
+                    "SELECT id, followers_count, username FROM users WHERE id IN ({})",
+                    chunk.join(",")
+                ),
+            ))
+            .await?;
+        for row in rows {
+            let id = row.try_get_by_index::<i64>(0)?;
+            ranked.push((
+                counts.get(&id).copied().unwrap_or(0),
+                row.try_get_by_index::<i64>(1)?,
+                row.try_get_by_index::<String>(2)?,
+            ));
+        }
+    }
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    Ok(ranked
+        .into_iter()
+        .take(limit)
+        .map(|(n, _, name)| (name, n))
+        .collect())
+}
