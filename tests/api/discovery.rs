@@ -95,9 +95,8 @@ async fn known_followers_are_the_followers_the_caller_follows_newest_follow_firs
     );
 }
 
-/// The other side of the strategy: a reader who follows more accounts than the target has
-/// followers gets the target's followers walked (and checked against the reader's follows), with
-/// the same answer and order.
+/// Both shapes give one answer: with 5 followees and a target of 3 followers, a page of 20 lists
+/// the reader's followees (25 < 20 × 3) and pages of 2 walk the target's followers (25 ≥ 2 × 3).
 #[tokio::test]
 async fn known_followers_of_an_account_with_fewer_followers_than_the_reader_follows() {
     let app = spawn_app().await;
