@@ -20,6 +20,21 @@ fn older_than(table: &str, id_column: &str, page: PageRequest) -> String {
     }
 }
 
+/// The first two columns of every row of `sql`, both whole numbers.
+async fn pairs_of_i64(db: &DatabaseConnection, sql: String) -> Result<Vec<(i64, i64)>, BoxError> {
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index::<i64>(0)?,
+                row.try_get_by_index::<i64>(1)?,
+            ))
+        })
+        .collect()
+}
+
 async fn column_of_i64(db: &DatabaseConnection, sql: String) -> Result<Vec<i64>, BoxError> {
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -237,21 +252,12 @@ pub async fn known_followers(
     .await?
     .into_iter()
     .collect();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT follower_id, created_at FROM follows WHERE followed_id = {target}"),
-        ))
-        .await?;
-    let mut followers: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get_by_index::<i64>(1)?,
-                row.try_get_by_index::<i64>(0)?,
-            ))
-        })
-        .collect::<Result<_, BoxError>>()?;
+    // (created_at, follower), to sort newest follow first.
+    let mut followers = pairs_of_i64(
+        db,
+        format!("SELECT created_at, follower_id FROM follows WHERE followed_id = {target}"),
+    )
+    .await?;
     followers.retain(|(_, follower)| followed.contains(follower));
     followers.sort_unstable_by(|a, b| b.cmp(a));
     let ids: Vec<i64> = followers.iter().take(limit).map(|(_, id)| *id).collect();
@@ -295,21 +301,12 @@ pub async fn suggestions(
     sample: usize,
     limit: usize,
 ) -> Result<Vec<(String, i64)>, BoxError> {
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT followed_id, created_at FROM follows WHERE follower_id = {me}"),
-        ))
-        .await?;
-    let mut mine: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get_by_index::<i64>(1)?,
-                row.try_get_by_index::<i64>(0)?,
-            ))
-        })
-        .collect::<Result<_, BoxError>>()?;
+    // (created_at, followed), to sort most recent follow first.
+    let mut mine = pairs_of_i64(
+        db,
+        format!("SELECT created_at, followed_id FROM follows WHERE follower_id = {me}"),
+    )
+    .await?;
     mine.sort_unstable_by(|a, b| b.cmp(a));
     let sampled: Vec<i64> = mine.iter().take(sample).map(|(_, id)| *id).collect();
     let mut excluded: std::collections::HashSet<i64> = mine.iter().map(|(_, id)| *id).collect();

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::extract::{CanonicalJson, IdempotencyKey};
 use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
-use crate::services::idempotency::{self, Claim, Outcome};
+use crate::services::idempotency::{Claim, Outcome};
 use crate::services::likes::{self, LikeOutcome};
 use crate::services::posts;
 use crate::services::{relationships, timeline};
@@ -84,15 +84,14 @@ pub async fn create_post(
         Outcome::Done(post) => {
             let location = format!("/posts/{}", post.post.id);
             let post = render_one(&state.db, Some(me.0.id), post).await?;
-            let body = serde_json::to_string(&post).map_err(ApiError::internal)?;
-            if let Some(claim) = &claim {
-                idempotency::store_response(&state.db, claim, &body).await;
-            }
-            Ok(idempotent::answer(
+            idempotent::done(
+                &state.db,
+                claim.as_ref(),
                 StatusCode::CREATED,
                 Some(&location),
-                body,
-            ))
+                &post,
+            )
+            .await
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::error::{ApiError, FieldErrors};
 use crate::extract::{CanonicalJson, IdempotencyKey};
 use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
-use crate::services::idempotency::{self, Claim, Outcome};
+use crate::services::idempotency::{Claim, Outcome};
 use crate::services::marks::{self, Mark, MarkEntry, MarkOutcome};
 use crate::services::relationships::ViewerStates;
 use crate::services::reports::{self, ReportOutcome};
@@ -292,15 +292,18 @@ pub async fn create_report(
             Ok(idempotent::replay(&answer, body))
         }
         Outcome::Done((outcome, report)) => {
-            let body = serde_json::to_string(&receipt_of(&report)).map_err(ApiError::internal)?;
-            if let Some(claim) = &claim {
-                idempotency::store_response(&state.db, claim, &body).await;
-            }
             let status = match outcome {
                 ReportOutcome::Created => StatusCode::CREATED,
                 ReportOutcome::AlreadyOpen => StatusCode::OK,
             };
-            Ok(idempotent::answer(status, None, body))
+            idempotent::done(
+                &state.db,
+                claim.as_ref(),
+                status,
+                None,
+                &receipt_of(&report),
+            )
+            .await
         }
     }
 }

@@ -8,7 +8,7 @@
 use entity::{marker, user};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
-    QuerySelect, Set,
+    QuerySelect,
 };
 
 use crate::db;
@@ -129,33 +129,12 @@ pub async fn set(
         }
         if changed {
             next.changed_at = now;
-            let mut active = next.clone().into_active_model();
+            // Every column written, as the row now stands.
+            let active = next.clone().into_active_model().reset_all();
             if row.is_some() {
-                active.timeline_at = Set(next.timeline_at);
-                active.timeline_id = Set(next.timeline_id);
-                active.timeline_updated_at = Set(next.timeline_updated_at);
-                active.timeline_version = Set(next.timeline_version);
-                active.timeline_session = Set(next.timeline_session.clone());
-                active.notifications_updated_at = Set(next.notifications_updated_at);
-                active.notifications_version = Set(next.notifications_version);
-                active.notifications_session = Set(next.notifications_session.clone());
-                active.changed_at = Set(next.changed_at);
                 active.update(txn).await?;
             } else {
-                marker::ActiveModel {
-                    user_id: Set(next.user_id),
-                    timeline_at: Set(next.timeline_at),
-                    timeline_id: Set(next.timeline_id),
-                    timeline_updated_at: Set(next.timeline_updated_at),
-                    timeline_version: Set(next.timeline_version),
-                    timeline_session: Set(next.timeline_session.clone()),
-                    notifications_updated_at: Set(next.notifications_updated_at),
-                    notifications_version: Set(next.notifications_version),
-                    notifications_session: Set(next.notifications_session.clone()),
-                    changed_at: Set(next.changed_at),
-                }
-                .insert(txn)
-                .await?;
+                active.insert(txn).await?;
             }
             events::emit(
                 txn,
