@@ -557,11 +557,16 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
                     .collect()
             })
             .unwrap_or_default();
-        let sample = usize::try_from(api::services::discovery::SAMPLE).unwrap_or(usize::MAX);
         verify::same(
             &format!("{name}'s suggestions"),
             &got,
-            &verify::suggestions(db, reader.id, sample, 20).await?,
+            &verify::suggestions(
+                db,
+                reader.id,
+                api::services::discovery::Sample::default(),
+                20,
+            )
+            .await?,
         )?;
         scenarios.push((
             format!("GET /suggestions, {name}"),
@@ -1088,7 +1093,7 @@ async fn sql_suggestions(
     let found = api::services::discovery::suggestions(
         db,
         &api::services::discovery::Popular::default(),
-        api::services::discovery::SAMPLE,
+        api::services::discovery::Sample::default(),
         viewer_id,
         20,
     )

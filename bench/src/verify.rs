@@ -375,7 +375,7 @@ async fn usernames_of(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<String
 pub async fn suggestions(
     db: &DatabaseConnection,
     me: i64,
-    sample: usize,
+    sample: api::services::discovery::Sample,
     limit: usize,
 ) -> Result<Vec<(String, i64)>, BoxError> {
     // (created_at, followed), to sort most recent follow first.
@@ -385,7 +385,25 @@ pub async fn suggestions(
     )
     .await?;
     mine.sort_unstable_by(|a, b| b.cmp(a));
-    let sampled: Vec<i64> = mine.iter().take(sample).map(|(_, id)| *id).collect();
+    // The most recent followees, while the follows they make (counted from the rows) add up to
+    // at most the sample's follows; the first always.
+    let mut sampled: Vec<i64> = Vec::new();
+    let mut read = 0i64;
+    for (_, id) in mine
+        .iter()
+        .take(usize::try_from(sample.followees).unwrap_or(usize::MAX))
+    {
+        let following = column_of_i64(
+            db,
+            format!("SELECT COUNT(*) FROM follows WHERE follower_id = {id}"),
+        )
+        .await?;
+        read += following.first().copied().unwrap_or(0);
+        if !sampled.is_empty() && read > sample.follows {
+            break;
+        }
+        sampled.push(*id);
+    }
     let mut excluded: std::collections::HashSet<i64> = mine.iter().map(|(_, id)| *id).collect();
     excluded.insert(me);
     for sql in [
