@@ -349,3 +349,35 @@ async fn suggestions_read_at_most_the_samples_follows_on_both_sides_of_it() {
     let first = app.get("/suggestions", Some(&me.token)).await.expect(200);
     assert_eq!(usernames(&first["items"], "user"), ["xena", "yuri", "zed"]);
 }
+
+/// The ranking reads the accounts only as far down the counts as the page needs, and further when
+/// a suspended account leaves a gap: `limit=1` gets the top account, then the next one once the
+/// top one is suspended.
+#[tokio::test]
+async fn a_suspended_top_suggestion_gives_way_to_the_next_level() {
+    let app = crate::helpers::spawn_app().await;
+    let operator = app.register_operator("operator").await;
+    let all = users(&app, &["reader", "ann", "bob", "top", "next", "third"]).await;
+    let (me, ann, bob) = (&all[0], &all[1], &all[2]);
+    for follower in [ann, bob] {
+        app.follow(follower, "top").await.expect(201);
+    }
+    app.follow(ann, "next").await.expect(201);
+    app.follow(bob, "next").await.expect(201);
+    app.follow(ann, "third").await.expect(201);
+    app.follow(me, "ann").await.expect(201);
+    app.follow(me, "bob").await.expect(201);
+    let first = app.get("/suggestions?limit=1", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&first["items"], "user"), ["next"]);
+    app.post("/admin/users/next/suspension", Some(&operator.token), &json!({}))
+        .await
+        .expect(204);
+    let after = app.get("/suggestions?limit=1", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&after["items"], "user"), ["top"]);
+    app.post("/admin/users/top/suspension", Some(&operator.token), &json!({}))
+        .await
+        .expect(204);
+    let last = app.get("/suggestions?limit=2", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&last["items"], "user"), ["third"]);
+    assert_eq!(last["items"][0]["followed_by_count"], 1);
+}

@@ -431,9 +431,22 @@ fn repost_shown_beyond_reposter(reader_id: i64) -> Condition {
         .and_where(Expr::col((author_row.clone(), user::Column::SuspendedAt)).is_null())
         .cond_where(
             Condition::any()
-                .add(Expr::col((author_row, user::Column::Locked)).eq(false))
+                .add(Expr::col((author_row.clone(), user::Column::Locked)).eq(false))
                 .add(author_id.clone().eq(reader_id))
-                .add(author_id.in_subquery(followees(reader_id))),
+                .add(Expr::exists(
+                    Query::select()
+                        .expr(Expr::val(1))
+                        .from_as(follow::Entity, Alias::new("author_follow"))
+                        .and_where(
+                            Expr::col((Alias::new("author_follow"), follow::Column::FollowerId))
+                                .eq(reader_id),
+                        )
+                        .and_where(
+                            Expr::col((Alias::new("author_follow"), follow::Column::FollowedId))
+                                .equals((author_row, user::Column::Id)),
+                        )
+                        .to_owned(),
+                )),
         )
         .to_owned();
     Condition::all()
@@ -451,18 +464,44 @@ fn repost_shown_beyond_reposter(reader_id: i64) -> Condition {
 /// `NOT EXISTS` a repost of `post` (newer than `since`, when given) by the reader or an account
 /// the reader follows and does not mute: a newer entry for the same post, at which the post shows
 /// instead. (The post's own conditions are the same for every entry of it, and hold already.) One
-/// range of `idx_reposts_post_created`, empty for most posts.
+/// range of `idx_reposts_post_created`, empty for most posts; the follow and the mute of each
+/// repost found are primary-key probes, correlated rather than `IN (followees)`, so that the
+/// planner prices the probe as the few rows it is (a hashed list of thousands of followees per
+/// probe made PostgreSQL plan the walks in parallel, at ten times the cost).
 fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
     let newer = Alias::new("newer_entry");
+    let reposter = Expr::col((newer.clone(), repost::Column::UserId));
+    let follows_reposter = Query::select()
+        .expr(Expr::val(1))
+        .from_as(follow::Entity, Alias::new("newer_follow"))
+        .and_where(
+            Expr::col((Alias::new("newer_follow"), follow::Column::FollowerId)).eq(reader_id),
+        )
+        .and_where(
+            Expr::col((Alias::new("newer_follow"), follow::Column::FollowedId))
+                .equals((newer.clone(), repost::Column::UserId)),
+        )
+        .to_owned();
+    let mutes_reposter = Query::select()
+        .expr(Expr::val(1))
+        .from_as(mute::Entity, Alias::new("newer_mute"))
+        .and_where(Expr::col((Alias::new("newer_mute"), mute::Column::MuterId)).eq(reader_id))
+        .and_where(
+            Expr::col((Alias::new("newer_mute"), mute::Column::MutedId))
+                .equals((newer.clone(), repost::Column::UserId)),
+        )
+        .to_owned();
     let mut query = Query::select();
     query
         .expr(Expr::val(1))
         .from_as(repost::Entity, newer.clone())
         .and_where(Expr::col((newer.clone(), repost::Column::PostId)).eq(post))
-        .cond_where(followed_or_self(
-            Expr::col((newer.clone(), repost::Column::UserId)),
-            reader_id,
-        ));
+        .cond_where(
+            Condition::any()
+                .add(reposter.eq(reader_id))
+                .add(Expr::exists(follows_reposter)),
+        )
+        .and_where(Expr::exists(mutes_reposter).not());
     if let Some(since) = since {
         query.and_where(Expr::col((newer, repost::Column::CreatedAt)).gt(since));
     }
