@@ -25,6 +25,8 @@ mod m20261207_000019_replies_likes;
 mod m20261207_000020_idempotency_keys;
 mod m20261207_000021_markers;
 mod m20261207_000022_suggestion_dismissals;
+mod m20261207_000024_email_tokens;
+mod m20261207_000025_outbox;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -55,6 +57,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_idempotency_keys::Migration),
             Box::new(m20261207_000021_markers::Migration),
             Box::new(m20261207_000022_suggestion_dismissals::Migration),
+            Box::new(m20261207_000024_email_tokens::Migration),
+            Box::new(m20261207_000025_outbox::Migration),
         ]
     }
 }

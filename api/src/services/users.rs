@@ -743,5 +743,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         unread_notifications: 0,
         last_write_at: 0,
         is_operator: false,
+        email_verified_at: None,
     }
 }
