@@ -177,6 +177,10 @@ pub enum ApiError {
     /// 500 `internal`: anything unexpected. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 400 `invalid_token`: an email verification or password reset token that is unknown, used
+    /// or expired.
+    #[error("the token is unknown, used or expired: ask for a new one")]
+    InvalidToken,
 }
 
 impl ApiError {
@@ -267,6 +271,7 @@ impl ApiError {
             ApiError::MalformedRequest => "malformed_request",
             ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::Internal(_) => "internal",
+            ApiError::InvalidToken => "invalid_token",
         }
     }
 }
@@ -406,6 +411,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidToken => StatusCode::BAD_REQUEST,
         }
     }
 

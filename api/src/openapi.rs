@@ -78,6 +78,12 @@ impl FieldRules {
             ),
             ("UpdateProfileRequest", "bio", domain::bio_rule()),
             ("CreatePostRequest", "body", domain::PostBody::rule()),
+            ("ForgotPasswordRequest", "email", domain::Email::rule()),
+            (
+                "ResetPasswordRequest",
+                "new_password",
+                domain::Password::rule(),
+            ),
         ]
     }
 }
@@ -268,6 +274,14 @@ impl Numbers {
             (
                 "REPORT_REASON_MAX_CHARS",
                 thousands(domain::REPORT_REASON_MAX_CHARS as u64),
+            ),
+            (
+                "VERIFY_TTL_HOURS",
+                (crate::services::email::VERIFY_TTL_MS / 3_600_000).to_string(),
+            ),
+            (
+                "RESET_TTL_MINUTES",
+                (crate::services::email::RESET_TTL_MS / 60_000).to_string(),
             ),
         ]
     }

@@ -11,6 +11,7 @@
 mod accounts;
 mod conventions;
 mod discovery;
+mod email;
 mod errors;
 mod follows;
 mod hardening;

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod email;
 pub mod follows;
 pub mod health;
 pub mod markers;
@@ -119,6 +120,10 @@ route_table! {
     "/admin/reports" None => { GET safety::list_reports },
     "/admin/reports/{id}/resolve" None => { POST safety::resolve_report },
     "/admin/users/{username}/suspension" None => { POST safety::suspend_user, DELETE safety::unsuspend_user },
+    "/auth/email/verify" Auth => { POST email::verify_email },
+    "/auth/email/verification" None => { POST email::request_verification },
+    "/auth/password/forgot" Auth => { POST email::forgot_password },
+    "/auth/password/reset" Auth => { POST email::reset_password },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).
@@ -251,6 +256,7 @@ mod tests {
             ("sessions", include_str!("sessions.rs")),
             ("stream", include_str!("stream.rs")),
             ("users", include_str!("users.rs")),
+            ("email", include_str!("email.rs")),
         ];
         for (name, source) in modules {
             for reach in ["crate::routes", "super::"] {

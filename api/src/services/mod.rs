@@ -44,6 +44,7 @@
 
 pub mod clock;
 pub mod discovery;
+pub mod email;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
@@ -52,6 +53,7 @@ pub mod markers;
 pub mod marks;
 pub mod notifications;
 pub mod operators;
+pub mod outbox;
 pub mod posts;
 pub mod relationships;
 pub mod reports;
