@@ -283,6 +283,14 @@ impl Numbers {
                 "RESET_TTL_MINUTES",
                 (crate::services::email::RESET_TTL_MS / 60_000).to_string(),
             ),
+            (
+                "MAX_CSV_ROWS",
+                thousands(crate::services::follow_lists::MAX_ROWS as u64),
+            ),
+            (
+                "MAX_CSV_MIB",
+                (crate::services::follow_lists::MAX_BYTES / (1024 * 1024)).to_string(),
+            ),
         ]
     }
 }

@@ -13,6 +13,7 @@ mod conventions;
 mod discovery;
 mod email;
 mod errors;
+mod follow_lists;
 mod follows;
 mod hardening;
 mod helpers;

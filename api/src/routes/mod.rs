@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod email;
+pub mod follow_lists;
 pub mod follows;
 pub mod health;
 pub mod markers;
@@ -124,6 +125,7 @@ route_table! {
     "/auth/email/verification" None => { POST email::request_verification },
     "/auth/password/forgot" Auth => { POST email::forgot_password },
     "/auth/password/reset" Auth => { POST email::reset_password },
+    "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).
@@ -257,6 +259,7 @@ mod tests {
             ("stream", include_str!("stream.rs")),
             ("users", include_str!("users.rs")),
             ("email", include_str!("email.rs")),
+            ("follow_lists", include_str!("follow_lists.rs")),
         ];
         for (name, source) in modules {
             for reach in ["crate::routes", "super::"] {

@@ -45,6 +45,7 @@
 pub mod clock;
 pub mod discovery;
 pub mod email;
+pub mod follow_lists;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
