@@ -527,7 +527,7 @@ impl Modify for CommonResponses {
                 if limited {
                     add(
                         "429",
-                        "`rate_limited`: the quota of this client IP (login, registration), user (follows, posts, password checks) or session (refresh) is spent; retry after `Retry-After` seconds",
+                        "`rate_limited`: the quota of this client IP (login, registration, mailed tokens), user (follows, posts, password checks) or session (refresh) is spent; retry after `Retry-After` seconds",
                     );
                 }
                 let writes = !matches!(method, HttpMethod::Get) && !path.starts_with("/auth/");

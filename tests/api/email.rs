@@ -158,15 +158,20 @@ async fn session(
     }
 }
 
-/// A server that mails through `smtp_port`, retrying fast.
-async fn app_mailing_to(smtp_port: u16) -> TestApp {
+/// Settings of a server that mails through `smtp_port`, retrying fast.
+async fn mailing_settings(smtp_port: u16) -> api::Settings {
     let mut settings = test_settings().await;
     settings.smtp_url = Some(format!("smtp://127.0.0.1:{smtp_port}").into());
     settings.mail_from = "Social <no-reply@social.test>".into();
     settings.public_url = Some("https://app.example".into());
     settings.outbox_retry_base = Duration::from_millis(200);
     settings.outbox_poll = Duration::from_millis(200);
-    spawn_app_with(settings).await
+    settings
+}
+
+/// A server that mails through `smtp_port`, retrying fast.
+async fn app_mailing_to(smtp_port: u16) -> TestApp {
+    spawn_app_with(mailing_settings(smtp_port).await).await
 }
 
 /// A mail server and a server that mails through it.
@@ -582,4 +587,37 @@ async fn forgot_and_reset_refuse_bodies_that_break_the_rules() {
     )
     .await
     .assert_problem(400, "invalid_token");
+}
+
+#[tokio::test]
+async fn two_servers_on_one_database_send_each_mail_once() {
+    let mut mail = MailServer::start().await;
+    let first = app_mailing_to(mail.port).await;
+    let mut settings = mailing_settings(mail.port).await;
+    settings.database_url = first.database_url.clone().into();
+    let second = spawn_app_with(settings).await;
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        app.try_register(&format!("user{i}")).await.expect(201);
+    }
+    let mut recipients = Vec::new();
+    for _ in 0..8 {
+        recipients.extend(mail.next().await.to);
+    }
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 8, "{recipients:?}");
+    assert!(mail.quiet_for(Duration::from_millis(800)).await);
+}
+
+#[tokio::test]
+async fn forgot_takes_the_login_quota_of_the_client_address() {
+    let mut settings = test_settings().await;
+    settings.rate_limit_auth_per_minute = 2;
+    let app = spawn_app_with(settings).await;
+    assert_eq!(forgot(&app, "a@example.com").await.status, 202);
+    assert_eq!(forgot(&app, "b@example.com").await.status, 202);
+    let refused = forgot(&app, "c@example.com").await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(refused.header("retry-after").is_some());
 }
