@@ -786,6 +786,42 @@ mod tests {
     }
 
     #[test]
+    fn mail_settings_that_cannot_work_are_refused_naming_the_variable() {
+        let with = |smtp: Option<&str>, public: Option<&str>, from: &str| Settings {
+            smtp_url: smtp.map(SecretString::from),
+            public_url: public.map(str::to_owned),
+            mail_from: from.to_owned(),
+            ..Settings::default()
+        };
+        for (settings, name) in [
+            (
+                with(Some("http://mail.example"), None, "a@b.example"),
+                "SMTP_URL: ",
+            ),
+            (
+                with(Some("mail.example:25"), None, "a@b.example"),
+                "SMTP_URL: ",
+            ),
+            (
+                with(None, Some("ftp://app.example"), "a@b.example"),
+                "PUBLIC_URL: ",
+            ),
+            (with(None, None, "no address"), "MAIL_FROM: "),
+        ] {
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+            assert!(!err.contains("mail.example:25"), "{err}");
+        }
+        with(
+            Some("smtps://user:password@mail.example:465"),
+            Some("https://app.example"),
+            "Social <no-reply@app.example>",
+        )
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
     fn a_read_url_needs_postgresql_on_both_sides() {
         let secret = Some(SecretString::from("s".repeat(MIN_SECRET_BYTES)));
         let with = |primary: &str, read: &str| Settings {

@@ -10,7 +10,7 @@ use entity::outbox;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::db;
@@ -62,12 +62,7 @@ pub async fn claim(
     let txn = &owned;
     let claimed = async {
         let now = now_millis();
-        let mut due = outbox::Entity::find()
-            .filter(outbox::Column::NextAttemptAt.lte(now))
-            .filter(outbox::Column::Kind.is_in(kinds.clone()))
-            .order_by_asc(outbox::Column::NextAttemptAt)
-            .order_by_asc(outbox::Column::Id)
-            .limit(limit);
+        let mut due = due_query(&kinds, now, limit);
         if txn.get_database_backend() != DbBackend::Sqlite {
             due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
@@ -92,6 +87,17 @@ pub async fn claim(
     .await?;
     owned.commit().await?;
     Ok(claimed)
+}
+
+/// The query of a claim: at most `limit` rows of `kinds` due at `now`, oldest due first, read
+/// along `idx_outbox_next_attempt` (a range of it, in its order: no sort).
+pub fn due_query(kinds: &[String], now: i64, limit: u64) -> Select<outbox::Entity> {
+    outbox::Entity::find()
+        .filter(outbox::Column::NextAttemptAt.lte(now))
+        .filter(outbox::Column::Kind.is_in(kinds.to_vec()))
+        .order_by_asc(outbox::Column::NextAttemptAt)
+        .order_by_asc(outbox::Column::Id)
+        .limit(limit)
 }
 
 /// The row `id` is done (sent, or given up): it goes.
