@@ -6,13 +6,14 @@ failure), on a fresh database and a free port:
 
   1. start the server, register USERS users;
   2. drive concurrent follows, unfollows, blocks, unblocks, acceptances of follow requests (the
-     last LOCKED_USERS users are locked), posts, post deletions (and a few profile changes, which
-     rewrite the users' rows whose counts the others change) from THREADS threads, recording for
+     last LOCKED_USERS users are locked), posts, post deletions, likes, unlikes, reposts and
+     unreposts of acknowledged posts (and a few profile changes, which rewrite the users' rows
+     whose counts the others change) from THREADS threads, recording for
      every request when it started, when its answer came and what the answer was;
   3. SIGKILL the server in the middle of the load, while requests are in flight;
   4. restart it on the same database and check, reading the database directly (sqlite3 / psql /
      mariadb), that every acknowledged write is there and nothing else is, and that every count on
-     `users` equals the rows it counts;
+     `users` and `posts` equals the rows it counts;
   5. send every post again with its `Idempotency-Key` (posts are written with one): a post that
      was acknowledged, or that reached the database without an answer, must be answered with the
      first answer (`Idempotent-Replayed: true`, the same id) and not written twice; one that never
@@ -33,7 +34,11 @@ otherwise both are allowed. A block ends the follows of its pair both ways, so i
 removal on both follow pairs; a follow refused with 403 `blocked` did not happen. A locked user
 never unlocks here, so a follow of one makes a request (202) and never a follow; the acceptance of
 a request (200) makes the follow, and counts as its write. Blocks are
-decided like follows, by the blocks and unblocks of their pair. Posts have unique bodies, so a post in the database is traced to the
+decided like follows, by the blocks and unblocks of their pair. A like or a repost is decided the
+same way, by the likes and unlikes (reposts and unreposts) of its account and post and by the
+blocks between that account and the post's author (a block ends them both ways); one refused with
+403 (a block), 404 (the post deleted) or 422 (a repost of a locked account's post) did not happen,
+and a deleted post has none. Posts have unique bodies, so a post in the database is traced to the
 request that wrote it even when that request never got its answer. The counts must match the rows
 in every case.
 
@@ -439,7 +444,9 @@ class Op:
 
     def __init__(self, kind: str, actor: str, phase: int, target: str | None = None,
                  post_id: int | None = None, body: str | None = None):
-        self.kind = kind  # follow | unfollow | block | unblock | accept | post | delete | profile
+        # follow | unfollow | block | unblock | accept | post | delete | profile | like | unlike |
+        # repost | unrepost
+        self.kind = kind
         self.actor = actor
         self.target = target
         self.post_id = post_id
@@ -462,6 +469,10 @@ class Op:
                 "accept": f"{self.actor} accepts {self.target}'s request",
                 "post": f"{self.actor} posts {self.body!r}" + (f" (id {self.post_id})" if self.post_id else ""),
                 "delete": f"{self.actor} deletes post {self.post_id}",
+                "like": f"{self.actor} likes post {self.post_id}",
+                "unlike": f"{self.actor} unlikes post {self.post_id}",
+                "repost": f"{self.actor} reposts post {self.post_id}",
+                "unrepost": f"{self.actor} unreposts post {self.post_id}",
                 "profile": f"{self.actor} sets display_name {self.body!r}"}[self.kind]
         end = f"{self.end:.3f}" if self.end is not None else "-"
         return f"[phase {self.phase} {self.start:.3f}..{end} {self.status} {self.outcome}] {what}"
@@ -469,10 +480,15 @@ class Op:
 
 # The answers each write may get, and what they mean. Anything else is unexpected.
 ACK = {"follow": {200, 201, 202}, "unfollow": {204}, "block": {200, 201}, "unblock": {204},
-       "accept": {200}, "post": {201}, "delete": {204}, "profile": {200}}
+       "accept": {200}, "post": {201}, "delete": {204}, "profile": {200},
+       "like": {200, 201}, "unlike": {204}, "repost": {200, 201}, "unrepost": {204}}
 # Another deletion of the same post won the race; one of the two blocks the other; no request
-# was pending.
-REFUSED = {"delete": {404}, "follow": {403}, "accept": {404}}
+# was pending; the post is gone, or its author blocks (or is blocked by) the caller, or is locked
+# and not followed (403), or is locked (422, a repost).
+REFUSED = {"delete": {404}, "follow": {403}, "accept": {404}, "like": {403, 404},
+           "unlike": {404}, "repost": {403, 404, 422}, "unrepost": {404}}
+# An interaction and the write that takes it back.
+INTERACTIONS = {"like": "unlike", "repost": "unrepost"}
 
 
 class Load:
@@ -530,6 +546,16 @@ class Load:
             # A profile change rewrites the user's row while others change its counts: a stale
             # full-row write would show up as a count that no longer matches its rows.
             return Op("profile", actor, phase, body=f"{actor} {rng.randrange(1000)}")
+        if roll < 0.96:
+            # Likes and reposts of acknowledged posts, and taking them back; a few posts get most
+            # of them, so identical requests meet.
+            with self.lock:
+                recent = self.posts[-6:]
+            if recent:
+                post_id, _ = rng.choice(recent)
+                kind = ["like", "unlike", "repost", "unrepost"][
+                    0 if roll < 0.925 else 1 if roll < 0.935 else 2 if roll < 0.955 else 3]
+                return Op(kind, actor, phase, post_id=post_id)
         with self.lock:
             untried = [p for p in self.posts if p[0] not in self.delete_tried]
             pool = untried if (untried and rng.random() < 0.85) else self.posts
@@ -559,6 +585,10 @@ class Load:
                 method, path, body = "POST", "/posts", {"body": op.body}
             elif op.kind == "profile":
                 method, path, body = "PATCH", "/users/me", {"display_name": op.body}
+            elif op.kind in ("like", "repost"):
+                method, path, body = "POST", f"/posts/{op.post_id}/{op.kind}", None
+            elif op.kind in ("unlike", "unrepost"):
+                method, path, body = "DELETE", f"/posts/{op.post_id}/{op.kind[2:]}", None
             else:
                 method, path, body = "DELETE", f"/posts/{op.post_id}", None
             op.start = time.monotonic()
@@ -771,6 +801,39 @@ def check(db, load: Load, users: list[str]) -> tuple[list[str], dict]:
     stats["posts_must_exist"] = must_exist
     stats["posts_must_be_gone"] = must_be_gone
     stats["posts_in_db"] = len(db_graph.posts)
+
+    # Every post's likes and reposts counts equal their rows.
+    for post_id, likes, reposts, n_likes, n_reposts in db.query(
+            "SELECT p.id, p.likes_count, p.reposts_count,"
+            " (SELECT COUNT(*) FROM likes l WHERE l.post_id = p.id),"
+            " (SELECT COUNT(*) FROM reposts r WHERE r.post_id = p.id)"
+            " FROM posts p ORDER BY p.id"):
+        if (int(likes), int(reposts)) != (int(n_likes), int(n_reposts)):
+            problems.append(f"counts of post {post_id}: likes/reposts stored "
+                            f"{(int(likes), int(reposts))}, rows {(int(n_likes), int(n_reposts))}")
+    # Likes and reposts of the posts still there, each decided by its account's and post's last
+    # writes, a block between the account and the author counting as a removal.
+    blocking = collections.defaultdict(list)
+    for op in ops:
+        if op.kind == "block" and op.outcome in ("ack", "unknown"):
+            blocking[frozenset((op.actor, op.target))].append(op)
+    for kind, undo in INTERACTIONS.items():
+        table = "likes" if kind == "like" else "reposts"
+        present = {(a, int(p)) for a, p in db.query(
+            f"SELECT u.username, t.post_id FROM {table} t JOIN users u ON u.id = t.user_id")}
+        by_item: dict[tuple[str, int], list[Op]] = collections.defaultdict(list)
+        for op in ops:
+            if op.kind in (kind, undo) and op.outcome in ("ack", "unknown") \
+                    and op.post_id in db_graph.posts:
+                by_item[(op.actor, op.post_id)].append(op)
+        for (actor, post_id), writes in by_item.items():
+            author = db_graph.posts[post_id][0]
+            writes.extend(blocking.get(frozenset((actor, author)), []))
+        decided, item_problems = last_writes_agree(
+            kind, by_item, present, lambda op, kind=kind: op.kind == kind)
+        problems.extend(item_problems)
+        stats[f"{table}_decided"] = decided
+        stats[f"{table}_in_db"] = len(present)
     return problems, stats
 
 
@@ -984,7 +1047,9 @@ def report(backend, problems, phase1, in_flight, kill_after, stats, phase2, bega
         f"{kinds.get('block', 0)} blocks, {kinds.get('unblock', 0)} unblocks, "
         f"{kinds.get('accept', 0)} acceptances, "
         f"{kinds.get('post', 0)} posts, {kinds.get('delete', 0)} deletions, "
-        f"{kinds.get('profile', 0)} profile changes); SIGKILL after "
+        f"{kinds.get('profile', 0)} profile changes, {kinds.get('like', 0)} likes, "
+        f"{kinds.get('unlike', 0)} unlikes, {kinds.get('repost', 0)} reposts, "
+        f"{kinds.get('unrepost', 0)} unreposts); SIGKILL after "
         f"{kill_after:.1f} s with {in_flight} in flight ({phase1['unknown']} without an answer, "
         f"{phase1['refused']} refused)",
         f"{backend}: after the restart: {stats.get('follows_in_db', '?')} follows and "
@@ -992,7 +1057,10 @@ def report(backend, problems, phase1, in_flight, kill_after, stats, phase2, bega
         f"follow pairs, {stats.get('blocks_decided', '?')} block pairs "
         f"({stats.get('blocks_in_db', '?')} blocks in the database) and "
         f"{stats.get('posts_must_exist', '?')}+{stats.get('posts_must_be_gone', '?')} "
-        f"posts with a decided state checked; counts of {len(stats.get('counts', {}))} users",
+        f"posts with a decided state checked; {stats.get('likes_decided', '?')} like and "
+        f"{stats.get('reposts_decided', '?')} repost pairs decided ({stats.get('likes_in_db', '?')} "
+        f"likes, {stats.get('reposts_in_db', '?')} reposts in the database); counts of "
+        f"{len(stats.get('counts', {}))} users and of every post",
     ]
     if "repeats" in stats:
         lines.append(f"{backend}: every post of phase 1 sent again with its Idempotency-Key: "

@@ -159,6 +159,10 @@ pub enum ApiError {
     /// 422 `cannot_report_self`.
     #[error("you cannot report yourself")]
     CannotReportSelf,
+    /// 422 `cannot_repost_private`: the post's author is locked, so its posts stay among its
+    /// followers.
+    #[error("'{0}' is a locked account: its posts cannot be reposted")]
+    CannotRepostPrivate(String),
     /// 429 `rate_limited`, with the seconds after which to retry.
     #[error("too many requests; retry in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
@@ -268,6 +272,7 @@ impl ApiError {
             ApiError::CannotBlockSelf => "cannot_block_self",
             ApiError::CannotMuteSelf => "cannot_mute_self",
             ApiError::CannotReportSelf => "cannot_report_self",
+            ApiError::CannotRepostPrivate(_) => "cannot_repost_private",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyStreams { .. } => "too_many_streams",
             ApiError::Unavailable(_) | ApiError::Contention(_) | ApiError::StreamsFull => {
@@ -411,7 +416,8 @@ impl ResponseError for ApiError {
             | ApiError::CannotFollowSelf
             | ApiError::CannotBlockSelf
             | ApiError::CannotMuteSelf
-            | ApiError::CannotReportSelf => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::CannotReportSelf
+            | ApiError::CannotRepostPrivate(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } | ApiError::TooManyStreams { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

@@ -236,6 +236,10 @@ impl Numbers {
                 crate::services::discovery::SAMPLE.to_string(),
             ),
             (
+                "SUGGESTION_SAMPLE_FOLLOWS",
+                crate::services::discovery::SAMPLE_FOLLOWS.to_string(),
+            ),
+            (
                 "FOLLOWED_BY_SHOWN",
                 crate::services::discovery::FOLLOWED_BY_SHOWN.to_string(),
             ),

@@ -24,6 +24,8 @@ use crate::services::marks::MarkEntry;
 use crate::services::notifications::NotificationEntry;
 use crate::services::posts::{self, PostWithAuthor};
 use crate::services::relationships::{self, ViewerStates};
+use crate::services::reposts::RepostEntry;
+use crate::services::timeline::Entry;
 use crate::services::users;
 use crate::state::AppState;
 use crate::views::{self, Page};
@@ -257,6 +259,11 @@ pub trait ShowsUser {
     fn shown_post(&self) -> Option<i64> {
         None
     }
+
+    /// The id of another user whose card the row shows, if any (a timeline item's reposter).
+    fn also_shown_user(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl ShowsUser for FollowEntry {
@@ -281,6 +288,20 @@ impl ShowsUser for PostWithAuthor {
     }
 }
 
+impl ShowsUser for Entry {
+    fn shown_user(&self) -> i64 {
+        self.post.author.id
+    }
+
+    fn shown_post(&self) -> Option<i64> {
+        Some(self.post.post.id)
+    }
+
+    fn also_shown_user(&self) -> Option<i64> {
+        self.reposted_by.as_ref().map(|u| u.id)
+    }
+}
+
 impl ShowsUser for NotificationEntry {
     /// The account; the card of its post's author is the recipient's own (a like) or the
     /// account's (a reply).
@@ -294,6 +315,12 @@ impl ShowsUser for NotificationEntry {
 }
 
 impl ShowsUser for LikeEntry {
+    fn shown_user(&self) -> i64 {
+        self.user.id
+    }
+}
+
+impl ShowsUser for RepostEntry {
     fn shown_user(&self) -> i64 {
         self.user.id
     }
@@ -341,7 +368,9 @@ pub async fn list<Row: ShowsUser, T: Serialize>(
             let name = name(owner.id);
             let page = state.cursors.page_request(&name, query)?;
             let (rows, neighbours) = fetch(db, owner, page).await?;
-            let shown = rows.iter().map(ShowsUser::shown_user);
+            let shown = rows
+                .iter()
+                .flat_map(|row| std::iter::once(row.shown_user()).chain(row.also_shown_user()));
             let posts: Vec<i64> = rows.iter().filter_map(ShowsUser::shown_post).collect();
             let states = views::posts::states(db, viewer_id, shown, &posts).await?;
             let items: Vec<T> = rows.iter().map(|row| item(row, &states)).collect();

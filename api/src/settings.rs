@@ -57,9 +57,9 @@ pub struct Settings {
     /// How long an event stream waits for a client that does not read before it disconnects it
     /// (not configurable from the environment; tests shorten it).
     pub stream_slow_client_timeout: Duration,
-    /// How many of a caller's most recent followees suggestions are drawn from (not configurable
+    /// Which of a caller's most recent followees suggestions are drawn from (not configurable
     /// from the environment; tests lower it to reach both sides of it).
-    pub suggestion_sample: u64,
+    pub suggestion_sample: crate::services::discovery::Sample,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
     /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
@@ -114,7 +114,7 @@ impl Default for Settings {
             rate_limit_refresh_per_minute: 30,
             stream_max_connections: 10_000,
             stream_slow_client_timeout: Duration::from_secs(30),
-            suggestion_sample: crate::services::discovery::SAMPLE,
+            suggestion_sample: crate::services::discovery::Sample::default(),
             database_pool_size: 10,
             database_statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),

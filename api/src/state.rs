@@ -34,8 +34,8 @@ pub struct AppState {
     pub rotation: crate::services::sessions::Rotation,
     /// How long an event stream waits for a client that does not read.
     pub stream_slow_client_timeout: std::time::Duration,
-    /// How many of a caller's most recent followees suggestions are drawn from.
-    pub suggestion_sample: u64,
+    /// Which of a caller's most recent followees suggestions are drawn from.
+    pub suggestion_sample: crate::services::discovery::Sample,
     /// The most-followed accounts, for the suggestions of callers who follow nobody.
     pub popular: crate::services::discovery::Popular,
     /// The `Idempotency-Key`s whose first request runs in this process.

@@ -557,11 +557,16 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
                     .collect()
             })
             .unwrap_or_default();
-        let sample = usize::try_from(api::services::discovery::SAMPLE).unwrap_or(usize::MAX);
         verify::same(
             &format!("{name}'s suggestions"),
             &got,
-            &verify::suggestions(db, reader.id, sample, 20).await?,
+            &verify::suggestions(
+                db,
+                reader.id,
+                api::services::discovery::Sample::default(),
+                20,
+            )
+            .await?,
         )?;
         scenarios.push((
             format!("GET /suggestions, {name}"),
@@ -657,6 +662,112 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         });
     }
 
+    // Reading a post: celebrity1's post liked by many accounts, and an ordinary account's post
+    // that nobody likes, as a signed-in reader (its viewer state included); each answer's
+    // counts checked against the rows first.
+    let liked_post = entity::post::Entity::find()
+        .filter(entity::post::Column::AuthorId.eq(celebrity.id))
+        .order_by_desc(entity::post::Column::LikesCount)
+        .one(db)
+        .await?
+        .ok_or("celebrity1 has no post")?;
+    let plain_post = entity::post::Entity::find()
+        .filter(entity::post::Column::AuthorId.eq(ordinary.id))
+        .filter(entity::post::Column::LikesCount.eq(0))
+        .one(db)
+        .await?
+        .ok_or("the ordinary account has no post")?;
+    let mut scenarios = Vec::new();
+    for post in [&liked_post, &plain_post] {
+        let url = format!("{base}/posts/{}", post.id);
+        let served = verify::get_json(client.get(&url).bearer_auth(viewer_token)).await?;
+        let counted = verify::post_counts(db, post.id).await?;
+        verify::same(
+            &format!("the counts of post {}", post.id),
+            &[
+                served["likes_count"].as_i64().unwrap_or(-1),
+                served["reposts_count"].as_i64().unwrap_or(-1),
+            ],
+            &counted,
+        )?;
+        let id = post.id;
+        scenarios.push((
+            format!(
+                "GET /posts/{{id}}, a post by {} ({} likes)",
+                if post.author_id == celebrity.id {
+                    "celebrity1"
+                } else {
+                    "an ordinary account"
+                },
+                counted[0]
+            ),
+            http_probe(200, move |_| client.get(&url).bearer_auth(viewer_token)),
+            sql_probe(move || sql_post(db, viewer.id, id)),
+        ));
+    }
+    samples.extend(measure_reads(seconds, scenarios).await?);
+
+    // Like and unlike, repost and unrepost, alternately, of ordinary accounts' posts that the
+    // viewer has neither liked nor reposted; each undone by the request measured right after it.
+    let interacted = sea_orm::sea_query::Query::select()
+        .column(entity::repost::Column::PostId)
+        .from(entity::repost::Entity)
+        .and_where(entity::repost::Column::UserId.eq(viewer.id))
+        .to_owned();
+    let liked = sea_orm::sea_query::Query::select()
+        .column(entity::like::Column::PostId)
+        .from(entity::like::Entity)
+        .and_where(entity::like::Column::UserId.eq(viewer.id))
+        .to_owned();
+    let targets: Vec<i64> = entity::post::Entity::find()
+        .select_only()
+        .column(entity::post::Column::Id)
+        .filter(entity::post::Column::AuthorId.gt(59))
+        .filter(entity::post::Column::Id.not_in_subquery(interacted))
+        .filter(entity::post::Column::Id.not_in_subquery(liked))
+        .limit(200)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if targets.is_empty() {
+        return Err("no post left for reader100 to like".into());
+    }
+    let before = verify::posts_counts(db, &targets).await?;
+    for what in ["like", "repost"] {
+        let (targets, base) = (&targets, &base);
+        let mut probes = [
+            http_probe(201, move |i| {
+                let post = targets[i % targets.len()];
+                client
+                    .post(format!("{base}/posts/{post}/{what}"))
+                    .bearer_auth(viewer_token)
+            }),
+            http_probe(204, move |i| {
+                let post = targets[i % targets.len()];
+                client
+                    .delete(format!("{base}/posts/{post}/{what}"))
+                    .bearer_auth(viewer_token)
+            }),
+        ];
+        let mut latencies = measure_together(seconds, &mut probes).await?.into_iter();
+        for name in [
+            format!("POST /posts/{{id}}/{what}"),
+            format!("DELETE /posts/{{id}}/{what}"),
+        ] {
+            samples.push(Sample {
+                name,
+                http: latencies.next().unwrap_or_default(),
+                sql: Vec::new(),
+            });
+        }
+    }
+    // Every like and repost was undone, and the posts' counts say so.
+    verify::same(
+        "the liked and reposted posts' counts after the like and repost scenarios",
+        &verify::posts_counts(db, &targets).await?,
+        &before,
+    )?;
+
     // Posting by the account with the most followers, and whether a follower sees it at once.
     let celebrity_token = login(client, &base, "celebrity1").await?;
     let mut probes = [http_probe(201, |i| {
@@ -751,7 +862,10 @@ async fn sql_timeline(
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
     let (posts, _) = timeline::page(db, &reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
-    relationships::viewer_states(db, Some(reader.id), posts.iter().map(|p| p.author.id)).await?;
+    let shown = posts.iter().flat_map(|e| {
+        std::iter::once(e.post.author.id).chain(e.reposted_by.as_ref().map(|u| u.id))
+    });
+    relationships::viewer_states(db, Some(reader.id), shown).await?;
     Ok(())
 }
 
@@ -772,14 +886,17 @@ pub(crate) async fn check_timeline(
             "first page"
         }
     );
-    let expected = verify::timeline_ids(db, reader.id, page).await?;
+    let expected = verify::timeline_entries(db, reader.id, page).await?;
     if expected.is_empty() {
         return Err(format!("{what}: the dataset gives it no posts to check").into());
     }
-    let served = verify::item_ids(&verify::get_json(http).await?);
+    let served = verify::timeline_items(&verify::get_json(http).await?);
     verify::same(&format!("GET {what}"), &served, &expected)?;
     let (posts, _) = timeline::page(db, reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
-    let alone: Vec<i64> = posts.iter().map(|p| p.post.id).collect();
+    let alone: Vec<(i64, bool)> = posts
+        .iter()
+        .map(|e| (e.post.post.id, e.reposted_by.is_some()))
+        .collect();
     verify::same(&format!("SQL alone of the {what}"), &alone, &expected)
 }
 
@@ -911,6 +1028,20 @@ async fn sql_profile(
 }
 
 /// What the unread count's handler does: load the caller's row (authentication), nothing else.
+async fn sql_post(
+    db: &DatabaseConnection,
+    viewer_id: i64,
+    id: i64,
+) -> Result<(), api::error::ApiError> {
+    // What GET /posts/{id} runs: the token's user, the post with its author, the access rule,
+    // the page's viewer state.
+    users::find_by_id(db, viewer_id).await?;
+    let post = api::services::posts::find(db, id).await?;
+    relationships::check_access(db, &post.author, Some(viewer_id)).await?;
+    api::views::posts::states(db, Some(viewer_id), [post.author.id], &[id]).await?;
+    Ok(())
+}
+
 async fn sql_unread(db: &DatabaseConnection, user_id: i64) -> Result<(), api::error::ApiError> {
     users::find_by_id(db, user_id).await?;
     Ok(())
@@ -962,7 +1093,7 @@ async fn sql_suggestions(
     let found = api::services::discovery::suggestions(
         db,
         &api::services::discovery::Popular::default(),
-        api::services::discovery::SAMPLE,
+        api::services::discovery::Sample::default(),
         viewer_id,
         20,
     )
@@ -1111,6 +1242,29 @@ async fn report(
             p50(deep) / p50(first),
             verdict(p50(deep) / p50(first) <= 1.3)
         )?;
+    }
+    if let (Some(liked), Some(plain)) = (
+        find("GET /posts/{id}, a post by celebrity1"),
+        find("GET /posts/{id}, a post by an ordinary account"),
+    ) {
+        writeln!(
+            out,
+            "- {} / {} = {:.2} (target at most 1.2) {}",
+            liked.name,
+            plain.name,
+            p50(liked) / p50(plain),
+            verdict(p50(liked) / p50(plain) <= 1.2)
+        )?;
+    }
+    for write in ["POST /posts/{id}/like", "POST /posts/{id}/repost"] {
+        if let Some(sample) = find(write) {
+            writeln!(
+                out,
+                "- {write}: p50 {:.2} ms (target under 50 ms) {}",
+                p50(sample),
+                verdict(p50(sample) < 50.0)
+            )?;
+        }
     }
     if let Some(unread) = find("GET /notifications/unread_count") {
         writeln!(

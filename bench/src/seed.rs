@@ -8,7 +8,10 @@
 //! popular accounts. Every stored count is exact. Each reader mutes [`READER_MUTES`] of its
 //! followees, or half of them when it follows fewer than twice that many (reader10 mutes 5,
 //! reader100 50), chosen at random, so timelines pay for muting. `celebrity1` has an unread
-//! `follow` notification from each of its followers.
+//! `follow` notification from each of its followers. One post in [`REPOSTS_PER_POSTS`] is
+//! reposted, by accounts drawn as authors are, within a week of its writing (so every reader's
+//! followees repost, and some of their timelines' entries are reposts); `celebrity1`'s newest
+//! post is liked by [`CELEBRITY_POST_LIKES`] accounts (at most half of everyone).
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -29,6 +32,10 @@ const HEAVY_FOLLOWERS: usize = 50;
 /// How many of its followees each reader mutes (at most half of them).
 pub const READER_MUTES: usize = 100;
 const DAY_MS: i64 = 86_400_000;
+/// One repost for this many posts.
+pub const REPOSTS_PER_POSTS: usize = 20;
+/// How many accounts like celebrity1's newest post.
+pub const CELEBRITY_POST_LIKES: usize = 10_000;
 
 pub struct SeedOptions {
     pub database_url: String,
@@ -101,6 +108,38 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
     for (author, _) in &posts {
         post_counts[*author] += 1;
     }
+    // Reposts: (post index, reposter, at), one per post and account, each at its own
+    // millisecond and after its post's, as the posts' clock gives them.
+    println!(
+        "generating {} reposts ...",
+        options.posts / REPOSTS_PER_POSTS
+    );
+    let mut reposted: HashSet<(usize, usize)> = HashSet::new();
+    let mut reposts: Vec<(usize, usize, i64)> = Vec::new();
+    while !posts.is_empty() && reposts.len() < options.posts / REPOSTS_PER_POSTS {
+        let post = rng.random_range(0..posts.len());
+        let reposter = skewed(&mut rng, n, 1.5);
+        if reposted.insert((post, reposter)) {
+            let at = (posts[post].1 + 1 + rng.random_range(0..DAY_MS * 7)).min(now);
+            reposts.push((post, reposter, at));
+        }
+    }
+    reposts.sort_by_key(|(_, _, at)| *at);
+    let mut last = i64::MIN;
+    for (_, _, at) in &mut reposts {
+        *at = (*at).max(last + 1);
+        last = *at;
+    }
+    let mut reposts_count = vec![0i64; posts.len()];
+    for (post, _, _) in &reposts {
+        reposts_count[*post] += 1;
+    }
+    // celebrity1's newest post, liked by many.
+    let liked_post = posts.iter().rposition(|(author, _)| *author == 1);
+    let likers: Vec<usize> = match liked_post {
+        Some(_) => (2..=n).take(CELEBRITY_POST_LIKES.min(n / 2)).collect(),
+        None => Vec::new(),
+    };
 
     let hash = api::auth::Passwords::new()?
         .hash(PASSWORD.to_owned())
@@ -155,19 +194,60 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
     insert_rows(
         &db,
         "posts",
-        "id, author_id, body, created_at",
+        "id, author_id, body, created_at, reposts_count, likes_count",
         posts.len(),
         options.batch,
         |i| {
             let (author, at) = posts[i];
+            let likes = if Some(i) == liked_post {
+                likers.len()
+            } else {
+                0
+            };
             format!(
-                "({}, {author}, 'Post number {} by {}, about nothing much.', {at})",
+                "({}, {author}, 'Post number {} by {}, about nothing much.', {at}, {}, {likes})",
                 i + 1,
                 i + 1,
-                username(author)
+                username(author),
+                reposts_count[i],
             )
         },
     )
+    .await?;
+    insert_rows(
+        &db,
+        "reposts",
+        "post_id, user_id, post_author_id, created_at",
+        reposts.len(),
+        options.batch,
+        |i| {
+            let (post, reposter, at) = reposts[i];
+            format!("({}, {reposter}, {}, {at})", post + 1, posts[post].0)
+        },
+    )
+    .await?;
+    if let Some(post) = liked_post {
+        let at = posts[post].1;
+        insert_rows(
+            &db,
+            "likes",
+            "post_id, user_id, created_at",
+            likers.len(),
+            options.batch,
+            |i| format!("({}, {}, {})", post + 1, likers[i], at + 1 + i as i64),
+        )
+        .await?;
+    }
+    // The posts' clock starts past every seeded position.
+    let newest = posts
+        .iter()
+        .map(|(_, at)| *at)
+        .chain(reposts.iter().map(|(_, _, at)| *at))
+        .max()
+        .unwrap_or(0);
+    db.execute_unprepared(&format!(
+        "UPDATE clocks SET at = {newest} WHERE name = 'posts'"
+    ))
     .await?;
 
     // The readers' mutes: the first of their followees in the generated (random) order.
@@ -235,17 +315,19 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
         // MySQL/MariaDB name the tables.
         DbBackend::MySql => {
             db.execute_unprepared(
-                "ANALYZE TABLE users, display_name_prefixes, follows, posts, mutes, notifications",
+                "ANALYZE TABLE users, display_name_prefixes, follows, posts, mutes, notifications, reposts, likes",
             )
             .await?
         }
         _ => db.execute_unprepared("ANALYZE").await?,
     };
     println!(
-        "seeded {n} users, {} follows, {} mutes and {} posts in {:.1?}",
+        "seeded {n} users, {} follows, {} mutes, {} posts, {} reposts and {} likes in {:.1?}",
         follows.len(),
         mutes.len(),
         posts.len(),
+        reposts.len(),
+        likers.len(),
         started.elapsed()
     );
     Ok(())

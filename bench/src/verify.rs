@@ -44,29 +44,114 @@ async fn column_of_i64(db: &DatabaseConnection, sql: String) -> Result<Vec<i64>,
         .collect()
 }
 
-/// The ids of a page of `reader_id`'s timeline: posts by the reader or by an account the reader
-/// follows and does not mute, newest first. (Values are integers, so formatting them into the
+/// A page of `reader_id`'s timeline as `(post id, shown by a repost)`, written apart from the
+/// service's query: every entry (a post by the reader or by an account the reader follows and
+/// does not mute; a repost by one of those of a post the reader may read and has not muted the
+/// author of), grouped by post, each post at its newest entry (`MAX`, where the service asks
+/// `NOT EXISTS` a newer one), newest first. (Values are integers, so formatting them into the
 /// text is safe.)
-pub async fn timeline_ids(
+pub async fn timeline_entries(
     db: &DatabaseConnection,
     reader_id: i64,
     page: PageRequest,
-) -> Result<Vec<i64>, BoxError> {
-    column_of_i64(
+) -> Result<Vec<(i64, bool)>, BoxError> {
+    let sees = |column: &str| {
+        format!(
+            "({column} = {reader_id} OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = {column}) \
+             AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = {reader_id} AND m.muted_id = {column})))"
+        )
+    };
+    let keyset = match page.after {
+        Some(p) => format!(
+            "HAVING MAX(e.at) < {at} OR (MAX(e.at) = {at} AND e.post_id < {id})",
+            at = p.at,
+            id = p.id
+        ),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT e.post_id, MAX(e.at), MAX(e.written) FROM ( \
+           SELECT p.id AS post_id, p.created_at AS at, p.created_at AS written FROM posts p WHERE {writer} \
+           UNION ALL \
+           SELECT r.post_id, r.created_at, 0 FROM reposts r JOIN users a ON a.id = r.post_author_id \
+           WHERE {reposter} \
+             AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = {reader_id} AND m.muted_id = a.id) \
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = {reader_id} AND b.blocked_id = a.id) \
+                                                     OR (b.blocker_id = a.id AND b.blocked_id = {reader_id})) \
+             AND a.suspended_at IS NULL \
+             AND (a.locked = FALSE OR a.id = {reader_id} \
+                  OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = a.id)) \
+         ) e GROUP BY e.post_id {keyset} \
+         ORDER BY MAX(e.at) DESC, e.post_id DESC LIMIT {limit}",
+        writer = sees("p.author_id"),
+        reposter = sees("r.user_id"),
+        limit = page.limit
+    );
+    let rows = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let id = row.try_get_by_index::<i64>(0)?;
+            let at = row.try_get_by_index::<i64>(1)?;
+            let written = row.try_get_by_index::<i64>(2)?;
+            // The newest entry is the writing only when no repost is newer than it.
+            Ok((id, at != written))
+        })
+        .collect()
+}
+
+/// A timeline page's items as `(post id, shown by a repost)`.
+pub fn timeline_items(page: &Value) -> Vec<(i64, bool)> {
+    page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["id"].as_i64()?, !i["reposted_by"].is_null())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `[likes, reposts]` of post `id`, counted from their rows.
+pub async fn post_counts(db: &DatabaseConnection, id: i64) -> Result<[i64; 2], BoxError> {
+    let counts = pairs_of_i64(
         db,
         format!(
-            "SELECT p.id FROM posts p \
-             WHERE (p.author_id = {reader_id} OR EXISTS \
-               (SELECT 1 FROM follows f WHERE f.follower_id = {reader_id} AND f.followed_id = p.author_id) \
-               AND NOT EXISTS \
-               (SELECT 1 FROM mutes m WHERE m.muter_id = {reader_id} AND m.muted_id = p.author_id)) \
-             {keyset} \
-             ORDER BY p.created_at DESC, p.id DESC LIMIT {limit}",
-            keyset = older_than("p", "id", page),
-            limit = page.limit
+            "SELECT (SELECT COUNT(*) FROM likes WHERE post_id = {id}), \
+                    (SELECT COUNT(*) FROM reposts WHERE post_id = {id})"
         ),
     )
-    .await
+    .await?;
+    let (likes, reposts) = counts.first().copied().unwrap_or((-1, -1));
+    Ok([likes, reposts])
+}
+
+/// The stored `(likes_count, reposts_count)` of each of `ids`, and their rows counted, in id
+/// order: `[stored likes, counted likes, stored reposts, counted reposts]` per post.
+pub async fn posts_counts(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<[i64; 4]>, BoxError> {
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT p.likes_count, (SELECT COUNT(*) FROM likes l WHERE l.post_id = p.id), \
+                        p.reposts_count, (SELECT COUNT(*) FROM reposts r WHERE r.post_id = p.id) \
+                 FROM posts p WHERE p.id IN ({list}) ORDER BY p.id"
+            ),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok([
+                row.try_get_by_index::<i64>(0)?,
+                row.try_get_by_index::<i64>(1)?,
+                row.try_get_by_index::<i64>(2)?,
+                row.try_get_by_index::<i64>(3)?,
+            ])
+        })
+        .collect()
 }
 
 /// The follower ids of a page of `user_id`'s followers, most recent follow first.
@@ -149,14 +234,6 @@ pub async fn get_json(request: reqwest::RequestBuilder) -> Result<Value, BoxErro
         return Err(format!("expected 200, got {status}: {body}").into());
     }
     Ok(body)
-}
-
-/// The ids of a page's items (posts).
-pub fn item_ids(page: &Value) -> Vec<i64> {
-    page["items"]
-        .as_array()
-        .map(|items| items.iter().filter_map(|i| i["id"].as_i64()).collect())
-        .unwrap_or_default()
 }
 
 /// The usernames of a page's items (followers or following).
@@ -298,7 +375,7 @@ async fn usernames_of(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<String
 pub async fn suggestions(
     db: &DatabaseConnection,
     me: i64,
-    sample: usize,
+    sample: api::services::discovery::Sample,
     limit: usize,
 ) -> Result<Vec<(String, i64)>, BoxError> {
     // (created_at, followed), to sort most recent follow first.
@@ -308,7 +385,25 @@ pub async fn suggestions(
     )
     .await?;
     mine.sort_unstable_by(|a, b| b.cmp(a));
-    let sampled: Vec<i64> = mine.iter().take(sample).map(|(_, id)| *id).collect();
+    // The most recent followees, while the follows they make (counted from the rows) add up to
+    // at most the sample's follows; the first always.
+    let mut sampled: Vec<i64> = Vec::new();
+    let mut read = 0i64;
+    for (_, id) in mine
+        .iter()
+        .take(usize::try_from(sample.followees).unwrap_or(usize::MAX))
+    {
+        let following = column_of_i64(
+            db,
+            format!("SELECT COUNT(*) FROM follows WHERE follower_id = {id}"),
+        )
+        .await?;
+        read += following.first().copied().unwrap_or(0);
+        if !sampled.is_empty() && read > sample.follows {
+            break;
+        }
+        sampled.push(*id);
+    }
     let mut excluded: std::collections::HashSet<i64> = mine.iter().map(|(_, id)| *id).collect();
     excluded.insert(me);
     for sql in [

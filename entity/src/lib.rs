@@ -17,6 +17,7 @@ pub mod post;
 pub mod post_deletion;
 pub mod refresh_token;
 pub mod report;
+pub mod repost;
 pub mod session;
 pub mod stream_ticket;
 pub mod suggestion_dismissal;

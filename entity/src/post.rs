@@ -21,6 +21,8 @@ pub struct Model {
     pub replies_count: i64,
     /// How many rows of `likes` name this post.
     pub likes_count: i64,
+    /// How many rows of `reposts` name this post.
+    pub reposts_count: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,7 @@ mod m20261207_000019_replies_likes;
 mod m20261207_000020_idempotency_keys;
 mod m20261207_000021_markers;
 mod m20261207_000022_suggestion_dismissals;
+mod m20261207_000023_reposts;
 mod m20261207_000024_email_tokens;
 mod m20261207_000025_outbox;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_idempotency_keys::Migration),
             Box::new(m20261207_000021_markers::Migration),
             Box::new(m20261207_000022_suggestion_dismissals::Migration),
+            Box::new(m20261207_000023_reposts::Migration),
             Box::new(m20261207_000024_email_tokens::Migration),
             Box::new(m20261207_000025_outbox::Migration),
         ]

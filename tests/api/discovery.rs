@@ -304,7 +304,7 @@ async fn a_suggestions_limit_outside_1_to_40_is_400() {
 #[tokio::test]
 async fn suggestions_come_from_the_most_recent_followees_on_both_sides_of_the_sample() {
     let mut settings = crate::helpers::test_settings().await;
-    settings.suggestion_sample = 2;
+    settings.suggestion_sample.followees = 2;
     let app = crate::helpers::spawn_app_with(settings).await;
     let all = users(&app, &["reader", "ann", "bob", "cat", "xena", "yuri"]).await;
     let (me, ann, bob, cat) = (&all[0], &all[1], &all[2], &all[3]);
@@ -321,4 +321,31 @@ async fn suggestions_come_from_the_most_recent_followees_on_both_sides_of_the_sa
     let past = app.get("/suggestions", Some(&me.token)).await.expect(200);
     assert_eq!(usernames(&past["items"], "user"), ["yuri"]);
     assert_eq!(past["items"][0]["followed_by_count"], 2);
+}
+
+/// The sample also stops where its followees' followings add up to more than
+/// `suggestion_sample.follows` (the most recent followee always counts): an older followee leaves
+/// the sample once a newer one follows more.
+#[tokio::test]
+async fn suggestions_read_at_most_the_samples_follows_on_both_sides_of_it() {
+    let mut settings = crate::helpers::test_settings().await;
+    settings.suggestion_sample.follows = 2;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let all = users(&app, &["reader", "ann", "bob", "xena", "yuri", "zed"]).await;
+    let (me, ann, bob) = (&all[0], &all[1], &all[2]);
+    app.follow(ann, "xena").await.expect(201);
+    app.follow(bob, "yuri").await.expect(201);
+    app.follow(me, "ann").await.expect(201);
+    app.follow(me, "bob").await.expect(201);
+    // bob (the newest) and ann follow one account each: two follows, within the sample.
+    let within = app.get("/suggestions", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&within["items"], "user"), ["xena", "yuri"]);
+    // bob follows a second account: bob's two fill the sample, and ann leaves it.
+    app.follow(bob, "zed").await.expect(201);
+    let past = app.get("/suggestions", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&past["items"], "user"), ["yuri", "zed"]);
+    // The newest followee counts whatever it follows.
+    app.follow(bob, "xena").await.expect(201);
+    let first = app.get("/suggestions", Some(&me.token)).await.expect(200);
+    assert_eq!(usernames(&first["items"], "user"), ["xena", "yuri", "zed"]);
 }

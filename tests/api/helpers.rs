@@ -402,6 +402,35 @@ impl TestApp {
         }
     }
 
+    /// Every item of `token`'s whole timeline as `(post id, reposted_by username)`, page after
+    /// page of `limit`, in the order served; `Err` as [`TestApp::whole_timeline`].
+    pub async fn whole_timeline_entries(
+        &self,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, Option<String>)>, String> {
+        let mut entries = Vec::new();
+        let mut path = format!("/timeline?limit={limit}");
+        loop {
+            let response = self.get(&path, Some(token)).await;
+            if response.status != 200 {
+                return Err(format!("{path}: {} {}", response.status, response.text));
+            }
+            let page = response.json();
+            let items = page["items"]
+                .as_array()
+                .ok_or_else(|| format!("{path}: not a page: {}", response.text))?;
+            entries.extend(items.iter().filter_map(|post| {
+                let reposter = post["reposted_by"]["username"].as_str().map(str::to_owned);
+                post["id"].as_i64().map(|id| (id, reposter))
+            }));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/timeline?limit={limit}&cursor={cursor}"),
+                None => return Ok(entries),
+            }
+        }
+    }
+
     /// The usernames on one page of `/users/{username}/{list}?{query}`.
     pub async fn list_names(&self, username: &str, list: &str, query: &str) -> Vec<String> {
         let body = self
@@ -473,9 +502,16 @@ impl TestApp {
             .collect();
         let posts = entity::post::Entity::find().all(&self.db).await.unwrap();
         let likes = entity::like::Entity::find().all(&self.db).await.unwrap();
+        let reposts = entity::repost::Entity::find().all(&self.db).await.unwrap();
         for post in &posts {
             let liked = likes.iter().filter(|l| l.post_id == post.id).count() as i64;
             assert_eq!(post.likes_count, liked, "likes_count of post {}", post.id);
+            let reposted = reposts.iter().filter(|r| r.post_id == post.id).count() as i64;
+            assert_eq!(
+                post.reposts_count, reposted,
+                "reposts_count of post {}",
+                post.id
+            );
             // Replies by suspended accounts show nowhere and do not count.
             let replies = posts
                 .iter()

@@ -81,14 +81,17 @@ async fn a_post_carries_its_reply_link_counts_and_the_callers_like() {
     );
     assert_eq!(created["replies_count"], 0);
     assert_eq!(created["likes_count"], 0);
-    assert_eq!(created["viewer"], json!({"liked": false}));
-    for absent in ["reposted", "reposts_count", "reposted_by", "reposted_at"] {
-        assert!(created.get(absent).is_none(), "{absent}: {created}");
-    }
+    assert_eq!(created["reposts_count"], 0);
+    assert_eq!(
+        created["viewer"],
+        json!({"liked": false, "reposted": false})
+    );
+    assert_eq!(created["reposted_by"], Value::Null);
+    assert_eq!(created["reposted_at"], Value::Null);
 
     let liked = like(&app, &john, parent).await.expect(201);
     assert_eq!(liked["likes_count"], 1);
-    assert_eq!(liked["viewer"], json!({"liked": true}));
+    assert_eq!(liked["viewer"], json!({"liked": true, "reposted": false}));
     assert_eq!(liked["replies_count"], 1);
     assert_eq!(liked["in_reply_to"], Value::Null);
 
@@ -97,21 +100,27 @@ async fn a_post_carries_its_reply_link_counts_and_the_callers_like() {
     assert_eq!(anonymous["likes_count"], 1);
     assert_eq!(
         get_post(&app, parent, Some(&susan)).await["viewer"],
-        json!({"liked": false})
+        json!({"liked": false, "reposted": false})
     );
     // The same in lists: the author's posts, the timeline.
     let posts = app
         .get("/users/susan/posts", Some(&john.token))
         .await
         .expect(200);
-    assert_eq!(posts["items"][0]["viewer"], json!({"liked": true}));
+    assert_eq!(
+        posts["items"][0]["viewer"],
+        json!({"liked": true, "reposted": false})
+    );
     assert_eq!(posts["items"][0]["likes_count"], 1);
     app.follow(&john, "susan").await.expect(201);
     let timeline = app.get("/timeline", Some(&john.token)).await.expect(200);
     let items = timeline["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["in_reply_to"]["username"], "susan");
-    assert_eq!(items[1]["viewer"], json!({"liked": true}));
+    assert_eq!(
+        items[1]["viewer"],
+        json!({"liked": true, "reposted": false})
+    );
     app.assert_counts_match_rows().await;
 }
 
@@ -293,7 +302,8 @@ async fn concurrent_identical_likes_make_exactly_one() {
 }
 
 #[tokio::test]
-async fn counts_equal_their_rows_after_a_concurrent_mix_of_likes_replies_deletions_and_blocks() {
+async fn counts_equal_their_rows_after_a_concurrent_mix_of_likes_reposts_replies_deletions_and_blocks()
+ {
     type Work<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = u16> + 'a>>;
     let app = spawn_app().await;
     let operator = app.register_operator("operator").await;
@@ -321,8 +331,17 @@ async fn counts_equal_their_rows_after_a_concurrent_mix_of_likes_replies_deletio
             for (j, post) in posts.iter().enumerate() {
                 let post = *post;
                 work.push(Box::pin(async move {
-                    match (i + j + round) % 4 {
+                    match (i + j + round) % 6 {
                         0 | 1 => like(app, user, post).await.status,
+                        4 => {
+                            let path = format!("/posts/{post}/repost");
+                            app.post(&path, Some(&user.token), &json!({})).await.status
+                        }
+                        5 => {
+                            app.delete(&format!("/posts/{post}/repost"), Some(&user.token))
+                                .await
+                                .status
+                        }
                         2 => {
                             app.post(
                                 "/posts",
@@ -761,7 +780,10 @@ async fn the_stream_applies_the_reply_rule_and_carries_the_new_fields() {
         post.data["in_reply_to"],
         json!({"id": johns, "username": "john"})
     );
-    assert_eq!(post.data["viewer"], json!({"liked": false}));
+    assert_eq!(
+        post.data["viewer"],
+        json!({"liked": false, "reposted": false})
+    );
     assert_eq!(post.data["likes_count"], 0);
     assert_eq!(notification.event, "notification");
     assert_eq!(notification.data["type"], "reply");

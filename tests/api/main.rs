@@ -30,6 +30,7 @@ mod pagination;
 mod posts;
 mod query_plans;
 mod races;
+mod reposts;
 mod safety;
 mod schema;
 mod search;

@@ -1,11 +1,12 @@
 //! Model-based test: random sequences of register, follow, unfollow, block, unblock, mute, unmute,
 //! remove follower, lock, unlock, accept and reject a follow request, post, reply, like, unlike,
-//! delete post, delete account, suspend and unsuspend (by an operator), change the password and log in (with
+//! repost, unrepost, delete post, delete account, suspend and unsuspend (by an operator), change the password and log in (with
 //! concurrent bursts, where a suspension, a removal or a password change may land amid the other
 //! requests) go through the HTTP API, and after every step the server must
 //! agree with a plain in-memory model of the graph: lists (followers, following, blocks, mutes,
-//! follow requests), counts (posts' likes and replies too), `viewer` flags, who is refused whose lists (403 `blocked`,
-//! `private_account`), whole timelines, in order, and unread counts. In a burst, each request that
+//! follow requests), counts (posts' likes, reposts and replies too), `viewer` flags, who is refused
+//! whose lists (403 `blocked`, `private_account`), whole timelines as entries (each post once, with
+//! `reposted_by`), in order, and unread counts. In a burst, each request that
 //! involves an account being suspended or removed must be answered as if it ran wholly before or
 //! wholly after that, and no session from a login racing a suspension, removal or password change
 //! may work afterwards. Each sequence draws where the server switches timeline queries (0 to 3
@@ -54,6 +55,14 @@ enum Op {
     Unlike(usize, usize),
     /// The account replies to the `n`-th (modulo) live post.
     Reply(usize, usize),
+    /// The account reposts the `n`-th (modulo) live post.
+    Repost(usize, usize),
+    /// The account takes back its repost of the `n`-th (modulo) live post.
+    Unrepost(usize, usize),
+    /// The account of the `n`-th (modulo) like or repost blocks the author of its post (or, with
+    /// `true`, that author blocks it): a block between two accounts that interacted, whose likes
+    /// and reposts it must end.
+    BlockInteraction(usize, bool),
     DeleteAccount(usize),
     /// An operator suspends the account; its follows and requests end, its sessions too.
     Suspend(usize),
@@ -113,7 +122,7 @@ fn pair_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (user(), lock_side()).prop_map(|(a, b)| Op::Follow(a, b)),
         2 => (user(), user()).prop_map(|(a, b)| Op::Unfollow(a, b)),
-        1 => (user(), user()).prop_map(|(a, b)| Op::Block(a, b)),
+        2 => (user(), user()).prop_map(|(a, b)| Op::Block(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Unblock(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Mute(a, b)),
         1 => (user(), user()).prop_map(|(a, b)| Op::Unmute(a, b)),
@@ -149,6 +158,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (user(), 0..8usize).prop_map(|(a, n)| Op::Like(a, n)),
         1 => (user(), 0..8usize).prop_map(|(a, n)| Op::Unlike(a, n)),
         3 => (user(), 0..8usize).prop_map(|(a, n)| Op::Reply(a, n)),
+        4 => (user(), 0..8usize).prop_map(|(a, n)| Op::Repost(a, n)),
+        1 => (user(), 0..8usize).prop_map(|(a, n)| Op::Unrepost(a, n)),
+        2 => (0..8usize, any::<bool>()).prop_map(|(n, r)| Op::BlockInteraction(n, r)),
         1 => user().prop_map(Op::DeleteAccount),
         1 => user().prop_map(Op::Suspend),
         2 => user().prop_map(Op::Unsuspend),
@@ -191,29 +203,58 @@ struct Model {
     likes: BTreeSet<(usize, i64)>,
     /// Replies: reply id -> (the post it answers, that post's author), kept when either goes.
     parents: BTreeMap<i64, (i64, usize)>,
+    /// Reposts: (reposter, post) -> `reposted_at` as the API reported it.
+    reposts: BTreeMap<(usize, i64), String>,
 }
 
 impl Model {
-    /// The reader's own posts and those of its followees it does not mute, newest first (ties
-    /// broken by id).
-    fn expected_timeline(&self, reader: usize) -> Vec<i64> {
-        let mut posts: Vec<(&String, i64)> = self
+    /// The reader's timeline entries, each post once at its newest entry, newest first (ties
+    /// broken by id): `(post, reposter)`. Writings: the reader's own posts and those of its
+    /// followees it does not mute, a reply only when its parent's author is the reader or
+    /// followed. Reposts: by the reader or a followee it does not mute, of a post whose author is
+    /// not suspended, not muted, not blocked either way, and not locked unless the reader is it or
+    /// follows it.
+    fn expected_timeline(&self, reader: usize) -> Vec<(i64, Option<usize>)> {
+        let sees = |account: usize| {
+            account == reader
+                || (self.follows.contains(&(reader, account))
+                    && !self.mutes.contains(&(reader, account)))
+        };
+        let mut entries: Vec<(&String, i64, Option<usize>)> = self
             .posts
             .iter()
             .filter(|(id, (author, _))| {
                 !self.suspended.contains(author)
-                    && (*author == reader
-                        || (self.follows.contains(&(reader, *author))
-                            && !self.mutes.contains(&(reader, *author))))
+                    && sees(*author)
                     // A reply shows when its parent's author is the reader or followed.
                     && self.parents.get(id).is_none_or(|(_, parent_author)| {
                         *parent_author == reader || self.follows.contains(&(reader, *parent_author))
                     })
             })
-            .map(|(id, (_, at))| (at, *id))
+            .map(|(id, (_, at))| (at, *id, None))
             .collect();
-        posts.sort_by(|a, b| b.cmp(a));
-        posts.into_iter().map(|(_, id)| id).collect()
+        for ((reposter, id), at) in &self.reposts {
+            let Some((author, _)) = self.posts.get(id) else {
+                continue;
+            };
+            let author = *author;
+            let readable = author == reader
+                || (!self.mutes.contains(&(reader, author))
+                    && !self.blocks.contains(&(reader, author))
+                    && !self.blocks.contains(&(author, reader))
+                    && (!self.locked.contains(&author)
+                        || self.follows.contains(&(reader, author))));
+            if sees(*reposter) && !self.suspended.contains(&author) && readable {
+                entries.push((at, *id, Some(*reposter)));
+            }
+        }
+        entries.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        let mut shown = BTreeSet::new();
+        entries
+            .into_iter()
+            .filter(|(_, id, _)| shown.insert(*id))
+            .map(|(_, id, reposter)| (id, reposter))
+            .collect()
     }
 
     /// What the server must answer to the request `op` on a pair, in this state, and what the
@@ -275,6 +316,12 @@ impl Model {
                     let author = posts.get(post).map(|(author, _)| *author);
                     !((*liker == a && author == Some(b)) || (*liker == b && author == Some(a)))
                 });
+                // So do reposts.
+                self.reposts.retain(|(reposter, post), _| {
+                    let author = posts.get(post).map(|(author, _)| *author);
+                    !((*reposter == a && author == Some(b))
+                        || (*reposter == b && author == Some(a)))
+                });
                 self.follows.remove(&(a, b));
                 self.follows.remove(&(b, a));
                 self.requests.remove(&(a, b));
@@ -325,8 +372,9 @@ impl Model {
     /// its blocks, mutes and posts stay (hidden while it is suspended).
     fn suspend(&mut self, s: usize) {
         if self.users.remove(&s).is_some() {
-            // Its likes end (and do not come back).
+            // Its likes and reposts end (and do not come back).
             self.likes.retain(|(liker, _)| *liker != s);
+            self.reposts.retain(|(reposter, _), _| *reposter != s);
             self.follows.retain(|(x, y)| *x != s && *y != s);
             self.requests.retain(|(x, y)| *x != s && *y != s);
             self.suspended.insert(s);
@@ -347,6 +395,8 @@ impl Model {
         let posts = &self.posts;
         self.likes
             .retain(|(liker, post)| *liker != a && posts.contains_key(post));
+        self.reposts
+            .retain(|(reposter, post), _| *reposter != a && posts.contains_key(post));
     }
 
     /// Whether `a` may like or reply to post `id`: 404 when it is not there to anyone (its
@@ -456,6 +506,32 @@ async fn run_op(
     op: &Op,
 ) -> Result<(), String> {
     let check = |ok: bool, what: String| if ok { Ok(()) } else { Err(what) };
+    // A block between an account and the author of a post it liked or reposted is a block of a
+    // pair, once the pair is known.
+    let resolved;
+    let op = match op {
+        Op::BlockInteraction(n, reverse) => {
+            let interactions: Vec<(usize, i64)> = model
+                .likes
+                .iter()
+                .copied()
+                .chain(model.reposts.keys().copied())
+                .collect();
+            let Some((a, author)) = interactions
+                .get(n % interactions.len().max(1))
+                .and_then(|(a, post)| Some((*a, model.posts.get(post)?.0)))
+            else {
+                return Ok(());
+            };
+            resolved = if *reverse {
+                Op::Block(author, a)
+            } else {
+                Op::Block(a, author)
+            };
+            &resolved
+        }
+        op => op,
+    };
     match op {
         Op::Register(i) => {
             let response = app.try_register(&name(*i)).await;
@@ -564,6 +640,7 @@ async fn run_op(
             if expected == 204 {
                 model.posts.remove(&id);
                 model.likes.retain(|(_, post)| *post != id);
+                model.reposts.retain(|(_, post), _| *post != id);
             }
         }
         Op::DeleteAccount(a) | Op::ChangePassword(a) => {
@@ -662,6 +739,52 @@ async fn run_op(
                 _ => {}
             }
         }
+        Op::Repost(a, n) | Op::Unrepost(a, n) => {
+            let (Some(id), Some(user)) = (model.nth_post(*n), model.users.get(a).cloned()) else {
+                return Ok(());
+            };
+            let allowed = model.may_interact(*a, id);
+            let path = format!("/posts/{id}/repost");
+            let response = match op {
+                Op::Repost(..) => app.post(&path, Some(&user.token), &json!({})).await,
+                _ => app.delete(&path, Some(&user.token)).await,
+            };
+            let expected = match (op, allowed) {
+                (Op::Unrepost(..), Err(404)) => 404,
+                (Op::Unrepost(..), _) => 204,
+                (_, Err(status)) => status,
+                (_, Ok(author)) if model.locked.contains(&author) => 422,
+                _ if model.reposts.contains_key(&(*a, id)) => 200,
+                _ => 201,
+            };
+            check(
+                response.status == expected,
+                format!(
+                    "{op:?} of post {id}: expected {expected}, got {} {}",
+                    response.status, response.text
+                ),
+            )?;
+            match (op, expected) {
+                (Op::Repost(..), 201) => {
+                    // Its time, from the post's reposts (the newest is this one).
+                    let page = app
+                        .get(&format!("/posts/{id}/reposts?limit=1"), Some(&user.token))
+                        .await
+                        .json();
+                    let item = &page["items"][0];
+                    check(
+                        item["user"]["username"] == name(*a).as_str(),
+                        format!("{op:?}: the newest repost is not the caller's: {page}"),
+                    )?;
+                    let at = item["reposted_at"].as_str().unwrap_or_default().to_owned();
+                    model.reposts.insert((*a, id), at);
+                }
+                (Op::Unrepost(..), 204) => {
+                    model.reposts.remove(&(*a, id));
+                }
+                _ => {}
+            }
+        }
         Op::Login(a) => {
             if model.users.contains_key(a) {
                 let response = login(app, *a, &password_of(model, *a)).await;
@@ -669,6 +792,8 @@ async fn run_op(
             }
         }
         Op::Burst(ops) => run_burst(app, operator, model, ops).await?,
+        // Resolved above.
+        Op::BlockInteraction(..) => {}
     }
     Ok(())
 }
@@ -966,8 +1091,12 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
         if listed != following {
             return Err(format!("{me}: following {listed:?}, model {following:?}"));
         }
-        let ids = app.whole_timeline(&user.token, 5).await?;
-        let expected = model.expected_timeline(*i);
+        let ids = app.whole_timeline_entries(&user.token, 5).await?;
+        let expected: Vec<(i64, Option<String>)> = model
+            .expected_timeline(*i)
+            .into_iter()
+            .map(|(id, reposter)| (id, reposter.map(name)))
+            .collect();
         if ids != expected {
             let followees = following.len();
             return Err(format!(
@@ -1101,6 +1230,7 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
             .await
             .json();
         let likes = model.likes.iter().filter(|(_, p)| p == id).count();
+        let reposts = model.reposts.keys().filter(|(_, p)| p == id).count();
         let replies = model
             .parents
             .iter()
@@ -1118,12 +1248,17 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
         });
         let expected = json!({
             "likes_count": likes,
+            "reposts_count": reposts,
             "replies_count": replies,
-            "viewer": {"liked": model.likes.contains(&(*author, *id))},
+            "viewer": {
+                "liked": model.likes.contains(&(*author, *id)),
+                "reposted": model.reposts.contains_key(&(*author, *id)),
+            },
             "in_reply_to": in_reply_to,
         });
         let got = json!({
             "likes_count": post["likes_count"],
+            "reposts_count": post["reposts_count"],
             "replies_count": post["replies_count"],
             "viewer": post["viewer"],
             "in_reply_to": post["in_reply_to"],

@@ -19,6 +19,10 @@ enum Ready {
     /// A new post, and those connected here on whose timeline it belongs, each with their
     /// relationship to its author.
     Post(Arc<PostWithAuthor>, Vec<(i64, Relation)>),
+    /// A repost, and the connected users on whose timelines it may be a new entry: each reads its
+    /// timeline for itself (the one place that decides what a timeline holds, which knows whether
+    /// the post shows there, and at which entry).
+    Reposted(Vec<i64>),
     /// A deleted post, and the connected users who may have seen it.
     Deleted(Vec<i64>, i64),
     /// An event that needs nothing read.
@@ -52,7 +56,7 @@ impl Hub {
                     Ok(ready) => hub.hand_over(ready),
                     Err(err) => {
                         tracing::warn!(error = %err, ?event, "could not deliver an event to the streams");
-                        if matches!(event, Event::Posted { .. }) {
+                        if matches!(event, Event::Posted { .. } | Event::Reposted { .. }) {
                             hub.wake_all();
                         }
                     }
@@ -75,6 +79,16 @@ impl Hub {
                 let readers = self.readers_of(author, post.post.parent_author_id).await?;
                 Ready::Post(Arc::new(post), readers)
             }
+            Event::Reposted { reposter, .. } => {
+                let mut readers = Vec::new();
+                for chunk in self.connected_users().chunks(500) {
+                    let relations = relationships::viewers_of(self.db(), chunk, reposter).await?;
+                    readers.extend(relations.into_iter().filter_map(|(reader, relation)| {
+                        timeline::sees_entries_of(reader, reposter, &relation).then_some(reader)
+                    }));
+                }
+                Ready::Reposted(readers)
+            }
             Event::Deleted { author, post } => {
                 let readers = self.readers_of(author, None).await?;
                 Ready::Deleted(
@@ -92,6 +106,11 @@ impl Hub {
                 self.each_slot_of(readers, |slot, relation| {
                     slot.give_post(post.clone(), *relation);
                 });
+            }
+            Ready::Reposted(users) => {
+                for slot in self.slots_of(&users) {
+                    slot.wake(Look::POSTS);
+                }
             }
             Ready::Deleted(users, post) => {
                 for slot in self.slots_of(&users) {

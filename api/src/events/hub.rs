@@ -138,6 +138,11 @@ impl Look {
         notifications: true,
         markers: true,
     };
+    pub(super) const POSTS: Look = Look {
+        posts: true,
+        notifications: false,
+        markers: false,
+    };
     pub(super) const NOTIFICATIONS: Look = Look {
         posts: false,
         notifications: true,
@@ -421,7 +426,7 @@ impl Hub {
     /// process's deletions (announcing this one here too would announce it twice).
     pub fn publish(&self, event: Event) {
         match event {
-            Event::Posted { .. } => self.poke.notify_one(),
+            Event::Posted { .. } | Event::Reposted { .. } => self.poke.notify_one(),
             Event::Deleted { .. } if self.transport.records_deletions() => {
                 self.poke.notify_one();
             }
@@ -458,6 +463,7 @@ mod tests {
                 parent_author_id: None,
                 replies_count: 0,
                 likes_count: 0,
+                reposts_count: 0,
             },
             author: crate::services::users::sample(author),
             parent_author: None,

@@ -56,6 +56,9 @@ pub enum Event {
     /// `author` wrote the post `post`: the author's and their followers' timelines have something
     /// new.
     Posted { author: i64, post: i64 },
+    /// `reposter` reposted the post `post`: the reposter's and their followers' timelines may have
+    /// a new newest entry for it.
+    Reposted { reposter: i64, post: i64 },
     /// `author`'s post `post` is gone.
     Deleted { author: i64, post: i64 },
     /// `recipient` has a new notification.
@@ -73,6 +76,7 @@ impl Event {
     fn encode(&self) -> String {
         match self {
             Event::Posted { author, post } => format!("p {author} {post}"),
+            Event::Reposted { reposter, post } => format!("r {reposter} {post}"),
             Event::Deleted { author, post } => format!("d {author} {post}"),
             Event::Notified { recipient } => format!("n {recipient}"),
             Event::Ended { user } => format!("e {user}"),
@@ -95,6 +99,10 @@ impl Event {
         let event = match kind {
             "p" => Event::Posted {
                 author: first,
+                post: parts.next()?.parse().ok()?,
+            },
+            "r" => Event::Reposted {
+                reposter: first,
                 post: parts.next()?.parse().ok()?,
             },
             "d" => Event::Deleted {

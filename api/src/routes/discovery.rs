@@ -65,8 +65,9 @@ pub const DEFAULT_SUGGESTIONS: u64 = 20;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suggestion {
     pub user: UserCard,
-    /// How many of the accounts the caller follows (of the {SUGGESTION_SAMPLE} followed most
-    /// recently) follow it; 0 for a caller who follows nobody (then the most-followed accounts
+    /// How many of the accounts the caller follows (of those followed most recently: at most
+    /// {SUGGESTION_SAMPLE}, and no more than the first whose own follows add up to
+    /// {SUGGESTION_SAMPLE_FOLLOWS}) follow it; 0 for a caller who follows nobody (then the most-followed accounts
     /// are suggested).
     #[schema(example = 3)]
     pub followed_by_count: i64,

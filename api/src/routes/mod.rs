@@ -110,6 +110,8 @@ route_table! {
     "/posts/{id}/replies" None => { GET posts::list_replies },
     "/posts/{id}/like" Writes => { POST posts::like_post, DELETE posts::unlike_post },
     "/posts/{id}/likes" None => { GET posts::list_likes },
+    "/posts/{id}/repost" Writes => { POST posts::repost_post, DELETE posts::unrepost_post },
+    "/posts/{id}/reposts" None => { GET posts::list_reposts },
     "/timeline" None => { GET posts::get_timeline },
     "/notifications" None => { GET notifications::list_notifications },
     "/notifications/unread_count" None => { GET notifications::unread_count },

@@ -14,10 +14,11 @@ use crate::page::{self, Owner, PageQuery};
 use crate::services::idempotency::{Claim, Outcome};
 use crate::services::likes::{self, LikeOutcome};
 use crate::services::posts;
+use crate::services::reposts::{self, RepostOutcome};
 use crate::services::{relationships, timeline};
 use crate::state::AppState;
 use crate::views::posts::render_one;
-use crate::views::{LikeItem, LikeItemPage, Post, PostPage};
+use crate::views::{LikeItem, LikeItemPage, Post, PostPage, RepostItem, RepostItemPage};
 
 /// A new post. The author is always the token's user.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -196,7 +197,7 @@ pub async fn get_timeline(
         Owner::Caller(&me.0),
         timeline::list_name,
         async |db, me, page| timeline::page(db, me, page, per_author_max_followees).await,
-        Post::new,
+        Post::entry,
     )
     .await
 }
@@ -308,6 +309,84 @@ pub async fn list_likes(
         |_| likes::list_name(id),
         async |db, _, page| likes::list(db, id, page).await,
         LikeItem::new,
+    )
+    .await
+}
+
+/// Reposts a post: it shows in the timelines of the caller's followers (and the caller's own), at
+/// the time of the repost. Idempotent.
+#[utoipa::path(post, path = "/posts/{id}/repost", tag = "posts", operation_id = "repostPost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 201, description = "The repost is new; the post as it is now", body = Post),
+        (status = 200, description = "The caller reposted the post already; nothing changed", body = Post),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller, or the caller blocks them; `private_account`: the author is locked and the caller does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+        (status = 422, description = "`cannot_repost_private`: the post's author is a locked account (the author's own reposts too)"),
+    ),
+    security(("bearer" = [])))]
+pub async fn repost_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (outcome, post) = reposts::repost(&state.db, &me.0, id.into_inner()).await?;
+    let post = render_one(&state.db, Some(me.0.id), post).await?;
+    Ok(match outcome {
+        RepostOutcome::Created => HttpResponse::Created().json(post),
+        RepostOutcome::AlreadyReposted => HttpResponse::Ok().json(post),
+    })
+}
+
+/// Takes back a repost: the post falls back to its next entry in every timeline.
+#[utoipa::path(delete, path = "/posts/{id}/repost", tag = "posts", operation_id = "unrepostPost",
+    params(("id" = i64, Path, description = "The post's id")),
+    responses(
+        (status = 204, description = "The caller has not reposted the post (any more); idempotent"),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security(("bearer" = [])))]
+pub async fn unrepost_post(
+    state: web::Data<AppState>,
+    me: AuthUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    reposts::unrepost(&state.db, &me.0, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who reposted a post, most recent repost first.
+#[utoipa::path(get, path = "/posts/{id}/reposts", tag = "posts", operation_id = "listReposts",
+    params(("id" = i64, Path, description = "The post's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of reposts", body = RepostItemPage,
+            headers(("Link" = String, description = "`<...?limit=N&cursor=...>; rel=\"next\"` when there is a next page, `<...?limit=N&newer_than=...>; rel=\"prev\"` whenever `prev_cursor` is not null"))),
+        (status = 400, description = "`invalid_parameter`: the id is not an integer"),
+        (status = 403, description = "`blocked`: the author blocks the caller; `private_account`: the author is locked and the caller (perhaps anonymous) does not follow them"),
+        (status = 404, description = "`post_not_found` (also while its author is suspended)"),
+    ),
+    security((), ("bearer" = [])))]
+pub async fn list_reposts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    viewer: MaybeAuthUser,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    page::list(
+        &req,
+        &state,
+        &query,
+        Owner::OfPost {
+            id,
+            viewer: viewer.0.as_ref(),
+        },
+        |_| reposts::list_name(id),
+        async |db, _, page| reposts::list(db, id, page).await,
+        RepostItem::new,
     )
     .await
 }

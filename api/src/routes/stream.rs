@@ -31,6 +31,7 @@ use crate::http_cache::RoutedAsGet;
 use crate::services::keyset::{PageRequest, Position};
 use crate::services::posts::PostWithAuthor;
 use crate::services::relationships::Relation;
+use crate::services::timeline::Entry;
 use crate::services::{markers, notifications, posts, sessions, timeline};
 use crate::state::AppState;
 use crate::views;
@@ -329,9 +330,8 @@ impl Stream {
                 )
                 .await?;
                 let full = rows.len() as u64 == BATCH;
-                let positions: Vec<Position> =
-                    rows.iter().map(|row| posts::position(&row.post)).collect();
-                let rendered = views::posts::render(&state.db, Some(me.id), rows).await?;
+                let positions: Vec<Position> = rows.iter().map(Entry::position).collect();
+                let rendered = views::posts::render_entries(&state.db, me.id, &rows).await?;
                 // Oldest first, as they happened.
                 for (post, position) in rendered.iter().zip(&positions).rev() {
                     let id = state.cursors.encode(&list_name, *position);

@@ -5,9 +5,11 @@
 //!   caller follows them, read from whichever of the two sets is smaller
 //!   ([`known_followers`]).
 //! - **Suggestions** rank the accounts followed by the caller's followees by how many of them
-//!   follow each. The followees counted are the caller's [`SAMPLE`] most recent ones (by default), so the cost
-//!   is bounded however many accounts the caller follows (the ranking is that of the sample: the
-//!   accounts the caller followed lately say most about what they look for now). A caller who
+//!   follow each. The followees counted are the caller's most recent ones: at most [`SAMPLE`] of
+//!   them, and no more than the first whose followings add up to [`SAMPLE_FOLLOWS`] (at least
+//!   one; both by default, [`Sample`]), so the cost is bounded by the follows read, however many
+//!   accounts the caller follows and they follow (the ranking is that of the sample: the accounts
+//!   the caller followed lately say most about what they look for now). A caller who
 //!   follows nobody gets the most-followed accounts, from a list of [`POPULAR`] accounts that each
 //!   process computes at most every [`POPULAR_TTL`] (reading every account's count costs a scan
 //!   of `users`: too much for each new account's first request). Exclusions are applied in the
@@ -22,7 +24,7 @@ use entity::{block, follow, follow_request, mute, suggestion_dismissal, user};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Select, SqlErr,
+    JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select, SqlErr,
 };
 
 use crate::error::ApiError;
@@ -31,9 +33,49 @@ use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::users;
 use crate::time::now_millis;
 
-/// How many of the caller's most recent followees suggestions are drawn from, by default
+/// How many of the caller's most recent followees suggestions are drawn from at most, by default
 /// (`Settings::suggestion_sample`).
 pub const SAMPLE: u64 = 200;
+
+/// How many follows the suggestions' sample may read, by default (`Settings::suggestion_sample`):
+/// its followees are taken most recent first while the accounts they follow add up to at most
+/// this many (the first is always taken).
+pub const SAMPLE_FOLLOWS: i64 = 5_000;
+
+/// Which of the caller's followees suggestions are drawn from: the `followees` most recent ones,
+/// cut where their followings would add up to more than `follows` (the first always counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub followees: u64,
+    pub follows: i64,
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Sample {
+            followees: SAMPLE,
+            follows: SAMPLE_FOLLOWS,
+        }
+    }
+}
+
+impl Sample {
+    /// The sample's followees among `recent` (`(followee, how many it follows)`, most recent
+    /// first).
+    pub fn cut(&self, recent: &[(i64, i64)]) -> Vec<i64> {
+        let mut read = 0i64;
+        recent
+            .iter()
+            .take(usize::try_from(self.followees).unwrap_or(usize::MAX))
+            .enumerate()
+            .take_while(|(i, (_, following))| {
+                read = read.saturating_add(*following);
+                *i == 0 || read <= self.follows
+            })
+            .map(|(_, (id, _))| *id)
+            .collect()
+    }
+}
 
 /// How many most-followed accounts the fallback suggestions are chosen among.
 pub const POPULAR: u64 = 500;
@@ -206,21 +248,25 @@ impl Popular {
 pub async fn suggestions(
     db: &impl ConnectionTrait,
     popular: &Popular,
-    sample_size: u64,
+    sample: Sample,
     me: i64,
     limit: u64,
 ) -> Result<Vec<Suggestion>, ApiError> {
     let backend = db.get_database_backend();
-    let sample: Vec<i64> = follow::Entity::find()
+    // The most recent followees with how many accounts each follows (their rows' count).
+    let recent: Vec<(i64, i64)> = follow::Entity::find()
         .select_only()
         .column(follow::Column::FollowedId)
+        .column(user::Column::FollowingCount)
+        .join(JoinType::InnerJoin, follow::Relation::Followed.def())
         .filter(follow::Column::FollowerId.eq(me))
         .order_by_desc(follow::Column::CreatedAt)
         .order_by_desc(follow::Column::FollowedId)
-        .limit(sample_size)
+        .limit(sample.followees)
         .into_tuple()
         .all(db)
         .await?;
+    let sample = sample.cut(&recent);
     let candidate = Expr::col((Alias::new("u"), user::Column::Id));
     let mut query = Query::select();
     query

@@ -5,8 +5,6 @@
 //! the row locks of the liker and of the post's author ([`users::lock`]), the locks every writer
 //! of a post's counts takes: concurrent identical likes queue there, and exactly one inserts.
 
-use std::collections::HashSet;
-
 use entity::{like, post, user};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
@@ -160,26 +158,6 @@ pub fn list_query(backend: DbBackend, post_id: i64, page: PageRequest) -> Select
         .order_by(like::Column::CreatedAt, page.order())
         .order_by(like::Column::UserId, page.order())
         .limit(page.fetch_limit())
-}
-
-/// Which of `posts` `viewer` likes, in one query (primary-key lookups).
-pub async fn liked_among(
-    db: &impl ConnectionTrait,
-    viewer: i64,
-    posts: &[i64],
-) -> Result<HashSet<i64>, ApiError> {
-    if posts.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let liked: Vec<i64> = like::Entity::find()
-        .select_only()
-        .column(like::Column::PostId)
-        .filter(like::Column::PostId.is_in(posts.iter().copied()))
-        .filter(like::Column::UserId.eq(viewer))
-        .into_tuple()
-        .all(db)
-        .await?;
-    Ok(liked.into_iter().collect())
 }
 
 /// Step: ends the likes between `a` and `b`, both ways (each one's likes of the other's posts),

@@ -18,7 +18,7 @@ use crate::db;
 use crate::error::ApiError;
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::relationships::{self, Relation};
-use crate::services::{clock, follows, likes, notifications, users};
+use crate::services::{clock, follows, likes, notifications, reposts, users};
 
 /// Which mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +130,9 @@ pub async fn mark(
             follows::delete_follow(txn, other.id, owner.id).await?;
             delete_mark(txn, Mark::FollowRequest, owner.id, other.id).await?;
             delete_mark(txn, Mark::FollowRequest, other.id, owner.id).await?;
-            // Likes end both ways (Blocks v3), with the counts of the liked posts.
+            // Likes and reposts end both ways (Blocks v3), with the counts of their posts.
             likes::end_between(txn, owner.id, other.id).await?;
+            reposts::end_between(txn, owner.id, other.id).await?;
             // And the blocked user's notifications to the blocker.
             notifications::forget(
                 txn,

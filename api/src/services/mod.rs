@@ -15,10 +15,11 @@
 //! - [`notifications::notify`], [`notifications::forget`]: notifications and unread counters;
 //! - [`clock::next_list_at`], [`clock::next_at`]: a new item's position, in commit order;
 //! - [`users::add_to_count`]: one count of one user, or of every user a condition selects;
-//!   [`posts::add_to_post_count`] the same for posts (`replies_count`, `likes_count`), under the
-//!   locks of their authors;
-//! - [`likes::end_between`], [`likes::end_all_by`], [`posts::count_replies_of`]: the likes and
-//!   reply counts a block, a suspension or a removal ends.
+//!   [`posts::add_to_post_count`] the same for posts (`replies_count`, `likes_count`,
+//!   `reposts_count`), under the locks of their authors;
+//! - [`likes::end_between`], [`likes::end_all_by`], [`reposts::end_between`],
+//!   [`reposts::end_all_by`], [`posts::count_replies_of`]: the likes, reposts and reply counts a
+//!   block, a suspension or a removal ends.
 //!
 //! "A blocks B" ([`marks::mark`]) reads:
 //!
@@ -30,6 +31,7 @@
 //!     marks::delete_mark(txn, Mark::FollowRequest, a.id, b.id).await?;
 //!     marks::delete_mark(txn, Mark::FollowRequest, b.id, a.id).await?;
 //!     likes::end_between(txn, a.id, b.id).await?;
+//!     reposts::end_between(txn, a.id, b.id).await?;
 //!     notifications::forget(txn, /* b's to a */, /* a */).await?;
 //!     marks::insert_mark(txn, Mark::Block, a.id, b.id).await
 //! })
@@ -39,8 +41,9 @@
 //! # Reading
 //!
 //! A page's viewer state (what the caller is to each user shown) comes from one function,
-//! [`relationships::viewer_states`], in one query; which of the page's posts the caller likes
-//! from [`likes::liked_among`], in one more (both called by `crate::views::posts::states`).
+//! [`relationships::viewer_states`], in one query; which of the page's posts the caller likes or
+//! reposted from [`reposts::interactions_among`], in one more (both called by
+//! `crate::views::posts::states`).
 
 pub mod clock;
 pub mod discovery;
@@ -58,6 +61,7 @@ pub mod outbox;
 pub mod posts;
 pub mod relationships;
 pub mod reports;
+pub mod reposts;
 pub mod sessions;
 pub mod stream_sources;
 pub mod timeline;

@@ -36,16 +36,19 @@ pub enum Kind {
     Like,
     /// The account replied to the recipient's post (the notification's post is the reply).
     Reply,
+    /// The account reposted the recipient's post (the notification's post).
+    Repost,
 }
 
 impl Kind {
     /// Every kind, for the document's list of them (a test checks it names each).
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Follow,
         Kind::FollowRequest,
         Kind::FollowAccepted,
         Kind::Like,
         Kind::Reply,
+        Kind::Repost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Kind {
             Kind::FollowAccepted => "follow_accepted",
             Kind::Like => "like",
             Kind::Reply => "reply",
+            Kind::Repost => "repost",
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Posts: writing, reading, deleting, and a user's posts newest first.
 
+use std::collections::HashMap;
+
 use entity::{block, follow, mute, notification, post, user};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query, SelectStatement};
 use sea_orm::{
@@ -129,6 +131,7 @@ pub async fn create(
             parent_author_id: Set(parent.as_ref().map(|p| p.author.id)),
             replies_count: Set(0),
             likes_count: Set(0),
+            reposts_count: Set(0),
             ..Default::default()
         }
         .insert(txn)
@@ -324,13 +327,24 @@ pub async fn with_authors(
     db: &impl ConnectionTrait,
     posts: Vec<post::Model>,
 ) -> Result<Vec<PostWithAuthor>, ApiError> {
+    Ok(with_authors_and(db, posts, []).await?.0)
+}
+
+/// [`with_authors`], reading the accounts `also` (those that are not suspended) in the same query:
+/// a timeline's reposters.
+pub async fn with_authors_and(
+    db: &impl ConnectionTrait,
+    posts: Vec<post::Model>,
+    also: impl IntoIterator<Item = i64>,
+) -> Result<(Vec<PostWithAuthor>, HashMap<i64, user::Model>), ApiError> {
     let live_parent_author = |p: &post::Model| p.in_reply_to_id.and(p.parent_author_id);
     let ids = posts
         .iter()
         .map(|p| p.author_id)
-        .chain(posts.iter().filter_map(live_parent_author));
+        .chain(posts.iter().filter_map(live_parent_author))
+        .chain(also);
     let authors = users::visible_by_ids(db, ids).await?;
-    Ok(posts
+    let posts = posts
         .into_iter()
         .filter_map(|post| {
             let parent_author = live_parent_author(&post).and_then(|id| authors.get(&id).cloned());
@@ -340,7 +354,8 @@ pub async fn with_authors(
                 post,
             })
         })
-        .collect())
+        .collect();
+    Ok((posts, authors))
 }
 
 /// The list name that cursors of a post's replies are bound to.

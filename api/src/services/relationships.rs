@@ -215,26 +215,47 @@ impl Relation {
     }
 }
 
-/// What the viewer of a page, if any, is to each user on it ([`viewer_states`]), and which of the
-/// page's posts the viewer likes ([`ViewerStates::with_liked`]).
-pub struct ViewerStates(Option<HashMap<i64, Relation>>, HashSet<i64>);
+/// What the viewer of a page, if any, is to each user on it ([`viewer_states`]), and what the
+/// viewer did with the page's posts ([`ViewerStates::with_interactions`]).
+pub struct ViewerStates(Option<HashMap<i64, Relation>>, Interactions);
+
+/// Which posts of a page the viewer likes and which it reposted
+/// (`crate::services::reposts::interactions_among`, one query for the page).
+#[derive(Debug, Default)]
+pub struct Interactions {
+    pub liked: HashSet<i64>,
+    pub reposted: HashSet<i64>,
+}
 
 impl ViewerStates {
     /// The viewer state of a page with one user on it, whose relationship to the viewer is known
     /// already (from [`viewers_of`]).
     pub fn known(user: i64, relation: Relation) -> Self {
-        ViewerStates(Some(HashMap::from([(user, relation)])), HashSet::new())
+        ViewerStates(
+            Some(HashMap::from([(user, relation)])),
+            Interactions::default(),
+        )
     }
 
-    /// These states, with `liked` the posts of the page that the viewer likes (read by
+    /// The viewer state of a page whose users' relationships to the viewer are known already.
+    pub fn known_many(relations: HashMap<i64, Relation>) -> Self {
+        ViewerStates(Some(relations), Interactions::default())
+    }
+
+    /// These states, with what the viewer did with the page's posts (read by
     /// `crate::views::posts::states`, in one query for the page).
-    pub fn with_liked(self, liked: HashSet<i64>) -> Self {
-        ViewerStates(self.0, liked)
+    pub fn with_interactions(self, interactions: Interactions) -> Self {
+        ViewerStates(self.0, interactions)
     }
 
     /// Whether the viewer likes post `id`; `None` when the request is anonymous.
     pub fn liked(&self, id: i64) -> Option<bool> {
-        self.0.as_ref().map(|_| self.1.contains(&id))
+        self.0.as_ref().map(|_| self.1.liked.contains(&id))
+    }
+
+    /// Whether the viewer reposted post `id`; `None` when the request is anonymous.
+    pub fn reposted(&self, id: i64) -> Option<bool> {
+        self.0.as_ref().map(|_| self.1.reposted.contains(&id))
     }
 
     /// The viewer's relationship to user `id`; `None` when the request is anonymous.
@@ -262,7 +283,7 @@ pub async fn viewer_states(
             }
             None => None,
         },
-        HashSet::new(),
+        Interactions::default(),
     ))
 }
 

@@ -1,23 +1,24 @@
 //! What the event stream's transports read and keep to find other requests' and processes'
 //! writes where the database sends no notification (MySQL/MariaDB, SQLite: see
-//! [`crate::events::transport::poll`]): posts by position, notifications and post deletions by id,
+//! [`crate::events::transport::poll`]): timeline entries (posts, reposts) by position, notifications and post deletions by id,
 //! the deletions' own rows (`post_deletions`), the markers moved lately, and which of the streams'
 //! sessions still live.
 //!
 //! These answer no request: they return the database's own error, which their callers log (or,
 //! inside a write, turn into an [`crate::error::ApiError`] with `?` as every step does).
 
-use entity::{marker, notification, post, post_deletion, session};
+use entity::{marker, notification, post, post_deletion, repost, session};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, UnionType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
 use crate::services::keyset::{self, Position};
 
-/// The position of the newest post, if there is one.
-pub async fn newest_post(db: &impl ConnectionTrait) -> Result<Option<Position>, DbErr> {
-    let newest: Option<(i64, i64)> = post::Entity::find()
+/// The position of the newest timeline entry (a post's writing or a repost), if there is one.
+pub async fn newest_entry(db: &impl ConnectionTrait) -> Result<Option<Position>, DbErr> {
+    let post: Option<(i64, i64)> = post::Entity::find()
         .select_only()
         .columns([post::Column::CreatedAt, post::Column::Id])
         .order_by_desc(post::Column::CreatedAt)
@@ -25,24 +26,52 @@ pub async fn newest_post(db: &impl ConnectionTrait) -> Result<Option<Position>, 
         .into_tuple()
         .one(db)
         .await?;
-    Ok(newest.map(|(at, id)| Position { at, id }))
+    let repost: Option<(i64, i64)> = repost::Entity::find()
+        .select_only()
+        .columns([repost::Column::CreatedAt, repost::Column::PostId])
+        .order_by_desc(repost::Column::CreatedAt)
+        .order_by_desc(repost::Column::PostId)
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(post
+        .into_iter()
+        .chain(repost)
+        .map(|(at, id)| Position { at, id })
+        .max())
 }
 
-/// Up to `limit` posts past `seen`, oldest first: each one's position and author.
-pub async fn posts_since(
+/// A timeline entry found by the poller: its position (`id` is the post's), and who wrote the
+/// post or reposted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewEntry {
+    Writing { at: Position, author: i64 },
+    Repost { at: Position, reposter: i64 },
+}
+
+/// Up to `limit` timeline entries past `seen` (posts written, reposts), oldest first, in one
+/// query: both are positioned on the posts' clock, in commit order.
+pub async fn entries_since(
     db: &impl ConnectionTrait,
     seen: Position,
     limit: u64,
-) -> Result<Vec<(Position, i64)>, DbErr> {
-    let rows: Vec<(i64, i64, i64)> = post::Entity::find()
+) -> Result<Vec<NewEntry>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        at: i64,
+        post_id: i64,
+        actor: i64,
+        kind: String,
+    }
+    let backend = db.get_database_backend();
+    let posts = post::Entity::find()
         .select_only()
-        .columns([
-            post::Column::CreatedAt,
-            post::Column::Id,
-            post::Column::AuthorId,
-        ])
+        .column_as(post::Column::CreatedAt, "at")
+        .column_as(post::Column::Id, "post_id")
+        .column_as(post::Column::AuthorId, "actor")
+        .column_as(Expr::cust("'post'"), "kind")
         .filter(keyset::newer_than(
-            db.get_database_backend(),
+            backend,
             post::Column::CreatedAt,
             post::Column::Id,
             seen,
@@ -50,12 +79,60 @@ pub async fn posts_since(
         .order_by_asc(post::Column::CreatedAt)
         .order_by_asc(post::Column::Id)
         .limit(limit)
-        .into_tuple()
+        .into_query();
+    let reposts = repost::Entity::find()
+        .select_only()
+        .column_as(repost::Column::CreatedAt, "at")
+        .column_as(repost::Column::PostId, "post_id")
+        .column_as(repost::Column::UserId, "actor")
+        .column_as(Expr::cust("'repost'"), "kind")
+        .filter(keyset::newer_than(
+            backend,
+            repost::Column::CreatedAt,
+            repost::Column::PostId,
+            seen,
+        ))
+        .order_by_asc(repost::Column::CreatedAt)
+        .order_by_asc(repost::Column::PostId)
+        .limit(limit)
+        .into_query();
+    let mut query = Query::select()
+        .column(Asterisk)
+        .from_subquery(posts, Alias::new("new_posts"))
+        .to_owned();
+    query
+        .union(
+            UnionType::All,
+            Query::select()
+                .column(Asterisk)
+                .from_subquery(reposts, Alias::new("new_reposts"))
+                .to_owned(),
+        )
+        .order_by(Alias::new("at"), Order::Asc)
+        .order_by(Alias::new("post_id"), Order::Asc)
+        .limit(limit);
+    let rows = Row::find_by_statement(backend.build(&query))
         .all(db)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(at, id, author)| (Position { at, id }, author))
+        .map(|row| {
+            let at = Position {
+                at: row.at,
+                id: row.post_id,
+            };
+            if row.kind == "repost" {
+                NewEntry::Repost {
+                    at,
+                    reposter: row.actor,
+                }
+            } else {
+                NewEntry::Writing {
+                    at,
+                    author: row.actor,
+                }
+            }
+        })
         .collect())
 }
 

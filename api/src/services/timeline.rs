@@ -1,40 +1,89 @@
-//! The timeline: the reader's own posts and the posts of everyone the reader follows, newest first,
-//! each post once; a reply only when its parent's author is the reader or someone the reader
-//! follows ([`shows`], the one statement of the rule; both queries apply it as `reply_rule`).
+//! The timeline: *entries*, newest first (API.md, "What the timeline holds, v3"). A post's writing
+//! is an entry for its author's readers, and each repost of it is one for the reposter's; a post
+//! shows once, at its newest entry that the reader qualifies for, with `reposted_by` from that
+//! entry when it is a repost. This module is the one place that decides what a timeline holds:
+//! [`shows`] and [`sees_entries_of`] state the rules for one reader (the event stream's readers of
+//! a new post or repost), and the queries below apply the same rules as conditions
+//! (`followed_or_self`, `writing_shown_beyond_author`, `repost_shown_beyond_reposter`,
+//! `no_newer_entry`).
 //!
-//! It is assembled by the database, with one of two queries chosen by how many accounts the reader
-//! follows (the count is on the reader's row, so choosing costs nothing):
+//! Positions: a writing is at `(posts.created_at, posts.id)`, a repost at
+//! `(reposts.created_at, reposts.post_id)`. Both are taken on the posts' clock
+//! ([`crate::services::clock`]), in commit order, so a reader polling `newer_than` meets every new
+//! entry once; and since a post shows only at its newest qualifying entry, `(at, post id)` is
+//! unique among a timeline's items and a keyset over it is exact. "Only at its newest entry" is a
+//! `NOT EXISTS` probe of `idx_reposts_post_created` per candidate entry (a newer repost of the same
+//! post by an account the reader sees reposts of); so an unrepost or an unfollow lets the post fall
+//! back to its next entry without anything being rewritten.
+//!
+//! The entries are assembled by the database, with one of two queries chosen by how many accounts
+//! the reader follows (the count is on the reader's row, so choosing costs nothing):
 //!
 //! - **Few followees** (at most `per_author_max_followees`, by default
-//!   [`PER_AUTHOR_MAX_FOLLOWEES`]): the followee ids are read first, then
-//!   one `UNION ALL` query takes each author's newest posts from `idx_posts_author_created` and
-//!   the database keeps the newest of all. Cost grows with the number of followees, so it is cheap
-//!   here.
-//! - **Many followees**: `author_id = :me OR author_id IN (SELECT followed_id FROM follows ...)`,
-//!   walking `idx_posts_created_author_parent` newest first and keeping the ids of followees' posts (an
-//!   index-only walk), then reading just the page's posts. Cost grows with how far back the
-//!   reader's newest posts lie, which shrinks as the reader follows more.
+//!   [`PER_AUTHOR_MAX_FOLLOWEES`]): the followee ids are read first, then one `UNION ALL` query
+//!   takes each account's newest writings from `idx_posts_author_created` and its newest reposts
+//!   from `idx_reposts_user_created`, and the database keeps the newest of all. Cost grows with
+//!   the number of followees, so it is cheap here.
+//! - **Many followees**: two newest-first walks, of `idx_posts_created_author_parent` (writings by
+//!   the reader or a followee) and of `idx_reposts_created` (reposts by the reader or a followee),
+//!   each keeping only entries that qualify and reading the index alone for the author tests, cut
+//!   to the page and merged. Cost grows with how far back the reader's newest entries lie, which
+//!   shrinks as the reader follows more.
 //!
-//! `IN` (not a join) returns each post once; nothing is cached, so unfollows and deletions show on
-//! the next read. `docs/design.md` and `bench/RESULTS.md` give the measured costs.
+//! Either way the page's posts are joined in the same statement; nothing is cached, so unfollows,
+//! unreposts and deletions show on the next read. `docs/design.md` and `bench/RESULTS.md` give the
+//! measured costs.
 
-use entity::{follow, mute, post, user};
+use entity::{block, follow, mute, post, repost, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement, UnionType,
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryResult, QuerySelect, QueryTrait, Select,
 };
 
 use crate::error::ApiError;
-use crate::services::keyset::{Neighbours, PageRequest, fetch_page};
-use crate::services::posts::{PostWithAuthor, keyset_page, position, with_authors};
+use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
+use crate::services::posts::{PostWithAuthor, keyset_page, with_authors_and};
 use crate::services::relationships::Relation;
 
 /// The list name that timeline cursors of `reader_id` are bound to.
 pub fn list_name(reader_id: i64) -> String {
     format!("timeline:{reader_id}")
+}
+
+/// One item of a timeline: a post at its newest entry for the reader.
+pub struct Entry {
+    pub post: PostWithAuthor,
+    /// Who reposted it, when the entry is a repost.
+    pub reposted_by: Option<user::Model>,
+    /// The entry's time: the post's `created_at` for a writing, the repost's for a repost.
+    pub at: i64,
+}
+
+impl Entry {
+    /// A post's writing as an entry.
+    pub fn writing(post: PostWithAuthor) -> Entry {
+        Entry {
+            at: post.post.created_at,
+            post,
+            reposted_by: None,
+        }
+    }
+
+    /// The entry's timeline position (its cursor, and its `id` on the event stream).
+    pub fn position(&self) -> Position {
+        Position {
+            at: self.at,
+            id: self.post.post.id,
+        }
+    }
+
+    /// When the post was reposted, if the entry is a repost.
+    pub fn reposted_at(&self) -> Option<i64> {
+        self.reposted_by.as_ref().map(|_| self.at)
+    }
 }
 
 /// Whether a post by `author` belongs on `reader`'s timeline, given how the reader relates to the
@@ -51,7 +100,7 @@ pub fn shows(
     relation: &Relation,
     reply_to: Option<(i64, &Relation)>,
 ) -> bool {
-    let by_followed = reader == author || (relation.following_since.is_some() && !relation.muting);
+    let by_followed = sees_entries_of(reader, author, relation);
     let to_followed = match reply_to {
         None => true,
         Some((parent_author, parent_relation)) => {
@@ -61,21 +110,30 @@ pub fn shows(
     by_followed && to_followed
 }
 
+/// Whether `reader` sees the entries (writings and reposts) of `account`, given how the reader
+/// relates to it: the reader itself, or an account the reader follows and does not mute. The
+/// event stream wakes the connected readers of a new repost by it; whether the repost shows, and
+/// at which entry, the timeline query says when they read.
+pub fn sees_entries_of(reader: i64, account: i64, relation: &Relation) -> bool {
+    reader == account || (relation.following_since.is_some() && !relation.muting)
+}
+
 /// Readers who follow at most this many accounts get the per-author query; others the
 /// newest-first walk (see the module documentation). The server's setting
 /// (`Settings::timeline_per_author_max_followees`) defaults to it; tests lower it so that a few
 /// accounts reach both queries.
 pub const PER_AUTHOR_MAX_FOLLOWEES: i64 = 30;
 
-/// A page of `reader`'s timeline, in a fixed number of queries (posts, then their authors).
-/// Readers following at most `per_author_max_followees` accounts get the per-author query.
+/// A page of `reader`'s timeline, in a fixed number of queries (the entries with their posts, then
+/// the users they show). Readers following at most `per_author_max_followees` accounts get the
+/// per-author query.
 #[tracing::instrument(name = "timeline::page", skip_all, fields(reader = reader.id))]
 pub async fn page(
     db: &impl ConnectionTrait,
     reader: &user::Model,
     page: PageRequest,
     per_author_max_followees: i64,
-) -> Result<(Vec<PostWithAuthor>, Neighbours), ApiError> {
+) -> Result<(Vec<Entry>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
     let authors = if reader.following_count <= per_author_max_followees {
         let mut authors: Vec<i64> = follow::Entity::find()
@@ -91,108 +149,324 @@ pub async fn page(
     } else {
         None
     };
+    let position = |row: &EntryRow| Position {
+        at: row.at,
+        id: row.post.id,
+    };
     let (rows, neighbours) = fetch_page(page, position, async |page| {
         let query = match &authors {
             Some(authors) => by_authors_query(backend, reader.id, authors, page),
             None => newest_first_query(backend, reader.id, page),
         };
-        Ok(post::Model::find_by_statement(backend.build(&query))
+        Ok(EntryRow::find_by_statement(backend.build(&query))
             .all(db)
             .await?)
     })
     .await?;
-    Ok((with_authors(db, rows).await?, neighbours))
+    Ok((entries(db, rows).await?, neighbours))
 }
 
-/// Posts by any of `authors`, newest first: each author's newest posts from the cursor on (one
-/// short backward range of `idx_posts_author_created` each, `LIMIT`ed), combined with `UNION ALL`
-/// and cut by the database. Written out per author rather than as `author_id IN (...)`, which
-/// planners may turn into a long walk of all recent posts when they misjudge how much the authors
-/// write. Cheap when the authors are few.
+/// A row of the timeline queries: the post, and its entry's time and reposter.
+struct EntryRow {
+    post: post::Model,
+    at: i64,
+    reposter: Option<i64>,
+}
+
+impl FromQueryResult for EntryRow {
+    fn from_query_result(res: &QueryResult, pre: &str) -> Result<Self, DbErr> {
+        Ok(EntryRow {
+            post: post::Model::from_query_result(res, pre)?,
+            at: res.try_get(pre, ENTRY_AT)?,
+            reposter: res.try_get(pre, ENTRY_REPOSTER)?,
+        })
+    }
+}
+
+const ENTRY_AT: &str = "entry_at";
+const ENTRY_POST: &str = "entry_post_id";
+const ENTRY_REPOSTER: &str = "entry_reposter_id";
+
+/// The rows' posts with their authors and reposters (one query for all the users); an entry whose
+/// post's author or reposter is suspended (or gone meanwhile) is left out.
+async fn entries(db: &impl ConnectionTrait, rows: Vec<EntryRow>) -> Result<Vec<Entry>, ApiError> {
+    let reposters: Vec<i64> = rows.iter().filter_map(|row| row.reposter).collect();
+    let mut meta: std::collections::HashMap<i64, (i64, Option<i64>)> = Default::default();
+    let posts = rows
+        .into_iter()
+        .map(|row| {
+            meta.insert(row.post.id, (row.at, row.reposter));
+            row.post
+        })
+        .collect();
+    let (posts, users) = with_authors_and(db, posts, reposters).await?;
+    Ok(posts
+        .into_iter()
+        .filter_map(|post| {
+            let (at, reposter) = meta.get(&post.post.id).copied()?;
+            let reposted_by = match reposter {
+                Some(id) => Some(users.get(&id)?.clone()),
+                None => None,
+            };
+            Some(Entry {
+                post,
+                reposted_by,
+                at,
+            })
+        })
+        .collect())
+}
+
+/// The entries (`entry_at`, `entry_post_id`, `entry_reposter_id`) of one page, merged from
+/// `members` (each ordered and cut to the page already), joined with their posts, in the page's
+/// order.
+fn join_posts(members: Vec<SelectStatement>, page: PageRequest) -> SelectStatement {
+    let mut members = members.into_iter().enumerate().map(|(i, member)| {
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(member, Alias::new(format!("member_{i}")))
+            .to_owned()
+    });
+    let mut merged = members.next().unwrap_or_else(|| Query::select().to_owned());
+    for other in members {
+        merged.union(UnionType::All, other);
+    }
+    merged
+        .order_by(Alias::new(ENTRY_AT), page.order())
+        .order_by(Alias::new(ENTRY_POST), page.order())
+        .limit(page.fetch_limit());
+    let entries = Alias::new("entries");
+    post::Entity::find()
+        .into_query()
+        .expr_as(
+            Expr::col((entries.clone(), Alias::new(ENTRY_AT))),
+            Alias::new(ENTRY_AT),
+        )
+        .expr_as(
+            Expr::col((entries.clone(), Alias::new(ENTRY_REPOSTER))),
+            Alias::new(ENTRY_REPOSTER),
+        )
+        .join_subquery(
+            JoinType::InnerJoin,
+            merged,
+            entries.clone(),
+            Expr::col((post::Entity, post::Column::Id))
+                .equals((entries.clone(), Alias::new(ENTRY_POST))),
+        )
+        .order_by((entries.clone(), Alias::new(ENTRY_AT)), page.order())
+        .order_by((entries, Alias::new(ENTRY_POST)), page.order())
+        .to_owned()
+}
+
+/// `posts` (already filtered) as entries: `created_at`, `id` and no reposter, newest first from
+/// the page's cursor, cut to the page.
+fn writings(backend: DbBackend, posts: Select<post::Entity>, page: PageRequest) -> SelectStatement {
+    let mut query = keyset_page(backend, posts, page).into_query();
+    query
+        .clear_selects()
+        .expr_as(
+            Expr::col((post::Entity, post::Column::CreatedAt)),
+            Alias::new(ENTRY_AT),
+        )
+        .expr_as(
+            Expr::col((post::Entity, post::Column::Id)),
+            Alias::new(ENTRY_POST),
+        )
+        .expr_as(Expr::value(Option::<i64>::None), Alias::new(ENTRY_REPOSTER));
+    query
+}
+
+/// `reposts` (already filtered) as entries: `created_at`, `post_id` and the reposter, newest first
+/// from the page's cursor, cut to the page.
+fn repost_entries(
+    backend: DbBackend,
+    reposts: Select<repost::Entity>,
+    page: PageRequest,
+) -> SelectStatement {
+    let reposts = match page.keyset(backend, repost::Column::CreatedAt, repost::Column::PostId) {
+        Some(keyset) => reposts.filter(keyset),
+        None => reposts,
+    };
+    let mut query = reposts.into_query();
+    query
+        .clear_selects()
+        .expr_as(
+            Expr::col((repost::Entity, repost::Column::CreatedAt)),
+            Alias::new(ENTRY_AT),
+        )
+        .expr_as(
+            Expr::col((repost::Entity, repost::Column::PostId)),
+            Alias::new(ENTRY_POST),
+        )
+        .expr_as(
+            Expr::col((repost::Entity, repost::Column::UserId)),
+            Alias::new(ENTRY_REPOSTER),
+        )
+        .order_by((repost::Entity, repost::Column::CreatedAt), page.order())
+        .order_by((repost::Entity, repost::Column::PostId), page.order())
+        .limit(page.fetch_limit());
+    query
+}
+
+/// Entries by any of `authors` (the reader and the followees it does not mute), newest first:
+/// each account's newest writings and newest reposts from the cursor on (one short backward range
+/// of `idx_posts_author_created` and one of `idx_reposts_user_created` each, `LIMIT`ed), combined
+/// with `UNION ALL` and cut by the database. Written out per account rather than as `IN (...)`,
+/// which planners may turn into a long walk of everything recent when they misjudge how much the
+/// accounts write. Cheap when the accounts are few.
 pub fn by_authors_query(
     backend: DbBackend,
     reader_id: i64,
     authors: &[i64],
     page: PageRequest,
 ) -> SelectStatement {
-    let member = |(i, author): (usize, &i64)| {
-        let newest = keyset_page(
+    let mut members = Vec::with_capacity(authors.len() * 2);
+    for author in authors {
+        members.push(writings(
             backend,
             post::Entity::find()
                 .filter(post::Column::AuthorId.eq(*author))
-                .filter(reply_rule(reader_id)),
+                .filter(writing_shown_beyond_author(reader_id)),
             page,
-        )
-        .into_query();
-        Query::select()
-            .column(Asterisk)
-            .from_subquery(newest, Alias::new(format!("author_{i}")))
-            .to_owned()
-    };
-    let mut members = authors.iter().enumerate().map(member);
-    let mut query = members.next().unwrap_or_else(|| Query::select().to_owned());
-    for other in members {
-        query.union(UnionType::All, other);
+        ));
+        members.push(repost_entries(
+            backend,
+            repost::Entity::find()
+                .filter(repost::Column::UserId.eq(*author))
+                .filter(repost_shown_beyond_reposter(reader_id)),
+            page,
+        ));
     }
-    query
-        .order_by(Alias::new("created_at"), page.order())
-        .order_by(Alias::new("id"), page.order())
-        .limit(page.fetch_limit())
-        .to_owned()
+    join_posts(members, page)
 }
 
-/// Posts by the reader or anyone the reader follows, newest first, in two steps: the page's post
-/// ids from a newest-first walk of `idx_posts_created_author_parent` that keeps the posts whose author is
-/// followed (the index holds the author, so the walk reads no table rows), then those posts
-/// themselves. Cheap when the reader follows many accounts.
+/// Entries by the reader or anyone the reader follows, newest first: a newest-first walk of
+/// `idx_posts_created_author_parent` keeping the writings that qualify and one of
+/// `idx_reposts_created` keeping the reposts that do (the indexes hold the authors and reposters,
+/// so the walks test them without reading table rows), each cut to the page, merged, and joined
+/// with the page's posts. Cheap when the reader follows many accounts.
 pub fn newest_first_query(
     backend: DbBackend,
     reader_id: i64,
     page: PageRequest,
 ) -> SelectStatement {
-    let followees = Query::select()
-        .column(follow::Column::FollowedId)
-        .from(follow::Entity)
-        .and_where(follow::Column::FollowerId.eq(reader_id))
-        .to_owned();
     // SQLite's planner would rather gather every followee's posts from `idx_posts_author_created`
-    // and sort them (22.7 ms for 5,000 followees on the benchmark dataset, 3.0 ms with the walk):
-    // a unary `+` is its documented way to keep a term from choosing an index. (`?` is where
-    // sea-query puts the column in a custom expression on SQLite; a numbered `$1` there is left as
-    // written, and SQLite would bind it to the query's first value, the reader's id.)
-    let author = Expr::col((post::Entity, post::Column::AuthorId));
-    let author = match backend {
-        DbBackend::Sqlite => Expr::cust_with_expr("+?", author),
-        _ => author,
+    // (and reposts from `idx_reposts_user_created`) and sort them (22.7 ms for 5,000 followees on
+    // the benchmark dataset, 3.0 ms with the walk): a unary `+` is its documented way to keep a
+    // term from choosing an index. (`?` is where sea-query puts the column in a custom expression
+    // on SQLite; a numbered `$1` there is left as written, and SQLite would bind it to the
+    // query's first value, the reader's id.)
+    let hinted = |column: Expr| match backend {
+        DbBackend::Sqlite => Expr::cust_with_expr("+?", column),
+        _ => column,
     };
-    let page_ids = keyset_page(
+    let author = hinted(Expr::col((post::Entity, post::Column::AuthorId)));
+    let reposter = hinted(Expr::col((repost::Entity, repost::Column::UserId)));
+    let writings = writings(
         backend,
         post::Entity::find()
-            .select_only()
-            .column(post::Column::Id)
-            .filter(
-                Condition::any().add(author.clone().eq(reader_id)).add(
-                    Condition::all()
-                        .add(author.clone().in_subquery(followees))
-                        .add(author.not_in_subquery(muted_by(reader_id))),
-                ),
-            )
-            .filter(reply_rule(reader_id)),
+            .filter(followed_or_self(author, reader_id))
+            .filter(writing_shown_beyond_author(reader_id)),
         page,
+    );
+    let reposts = repost_entries(
+        backend,
+        repost::Entity::find()
+            .filter(followed_or_self(reposter, reader_id))
+            .filter(repost_shown_beyond_reposter(reader_id)),
+        page,
+    );
+    join_posts(vec![writings, reposts], page)
+}
+
+/// `account = reader OR (account IN followees AND account NOT IN muted)`: an account whose
+/// entries the reader sees.
+fn followed_or_self(account: Expr, reader_id: i64) -> Condition {
+    Condition::any().add(account.clone().eq(reader_id)).add(
+        Condition::all()
+            .add(account.clone().in_subquery(followees(reader_id)))
+            .add(account.not_in_subquery(muted_by(reader_id))),
     )
-    .into_query();
-    let page_alias = Alias::new("page_ids");
-    post::Entity::find()
-        .into_query()
-        .join_subquery(
-            JoinType::InnerJoin,
-            page_ids,
-            page_alias.clone(),
-            Expr::col((post::Entity, post::Column::Id)).equals((page_alias, post::Column::Id)),
+}
+
+/// What a writing by an account whose entries the reader sees must also meet: the reply rule,
+/// and no newer entry for the post (a repost the reader sees; every repost is newer than the
+/// writing).
+fn writing_shown_beyond_author(reader_id: i64) -> Condition {
+    Condition::all()
+        .add(reply_rule(reader_id))
+        .add(no_newer_entry(
+            reader_id,
+            Expr::col((post::Entity, post::Column::Id)),
+            None,
+        ))
+}
+
+/// What a repost by an account whose entries the reader sees must also meet: its post is one the
+/// reader may read and has not muted the author of (`post_author_id` not muted, no block either
+/// way, an author neither suspended nor locked unless the reader is it or follows it), and no newer
+/// repost of the post is an entry for the reader.
+fn repost_shown_beyond_reposter(reader_id: i64) -> Condition {
+    let author = Expr::col((repost::Entity, repost::Column::PostAuthorId));
+    let blockers = Query::select()
+        .column(block::Column::BlockerId)
+        .from(block::Entity)
+        .and_where(block::Column::BlockedId.eq(reader_id))
+        .to_owned();
+    let blocked = Query::select()
+        .column(block::Column::BlockedId)
+        .from(block::Entity)
+        .and_where(block::Column::BlockerId.eq(reader_id))
+        .to_owned();
+    let author_row = Alias::new("post_author");
+    let author_id = Expr::col((author_row.clone(), user::Column::Id));
+    let readable_author = Query::select()
+        .expr(Expr::val(1))
+        .from_as(user::Entity, author_row.clone())
+        .and_where(
+            author_id
+                .clone()
+                .equals((repost::Entity, repost::Column::PostAuthorId)),
         )
-        .order_by((post::Entity, post::Column::CreatedAt), page.order())
-        .order_by((post::Entity, post::Column::Id), page.order())
-        .to_owned()
+        .and_where(Expr::col((author_row.clone(), user::Column::SuspendedAt)).is_null())
+        .cond_where(
+            Condition::any()
+                .add(Expr::col((author_row, user::Column::Locked)).eq(false))
+                .add(author_id.clone().eq(reader_id))
+                .add(author_id.in_subquery(followees(reader_id))),
+        )
+        .to_owned();
+    Condition::all()
+        .add(author.clone().not_in_subquery(muted_by(reader_id)))
+        .add(author.clone().not_in_subquery(blockers))
+        .add(author.not_in_subquery(blocked))
+        .add(Expr::exists(readable_author))
+        .add(no_newer_entry(
+            reader_id,
+            Expr::col((repost::Entity, repost::Column::PostId)),
+            Some(Expr::col((repost::Entity, repost::Column::CreatedAt))),
+        ))
+}
+
+/// `NOT EXISTS` a repost of `post` (newer than `since`, when given) by the reader or an account
+/// the reader follows and does not mute: a newer entry for the same post, at which the post shows
+/// instead. (The post's own conditions are the same for every entry of it, and hold already.) One
+/// range of `idx_reposts_post_created`, empty for most posts.
+fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
+    let newer = Alias::new("newer_entry");
+    let mut query = Query::select();
+    query
+        .expr(Expr::val(1))
+        .from_as(repost::Entity, newer.clone())
+        .and_where(Expr::col((newer.clone(), repost::Column::PostId)).eq(post))
+        .cond_where(followed_or_self(
+            Expr::col((newer.clone(), repost::Column::UserId)),
+            reader_id,
+        ));
+    if let Some(since) = since {
+        query.and_where(Expr::col((newer, repost::Column::CreatedAt)).gt(since));
+    }
+    Expr::exists(query.to_owned()).not()
 }
 
 /// The reply rule of [`shows`] as a condition on posts: not a reply, or a reply to a post by the
@@ -210,6 +484,15 @@ fn reply_rule(reader_id: i64) -> Condition {
         .add(parent_author.clone().is_null())
         .add(parent_author.clone().eq(reader_id))
         .add(parent_author.in_subquery(followees))
+}
+
+/// `SELECT followed_id FROM follows WHERE follower_id = reader_id`.
+fn followees(reader_id: i64) -> SelectStatement {
+    Query::select()
+        .column(follow::Column::FollowedId)
+        .from(follow::Entity)
+        .and_where(follow::Column::FollowerId.eq(reader_id))
+        .to_owned()
 }
 
 /// `SELECT muted_id FROM mutes WHERE muter_id = reader_id`: the authors the reader muted, whose

@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::services::{email, follows, likes, notifications, posts, sessions};
+use crate::services::{email, follows, likes, notifications, posts, reposts, sessions};
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -575,8 +575,8 @@ pub async fn unsuspend(
 /// other side of its follows (in id order), lowers their counts by one each and the user's own to
 /// zero, then deletes the follows.
 ///
-/// When the account was not suspended already (read under its lock), its likes end too (the
-/// liked posts' counts drop) and its replies stop counting in their parents' `replies_count`
+/// When the account was not suspended already (read under its lock), its likes and reposts end
+/// too (the posts' counts drop) and its replies stop counting in their parents' `replies_count`
 /// (they show nowhere while it is suspended, and go with it when it is removed): the authors of
 /// those posts are locked with the others. Returns whether it was not suspended.
 async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<bool, ApiError> {
@@ -588,12 +588,14 @@ async fn end_follows(txn: &DatabaseTransaction, user_id: i64) -> Result<bool, Ap
             .add(user::Column::Id.in_subquery(followers_of(user_id)))
             .add(user::Column::Id.in_subquery(notifications::recipients_of(user_id)))
             .add(user::Column::Id.in_subquery(likes::authors_liked_by(user_id)))
+            .add(user::Column::Id.in_subquery(reposts::authors_reposted_by(user_id)))
             .add(user::Column::Id.in_subquery(posts::parent_authors_of(user_id))),
     )
     .await?;
     let was_live = live.contains(&user_id);
     if was_live {
         likes::end_all_by(txn, user_id).await?;
+        reposts::end_all_by(txn, user_id).await?;
         posts::count_replies_of(txn, user_id, -1).await?;
     }
     notifications::forget(

@@ -10,6 +10,7 @@ pub mod markers;
 mod marks;
 pub mod notifications;
 pub mod posts;
+mod reposts;
 mod users;
 
 use serde::Serialize;
@@ -21,6 +22,7 @@ pub use marks::{
 };
 pub use notifications::{Notification, NotificationPage};
 pub use posts::{InReplyTo, Post, PostPage, PostViewer};
+pub use reposts::{RepostItem, RepostItemPage};
 pub use users::{Profile, Relationship, UserCard, Viewer};
 
 /// A page of a list: the items and the cursors of its neighbours. The document names each kind of

@@ -44,6 +44,7 @@ pub enum NotificationType {
     FollowAccepted,
     Like,
     Reply,
+    Repost,
 }
 
 crate::page_schema!(

@@ -6,9 +6,10 @@ use utoipa::ToSchema;
 
 use super::UserCard;
 use crate::error::ApiError;
-use crate::services::likes;
 use crate::services::posts::PostWithAuthor;
-use crate::services::relationships::{self, Relation, ViewerStates};
+use crate::services::relationships::{self, Interactions, Relation, ViewerStates};
+use crate::services::reposts;
+use crate::services::timeline::Entry;
 use crate::time::Timestamp;
 
 /// A post.
@@ -31,8 +32,16 @@ pub struct Post {
     /// How many accounts like it.
     #[schema(example = 5)]
     pub likes_count: i64,
+    /// How many accounts reposted it.
+    #[schema(example = 1)]
+    pub reposts_count: i64,
     /// What the caller did with this post; `null` when the request is anonymous.
     pub viewer: Option<PostViewer>,
+    /// On a timeline item or a stream `post` event that is there because of a repost: who
+    /// reposted it (the newest repost the caller sees). `null` everywhere else.
+    pub reposted_by: Option<UserCard>,
+    /// When `reposted_by` reposted it; `null` when `reposted_by` is.
+    pub reposted_at: Option<Timestamp>,
 }
 
 /// The post a reply answers.
@@ -52,13 +61,25 @@ pub struct InReplyTo {
 pub struct PostViewer {
     /// The caller likes the post.
     pub liked: bool,
+    /// The caller reposted the post.
+    pub reposted: bool,
 }
 
 crate::page_schema!(PostPage, Post, "A page of posts, newest first.");
 
 impl Post {
-    /// A post as the viewer of `states` sees it (`states` from [`states`], which knows the
-    /// page's likes).
+    /// A timeline item as the viewer of `states` sees it: the post, with `reposted_by` and
+    /// `reposted_at` when its entry is a repost.
+    pub fn entry(entry: &Entry, states: &ViewerStates) -> Post {
+        Post {
+            reposted_by: entry.reposted_by.as_ref().map(|u| UserCard::new(u, states)),
+            reposted_at: entry.reposted_at().map(Timestamp),
+            ..Post::new(&entry.post, states)
+        }
+    }
+
+    /// A post as the viewer of `states` sees it (`states` from [`states`], which knows what the
+    /// viewer did with the page's posts).
     pub fn new(p: &PostWithAuthor, states: &ViewerStates) -> Post {
         Post {
             id: p.post.id,
@@ -71,14 +92,20 @@ impl Post {
             }),
             replies_count: p.post.replies_count.max(0),
             likes_count: p.post.likes_count.max(0),
-            viewer: states.liked(p.post.id).map(|liked| PostViewer { liked }),
+            reposts_count: p.post.reposts_count.max(0),
+            viewer: states
+                .liked(p.post.id)
+                .zip(states.reposted(p.post.id))
+                .map(|(liked, reposted)| PostViewer { liked, reposted }),
+            reposted_by: None,
+            reposted_at: None,
         }
     }
 }
 
 /// The viewer state of a page that shows `users` (their cards) and `posts`: the viewer's
-/// relationships to the users and which of the posts the viewer likes, in two queries whatever
-/// the page's length (none when the request is anonymous). The one place that reads a post's
+/// relationships to the users and which of the posts the viewer likes or reposted, in two queries
+/// whatever the page's length (none when the request is anonymous). The one place that reads a post's
 /// viewer state: [`render`] and every list (`crate::page::list`) come here.
 pub async fn states(
     db: &impl ConnectionTrait,
@@ -87,18 +114,10 @@ pub async fn states(
     posts: &[i64],
 ) -> Result<ViewerStates, ApiError> {
     let states = relationships::viewer_states(db, viewer, users).await?;
-    liked(db, viewer, posts, states).await
-}
-
-/// `states` with the viewer's likes among `posts`.
-async fn liked(
-    db: &impl ConnectionTrait,
-    viewer: Option<i64>,
-    posts: &[i64],
-    states: ViewerStates,
-) -> Result<ViewerStates, ApiError> {
     Ok(match viewer {
-        Some(viewer) => states.with_liked(likes::liked_among(db, viewer, posts).await?),
+        Some(viewer) => {
+            states.with_interactions(reposts::interactions_among(db, viewer, posts).await?)
+        }
         None => states,
     })
 }
@@ -115,21 +134,40 @@ pub async fn render(
     Ok(posts.iter().map(|p| Post::new(p, &states)).collect())
 }
 
+/// Timeline entries for `viewer`, as the timeline shows them ([`Post::entry`]), in the fixed
+/// number of queries of [`states`].
+pub async fn render_entries(
+    db: &DatabaseConnection,
+    viewer: i64,
+    entries: &[Entry],
+) -> Result<Vec<Post>, ApiError> {
+    let ids: Vec<i64> = entries.iter().map(|e| e.post.post.id).collect();
+    let users = entries.iter().flat_map(|e| {
+        std::iter::once(e.post.author.id).chain(e.reposted_by.as_ref().map(|u| u.id))
+    });
+    let states = states(db, Some(viewer), users, &ids).await?;
+    Ok(entries.iter().map(|e| Post::entry(e, &states)).collect())
+}
+
 /// Posts for `viewer` whose authors' relationships to the viewer are known already (the event
 /// stream's new posts, [`relationships::viewers_of`]): as [`render`] shows them, reading only
-/// the viewer's likes among them (one query).
+/// what the viewer did with them (one query).
 pub async fn render_known(
     db: &DatabaseConnection,
     viewer: i64,
     posts: &[(&PostWithAuthor, Relation)],
 ) -> Result<Vec<Post>, ApiError> {
     let ids: Vec<i64> = posts.iter().map(|(p, _)| p.post.id).collect();
-    let liked = likes::liked_among(db, viewer, &ids).await?;
+    let done = reposts::interactions_among(db, viewer, &ids).await?;
     Ok(posts
         .iter()
         .map(|(p, relation)| {
-            let mine = liked.get(&p.post.id).into_iter().copied().collect();
-            let states = ViewerStates::known(p.author.id, *relation).with_liked(mine);
+            let id = p.post.id;
+            let mine = Interactions {
+                liked: done.liked.get(&id).into_iter().copied().collect(),
+                reposted: done.reposted.get(&id).into_iter().copied().collect(),
+            };
+            let states = ViewerStates::known(p.author.id, *relation).with_interactions(mine);
             Post::new(p, &states)
         })
         .collect())

@@ -13,7 +13,7 @@ use sea_orm::DatabaseConnection;
 use crate::error::ApiError;
 use crate::events::{Event, Hub};
 use crate::services::keyset::Position;
-use crate::services::stream_sources;
+use crate::services::stream_sources::{self, NewEntry};
 
 /// How often a MySQL/MariaDB process looks for other processes' posts, notifications and
 /// deletions. Each look is index-range reads that find nothing most of the time: 1,000 looks of
@@ -155,7 +155,7 @@ async fn poll_once(
 ) -> Result<Option<Position>, ApiError> {
     let Some(mut seen) = posts_seen else {
         // The first look: start from the newest post and notification.
-        let newest = stream_sources::newest_post(db).await?;
+        let newest = stream_sources::newest_entry(db).await?;
         if let Some((notifications_seen, deletions_seen, _)) = other_processes {
             let newest_notification = stream_sources::newest_notification_id(db).await?;
             notifications_seen.restart_at(newest_notification.unwrap_or(0));
@@ -171,13 +171,24 @@ async fn poll_once(
         })));
     };
     loop {
-        let new_posts = stream_sources::posts_since(db, seen, POSTS_PER_LOOK).await?;
-        for &(position, author) in &new_posts {
-            hub.enqueue(Event::Posted {
-                author,
-                post: position.id,
-            });
-            seen = position;
+        let new_posts = stream_sources::entries_since(db, seen, POSTS_PER_LOOK).await?;
+        for &entry in &new_posts {
+            match entry {
+                NewEntry::Writing { at, author } => {
+                    hub.enqueue(Event::Posted {
+                        author,
+                        post: at.id,
+                    });
+                    seen = at;
+                }
+                NewEntry::Repost { at, reposter } => {
+                    hub.enqueue(Event::Reposted {
+                        reposter,
+                        post: at.id,
+                    });
+                    seen = at;
+                }
+            }
         }
         if (new_posts.len() as u64) < POSTS_PER_LOOK {
             break;
