@@ -132,8 +132,9 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// reads first and writes later fails with `SQLITE_BUSY` when another connection wrote in between,
 /// which the busy timeout does not cover. PostgreSQL and MySQL take row locks as they go; services
 /// lock the rows they change in a fixed order ([`lock_users`]) so that concurrent writers queue
-/// instead of deadlocking. Services write through [`write`], which calls this.
-async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+/// instead of deadlocking. Services write through [`write`], which calls this; the outbox worker,
+/// whose task must be `Send` (which `write`'s closures cannot yet show), calls it itself.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
         db.begin_with_options(TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),

@@ -181,6 +181,16 @@ pub enum ApiError {
     /// 500 `internal`: anything unexpected. The cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 400 `invalid_token`: an email verification or password reset token that is unknown, used
+    /// or expired.
+    #[error("the token is unknown, used or expired: ask for a new one")]
+    InvalidToken,
+    /// 413 `payload_too_large`: a list with more rows than it may have.
+    #[error("the list has more than {limit} rows")]
+    TooManyRows { limit: usize },
+    /// 415 `unsupported_media_type`: a list sent as anything but CSV.
+    #[error("send the list as CSV with 'Content-Type: text/csv'")]
+    NotCsv,
 }
 
 impl ApiError {
@@ -272,6 +282,9 @@ impl ApiError {
             ApiError::MalformedRequest => "malformed_request",
             ApiError::HeadersTooLarge => "headers_too_large",
             ApiError::Internal(_) => "internal",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::TooManyRows { .. } => "payload_too_large",
+            ApiError::NotCsv => "unsupported_media_type",
         }
     }
 }
@@ -412,6 +425,9 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidToken => StatusCode::BAD_REQUEST,
+            ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotCsv => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 

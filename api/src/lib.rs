@@ -16,6 +16,7 @@ pub mod extract;
 pub mod http_cache;
 pub mod idempotent;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

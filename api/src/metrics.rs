@@ -26,6 +26,7 @@ pub struct Metrics {
     latency: HistogramVec,
     transaction_retries: IntCounter,
     rate_limited: IntCounterVec,
+    outbox: IntCounterVec,
 }
 
 /// The metrics of this process, from the first server's start ([`init`]).
@@ -51,6 +52,14 @@ pub fn count_retry() {
 pub fn count_rate_limited(quota: &str) {
     if let Some(metrics) = METRICS.get() {
         metrics.rate_limited.with_label_values(&[quota]).inc();
+    }
+}
+
+/// Counts an outbox row by its kind and what became of it: `sent`, `retried` or `given_up`
+/// (`crate::mail`).
+pub fn count_outbox(kind: &str, outcome: &str) {
+    if let Some(metrics) = METRICS.get() {
+        metrics.outbox.with_label_values(&[kind, outcome]).inc();
     }
 }
 
@@ -88,11 +97,19 @@ impl Metrics {
             ),
             &["quota"],
         )?;
+        let outbox = IntCounterVec::new(
+            Opts::new(
+                "outbox_messages_total",
+                "Outbox rows (mail) handled by this process's worker, by kind and outcome (sent, retried, given_up)",
+            ),
+            &["kind", "outcome"],
+        )?;
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(transaction_retries.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(outbox.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -102,6 +119,7 @@ impl Metrics {
             latency,
             transaction_retries,
             rate_limited,
+            outbox,
         })
     }
 }

@@ -78,6 +78,12 @@ impl FieldRules {
             ),
             ("UpdateProfileRequest", "bio", domain::bio_rule()),
             ("CreatePostRequest", "body", domain::PostBody::rule()),
+            ("ForgotPasswordRequest", "email", domain::Email::rule()),
+            (
+                "ResetPasswordRequest",
+                "new_password",
+                domain::Password::rule(),
+            ),
         ]
     }
 }
@@ -272,6 +278,22 @@ impl Numbers {
             (
                 "REPORT_REASON_MAX_CHARS",
                 thousands(domain::REPORT_REASON_MAX_CHARS as u64),
+            ),
+            (
+                "VERIFY_TTL_HOURS",
+                (crate::services::email::VERIFY_TTL_MS / 3_600_000).to_string(),
+            ),
+            (
+                "RESET_TTL_MINUTES",
+                (crate::services::email::RESET_TTL_MS / 60_000).to_string(),
+            ),
+            (
+                "MAX_CSV_ROWS",
+                thousands(crate::services::follow_lists::MAX_ROWS as u64),
+            ),
+            (
+                "MAX_CSV_MIB",
+                (crate::services::follow_lists::MAX_BYTES / (1024 * 1024)).to_string(),
             ),
         ]
     }
@@ -509,7 +531,7 @@ impl Modify for CommonResponses {
                 if limited {
                     add(
                         "429",
-                        "`rate_limited`: the quota of this client IP (login, registration), user (follows, posts, password checks) or session (refresh) is spent; retry after `Retry-After` seconds",
+                        "`rate_limited`: the quota of this client IP (login, registration, mailed tokens), user (follows, posts, password checks) or session (refresh) is spent; retry after `Retry-After` seconds",
                     );
                 }
                 let writes = !matches!(method, HttpMethod::Get) && !path.starts_with("/auth/");

@@ -37,7 +37,8 @@ use crate::state::AppState;
 pub enum RateLimit {
     /// No quota.
     None,
-    /// Per client IP: login and registration.
+    /// Per client IP: login, registration, and the endpoints of mailed tokens (verify, forgot,
+    /// reset).
     Auth,
     /// Per user: the writes on the graph (follows, unfollows, blocks, mutes, removed followers),
     /// posts and reports.

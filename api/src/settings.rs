@@ -81,6 +81,19 @@ pub struct Settings {
     pub redis_key_prefix: String,
     /// Addresses and ranges that may read `GET /metrics` (`METRICS_ALLOWED_FROM`).
     pub metrics_allowed_from: Vec<ipnet::IpNet>,
+    /// The mail server (`SMTP_URL`, `smtp://` or `smtps://`, perhaps with a user and password);
+    /// `None` turns mail off.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of the mail (`MAIL_FROM`), an address or `Name <address>`.
+    pub mail_from: String,
+    /// The app's address, for the links in mail (`PUBLIC_URL`); `None` mails the token alone.
+    pub public_url: Option<String>,
+    /// The first wait before a failed send is tried again; each later one doubles (not read from
+    /// the environment; tests shorten it).
+    pub outbox_retry_base: Duration,
+    /// How often a worker looks for due rows that no wake-up announced: other processes' writes
+    /// and retries (not read from the environment; tests shorten it).
+    pub outbox_poll: Duration,
 }
 
 impl Default for Settings {
@@ -116,6 +129,11 @@ impl Default for Settings {
                 )),
                 ipnet::IpNet::from(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)),
             ],
+            smtp_url: None,
+            mail_from: "no-reply@localhost".to_owned(),
+            public_url: None,
+            outbox_retry_base: Duration::from_secs(5),
+            outbox_poll: Duration::from_secs(5),
         }
     }
 }
@@ -281,6 +299,9 @@ pub fn documented() -> Vec<Documented> {
         text("REDIS_URL", "unset"),
         text("METRICS_ALLOWED_FROM", &list(&addresses)),
         text("TRUST_X_FORWARDED_FOR", &code(&d.trust_forwarded_for)),
+        text("SMTP_URL", "unset"),
+        text("MAIL_FROM", &code(&d.mail_from)),
+        text("PUBLIC_URL", "unset"),
         text("RUST_LOG", &code(&crate::telemetry::DEFAULT_FILTER)),
         text("LOG_FORMAT", "text"),
     ]
@@ -452,6 +473,13 @@ impl Settings {
                 Some(raw) => address_ranges("METRICS_ALLOWED_FROM", &raw)?,
                 None => defaults.metrics_allowed_from,
             },
+            smtp_url: var("SMTP_URL").map(SecretString::from),
+            mail_from: var("MAIL_FROM")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or(defaults.mail_from),
+            public_url: var("PUBLIC_URL").map(|v| v.trim().trim_end_matches('/').to_owned()),
+            outbox_retry_base: defaults.outbox_retry_base,
+            outbox_poll: defaults.outbox_poll,
         };
         settings.validate()?;
         Ok(settings)
@@ -496,6 +524,21 @@ impl Settings {
         }
         for origin in &self.cors_allowed_origins {
             check_origin(origin)?;
+        }
+        if let Some(smtp_url) = &self.smtp_url {
+            check_url("SMTP_URL", smtp_url.expose_secret(), &["smtp", "smtps"])?;
+        }
+        if let Some(public_url) = &self.public_url {
+            check_url("PUBLIC_URL", public_url, &["http", "https"])?;
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(SettingsError::new(
+                "MAIL_FROM",
+                format!(
+                    "'{}' is not a mail address such as no-reply@example.com or 'Social <no-reply@example.com>'",
+                    self.mail_from
+                ),
+            ));
         }
         let postgres =
             |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
@@ -713,12 +756,14 @@ mod tests {
             "postgres://social:standby-password@standby/social",
             "a-token-secret-of-at-least-thirty-two-bytes",
             "redis://:redis-password@cache:6379",
+            "smtps://mailer:smtp-password@mail.example:465",
         ];
         let settings = Settings {
             database_url: secrets[0].into(),
             database_read_url: Some(secrets[1].into()),
             jwt_secret: Some(secrets[2].into()),
             redis_url: Some(secrets[3].into()),
+            smtp_url: Some(secrets[4].into()),
             ..Settings::default()
         };
         settings.validate().unwrap();
@@ -726,11 +771,54 @@ mod tests {
         for secret in secrets {
             assert!(!shown.contains(secret), "{secret} is in {shown}");
         }
-        for word in ["password", "thirty-two", "@db", "@standby", "@cache"] {
+        for word in [
+            "password",
+            "thirty-two",
+            "@db",
+            "@standby",
+            "@cache",
+            "@mail",
+        ] {
             assert!(!shown.contains(word), "{word} is in {shown}");
         }
         assert!(shown.contains("REDACTED"), "{shown}");
         assert!(shown.contains("bind_addr"), "{shown}");
+    }
+
+    #[test]
+    fn mail_settings_that_cannot_work_are_refused_naming_the_variable() {
+        let with = |smtp: Option<&str>, public: Option<&str>, from: &str| Settings {
+            smtp_url: smtp.map(SecretString::from),
+            public_url: public.map(str::to_owned),
+            mail_from: from.to_owned(),
+            ..Settings::default()
+        };
+        for (settings, name) in [
+            (
+                with(Some("http://mail.example"), None, "a@b.example"),
+                "SMTP_URL: ",
+            ),
+            (
+                with(Some("mail.example:25"), None, "a@b.example"),
+                "SMTP_URL: ",
+            ),
+            (
+                with(None, Some("ftp://app.example"), "a@b.example"),
+                "PUBLIC_URL: ",
+            ),
+            (with(None, None, "no address"), "MAIL_FROM: "),
+        ] {
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+            assert!(!err.contains("mail.example:25"), "{err}");
+        }
+        with(
+            Some("smtps://user:password@mail.example:465"),
+            Some("https://app.example"),
+            "Social <no-reply@app.example>",
+        )
+        .validate()
+        .unwrap();
     }
 
     #[test]

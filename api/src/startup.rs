@@ -107,7 +107,12 @@ impl Application {
         );
         tokio::spawn(hub.clone().deliver_in_order());
         tokio::spawn(hub.clone().renew_leases());
+        let mailing =
+            crate::services::email::Mailing::new(secret.as_bytes(), settings.smtp_url.is_some());
+        let mailer = crate::mail::Mailer::new(&settings, mailing.clone())?;
         let state = web::Data::new(AppState {
+            mailing,
+            outbox: Default::default(),
             hub: hub.clone(),
             metrics_allowed_from: settings.metrics_allowed_from.clone(),
             refresh_ttl: settings.refresh_ttl,
@@ -129,6 +134,14 @@ impl Application {
         });
         limits.spawn_cleanup();
         spawn_idempotency_sweep(db.clone());
+        crate::mail::spawn_worker(
+            db.clone(),
+            mailer,
+            &state.outbox,
+            state.mailing.clone(),
+            settings.outbox_retry_base,
+            settings.outbox_poll,
+        );
         let cors_origins = settings.cors_allowed_origins.clone();
 
         let listener = TcpListener::bind(&settings.bind_addr)
@@ -428,7 +441,8 @@ impl RootSpanBuilder for RequestSpan {
     }
 }
 
-/// Removes the `Idempotency-Key`s past their 24 hours, once an hour (and once at start-up).
+/// Removes the `Idempotency-Key`s past their 24 hours and the mailed tokens past their expiry, once an
+/// hour (and once at start-up).
 fn spawn_idempotency_sweep(db: sea_orm::DatabaseConnection) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
@@ -438,6 +452,11 @@ fn spawn_idempotency_sweep(db: sea_orm::DatabaseConnection) {
                 Ok(0) => {}
                 Ok(gone) => tracing::info!(gone, "swept idempotency keys past their 24 hours"),
                 Err(err) => tracing::warn!(error = %err, "could not sweep idempotency keys"),
+            }
+            match crate::services::email::sweep(&db).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "swept mailed tokens past their expiry"),
+                Err(err) => tracing::warn!(error = %err, "could not sweep mailed tokens"),
             }
         }
     });

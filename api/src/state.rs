@@ -42,6 +42,10 @@ pub struct AppState {
     pub in_flight: crate::services::idempotency::InFlight,
     /// The read standby (`DATABASE_READ_URL`), when there is one.
     pub standby: Option<std::sync::Arc<crate::replica::Standby>>,
+    /// Whether mail is on, and how mailed tokens are made.
+    pub mailing: crate::services::email::Mailing,
+    /// Wakes the outbox worker after a commit that wrote to the outbox.
+    pub outbox: crate::mail::Outbox,
 }
 
 impl AppState {

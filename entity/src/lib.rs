@@ -4,6 +4,7 @@
 pub mod block;
 pub mod clock;
 pub mod display_name_prefix;
+pub mod email_token;
 pub mod follow;
 pub mod follow_request;
 pub mod idempotency_key;
@@ -11,6 +12,7 @@ pub mod like;
 pub mod marker;
 pub mod mute;
 pub mod notification;
+pub mod outbox;
 pub mod post;
 pub mod post_deletion;
 pub mod refresh_token;

@@ -45,6 +45,8 @@ pub struct Model {
     /// The account is an operator: it may use `/admin/...`. Granted and revoked by the server's
     /// `operator` command (or at start-up, by `ADMIN_USERNAMES`, to accounts that exist then).
     pub is_operator: bool,
+    /// When the account confirmed its email address (a token mailed to it); `None` until then.
+    pub email_verified_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

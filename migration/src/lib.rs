@@ -26,6 +26,8 @@ mod m20261207_000020_idempotency_keys;
 mod m20261207_000021_markers;
 mod m20261207_000022_suggestion_dismissals;
 mod m20261207_000023_reposts;
+mod m20261207_000024_email_tokens;
+mod m20261207_000025_outbox;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -57,6 +59,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000021_markers::Migration),
             Box::new(m20261207_000022_suggestion_dismissals::Migration),
             Box::new(m20261207_000023_reposts::Migration),
+            Box::new(m20261207_000024_email_tokens::Migration),
+            Box::new(m20261207_000025_outbox::Migration),
         ]
     }
 }

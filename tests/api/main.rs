@@ -11,7 +11,9 @@
 mod accounts;
 mod conventions;
 mod discovery;
+mod email;
 mod errors;
+mod follow_lists;
 mod follows;
 mod hardening;
 mod helpers;

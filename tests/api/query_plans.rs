@@ -526,3 +526,19 @@ async fn a_posts_replies_and_likes_walk_their_index_without_sorting() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_outbox_worker_claims_due_rows_along_its_index_without_sorting() {
+    if backend() == DbBackend::MySql {
+        return; // Checked on SQLite and PostgreSQL.
+    }
+    let app = populated_app().await;
+    let kinds = ["mail".to_owned(), "password_forgot".to_owned()];
+    let query = api::services::outbox::due_query(&kinds, 1_800_000_000_000, 20);
+    let plan = plan(&app.db, query).await;
+    assert!(plan.contains("idx_outbox_next_attempt"), "{plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+        "the claim sorts:\n{plan}"
+    );
+}

@@ -128,7 +128,7 @@ async fn token_for(
         expires_in: state.tokens.ttl_seconds(),
         refresh_token: grant.refresh_token,
         refresh_expires_in: state.refresh_ttl.as_secs(),
-        user: Profile::new(user, &states),
+        user: Profile::own(user, &states),
     })
 }
 
@@ -154,7 +154,7 @@ async fn new_session(
     .await
 }
 
-/// Creates an account and returns a token for it.
+/// Creates an account and returns a token for it; a verification token is mailed to its address.
 #[utoipa::path(post, path = "/auth/register", tag = "accounts", operation_id = "register",
     request_body = RegisterRequest,
     responses(
@@ -196,8 +196,10 @@ pub async fn register(
             display_name,
             bio,
         },
+        &state.mailing,
     )
     .await?;
+    state.outbox.wake();
     let token = new_session(&state, &req, &user).await?;
     let mut created = HttpResponse::Created();
     created.insert_header((header::LOCATION, format!("/users/{}", user.username)));

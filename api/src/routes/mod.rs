@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod email;
+pub mod follow_lists;
 pub mod follows;
 pub mod health;
 pub mod markers;
@@ -121,6 +123,11 @@ route_table! {
     "/admin/reports" None => { GET safety::list_reports },
     "/admin/reports/{id}/resolve" None => { POST safety::resolve_report },
     "/admin/users/{username}/suspension" None => { POST safety::suspend_user, DELETE safety::unsuspend_user },
+    "/auth/email/verify" Auth => { POST email::verify_email },
+    "/auth/email/verification" None => { POST email::request_verification },
+    "/auth/password/forgot" Auth => { POST email::forgot_password },
+    "/auth/password/reset" Auth => { POST email::reset_password },
+    "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).
@@ -253,6 +260,8 @@ mod tests {
             ("sessions", include_str!("sessions.rs")),
             ("stream", include_str!("stream.rs")),
             ("users", include_str!("users.rs")),
+            ("email", include_str!("email.rs")),
+            ("follow_lists", include_str!("follow_lists.rs")),
         ];
         for (name, source) in modules {
             for reach in ["crate::routes", "super::"] {

@@ -26,6 +26,12 @@ async fn profile_for(
     Ok(Profile::new(user, &states))
 }
 
+/// The caller's own profile, with what only the caller sees.
+async fn own_profile(db: &impl ConnectionTrait, me: &user::Model) -> Result<Profile, ApiError> {
+    let states = relationships::viewer_states(db, Some(me.id), [me.id]).await?;
+    Ok(Profile::own(me, &states))
+}
+
 /// Fields of `PATCH /users/me`: an absent field stays as it is, `null` clears it.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
@@ -65,9 +71,7 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<S
     security(("bearer" = [])))]
 pub async fn get_me(state: web::Data<AppState>, me: AuthUser) -> Result<HttpResponse, ApiError> {
     let profile = state
-        .read(Some(&me.0), async |db| {
-            profile_for(db, Some(me.0.id), &me.0).await
-        })
+        .read(Some(&me.0), async |db| own_profile(db, &me.0).await)
         .await?;
     Ok(HttpResponse::Ok().json(profile))
 }
@@ -119,7 +123,7 @@ pub async fn update_me(
         return Err(ApiError::Validation(errors));
     }
     let user = users::update_profile(&state.db, &me.0, changes).await?;
-    let profile = profile_for(&state.db, Some(user.id), &user).await?;
+    let profile = own_profile(&state.db, &user).await?;
     Ok(HttpResponse::Ok().json(profile))
 }
 

@@ -42,28 +42,39 @@ pub async fn follow(
     if follower.id == followed.id {
         return Err(ApiError::CannotFollowSelf);
     }
-    db::write(db, async |txn| {
-        users::lock(txn, follower, &[followed]).await?;
-        // Under both locks, so a block of the pair cannot slip in between.
-        let before = relationships::relation(txn, follower.id, followed.id).await?;
-        before.ensure_unblocked(followed)?;
-        let outcome = if before.following_since.is_some() {
-            FollowOutcome::AlreadyFollowing
-        } else if users::is_locked(txn, followed.id).await? {
-            if marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await? {
-                notifications::notify(txn, followed.id, follower.id, Kind::FollowRequest, None)
-                    .await?;
-            }
-            FollowOutcome::Requested
-        } else {
-            insert_follow(txn, follower.id, followed.id).await?;
-            notifications::notify(txn, followed.id, follower.id, Kind::Follow, None).await?;
-            FollowOutcome::Created
-        };
-        let relation = relationships::relation(txn, follower.id, followed.id).await?;
-        Ok((outcome, relation))
-    })
-    .await
+    db::write(db, async |txn| follow_in(txn, follower, followed).await).await
+}
+
+/// Step: [`follow`] in the caller's transaction, which may hold other follows of `follower` (a
+/// list import, [`crate::services::follow_lists`]). Refusals (`cannot_follow_self`, `blocked`,
+/// `user_not_found`) come before anything of the graph is written and fail no statement, so the
+/// transaction can go on after one.
+pub async fn follow_in(
+    txn: &DatabaseTransaction,
+    follower: &user::Model,
+    followed: &user::Model,
+) -> Result<(FollowOutcome, Relation), ApiError> {
+    if follower.id == followed.id {
+        return Err(ApiError::CannotFollowSelf);
+    }
+    users::lock(txn, follower, &[followed]).await?;
+    // Under both locks, so a block of the pair cannot slip in between.
+    let before = relationships::relation(txn, follower.id, followed.id).await?;
+    before.ensure_unblocked(followed)?;
+    let outcome = if before.following_since.is_some() {
+        FollowOutcome::AlreadyFollowing
+    } else if users::is_locked(txn, followed.id).await? {
+        if marks::insert_mark(txn, Mark::FollowRequest, followed.id, follower.id).await? {
+            notifications::notify(txn, followed.id, follower.id, Kind::FollowRequest, None).await?;
+        }
+        FollowOutcome::Requested
+    } else {
+        insert_follow(txn, follower.id, followed.id).await?;
+        notifications::notify(txn, followed.id, follower.id, Kind::Follow, None).await?;
+        FollowOutcome::Created
+    };
+    let relation = relationships::relation(txn, follower.id, followed.id).await?;
+    Ok((outcome, relation))
 }
 
 /// `follower` stops following `followed`, or withdraws its request. Idempotent: nothing to remove

@@ -47,6 +47,8 @@
 
 pub mod clock;
 pub mod discovery;
+pub mod email;
+pub mod follow_lists;
 pub mod follows;
 pub mod idempotency;
 pub mod keyset;
@@ -55,6 +57,7 @@ pub mod markers;
 pub mod marks;
 pub mod notifications;
 pub mod operators;
+pub mod outbox;
 pub mod posts;
 pub mod relationships;
 pub mod reports;

@@ -44,7 +44,7 @@ pub struct Grant {
 }
 
 /// 32 random bytes, base64url without padding.
-fn random_token(bytes: usize) -> Result<String, ApiError> {
+pub(crate) fn random_token(bytes: usize) -> Result<String, ApiError> {
     use base64::Engine;
     let mut raw = vec![0u8; bytes];
     getrandom::fill(&mut raw)
@@ -54,7 +54,7 @@ fn random_token(bytes: usize) -> Result<String, ApiError> {
 
 /// The stored form of a refresh token: its SHA-256 in lower-case hex. Enough for 32 random bytes,
 /// which no one guesses, so no slow hash is needed.
-fn hash(token: &str) -> String {
+pub(crate) fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -98,7 +98,7 @@ impl Rotation {
     }
 }
 
-fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
+pub(crate) fn mac(key: &[u8], message: &[u8]) -> Vec<u8> {
     use hmac::Mac;
     match <HmacSha256 as Mac>::new_from_slice(key) {
         Ok(mut mac) => {

@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::services::{follows, likes, notifications, posts, reposts, sessions};
+use crate::services::{email, follows, likes, notifications, posts, reposts, sessions};
 use crate::time::now_millis;
 
 /// What registration stores; the password is already hashed.
@@ -315,13 +315,15 @@ pub async fn find_for_login(
 }
 
 /// Creates the account, with the rows user search finds its display name by
-/// ([`add_display_name_prefixes`]) in the same transaction, or 409 `username_taken` /
+/// ([`add_display_name_prefixes`]) and its verification mail ([`email::issue_verification`]) in
+/// the same transaction, or 409 `username_taken` /
 /// `email_taken` when either is in use in any letter case. The unique indexes decide, so
 /// concurrent registrations cannot both win.
 #[tracing::instrument(name = "users::register", skip_all)]
 pub async fn register(
     db: &DatabaseConnection,
     account: NewAccount,
+    mailing: &email::Mailing,
 ) -> Result<user::Model, ApiError> {
     let username_key = account.username.key();
     let now = now_millis();
@@ -361,6 +363,7 @@ pub async fn register(
         if let Some(key) = &user.display_name_key {
             add_display_name_prefixes(txn, &user, key).await?;
         }
+        email::issue_verification(txn, mailing, &user).await?;
         Ok(user)
     })
     .await;
@@ -745,5 +748,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         unread_notifications: 0,
         last_write_at: 0,
         is_operator: false,
+        email_verified_at: None,
     }
 }

@@ -97,6 +97,11 @@ pub struct Profile {
     pub following_count: i64,
     /// How many posts this user has written.
     pub posts_count: i64,
+    /// The account's email address is confirmed (a token mailed to it was used). Only in the
+    /// caller's own profile (`GET` and `PATCH /users/me`, and the `user` of a Token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = bool, required = false)]
+    pub email_verified: Option<bool>,
 }
 
 impl Profile {
@@ -108,6 +113,15 @@ impl Profile {
             followers_count: user.followers_count,
             following_count: user.following_count,
             posts_count: user.posts_count,
+            email_verified: None,
+        }
+    }
+
+    /// `user`'s own profile, as the user sees it: with `email_verified`.
+    pub fn own(user: &user::Model, states: &ViewerStates) -> Self {
+        Profile {
+            email_verified: Some(user.email_verified_at.is_some()),
+            ..Profile::new(user, states)
         }
     }
 }
