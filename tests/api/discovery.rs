@@ -367,17 +367,34 @@ async fn a_suspended_top_suggestion_gives_way_to_the_next_level() {
     app.follow(ann, "third").await.expect(201);
     app.follow(me, "ann").await.expect(201);
     app.follow(me, "bob").await.expect(201);
-    let first = app.get("/suggestions?limit=1", Some(&me.token)).await.expect(200);
+    let first = app
+        .get("/suggestions?limit=1", Some(&me.token))
+        .await
+        .expect(200);
     assert_eq!(usernames(&first["items"], "user"), ["next"]);
-    app.post("/admin/users/next/suspension", Some(&operator.token), &json!({}))
+    app.post(
+        "/admin/users/next/suspension",
+        Some(&operator.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+    let after = app
+        .get("/suggestions?limit=1", Some(&me.token))
         .await
-        .expect(204);
-    let after = app.get("/suggestions?limit=1", Some(&me.token)).await.expect(200);
+        .expect(200);
     assert_eq!(usernames(&after["items"], "user"), ["top"]);
-    app.post("/admin/users/top/suspension", Some(&operator.token), &json!({}))
+    app.post(
+        "/admin/users/top/suspension",
+        Some(&operator.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+    let last = app
+        .get("/suggestions?limit=2", Some(&me.token))
         .await
-        .expect(204);
-    let last = app.get("/suggestions?limit=2", Some(&me.token)).await.expect(200);
+        .expect(200);
     assert_eq!(usernames(&last["items"], "user"), ["third"]);
     assert_eq!(last["items"][0]["followed_by_count"], 1);
 }
