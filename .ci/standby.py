@@ -224,7 +224,10 @@ def main() -> int:
         writer = tokens["writer"]
 
         def caught_up():
-            lsn = primary.sql("SELECT pg_current_wal_lsn()", database="postgres")
+            # The insert position, not the write position: this primary runs with
+            # synchronous_commit=off, so a commit may still sit in the WAL buffers, behind what
+            # pg_current_wal_lsn() reports, and a standby "caught up" to that may lack it.
+            lsn = primary.sql("SELECT pg_current_wal_insert_lsn()", database="postgres")
             return standby.sql(
                 f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn", database="postgres") == "t"
 
