@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::notifications::{self, Kind};
 use crate::services::posts::{self, PostWithAuthor};
-use crate::services::{clock, relationships, users};
+use crate::services::{clock, users};
 
 /// What `POST /posts/{id}/like` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,22 +42,7 @@ pub async fn like(
     let found = posts::find(db, id).await?;
     let author_id = found.author.id;
     db::write(db, async |txn| {
-        let others: Vec<&user::Model> = Some(&found.author)
-            .filter(|author| author.id != me.id)
-            .into_iter()
-            .collect();
-        match users::lock(txn, me, &others).await {
-            Err(ApiError::UserNotFound(_)) => return Err(ApiError::PostNotFound(id)),
-            other => other?,
-        }
-        // Read under the locks, which the post's deletion and its author's changes take too.
-        let author = users::find_by_id(txn, author_id)
-            .await?
-            .ok_or(ApiError::PostNotFound(id))?;
-        if post::Entity::find_by_id(id).one(txn).await?.is_none() {
-            return Err(ApiError::PostNotFound(id));
-        }
-        relationships::check_interaction(txn, &author, me.id).await?;
+        posts::lock_for_interaction(txn, me, &found).await?;
         // A plain read is enough: every writer of this pair holds both locks now.
         let existing = like::Entity::find_by_id((id, me.id)).one(txn).await?;
         let outcome = if existing.is_some() {

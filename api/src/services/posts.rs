@@ -169,6 +169,36 @@ pub async fn create(
     .await
 }
 
+/// Step: `me` is about to like or repost `found` (read before the transaction): locks `me` and
+/// the post's author (in id order), then checks under those locks, which the post's deletion and
+/// its author's suspension, removal, lock and blocks take too, that the post is still there (404
+/// `post_not_found`, also for a gone or suspended author) and that `me` may interact with it
+/// ([`relationships::check_interaction`]: 403 `blocked` / `private_account`). Returns the author
+/// as it is now.
+pub async fn lock_for_interaction(
+    txn: &DatabaseTransaction,
+    me: &user::Model,
+    found: &PostWithAuthor,
+) -> Result<user::Model, ApiError> {
+    let id = found.post.id;
+    let others: Vec<&user::Model> = Some(&found.author)
+        .filter(|author| author.id != me.id)
+        .into_iter()
+        .collect();
+    match users::lock(txn, me, &others).await {
+        Err(ApiError::UserNotFound(_)) => return Err(ApiError::PostNotFound(id)),
+        other => other?,
+    }
+    let author = users::find_by_id(txn, found.author.id)
+        .await?
+        .ok_or(ApiError::PostNotFound(id))?;
+    if post::Entity::find_by_id(id).one(txn).await?.is_none() {
+        return Err(ApiError::PostNotFound(id));
+    }
+    relationships::check_interaction(txn, &author, me.id).await?;
+    Ok(author)
+}
+
 /// Step: adds `delta` to one count of the posts that `which` selects. The caller holds the locks
 /// of their authors (every writer of a post's counts does).
 pub async fn add_to_post_count(

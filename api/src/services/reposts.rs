@@ -23,7 +23,7 @@ use crate::services::clock::{self, Clock};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::notifications::{self, Kind};
 use crate::services::posts::{self, PostWithAuthor};
-use crate::services::relationships::{self, Interactions};
+use crate::services::relationships::Interactions;
 use crate::services::users;
 
 /// What `POST /posts/{id}/repost` did.
@@ -51,22 +51,7 @@ pub async fn repost(
     let found = posts::find(db, id).await?;
     let author_id = found.author.id;
     db::write(db, async |txn| {
-        let others: Vec<&user::Model> = Some(&found.author)
-            .filter(|author| author.id != me.id)
-            .into_iter()
-            .collect();
-        match users::lock(txn, me, &others).await {
-            Err(ApiError::UserNotFound(_)) => return Err(ApiError::PostNotFound(id)),
-            other => other?,
-        }
-        // Read under the locks, which the post's deletion and its author's changes take too.
-        let author = users::find_by_id(txn, author_id)
-            .await?
-            .ok_or(ApiError::PostNotFound(id))?;
-        if post::Entity::find_by_id(id).one(txn).await?.is_none() {
-            return Err(ApiError::PostNotFound(id));
-        }
-        relationships::check_interaction(txn, &author, me.id).await?;
+        let author = posts::lock_for_interaction(txn, me, &found).await?;
         if author.locked {
             return Err(ApiError::CannotRepostPrivate(author.username.clone()));
         }

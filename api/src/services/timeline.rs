@@ -513,16 +513,11 @@ fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
 /// reply's own row and in `idx_posts_created_author_parent`, so the newest-first walk still reads the
 /// index alone.
 fn reply_rule(reader_id: i64) -> Condition {
-    let followees = Query::select()
-        .column(follow::Column::FollowedId)
-        .from(follow::Entity)
-        .and_where(follow::Column::FollowerId.eq(reader_id))
-        .to_owned();
     let parent_author = Expr::col((post::Entity, post::Column::ParentAuthorId));
     Condition::any()
         .add(parent_author.clone().is_null())
         .add(parent_author.clone().eq(reader_id))
-        .add(parent_author.in_subquery(followees))
+        .add(parent_author.in_subquery(followees(reader_id)))
 }
 
 /// `SELECT followed_id FROM follows WHERE follower_id = reader_id`.
