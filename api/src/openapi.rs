@@ -295,6 +295,10 @@ impl Numbers {
                 "MAX_CSV_MIB",
                 (crate::services::follow_lists::MAX_BYTES / (1024 * 1024)).to_string(),
             ),
+            (
+                "ARCHIVE_EVERY_MINUTES",
+                (crate::services::archive::ARCHIVE_EVERY_MS / 60_000).to_string(),
+            ),
         ]
     }
 }

@@ -368,17 +368,28 @@ pub async fn list<Row: ShowsUser, T: Serialize>(
             let name = name(owner.id);
             let page = state.cursors.page_request(&name, query)?;
             let (rows, neighbours) = fetch(db, owner, page).await?;
-            let shown = rows
-                .iter()
-                .flat_map(|row| std::iter::once(row.shown_user()).chain(row.also_shown_user()));
-            let posts: Vec<i64> = rows.iter().filter_map(ShowsUser::shown_post).collect();
-            let states = views::posts::states(db, viewer_id, shown, &posts).await?;
-            let items: Vec<T> = rows.iter().map(|row| item(row, &states)).collect();
+            let items = items(db, viewer_id, &rows, &item).await?;
             Ok(state
                 .cursors
                 .page_response(req, &name, page, items, neighbours))
         })
         .await
+}
+
+/// The items of a page's `rows` as `viewer` sees them: the viewer state of every user and post
+/// the rows show, read in one query, then each row mapped by `item`.
+pub async fn items<Row: ShowsUser, T>(
+    db: &DatabaseConnection,
+    viewer: Option<i64>,
+    rows: &[Row],
+    item: impl Fn(&Row, &ViewerStates) -> T,
+) -> Result<Vec<T>, ApiError> {
+    let shown = rows
+        .iter()
+        .flat_map(|row| std::iter::once(row.shown_user()).chain(row.also_shown_user()));
+    let posts: Vec<i64> = rows.iter().filter_map(ShowsUser::shown_post).collect();
+    let states = views::posts::states(db, viewer, shown, &posts).await?;
+    Ok(rows.iter().map(|row| item(row, &states)).collect())
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct Settings {
     /// Which of a caller's most recent followees suggestions are drawn from (not configurable
     /// from the environment; tests lower it to reach both sides of it).
     pub suggestion_sample: crate::services::discovery::Sample,
+    /// How many rows of a list one read of an archive takes (not configurable from the
+    /// environment; tests lower it so that small accounts span several reads).
+    pub archive_batch: u64,
     /// Largest number of pooled database connections.
     pub database_pool_size: u32,
     /// Longest a single SQL statement may run (PostgreSQL and MySQL/MariaDB).
@@ -115,6 +118,7 @@ impl Default for Settings {
             stream_max_connections: 10_000,
             stream_slow_client_timeout: Duration::from_secs(30),
             suggestion_sample: crate::services::discovery::Sample::default(),
+            archive_batch: crate::services::archive::BATCH,
             database_pool_size: 10,
             database_statement_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -448,6 +452,7 @@ impl Settings {
             )?,
             stream_slow_client_timeout: defaults.stream_slow_client_timeout,
             suggestion_sample: defaults.suggestion_sample,
+            archive_batch: defaults.archive_batch,
             database_pool_size: DATABASE_POOL_SIZE
                 .read(var(DATABASE_POOL_SIZE.name), defaults.database_pool_size)?,
             database_statement_timeout: seconds(

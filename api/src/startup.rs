@@ -123,6 +123,7 @@ impl Application {
             in_flight: Default::default(),
             popular: Default::default(),
             suggestion_sample: settings.suggestion_sample,
+            archive_batch: settings.archive_batch.max(1),
             db: db.clone(),
             tokens: Tokens::new(secret.as_bytes(), settings.jwt_ttl),
             cursors: CursorCodec::new(secret.as_bytes()),

@@ -36,6 +36,8 @@ pub struct AppState {
     pub stream_slow_client_timeout: std::time::Duration,
     /// Which of a caller's most recent followees suggestions are drawn from.
     pub suggestion_sample: crate::services::discovery::Sample,
+    /// How many rows of a list one read of an archive takes.
+    pub archive_batch: u64,
     /// The most-followed accounts, for the suggestions of callers who follow nobody.
     pub popular: crate::services::discovery::Popular,
     /// The `Idempotency-Key`s whose first request runs in this process.

@@ -817,13 +817,148 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
 
     let peak = server.peak_memory_kib();
     drop(server);
-    let report = report(&options, db, &samples, peak, visible_at_once).await?;
+    // Archives last, each on a server of its own, so that their memory is theirs alone.
+    let archives = vec![
+        measure_archive(
+            &options,
+            db,
+            &users::find_by_id(db, ordinary.id)
+                .await?
+                .ok_or("the ordinary account is gone")?,
+        )
+        .await?,
+        measure_archive(&options, db, &celebrity_now).await?,
+    ];
+    let mut report = report(&options, db, &samples, peak, visible_at_once).await?;
+    report.push_str(&archive_report(&archives)?);
     println!("{report}");
     if let Some(path) = &options.output {
         std::fs::write(path, &report)?;
         println!("written to {path}");
     }
     Ok(())
+}
+
+/// One account's archive (`GET /users/me/archive`), downloaded from a server started for it.
+struct ArchiveFigures {
+    username: String,
+    followers: i64,
+    bytes: usize,
+    took: Duration,
+    /// The server's resident memory once ready and logged in, before the archive.
+    resident_before_kib: Option<u64>,
+    /// The server's peak resident memory once the archive is downloaded.
+    peak_after_kib: Option<u64>,
+}
+
+/// Downloads `account`'s archive from a fresh server and checks it: every list as long as the
+/// account's counts say, newest first.
+async fn measure_archive(
+    options: &RunOptions,
+    db: &DatabaseConnection,
+    account: &user::Model,
+) -> Result<ArchiveFigures, BoxError> {
+    // An earlier run within ten minutes took the account's turn: give it back.
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::ArchiveStartedAt,
+            sea_orm::sea_query::Expr::value(Option::<i64>::None),
+        )
+        .filter(user::Column::Id.eq(account.id))
+        .exec(db)
+        .await?;
+    let server = Server::start(&options.server_bin, &options.database_url, &[]).await?;
+    let client = reqwest::Client::new();
+    let token = login(&client, &server.base, &account.username).await?;
+    let resident_before_kib = server.resident_kib();
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/users/me/archive", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    if response.status() != 200 {
+        return Err(format!("archive of {}: {}", account.username, response.status()).into());
+    }
+    let body = response.bytes().await?;
+    let took = started.elapsed();
+    let peak_after_kib = server.peak_memory_kib();
+    drop(server);
+    let archive: Value = serde_json::from_slice(&body)?;
+    let length = |list: &str| {
+        archive[list]
+            .as_array()
+            .map_or(-1, |items| items.len() as i64)
+    };
+    verify::same(
+        &format!(
+            "{}'s archive: posts, following, followers",
+            account.username
+        ),
+        &[length("posts"), length("following"), length("followers")],
+        &[
+            account.posts_count,
+            account.following_count,
+            account.followers_count,
+        ],
+    )?;
+    for (list, field) in [
+        ("posts", "created_at"),
+        ("following", "followed_at"),
+        ("followers", "followed_at"),
+    ] {
+        let times: Vec<&str> = archive[list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item[field].as_str())
+            .collect();
+        if times.windows(2).any(|pair| pair[0] < pair[1]) {
+            return Err(format!("{}'s archive: {list} not newest first", account.username).into());
+        }
+    }
+    Ok(ArchiveFigures {
+        username: account.username.clone(),
+        followers: account.followers_count,
+        bytes: body.len(),
+        took,
+        resident_before_kib,
+        peak_after_kib,
+    })
+}
+
+fn archive_report(archives: &[ArchiveFigures]) -> Result<String, BoxError> {
+    let mb =
+        |kib: Option<u64>| kib.map_or("-".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0));
+    let mut out = String::new();
+    writeln!(
+        out,
+        "\nArchives (`GET /users/me/archive`, each downloaded from a server started for it, checked: every list as long as the account's counts, newest first):\n"
+    )?;
+    writeln!(
+        out,
+        "| account | followers | archive MB | seconds | server resident before MB | server peak after MB | growth MB |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+    for a in archives {
+        let growth = match (a.resident_before_kib, a.peak_after_kib) {
+            (Some(before), Some(after)) => {
+                format!("{:.1}", after.saturating_sub(before) as f64 / 1024.0)
+            }
+            _ => "-".to_owned(),
+        };
+        writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.2} | {} | {} | {growth} |",
+            a.username,
+            a.followers,
+            a.bytes as f64 / 1_048_576.0,
+            a.took.as_secs_f64(),
+            mb(a.resident_before_kib),
+            mb(a.peak_after_kib),
+        )?;
+    }
+    Ok(out)
 }
 
 /// The body of every post the benchmark writes starts with this.

@@ -47,6 +47,8 @@ pub struct Model {
     pub is_operator: bool,
     /// When the account confirmed its email address (a token mailed to it); `None` until then.
     pub email_verified_at: Option<i64>,
+    /// When the account's last archive (`GET /users/me/archive`) began; `None` before the first.
+    pub archive_started_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@
 )]
 
 mod accounts;
+mod archive;
 mod conventions;
 mod discovery;
 mod email;

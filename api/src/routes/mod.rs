@@ -3,6 +3,7 @@
 //! one: what they share lives below them, in [`crate::extract`], [`crate::page`] and
 //! [`crate::views`].
 
+pub mod archive;
 pub mod auth;
 pub mod discovery;
 pub mod email;
@@ -128,6 +129,7 @@ route_table! {
     "/auth/password/forgot" Auth => { POST email::forgot_password },
     "/auth/password/reset" Auth => { POST email::reset_password },
     "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
+    "/users/me/archive" None => { GET archive::get_archive },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).

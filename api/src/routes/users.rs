@@ -27,7 +27,10 @@ async fn profile_for(
 }
 
 /// The caller's own profile, with what only the caller sees.
-async fn own_profile(db: &impl ConnectionTrait, me: &user::Model) -> Result<Profile, ApiError> {
+pub(crate) async fn own_profile(
+    db: &impl ConnectionTrait,
+    me: &user::Model,
+) -> Result<Profile, ApiError> {
     let states = relationships::viewer_states(db, Some(me.id), [me.id]).await?;
     Ok(Profile::own(me, &states))
 }

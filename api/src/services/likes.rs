@@ -190,7 +190,7 @@ pub async fn end_all_by(txn: &DatabaseTransaction, user: i64) -> Result<(), ApiE
     Ok(())
 }
 
-/// `SELECT post_id FROM likes WHERE user_id = user`: the posts `user` likes (`idx_likes_user`).
+/// `SELECT post_id FROM likes WHERE user_id = user`: the posts `user` likes (`idx_likes_user_created`).
 fn liked_by(user: i64) -> SelectStatement {
     Query::select()
         .column(like::Column::PostId)
@@ -207,4 +207,35 @@ pub fn authors_liked_by(user: i64) -> SelectStatement {
         .from(post::Entity)
         .and_where(Expr::col(post::Column::Id).in_subquery(liked_by(user)))
         .to_owned()
+}
+
+/// The posts `user` likes, most recent like first, `limit` of them strictly older than `after`
+/// (a position `(liked at, post id)`): `(post id, liked at)`, read along `idx_likes_user_created`.
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user: i64,
+    after: Option<Position>,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    let backend = db.get_database_backend();
+    let mut query = like::Entity::find()
+        .select_only()
+        .column(like::Column::PostId)
+        .column(like::Column::CreatedAt)
+        .filter(like::Column::UserId.eq(user));
+    if let Some(after) = after {
+        query = query.filter(crate::services::keyset::older_than(
+            backend,
+            like::Column::CreatedAt,
+            like::Column::PostId,
+            after,
+        ));
+    }
+    Ok(query
+        .order_by_desc(like::Column::CreatedAt)
+        .order_by_desc(like::Column::PostId)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
 }

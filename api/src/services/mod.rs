@@ -45,6 +45,7 @@
 //! reposted from [`reposts::interactions_among`], in one more (both called by
 //! `crate::views::posts::states`).
 
+pub mod archive;
 pub mod clock;
 pub mod discovery;
 pub mod email;

@@ -280,3 +280,35 @@ pub fn authors_reposted_by(user: i64) -> SelectStatement {
         .and_where(Expr::col(repost::Column::UserId).eq(user))
         .to_owned()
 }
+
+/// The posts `user` reposts, most recent repost first, `limit` of them strictly older than `after`
+/// (a position `(reposted at, post id)`): `(post id, reposted at)`, read along
+/// `idx_reposts_user_created`.
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user: i64,
+    after: Option<Position>,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    let backend = db.get_database_backend();
+    let mut query = repost::Entity::find()
+        .select_only()
+        .column(repost::Column::PostId)
+        .column(repost::Column::CreatedAt)
+        .filter(repost::Column::UserId.eq(user));
+    if let Some(after) = after {
+        query = query.filter(crate::services::keyset::older_than(
+            backend,
+            repost::Column::CreatedAt,
+            repost::Column::PostId,
+            after,
+        ));
+    }
+    Ok(query
+        .order_by_desc(repost::Column::CreatedAt)
+        .order_by_desc(repost::Column::PostId)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
