@@ -47,6 +47,8 @@ pub struct Model {
     pub is_operator: bool,
     /// When the account confirmed its email address (a token mailed to it); `None` until then.
     pub email_verified_at: Option<i64>,
+    /// The avatar (`media.id`); `None` when the user has none.
+    pub avatar_media_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

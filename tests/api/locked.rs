@@ -243,6 +243,7 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             last_write_at: Set(0),
             is_operator: Set(false),
             email_verified_at: Set(None),
+            avatar_media_id: Set(None),
         }))
         .exec_without_returning(&app.db)
         .await

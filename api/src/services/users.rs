@@ -749,5 +749,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         last_write_at: 0,
         is_operator: false,
         email_verified_at: None,
+        avatar_media_id: None,
     }
 }
