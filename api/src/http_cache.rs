@@ -8,7 +8,9 @@
 //! - every answer to a `GET` says how it may be cached: `private, no-cache` when the request was
 //!   authenticated (it may hold the caller's viewer state), `no-cache` otherwise, both with
 //!   `Vary: Authorization`; a handler that set `Cache-Control` itself (answers that carry tokens
-//!   say `no-store`) keeps its own.
+//!   say `no-store`) keeps its own;
+//! - a handler that set `ETag` itself (images, [`crate::routes::media`]) keeps it and answers
+//!   `If-None-Match` itself.
 
 use actix_web::body::{BoxBody, MessageBody, to_bytes};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -66,7 +68,9 @@ pub async fn conditional_get(
         res.response().body().size(),
         actix_web::body::BodySize::Sized(n) if n <= MAX_HASHED_BODY as u64
     );
-    if res.status() != StatusCode::OK || !hashable {
+    // A handler that tags its answers itself (an image, whose id names its bytes) answered the
+    // conditional request already: its body is not read again to hash it.
+    if res.status() != StatusCode::OK || !hashable || res.headers().contains_key(header::ETAG) {
         return Ok(res);
     }
 
