@@ -30,7 +30,10 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The parts of `POST /media`, for the document (the handler reads the multipart body itself,
 /// streaming, so that it can stop at the file's limit).
 #[derive(ToSchema)]
-#[expect(dead_code, reason = "a schema for the document: the handler streams the parts itself")]
+#[expect(
+    dead_code,
+    reason = "a schema for the document: the handler streams the parts itself"
+)]
 pub struct MediaUpload {
     /// The image: JPEG, PNG, WebP or GIF (its first frame), recognised by its bytes; at most
     /// {MAX_UPLOAD_MIB} MiB and {MAX_IMAGE_MEGAPIXELS} megapixels.
@@ -42,7 +45,10 @@ pub struct MediaUpload {
 
 /// The part of `PUT /users/me/avatar`.
 #[derive(ToSchema)]
-#[expect(dead_code, reason = "a schema for the document: the handler streams the parts itself")]
+#[expect(
+    dead_code,
+    reason = "a schema for the document: the handler streams the parts itself"
+)]
 pub struct AvatarUpload {
     /// The image: JPEG, PNG, WebP or GIF (its first frame), recognised by its bytes; at most
     /// {MAX_UPLOAD_MIB} MiB and {MAX_IMAGE_MEGAPIXELS} megapixels.
