@@ -607,10 +607,15 @@ impl Modify for CommonResponses {
                             "ETag".into(),
                             string_header("A strong tag of this representation: send it back as `If-None-Match` to get a 304 while it is current").into(),
                         );
-                        response.headers.insert(
-                            "Cache-Control".into(),
-                            string_header("`private, no-cache` on authenticated requests, `no-cache` on anonymous ones").into(),
-                        );
+                        // An image never changes under its id.
+                        let cache = if path.starts_with("/media/") {
+                            "`public, max-age=31536000, immutable`: the image never changes under its id"
+                        } else {
+                            "`private, no-cache` on authenticated requests, `no-cache` on anonymous ones"
+                        };
+                        response
+                            .headers
+                            .insert("Cache-Control".into(), string_header(cache).into());
                     }
                     if limited {
                         for (name, description) in [

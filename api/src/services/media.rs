@@ -226,18 +226,21 @@ pub async fn of_posts(
     if posts.is_empty() {
         return Ok(by_post);
     }
-    let rows = media::Entity::find()
-        .filter(media::Column::PostId.is_in(posts.iter().copied()))
-        .order_by_asc(media::Column::PostId)
-        .order_by_asc(media::Column::Position)
-        .all(db)
-        .await?;
+    let rows = of_posts_query(posts).all(db).await?;
     for row in rows {
         if let Some(post) = row.post_id {
             by_post.entry(post).or_default().push(row);
         }
     }
     Ok(by_post)
+}
+
+/// The query of [`of_posts`] (its plan is checked in the tests).
+pub fn of_posts_query(posts: &[i64]) -> sea_orm::Select<media::Entity> {
+    media::Entity::find()
+        .filter(media::Column::PostId.is_in(posts.iter().copied()))
+        .order_by_asc(media::Column::PostId)
+        .order_by_asc(media::Column::Position)
 }
 
 /// The media `id`: 404 `media_not_found` when there is none.
