@@ -63,7 +63,14 @@ pub async fn conditional_get(
         };
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
     }
-    headers.append(header::VARY, HeaderValue::from_static("Authorization"));
+    // A public answer (an image) is the same whoever asks: it does not vary by `Authorization`.
+    let public = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("public"));
+    if !public {
+        headers.append(header::VARY, HeaderValue::from_static("Authorization"));
+    }
     let hashable = matches!(
         res.response().body().size(),
         actix_web::body::BodySize::Sized(n) if n <= MAX_HASHED_BODY as u64

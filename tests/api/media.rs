@@ -184,6 +184,24 @@ async fn each_format_is_accepted_by_its_bytes_and_served_with_cache_headers() {
                 .unwrap();
             assert_eq!(again.status().as_u16(), 304);
             assert_eq!(again.headers()["etag"].to_str().unwrap(), tag);
+            assert!(again.bytes().await.unwrap().is_empty());
+            // The same to anyone: no `Vary: Authorization`. HEAD has GET's headers and no body.
+            assert!(
+                !headers
+                    .get_all("vary")
+                    .iter()
+                    .any(|v| v.to_str().unwrap().contains("Authorization")),
+                "{headers:?}"
+            );
+            let head = app.client.head(app.url(&path)).send().await.unwrap();
+            assert_eq!(head.status().as_u16(), 200);
+            assert_eq!(head.headers()["etag"].to_str().unwrap(), tag);
+            assert_eq!(head.headers()["content-type"], "image/jpeg");
+            assert_eq!(
+                head.headers()["content-length"].to_str().unwrap(),
+                bytes.len().to_string()
+            );
+            assert!(head.bytes().await.unwrap().is_empty());
         }
     }
     // A transparent image stays transparent: PNG.
@@ -213,6 +231,18 @@ async fn what_is_not_an_image_is_refused_with_415_whatever_its_name_or_declared_
     app.post("/media", Some(&ann.token), &json!({"file": "x"}))
         .await
         .assert_problem(415, "unsupported_media_type");
+    // Multipart without a boundary, or with a broken one: 400.
+    for content_type in ["multipart/form-data", "multipart/form-data; boundary=other"] {
+        app.send(
+            app.client
+                .post(app.url("/media"))
+                .bearer_auth(&ann.token)
+                .header("content-type", content_type)
+                .body(multipart(&[("file", b"x")])),
+        )
+        .await
+        .assert_problem(400, "invalid_parameter");
+    }
     // No file part.
     let body = upload(&app, &ann, &[("description", b"alt")])
         .await
