@@ -205,11 +205,19 @@ async fn serve(
     if not_modified {
         return Ok(response.finish());
     }
-    let bytes = state
-        .media_store
-        .get(&state.db, &found.id, kind)
+    let store = &state.media_store;
+    let bytes = match state
+        .read(None, async |db| store.get(db, &found.id, kind).await)
         .await?
-        .ok_or(ApiError::MediaNotFound)?;
+    {
+        Some(bytes) => bytes,
+        // The standby had the row but not yet the bytes (or none is configured: then this is
+        // the primary's answer again, and the media went meanwhile).
+        None => store
+            .get(&state.db, &found.id, kind)
+            .await?
+            .ok_or(ApiError::MediaNotFound)?,
+    };
     Ok(response.content_type(found.content_type).body(bytes))
 }
 
