@@ -212,6 +212,36 @@ async fn each_format_is_accepted_by_its_bytes_and_served_with_cache_headers() {
 }
 
 #[tokio::test]
+async fn an_animated_gif_is_kept_as_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    let frame = |rgb: [u8; 3]| {
+        Frame::from_parts(
+            RgbaImage::from_pixel(16, 16, image::Rgba([rgb[0], rgb[1], rgb[2], 255])),
+            0,
+            0,
+            Delay::from_numer_denom_ms(100, 1),
+        )
+    };
+    let mut gif = Vec::new();
+    {
+        let mut encoder = GifEncoder::new(&mut gif);
+        encoder
+            .encode_frames([frame([250, 0, 0]), frame([0, 0, 250])])
+            .unwrap();
+    }
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let media = upload_image(&app, &ann, &gif).await;
+    let (_, _, bytes) = fetch(&app, media["url"].as_str().unwrap()).await;
+    let pixel = image::load_from_memory(&bytes).unwrap().to_rgb8()[(8, 8)].0;
+    assert!(
+        pixel[0] > 200 && pixel[2] < 50,
+        "not the first (red) frame: {pixel:?}"
+    );
+}
+
+#[tokio::test]
 async fn what_is_not_an_image_is_refused_with_415_whatever_its_name_or_declared_type() {
     let app = spawn_app().await;
     let ann = app.register("ann").await;
