@@ -805,3 +805,37 @@ mod fuzz {
         }
     }
 }
+
+#[tokio::test]
+async fn a_post_on_the_stream_carries_its_media_and_its_authors_avatar() {
+    let app = spawn_app().await;
+    let john = app.register("john").await;
+    let ann = app.register("ann").await;
+    app.follow(&john, "ann").await.expect(201);
+    let png = image_bytes(ImageFormat::Png, 8, 8, 255);
+    let avatar = send_multipart(
+        &app,
+        reqwest::Method::PUT,
+        "/users/me/avatar",
+        &ann,
+        &[("file", &png)],
+    )
+    .await
+    .expect(200)["avatar_url"]
+        .clone();
+    let id = upload_image(&app, &ann, &png).await["id"].clone();
+    let mut stream = crate::stream::EventStream::open(&app, &john, None).await;
+    let post = app
+        .post(
+            "/posts",
+            Some(&ann.token),
+            &json!({"body": "with a picture", "media_ids": [id]}),
+        )
+        .await
+        .expect(201);
+    let event = stream.next().await;
+    assert_eq!(event.event, "post");
+    assert_eq!(event.data["media"], post["media"]);
+    assert_eq!(event.data["media"][0]["id"], id);
+    assert_eq!(event.data["author"]["avatar_url"], avatar);
+}
