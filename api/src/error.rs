@@ -191,6 +191,22 @@ pub enum ApiError {
     /// 415 `unsupported_media_type`: a list sent as anything but CSV.
     #[error("send the list as CSV with 'Content-Type: text/csv'")]
     NotCsv,
+    /// 415 `unsupported_media_type`: an upload that is not a JPEG, PNG, WebP or GIF image by its
+    /// bytes, or one that does not decode.
+    #[error("the file is not a JPEG, PNG, WebP or GIF image that can be decoded")]
+    NotAnImage,
+    /// 413 `payload_too_large`: an image that declares more pixels than the server decodes.
+    #[error(
+        "the image has more than {} megapixels",
+        crate::limits::MAX_IMAGE_MEGAPIXELS
+    )]
+    ImageTooLarge,
+    /// 404 `media_not_found`.
+    #[error("no media has that id")]
+    MediaNotFound,
+    /// 415 `unsupported_media_type`: an upload sent as anything but `multipart/form-data`.
+    #[error("send the image as 'Content-Type: multipart/form-data', in a part named 'file'")]
+    NotMultipart,
 }
 
 impl ApiError {
@@ -284,7 +300,11 @@ impl ApiError {
             ApiError::Internal(_) => "internal",
             ApiError::InvalidToken => "invalid_token",
             ApiError::TooManyRows { .. } => "payload_too_large",
-            ApiError::NotCsv => "unsupported_media_type",
+            ApiError::NotCsv | ApiError::NotAnImage | ApiError::NotMultipart => {
+                "unsupported_media_type"
+            }
+            ApiError::ImageTooLarge => "payload_too_large",
+            ApiError::MediaNotFound => "media_not_found",
         }
     }
 }
@@ -427,7 +447,11 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::InvalidToken => StatusCode::BAD_REQUEST,
             ApiError::TooManyRows { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotCsv => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotCsv | ApiError::NotAnImage | ApiError::NotMultipart => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::ImageTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MediaNotFound => StatusCode::NOT_FOUND,
         }
     }
 

@@ -8,7 +8,9 @@
 //! - every answer to a `GET` says how it may be cached: `private, no-cache` when the request was
 //!   authenticated (it may hold the caller's viewer state), `no-cache` otherwise, both with
 //!   `Vary: Authorization`; a handler that set `Cache-Control` itself (answers that carry tokens
-//!   say `no-store`) keeps its own.
+//!   say `no-store`) keeps its own;
+//! - a handler that set `ETag` itself (images, [`crate::routes::media`]) keeps it and answers
+//!   `If-None-Match` itself.
 
 use actix_web::body::{BoxBody, MessageBody, to_bytes};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -61,12 +63,21 @@ pub async fn conditional_get(
         };
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
     }
-    headers.append(header::VARY, HeaderValue::from_static("Authorization"));
+    // A public answer (an image) is the same whoever asks: it does not vary by `Authorization`.
+    let public = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("public"));
+    if !public {
+        headers.append(header::VARY, HeaderValue::from_static("Authorization"));
+    }
     let hashable = matches!(
         res.response().body().size(),
         actix_web::body::BodySize::Sized(n) if n <= MAX_HASHED_BODY as u64
     );
-    if res.status() != StatusCode::OK || !hashable {
+    // A handler that tags its answers itself (an image, whose id names its bytes) answered the
+    // conditional request already: its body is not read again to hash it.
+    if res.status() != StatusCode::OK || !hashable || res.headers().contains_key(header::ETAG) {
         return Ok(res);
     }
 

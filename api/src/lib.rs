@@ -17,6 +17,7 @@ pub mod http_cache;
 pub mod idempotent;
 pub mod limits;
 pub mod mail;
+pub mod media;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

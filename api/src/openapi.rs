@@ -38,6 +38,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "markers", description = "Reading positions that follow the user from device to device"),
         (name = "stream", description = "Live events as Server-Sent Events"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
+        (name = "media", description = "Images: uploads for posts, and avatars"),
         (name = "admin", description = "The operators' endpoints: accounts with the operator role, granted by `social operator grant NAME` (or at start-up by `ADMIN_USERNAMES` to accounts that exist then)"),
         (name = "operations", description = "Health probes"),
     )
@@ -298,6 +299,34 @@ impl Numbers {
             (
                 "ARCHIVE_EVERY_MINUTES",
                 (crate::services::archive::ARCHIVE_EVERY_MS / 60_000).to_string(),
+            ),
+            (
+                "MAX_UPLOAD_MIB",
+                (crate::limits::MAX_UPLOAD_BYTES / (1024 * 1024)).to_string(),
+            ),
+            (
+                "MAX_IMAGE_MEGAPIXELS",
+                crate::limits::MAX_IMAGE_MEGAPIXELS.to_string(),
+            ),
+            (
+                "MAX_SIDE",
+                thousands(u64::from(crate::media::processing::MAX_SIDE)),
+            ),
+            (
+                "THUMB_SIDE",
+                crate::media::processing::THUMB_SIDE.to_string(),
+            ),
+            (
+                "MEDIA_DESCRIPTION_MAX_CHARS",
+                thousands(crate::routes::media::DESCRIPTION_MAX_CHARS as u64),
+            ),
+            (
+                "MAX_MEDIA_PER_POST",
+                crate::services::media::MAX_PER_POST.to_string(),
+            ),
+            (
+                "UNUSED_MEDIA_KEPT_HOURS",
+                (crate::services::media::UNUSED_KEPT.as_secs() / 3_600).to_string(),
             ),
         ]
     }
@@ -582,10 +611,15 @@ impl Modify for CommonResponses {
                             "ETag".into(),
                             string_header("A strong tag of this representation: send it back as `If-None-Match` to get a 304 while it is current").into(),
                         );
-                        response.headers.insert(
-                            "Cache-Control".into(),
-                            string_header("`private, no-cache` on authenticated requests, `no-cache` on anonymous ones").into(),
-                        );
+                        // An image never changes under its id.
+                        let cache = if path.starts_with("/media/") {
+                            "`public, max-age=31536000, immutable`: the image never changes under its id"
+                        } else {
+                            "`private, no-cache` on authenticated requests, `no-cache` on anonymous ones"
+                        };
+                        response
+                            .headers
+                            .insert("Cache-Control".into(), string_header(cache).into());
                     }
                     if limited {
                         for (name, description) in [

@@ -132,9 +132,12 @@ impl Application {
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
             timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
+            processor: Default::default(),
+            media_store: crate::media::Store::Database,
         });
         limits.spawn_cleanup();
         spawn_idempotency_sweep(db.clone());
+        spawn_media_sweep(db.clone(), state.media_store.clone());
         crate::mail::spawn_worker(
             db.clone(),
             mailer,
@@ -458,6 +461,22 @@ fn spawn_idempotency_sweep(db: sea_orm::DatabaseConnection) {
                 Ok(0) => {}
                 Ok(gone) => tracing::info!(gone, "swept mailed tokens past their expiry"),
                 Err(err) => tracing::warn!(error = %err, "could not sweep mailed tokens"),
+            }
+        }
+    });
+}
+
+/// Removes the media that no post took within their 24 hours, once an hour (and once at
+/// start-up).
+fn spawn_media_sweep(db: sea_orm::DatabaseConnection, store: crate::media::Store) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+        loop {
+            tick.tick().await;
+            match crate::services::media::sweep(&db, &store).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(gone, "swept media that no post used"),
+                Err(err) => tracing::warn!(error = %err, "could not sweep unused media"),
             }
         }
     });

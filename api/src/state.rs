@@ -48,6 +48,10 @@ pub struct AppState {
     pub mailing: crate::services::email::Mailing,
     /// Wakes the outbox worker after a commit that wrote to the outbox.
     pub outbox: crate::mail::Outbox,
+    /// Decodes uploaded images off the executor, a few at a time.
+    pub processor: crate::media::Processor,
+    /// Where the bytes of images live.
+    pub media_store: crate::media::Store,
 }
 
 impl AppState {

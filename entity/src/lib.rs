@@ -10,6 +10,8 @@ pub mod follow_request;
 pub mod idempotency_key;
 pub mod like;
 pub mod marker;
+pub mod media;
+pub mod media_blob;
 pub mod mute;
 pub mod notification;
 pub mod outbox;

@@ -49,6 +49,8 @@ pub struct Model {
     pub email_verified_at: Option<i64>,
     /// When the account's last archive (`GET /users/me/archive`) began; `None` before the first.
     pub archive_started_at: Option<i64>,
+    /// The avatar (`media.id`); `None` when the user has none.
+    pub avatar_media_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

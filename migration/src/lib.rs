@@ -29,6 +29,7 @@ mod m20261207_000023_reposts;
 mod m20261207_000024_email_tokens;
 mod m20261207_000025_outbox;
 mod m20261207_000026_archive;
+mod m20261207_000027_media;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000024_email_tokens::Migration),
             Box::new(m20261207_000025_outbox::Migration),
             Box::new(m20261207_000026_archive::Migration),
+            Box::new(m20261207_000027_media::Migration),
         ]
     }
 }

@@ -22,6 +22,7 @@ mod idempotency;
 mod interactions;
 mod locked;
 mod markers;
+mod media;
 mod metrics;
 mod model;
 mod notifications;

@@ -542,3 +542,14 @@ async fn the_outbox_worker_claims_due_rows_along_its_index_without_sorting() {
         "the claim sorts:\n{plan}"
     );
 }
+
+#[tokio::test]
+async fn the_media_of_a_page_of_posts_are_read_through_their_index() {
+    if backend() == DbBackend::MySql {
+        return;
+    }
+    let app = populated_app().await;
+    let posts: Vec<i64> = (1..=20).collect();
+    let plan = plan(&app.db, api::services::media::of_posts_query(&posts)).await;
+    assert!(plan.contains("idx_media_post_position"), "{plan}");
+}

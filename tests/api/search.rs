@@ -77,7 +77,7 @@ async fn search_finds_users_by_the_start_of_their_username_or_display_name() {
         page,
         json!({
             "items": [{"username": "susan", "display_name": "Mary Sue", "bio": null,
-                       "locked": false, "viewer": null}],
+                       "locked": false, "viewer": null, "avatar_url": null}],
             "next_cursor": null,
             "prev_cursor": null,
         })

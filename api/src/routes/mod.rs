@@ -11,6 +11,7 @@ pub mod follow_lists;
 pub mod follows;
 pub mod health;
 pub mod markers;
+pub mod media;
 pub mod metrics;
 pub mod notifications;
 pub mod posts;
@@ -88,6 +89,7 @@ route_table! {
     "/users/me/sessions/{id}" None => { DELETE sessions::delete_session },
     "/users/me/password" Password => { PUT sessions::change_password },
     "/users/me" None => { GET users::get_me, PATCH users::update_me, DELETE users::delete_me },
+    "/users/me/avatar" Writes => { PUT media::set_avatar, DELETE media::remove_avatar },
     "/users/me/blocks" None => { GET safety::list_blocks },
     "/users/me/mutes" None => { GET safety::list_mutes },
     "/users/me/followers/{username}" Writes => { DELETE safety::remove_follower },
@@ -128,6 +130,9 @@ route_table! {
     "/auth/email/verification" None => { POST email::request_verification },
     "/auth/password/forgot" Auth => { POST email::forgot_password },
     "/auth/password/reset" Auth => { POST email::reset_password },
+    "/media" Writes => { POST media::upload_media },
+    "/media/{id}" None => { GET media::get_media },
+    "/media/{id}/thumbnail" None => { GET media::get_thumbnail },
     "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
     "/users/me/archive" None => { GET archive::get_archive },
 }
@@ -264,6 +269,7 @@ mod tests {
             ("users", include_str!("users.rs")),
             ("email", include_str!("email.rs")),
             ("follow_lists", include_str!("follow_lists.rs")),
+            ("media", include_str!("media.rs")),
         ];
         for (name, source) in modules {
             for reach in ["crate::routes", "super::"] {

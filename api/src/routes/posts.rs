@@ -13,6 +13,7 @@ use crate::idempotent;
 use crate::page::{self, Owner, PageQuery};
 use crate::services::idempotency::{Claim, Outcome};
 use crate::services::likes::{self, LikeOutcome};
+use crate::services::media::MAX_PER_POST;
 use crate::services::posts;
 use crate::services::reposts::{self, RepostOutcome};
 use crate::services::{relationships, timeline};
@@ -30,6 +31,11 @@ pub struct CreatePostRequest {
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     #[schema(example = 41)]
     pub in_reply_to_id: Option<i64>,
+    /// Up to {MAX_MEDIA_PER_POST} ids of the caller's own media (`POST /media`) that no post
+    /// shows yet, in the order the post shows them.
+    #[serde(default)]
+    #[schema(max_items = 4, example = json!(["q3T5n0m8QeKbV1x2y3z4Aw"]))]
+    pub media_ids: Option<Vec<String>>,
 }
 
 /// Writes a post as the caller, or a reply.
@@ -46,7 +52,7 @@ pub struct CreatePostRequest {
         (status = 403, description = "`blocked`: the author of the post answered blocks the caller, or the caller blocks them; `private_account`: that author is locked and the caller does not follow them"),
         (status = 404, description = "`post_not_found`: `in_reply_to_id` names no post (or one whose author is suspended)"),
         (status = 409, description = "`idempotency_key_in_use`: a request with this key is still running; retry after `Retry-After` seconds"),
-        (status = 422, description = "`validation_failed`: the body breaks its rules; `idempotency_key_reused`: the key was used with another body"),
+        (status = 422, description = "`validation_failed`: the body breaks its rules, or `media_ids` names more than {MAX_MEDIA_PER_POST} media, one twice, or one that is not the caller's or that a post shows already; `idempotency_key_reused`: the key was used with another body"),
     ),
     security(("bearer" = [])))]
 pub async fn create_post(
@@ -67,7 +73,23 @@ pub async fn create_post(
         .as_ref()
         .map(|claim| state.in_flight.hold(claim))
         .transpose()?;
-    match posts::create(&state.db, &me.0, text, body.in_reply_to_id, claim.as_ref()).await? {
+    let media_ids = body.media_ids.unwrap_or_default();
+    if media_ids.len() > MAX_PER_POST {
+        return Err(ApiError::field(
+            "media_ids",
+            format!("at most {MAX_PER_POST} media per post"),
+        ));
+    }
+    match posts::create(
+        &state.db,
+        &me.0,
+        text,
+        body.in_reply_to_id,
+        &media_ids,
+        claim.as_ref(),
+    )
+    .await?
+    {
         Outcome::Replay(answer) => {
             let body = match &answer.response {
                 Some(body) => body.clone(),

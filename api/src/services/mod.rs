@@ -56,6 +56,7 @@ pub mod keyset;
 pub mod likes;
 pub mod markers;
 pub mod marks;
+pub mod media;
 pub mod notifications;
 pub mod operators;
 pub mod outbox;

@@ -17,7 +17,7 @@ use crate::services::clock::{self, Clock};
 use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::notifications::{self, Kind};
-use crate::services::{relationships, stream_sources, users};
+use crate::services::{media, relationships, stream_sources, users};
 
 /// A post with its author.
 pub struct PostWithAuthor {
@@ -40,13 +40,15 @@ pub fn list_name(author_id: i64) -> String {
 /// is wholly before or after). A reply counts in its parent's `replies_count` and notifies the
 /// parent's author (`reply`), in the same transaction. With an `Idempotency-Key` (`claim`), a key
 /// used before answers that request's answer instead (whatever became of the parent since), and
-/// a new one is recorded with the post.
+/// a new one is recorded with the post. The post shows `media_ids` ([`media::attach`], in the same
+/// transaction: 422 when one cannot be taken, and nothing is written).
 #[tracing::instrument(name = "posts::create", skip_all, fields(author = author.id))]
 pub async fn create(
     db: &DatabaseConnection,
     author: &user::Model,
     body: PostBody,
     in_reply_to: Option<i64>,
+    media_ids: &[String],
     claim: Option<&Claim>,
 ) -> Result<Outcome<PostWithAuthor>, ApiError> {
     // A key whose request committed is answered as it was, before anything is checked again.
@@ -136,6 +138,7 @@ pub async fn create(
         }
         .insert(txn)
         .await?;
+        media::attach(txn, author.id, post.id, media_ids).await?;
         if let Some(parent) = &parent
             && parent.author.id != author.id
         {

@@ -217,7 +217,11 @@ impl Relation {
 
 /// What the viewer of a page, if any, is to each user on it ([`viewer_states`]), and what the
 /// viewer did with the page's posts ([`ViewerStates::with_interactions`]).
-pub struct ViewerStates(Option<HashMap<i64, Relation>>, Interactions);
+pub struct ViewerStates(
+    Option<HashMap<i64, Relation>>,
+    Interactions,
+    HashMap<i64, Vec<entity::media::Model>>,
+);
 
 /// Which posts of a page the viewer likes and which it reposted
 /// (`crate::services::reposts::interactions_among`, one query for the page).
@@ -234,18 +238,30 @@ impl ViewerStates {
         ViewerStates(
             Some(HashMap::from([(user, relation)])),
             Interactions::default(),
+            HashMap::new(),
         )
     }
 
     /// The viewer state of a page whose users' relationships to the viewer are known already.
     pub fn known_many(relations: HashMap<i64, Relation>) -> Self {
-        ViewerStates(Some(relations), Interactions::default())
+        ViewerStates(Some(relations), Interactions::default(), HashMap::new())
     }
 
     /// These states, with what the viewer did with the page's posts (read by
     /// `crate::views::posts::states`, in one query for the page).
     pub fn with_interactions(self, interactions: Interactions) -> Self {
-        ViewerStates(self.0, interactions)
+        ViewerStates(self.0, interactions, self.2)
+    }
+
+    /// These states, with the media of the page's posts (read by `crate::views::posts::states`,
+    /// in one query for the page), by post.
+    pub fn with_media(self, media: HashMap<i64, Vec<entity::media::Model>>) -> Self {
+        ViewerStates(self.0, self.1, media)
+    }
+
+    /// The media of post `id`, in order (none when the page's media were not read).
+    pub fn media(&self, id: i64) -> &[entity::media::Model] {
+        self.2.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// Whether the viewer likes post `id`; `None` when the request is anonymous.
@@ -284,6 +300,7 @@ pub async fn viewer_states(
             None => None,
         },
         Interactions::default(),
+        HashMap::new(),
     ))
 }
 

@@ -750,5 +750,6 @@ pub(crate) fn sample(id: i64) -> user::Model {
         is_operator: false,
         email_verified_at: None,
         archive_started_at: None,
+        avatar_media_id: None,
     }
 }

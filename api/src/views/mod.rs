@@ -8,6 +8,7 @@ mod follows;
 mod likes;
 pub mod markers;
 mod marks;
+mod media;
 pub mod notifications;
 pub mod posts;
 mod reposts;
@@ -20,6 +21,7 @@ pub use likes::{LikeItem, LikeItemPage};
 pub use marks::{
     BlockItem, BlockItemPage, FollowRequestItem, FollowRequestItemPage, MuteItem, MuteItemPage,
 };
+pub use media::Media;
 pub use notifications::{Notification, NotificationPage};
 pub use posts::{InReplyTo, Post, PostPage, PostViewer};
 pub use reposts::{RepostItem, RepostItemPage};

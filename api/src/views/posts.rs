@@ -4,12 +4,12 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::UserCard;
+use super::{Media, UserCard};
 use crate::error::ApiError;
 use crate::services::posts::PostWithAuthor;
 use crate::services::relationships::{self, Interactions, Relation, ViewerStates};
-use crate::services::reposts;
 use crate::services::timeline::Entry;
+use crate::services::{media, reposts};
 use crate::time::Timestamp;
 
 /// A post.
@@ -42,6 +42,8 @@ pub struct Post {
     pub reposted_by: Option<UserCard>,
     /// When `reposted_by` reposted it; `null` when `reposted_by` is.
     pub reposted_at: Option<Timestamp>,
+    /// The images it shows, in the order they were given; `[]` when none.
+    pub media: Vec<Media>,
 }
 
 /// The post a reply answers.
@@ -99,13 +101,15 @@ impl Post {
                 .map(|(liked, reposted)| PostViewer { liked, reposted }),
             reposted_by: None,
             reposted_at: None,
+            media: states.media(p.post.id).iter().map(Media::from).collect(),
         }
     }
 }
 
 /// The viewer state of a page that shows `users` (their cards) and `posts`: the viewer's
 /// relationships to the users and which of the posts the viewer likes or reposted, in two queries
-/// whatever the page's length (none when the request is anonymous). The one place that reads a post's
+/// whatever the page's length (none when the request is anonymous), and the posts' media, in one
+/// more (when the page shows posts). The one place that reads a post's
 /// viewer state: [`render`] and every list (`crate::page::list`) come here.
 pub async fn states(
     db: &impl ConnectionTrait,
@@ -113,7 +117,9 @@ pub async fn states(
     users: impl IntoIterator<Item = i64>,
     posts: &[i64],
 ) -> Result<ViewerStates, ApiError> {
-    let states = relationships::viewer_states(db, viewer, users).await?;
+    let states = relationships::viewer_states(db, viewer, users)
+        .await?
+        .with_media(media::of_posts(db, posts).await?);
     Ok(match viewer {
         Some(viewer) => {
             states.with_interactions(reposts::interactions_among(db, viewer, posts).await?)
@@ -159,6 +165,7 @@ pub async fn render_known(
 ) -> Result<Vec<Post>, ApiError> {
     let ids: Vec<i64> = posts.iter().map(|(p, _)| p.post.id).collect();
     let done = reposts::interactions_among(db, viewer, &ids).await?;
+    let mut media = media::of_posts(db, &ids).await?;
     Ok(posts
         .iter()
         .map(|(p, relation)| {
@@ -167,7 +174,9 @@ pub async fn render_known(
                 liked: done.liked.get(&id).into_iter().copied().collect(),
                 reposted: done.reposted.get(&id).into_iter().copied().collect(),
             };
-            let states = ViewerStates::known(p.author.id, *relation).with_interactions(mine);
+            let states = ViewerStates::known(p.author.id, *relation)
+                .with_interactions(mine)
+                .with_media(media.remove_entry(&id).into_iter().collect());
             Post::new(p, &states)
         })
         .collect())

@@ -68,6 +68,10 @@ pub struct UserCard {
     pub locked: bool,
     /// The caller's relationship to this user; `null` when the request is anonymous.
     pub viewer: Option<Viewer>,
+    /// The avatar: a square image of at most {THUMB_SIDE} by {THUMB_SIDE} pixels, as a path on
+    /// this server; `null` when the user has none.
+    #[schema(example = "/media/q3T5n0m8QeKbV1x2y3z4Aw/thumbnail")]
+    pub avatar_url: Option<String>,
 }
 
 impl UserCard {
@@ -79,6 +83,10 @@ impl UserCard {
             bio: user.bio.clone(),
             locked: user.locked,
             viewer: states.of(user.id).map(Viewer::from),
+            avatar_url: user
+                .avatar_media_id
+                .as_deref()
+                .map(super::media::thumbnail_url),
         }
     }
 }
