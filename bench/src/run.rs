@@ -1410,7 +1410,24 @@ async fn report(
             verdict(p50(unread) < 5.0)
         )?;
     }
-    if let Some(post) = find("POST /posts") {
+    if let Some(known) = find("GET /users/celebrity1/known_followers, reader5000") {
+        writeln!(
+            out,
+            "- celebrity1's known followers seen by reader5000: p50 {:.2} ms (target: a few milliseconds, under 10 ms) {}",
+            p50(known),
+            verdict(p50(known) < 10.0)
+        )?;
+    }
+    if let Some(suggested) = find("GET /suggestions, reader5000") {
+        writeln!(
+            out,
+            "- suggestions for reader5000: p50 {:.2} ms (target at most 20 ms) {}",
+            p50(suggested),
+            verdict(p50(suggested) <= 20.0)
+        )?;
+    }
+    // "POST /posts by": "POST /posts/{id}/like" starts with "POST /posts" too.
+    if let Some(post) = find("POST /posts by") {
         writeln!(
             out,
             "- POST /posts by the most-followed account: p50 {:.2} ms (target under 50 ms) {}; the post is on a follower's timeline when the request returns: {}",
