@@ -1,6 +1,7 @@
 //! `cargo run --release -p bench -- seed ...` fills a database with a deterministic social graph;
 //! `cargo run --release -p bench -- run ...` measures the API on it. See bench/README.md.
 
+mod media;
 mod run;
 mod seed;
 mod standby;
@@ -53,6 +54,23 @@ enum Commands {
         /// read scenarios through a server reading from it against one reading from the primary.
         #[arg(long)]
         read_url: Option<String>,
+    },
+    /// Measure image uploads and reads on a seeded database: one at a time (latency, the server's
+    /// CPU per image), 4 at once (the server's peak memory, a timeline's latency meanwhile), and
+    /// `GET /media/{id}` whole and revalidated.
+    Media {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Seconds of measuring per phase.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The uploaded photo's size in megapixels (its JPEG stays within 8 MiB).
+        #[arg(long, default_value_t = 24.0)]
+        megapixels: f64,
+        #[arg(long)]
+        output: Option<String>,
     },
     /// Measure the event stream on a seeded database: a celebrity's post reaching its followers'
     /// open streams over two server processes, and the memory of idle streams.
@@ -109,6 +127,23 @@ async fn main() -> std::process::ExitCode {
                 read_url,
                 server_bin,
                 seconds,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Media {
+            database_url,
+            server_bin,
+            seconds,
+            megapixels,
+            output,
+        } => {
+            media::run(media::MediaOptions {
+                database_url,
+                server_bin,
+                seconds,
+                megapixels,
                 output,
                 command_line,
             })

@@ -139,6 +139,17 @@ impl Server {
         self.memory_kib("VmHWM:")
     }
 
+    /// The process's CPU time so far (user + system, every thread's, exited ones included), in
+    /// seconds: `/proc/<pid>/stat` fields 14 and 15, in clock ticks of 1/100 s (Linux's USER_HZ).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count after it.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
     pub fn resident_kib(&self) -> Option<u64> {
         self.memory_kib("VmRSS:")
     }
