@@ -46,6 +46,10 @@ pub struct AppState {
     pub mailing: crate::services::email::Mailing,
     /// Wakes the outbox worker after a commit that wrote to the outbox.
     pub outbox: crate::mail::Outbox,
+    /// The server's VAPID public key (`GET /push/server_key`).
+    pub vapid_public_key: String,
+    /// Whether push endpoints may be `http://` or private (`PUSH_ALLOW_PRIVATE_ENDPOINTS`).
+    pub push_allow_private_endpoints: bool,
 }
 
 impl AppState {

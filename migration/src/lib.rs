@@ -28,6 +28,7 @@ mod m20261207_000022_suggestion_dismissals;
 mod m20261207_000023_reposts;
 mod m20261207_000024_email_tokens;
 mod m20261207_000025_outbox;
+mod m20261207_000030_push_subscriptions;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000023_reposts::Migration),
             Box::new(m20261207_000024_email_tokens::Migration),
             Box::new(m20261207_000025_outbox::Migration),
+            Box::new(m20261207_000030_push_subscriptions::Migration),
         ]
     }
 }

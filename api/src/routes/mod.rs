@@ -13,6 +13,7 @@ pub mod markers;
 pub mod metrics;
 pub mod notifications;
 pub mod posts;
+pub mod push;
 pub mod safety;
 pub mod sessions;
 pub mod stream;
@@ -128,6 +129,8 @@ route_table! {
     "/auth/password/forgot" Auth => { POST email::forgot_password },
     "/auth/password/reset" Auth => { POST email::reset_password },
     "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
+    "/push/server_key" None => { GET push::server_key },
+    "/push/subscription" Writes => { PUT push::put_subscription, GET push::get_subscription, DELETE push::delete_subscription },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).
