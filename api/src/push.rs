@@ -492,6 +492,28 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_push_clients_resolver_refuses_names_of_private_addresses_unless_allowed() {
+        use reqwest::dns::Resolve;
+        let refused = PublicOnly {
+            allow_private: false,
+        }
+        .resolve("localhost".parse().unwrap())
+        .await;
+        let error = refused.err().expect("localhost is refused at resolution");
+        assert!(error.to_string().contains(REFUSED_RESOLUTION), "{error}");
+        let allowed = PublicOnly {
+            allow_private: true,
+        }
+        .resolve("localhost".parse().unwrap())
+        .await;
+        let addrs: Vec<SocketAddr> = allowed.ok().expect("allowed for development").collect();
+        assert!(
+            addrs.iter().all(|addr| addr.ip().is_loopback()),
+            "{addrs:?}"
+        );
+    }
+
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
         let mut headers = reqwest::header::HeaderMap::new();
