@@ -1,6 +1,7 @@
 //! `cargo run --release -p bench -- seed ...` fills a database with a deterministic social graph;
 //! `cargo run --release -p bench -- run ...` measures the API on it. See bench/README.md.
 
+mod push;
 mod run;
 mod seed;
 mod standby;
@@ -73,6 +74,19 @@ enum Commands {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Measure Web Push on a seeded database: a burst of notifications to celebrity1's
+    /// subscribed followers, pushed to a push service on loopback.
+    Push {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Followers of celebrity1 that subscribe, each notified once.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        #[arg(long)]
+        output: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -128,6 +142,21 @@ async fn main() -> std::process::ExitCode {
                 listeners,
                 posts,
                 idle,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Push {
+            database_url,
+            server_bin,
+            subscribers,
+            output,
+        } => {
+            push::run(push::PushOptions {
+                database_url,
+                server_bin,
+                subscribers,
                 output,
                 command_line,
             })
