@@ -514,6 +514,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_send_to_a_name_of_a_private_address_fails_as_refused_and_is_dropped() {
+        let key = Arc::new(VapidKey::generate().unwrap());
+        let pusher = Pusher::new(key, "mailto:a@b.example".into(), false).unwrap();
+        // Past the written rules (which refuse `localhost` before any send), straight to the
+        // client: its resolver refuses, and the failure is recognised as that refusal.
+        let err = pusher
+            .client
+            .post("http://localhost:9/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refused_address(&err), "{err:?}");
+        // A connection refused by a port where nothing listens is not that refusal.
+        let open = Pusher::new(
+            Arc::new(VapidKey::generate().unwrap()),
+            "mailto:a@b.example".into(),
+            true,
+        )
+        .unwrap();
+        let err = open
+            .client
+            .post("http://127.0.0.1:9/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(!refused_address(&err), "{err:?}");
+    }
+
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
         let mut headers = reqwest::header::HeaderMap::new();
