@@ -48,6 +48,7 @@ Only the Python standard library and the psql / mariadb command-line clients are
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import hashlib
 import http.client
@@ -260,6 +261,11 @@ class Server:
             DATABASE_URL=self.database_url,
             BIND_ADDR=f"127.0.0.1:{self.port}",
             JWT_SECRET=self.secret,
+            # The Web Push key, derived from the shared secret so that replicas share it too
+            # (required on PostgreSQL and MySQL; a SHA-256 is a valid P-256 scalar but for odds
+            # of 2^-32).
+            VAPID_PRIVATE_KEY=base64.urlsafe_b64encode(
+                hashlib.sha256(self.secret.encode()).digest()).rstrip(b"=").decode(),
             RUST_LOG=os.environ.get("DURABILITY_RUST_LOG", "warn"),
             LOG_FORMAT="text",
             # The load is far above the per-user and per-IP limits a person needs.

@@ -1,6 +1,7 @@
 //! The server binary's commands besides serving: `social operator grant NAME`,
 //! `social operator revoke NAME` and `social operator list`, over the database that
-//! `DATABASE_URL` names (read like the server reads it, `.env` included).
+//! `DATABASE_URL` names (read like the server reads it, `.env` included); and `social push-key`,
+//! which prints a new `VAPID_PRIVATE_KEY` (and its public key) without touching anything.
 
 use std::process::ExitCode;
 
@@ -10,13 +11,23 @@ use crate::settings::Settings;
 
 /// How to call the commands.
 pub const USAGE: &str =
-    "usage: social [operator grant NAME | operator revoke NAME | operator list]";
+    "usage: social [operator grant NAME | operator revoke NAME | operator list | push-key]";
 
 /// Runs the command `args` (the words after the program's name), printing its one-line answer
 /// (or the list) on stdout and a failure in one line on stderr: exit 1 when it failed (an unknown
 /// user, a database that does not answer), 2 for words that are not a command.
 pub async fn run(args: &[String]) -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if words == ["push-key"] {
+        return match crate::push::VapidKey::generate() {
+            Ok(key) => {
+                println!("VAPID_PRIVATE_KEY={}", key.to_base64());
+                println!("# public key: {}", key.public_key());
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        };
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => return fail(&err.to_string()),

@@ -101,6 +101,9 @@ pub enum ApiError {
     /// 404 `session_not_found`: the caller has no such live session (the id is not echoed).
     #[error("you have no session with that id")]
     SessionNotFound,
+    /// 404 `push_subscription_not_found`: the caller's session has no Web Push subscription.
+    #[error("this session has no push subscription")]
+    PushSubscriptionNotFound,
     /// 404 `post_not_found`.
     #[error("post {0} does not exist")]
     PostNotFound(i64),
@@ -275,6 +278,7 @@ impl ApiError {
             ApiError::FollowRequestNotFound(_) => "follow_request_not_found",
             ApiError::UserNotFound(_) => "user_not_found",
             ApiError::SessionNotFound => "session_not_found",
+            ApiError::PushSubscriptionNotFound => "push_subscription_not_found",
             ApiError::InvalidRefreshToken(_) => "invalid_refresh_token",
             ApiError::PostNotFound(_) => "post_not_found",
             ApiError::NotFound(_) => "not_found",
@@ -421,6 +425,7 @@ impl ResponseError for ApiError {
             | ApiError::PostNotFound(_)
             | ApiError::FollowRequestNotFound(_)
             | ApiError::SessionNotFound
+            | ApiError::PushSubscriptionNotFound
             | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UsernameTaken(_) | ApiError::EmailTaken | ApiError::IdempotencyKeyInUse => {

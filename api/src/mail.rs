@@ -1,50 +1,24 @@
-//! The outbox worker and its one transport today, mail over SMTP (`lettre`).
+//! Mail over SMTP (`lettre`): the transport of the outbox's mail rows, which the outbox worker
+//! ([`crate::outbox_worker`]) claims while mail is on (`SMTP_URL`), so a mail server that is
+//! down delays no request and loses no mail.
 //!
-//! The worker runs in every process that has mail on (`SMTP_URL`). It claims due outbox rows
-//! ([`outbox::claim`]), hands each to the sender of its kind, and deletes it once done or moves
-//! it back by a growing back-off when the sender failed, so a mail server that is down delays no
-//! request and loses no mail. It wakes when a request of this process committed a row
-//! ([`Outbox::wake`]), when a retry falls due, and every `outbox_poll` for rows written by other
-//! processes.
-//!
-//! A message's body (which carries a token) and its payload are never logged: a failure is logged
-//! with the row's id, kind and attempt.
+//! A message's body (which carries a token) and its payload are never logged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
-use tokio::sync::Notify;
 
-use crate::services::email::{self, MailPayload, Mailing, Purpose};
-use crate::services::outbox;
+use crate::services::email::{MailPayload, Mailing, Purpose};
 use crate::settings::Settings;
-
-/// Rows claimed at once.
-const CLAIM_BATCH: u64 = 20;
 
 /// Longest one SMTP exchange may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The kinds of outbox rows this worker sends.
-const KINDS: &[&str] = &[email::MAIL, email::PASSWORD_FORGOT];
-
-/// The handle requests use to wake the worker after a commit that wrote to the outbox.
-#[derive(Clone, Default)]
-pub struct Outbox {
-    wake: Arc<Notify>,
-}
-
-impl Outbox {
-    /// Tells the worker that a row is due now (a no-op when mail is off: no worker listens).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-}
+/// The wake-up handle of the outbox worker, which sends the mail ([`crate::outbox_worker`]).
+pub use crate::outbox_worker::Outbox;
 
 /// Writes and sends the mail.
 pub struct Mailer {
@@ -120,7 +94,7 @@ impl Mailer {
     }
 
     /// Sends the mail of a [`email::MAIL`] row.
-    async fn send(&self, payload: &str) -> Result<(), String> {
+    pub(crate) async fn send(&self, payload: &str) -> Result<(), String> {
         let payload: MailPayload =
             serde_json::from_str(payload).map_err(|e| format!("unreadable payload: {e}"))?;
         let message = self.message(&payload)?;
@@ -129,91 +103,6 @@ impl Mailer {
             .await
             .map(|_| ())
             .map_err(|e| format!("the mail server did not take it: {e}"))
-    }
-}
-
-/// Starts the worker of this process, when mail is on; says once that mail is off otherwise.
-pub fn spawn_worker(
-    db: DatabaseConnection,
-    mailer: Option<Mailer>,
-    outbox: &Outbox,
-    mailing: Mailing,
-    retry_base: Duration,
-    poll: Duration,
-) {
-    let Some(mailer) = mailer else {
-        tracing::info!(
-            "mail is off (SMTP_URL is not set): no verification or reset mail is sent, and \
-             POST /auth/password/forgot answers 202 all the same"
-        );
-        return;
-    };
-    let wake = outbox.wake.clone();
-    tokio::spawn(async move {
-        loop {
-            let rows = match outbox::claim(&db, KINDS, CLAIM_BATCH).await {
-                Ok(rows) => rows,
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not claim outbox rows; trying again");
-                    tokio::time::sleep(poll).await;
-                    continue;
-                }
-            };
-            if rows.is_empty() {
-                let wait = match outbox::next_due(&db, KINDS).await {
-                    Ok(Some(at)) => {
-                        let ms = (at - crate::time::now_millis()).max(0);
-                        Duration::from_millis(u64::try_from(ms).unwrap_or(0)).min(poll)
-                    }
-                    _ => poll,
-                };
-                tokio::select! {
-                    () = wake.notified() => {}
-                    () = tokio::time::sleep(wait) => {}
-                }
-                continue;
-            }
-            for row in rows {
-                let outcome = match row.kind.as_str() {
-                    email::MAIL => mailer.send(&row.payload).await,
-                    email::PASSWORD_FORGOT => email::process_forgot(&db, &mailing, &row.payload)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    _ => Ok(()),
-                };
-                settle(&db, &row, outcome, retry_base).await;
-            }
-        }
-    });
-}
-
-/// Deletes a row that is done, or moves it back for another attempt; a row that failed
-/// [`outbox::MAX_ATTEMPTS`] times is given up.
-async fn settle(
-    db: &DatabaseConnection,
-    row: &entity::outbox::Model,
-    outcome: Result<(), String>,
-    retry_base: Duration,
-) {
-    let done = match &outcome {
-        Ok(()) => {
-            crate::metrics::count_outbox(&row.kind, "sent");
-            outbox::finish(db, row.id).await
-        }
-        Err(error) if row.attempts >= outbox::MAX_ATTEMPTS => {
-            tracing::error!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, %error, "giving up on an outbox row");
-            crate::metrics::count_outbox(&row.kind, "given_up");
-            outbox::finish(db, row.id).await
-        }
-        Err(error) => {
-            tracing::warn!(outbox_id = row.id, kind = %row.kind, attempts = row.attempts, %error, "an outbox row failed; it will be tried again");
-            crate::metrics::count_outbox(&row.kind, "retried");
-            outbox::retry_later(db, row.id, row.attempts, retry_base).await
-        }
-    };
-    if let Err(err) = done {
-        // The lease runs out and the row is claimed again.
-        tracing::warn!(outbox_id = row.id, error = %err, "could not settle an outbox row");
     }
 }
 

@@ -17,7 +17,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use ipnet::IpNet;
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// This process's metrics.
 pub struct Metrics {
@@ -27,6 +29,9 @@ pub struct Metrics {
     transaction_retries: IntCounter,
     rate_limited: IntCounterVec,
     outbox: IntCounterVec,
+    outbox_depth: IntGaugeVec,
+    pushes: IntCounterVec,
+    push_failures: IntCounterVec,
 }
 
 /// The metrics of this process, from the first server's start ([`init`]).
@@ -60,6 +65,32 @@ pub fn count_rate_limited(quota: &str) {
 pub fn count_outbox(kind: &str, outcome: &str) {
     if let Some(metrics) = METRICS.get() {
         metrics.outbox.with_label_values(&[kind, outcome]).inc();
+    }
+}
+
+/// Counts a push by what became of it: `sent`, `retried` or `subscription_removed`
+/// (`crate::outbox_worker`).
+pub fn count_push(outcome: &str) {
+    if let Some(metrics) = METRICS.get() {
+        metrics.pushes.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// Counts a failed push attempt by its cause (`rate_limited`, `server_error`, `timeout`,
+/// `connection`, `client_error`, `redirect`, `private_address`, `bad_keys`, ...).
+pub fn count_push_failed(cause: &str) {
+    if let Some(metrics) = METRICS.get() {
+        metrics.push_failures.with_label_values(&[cause]).inc();
+    }
+}
+
+/// Sets the outbox's depth, by kind, as last counted; a kind that is not named has none.
+pub fn set_outbox_depth(depth: &[(String, i64)]) {
+    if let Some(metrics) = METRICS.get() {
+        metrics.outbox_depth.reset();
+        for (kind, rows) in depth {
+            metrics.outbox_depth.with_label_values(&[kind]).set(*rows);
+        }
     }
 }
 
@@ -100,9 +131,30 @@ impl Metrics {
         let outbox = IntCounterVec::new(
             Opts::new(
                 "outbox_messages_total",
-                "Outbox rows (mail) handled by this process's worker, by kind and outcome (sent, retried, given_up)",
+                "Outbox rows (mail, push) handled by this process's worker, by kind and outcome (sent, retried, dropped, given_up)",
             ),
             &["kind", "outcome"],
+        )?;
+        let outbox_depth = IntGaugeVec::new(
+            Opts::new(
+                "outbox_depth",
+                "Rows waiting in the outbox (due, being sent, or waiting for a retry), by kind, as this process's worker last counted them",
+            ),
+            &["kind"],
+        )?;
+        let pushes = IntCounterVec::new(
+            Opts::new(
+                "push_messages_total",
+                "Web Push messages handled by this process's worker, by outcome (sent, retried, subscription_removed)",
+            ),
+            &["outcome"],
+        )?;
+        let push_failures = IntCounterVec::new(
+            Opts::new(
+                "push_failures_total",
+                "Failed Web Push attempts, by cause (rate_limited, server_error, timeout, connection, client_error, redirect, private_address, bad_keys, ...)",
+            ),
+            &["cause"],
         )?;
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -110,6 +162,9 @@ impl Metrics {
             Box::new(transaction_retries.clone()),
             Box::new(rate_limited.clone()),
             Box::new(outbox.clone()),
+            Box::new(outbox_depth.clone()),
+            Box::new(pushes.clone()),
+            Box::new(push_failures.clone()),
         ] {
             registry.register(collector)?;
         }
@@ -120,6 +175,9 @@ impl Metrics {
             transaction_retries,
             rate_limited,
             outbox,
+            outbox_depth,
+            pushes,
+            push_failures,
         })
     }
 }

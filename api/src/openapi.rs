@@ -37,6 +37,7 @@ in commit order, so nothing becomes visible behind a position already handed out
         (name = "notifications", description = "What others did that concerns the caller"),
         (name = "markers", description = "Reading positions that follow the user from device to device"),
         (name = "stream", description = "Live events as Server-Sent Events"),
+        (name = "push", description = "Web Push (RFC 8030, RFC 8291 `aes128gcm`, RFC 8292 VAPID): each notification the session's alerts select reaches its browser or phone through its push service, also while the app is closed"),
         (name = "safety", description = "Blocks, mutes, removing a follower, and reports"),
         (name = "media", description = "Images: uploads for posts, and avatars"),
         (name = "admin", description = "The operators' endpoints: accounts with the operator role, granted by `social operator grant NAME` (or at start-up by `ADMIN_USERNAMES` to accounts that exist then)"),

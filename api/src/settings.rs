@@ -97,6 +97,16 @@ pub struct Settings {
     /// How often a worker looks for due rows that no wake-up announced: other processes' writes
     /// and retries (not read from the environment; tests shorten it).
     pub outbox_poll: Duration,
+    /// The server's P-256 private key for Web Push (`VAPID_PRIVATE_KEY`, the 32-byte scalar in
+    /// base64url); `None` means "generate and keep one beside the SQLite database", which is
+    /// refused on any other database.
+    pub vapid_private_key: Option<SecretString>,
+    /// The `sub` of VAPID tokens (`PUSH_CONTACT`): a `mailto:` or `https:` URL where push services
+    /// reach the operator.
+    pub push_contact: String,
+    /// Allow `http://` push endpoints and endpoints on private addresses
+    /// (`PUSH_ALLOW_PRIVATE_ENDPOINTS`): for development and tests only.
+    pub push_allow_private_endpoints: bool,
 }
 
 impl Default for Settings {
@@ -138,6 +148,9 @@ impl Default for Settings {
             public_url: None,
             outbox_retry_base: Duration::from_secs(5),
             outbox_poll: Duration::from_secs(5),
+            vapid_private_key: None,
+            push_contact: "mailto:admin@localhost".to_owned(),
+            push_allow_private_endpoints: false,
         }
     }
 }
@@ -306,6 +319,12 @@ pub fn documented() -> Vec<Documented> {
         text("SMTP_URL", "unset"),
         text("MAIL_FROM", &code(&d.mail_from)),
         text("PUBLIC_URL", "unset"),
+        text("VAPID_PRIVATE_KEY", "generated beside a SQLite database"),
+        text("PUSH_CONTACT", &code(&d.push_contact)),
+        text(
+            "PUSH_ALLOW_PRIVATE_ENDPOINTS",
+            &code(&d.push_allow_private_endpoints),
+        ),
         text("RUST_LOG", &code(&crate::telemetry::DEFAULT_FILTER)),
         text("LOG_FORMAT", "text"),
     ]
@@ -376,6 +395,19 @@ fn check_origin(entry: &str) -> Result<(), SettingsError> {
             format!(
                 "'{entry}' is not an origin: each entry is scheme://host[:port] with http or https, such as https://app.example (no path, no '*')"
             ),
+        )),
+    }
+}
+
+/// A yes-or-no variable: `true`, `1` or `yes`; `false`, `0` or `no`; `default` when unset.
+fn boolean(name: &'static str, raw: Option<String>, default: bool) -> Result<bool, SettingsError> {
+    match raw.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => Err(SettingsError::new(
+            name,
+            format!("'{other}' is not true or false"),
         )),
     }
 }
@@ -460,17 +492,11 @@ impl Settings {
                 defaults.database_statement_timeout,
             )?,
             request_timeout: seconds(&REQUEST_TIMEOUT_SECONDS, defaults.request_timeout)?,
-            trust_forwarded_for: match var("TRUST_X_FORWARDED_FOR").as_deref() {
-                None => defaults.trust_forwarded_for,
-                Some("false" | "0" | "no") => false,
-                Some("true" | "1" | "yes") => true,
-                Some(other) => {
-                    return Err(SettingsError::new(
-                        "TRUST_X_FORWARDED_FOR",
-                        format!("'{other}' is not true or false"),
-                    ));
-                }
-            },
+            trust_forwarded_for: boolean(
+                "TRUST_X_FORWARDED_FOR",
+                var("TRUST_X_FORWARDED_FOR"),
+                defaults.trust_forwarded_for,
+            )?,
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
             redis_url: var("REDIS_URL").map(SecretString::from),
             redis_key_prefix: defaults.redis_key_prefix,
@@ -485,6 +511,15 @@ impl Settings {
             public_url: var("PUBLIC_URL").map(|v| v.trim().trim_end_matches('/').to_owned()),
             outbox_retry_base: defaults.outbox_retry_base,
             outbox_poll: defaults.outbox_poll,
+            vapid_private_key: var("VAPID_PRIVATE_KEY").map(SecretString::from),
+            push_contact: var("PUSH_CONTACT")
+                .map(|v| v.trim().to_owned())
+                .unwrap_or(defaults.push_contact),
+            push_allow_private_endpoints: boolean(
+                "PUSH_ALLOW_PRIVATE_ENDPOINTS",
+                var("PUSH_ALLOW_PRIVATE_ENDPOINTS"),
+                defaults.push_allow_private_endpoints,
+            )?,
         };
         settings.validate()?;
         Ok(settings)
@@ -556,20 +591,47 @@ impl Settings {
             ));
         }
         match &self.jwt_secret {
-            None if !self.is_sqlite() => Err(SettingsError::new(
-                "JWT_SECRET",
-                format!(
-                    "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
-                ),
-            )),
+            None if !self.is_sqlite() => {
+                return Err(SettingsError::new(
+                    "JWT_SECRET",
+                    format!(
+                        "must be set (at least {MIN_SECRET_BYTES} bytes) when DATABASE_URL is not SQLite"
+                    ),
+                ));
+            }
             Some(secret) if secret.expose_secret().len() < MIN_SECRET_BYTES => {
-                Err(SettingsError::new(
+                return Err(SettingsError::new(
                     "JWT_SECRET",
                     format!("must be at least {MIN_SECRET_BYTES} bytes long"),
-                ))
+                ));
             }
-            _ => Ok(()),
+            _ => {}
         }
+        match &self.vapid_private_key {
+            None if !self.is_sqlite() => {
+                return Err(SettingsError::new(
+                    "VAPID_PRIVATE_KEY",
+                    "must be set when DATABASE_URL is not SQLite: a P-256 private key, base64url \
+                     (`social push-key` prints a new one)",
+                ));
+            }
+            Some(key) => {
+                crate::push::VapidKey::parse(key.expose_secret())
+                    .map_err(|message| SettingsError::new("VAPID_PRIVATE_KEY", message))?;
+            }
+            None => {}
+        }
+        let contact = url::Url::parse(&self.push_contact).ok();
+        if !contact.is_some_and(|url| matches!(url.scheme(), "mailto" | "https")) {
+            return Err(SettingsError::new(
+                "PUSH_CONTACT",
+                format!(
+                    "'{}' is not a mailto: or https: URL such as mailto:admin@example.com",
+                    self.push_contact
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The file of a SQLite URL (`None` for other databases and in-memory SQLite).
@@ -607,6 +669,53 @@ impl SettingsError {
 mod tests {
     use super::*;
     use crate::openapi::thousands;
+
+    /// A valid `VAPID_PRIVATE_KEY` (32 bytes of 0x01).
+    const VAPID: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
+
+    #[test]
+    fn push_settings_that_cannot_work_are_refused_naming_the_variable() {
+        let with = |database: &str, key: Option<&str>, contact: &str| Settings {
+            database_url: database.into(),
+            jwt_secret: Some("s".repeat(MIN_SECRET_BYTES).into()),
+            vapid_private_key: key.map(SecretString::from),
+            push_contact: contact.to_owned(),
+            ..Settings::default()
+        };
+        let pg = "postgres://db/social";
+        for (settings, name) in [
+            (
+                with(pg, None, "mailto:a@b.example"),
+                "VAPID_PRIVATE_KEY: must be set",
+            ),
+            (
+                with(pg, Some("short"), "mailto:a@b.example"),
+                "VAPID_PRIVATE_KEY: ",
+            ),
+            (
+                with(
+                    DEFAULT_DATABASE_URL,
+                    Some("not base64!"),
+                    "mailto:a@b.example",
+                ),
+                "VAPID_PRIVATE_KEY: ",
+            ),
+            (with(pg, Some(VAPID), "admin@b.example"), "PUSH_CONTACT: "),
+            (with(pg, Some(VAPID), "http://b.example"), "PUSH_CONTACT: "),
+        ] {
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.starts_with(name), "{err}");
+            assert!(!err.contains("not base64!"), "{err}");
+        }
+        with(pg, Some(VAPID), "https://b.example/contact")
+            .validate()
+            .unwrap();
+        with(DEFAULT_DATABASE_URL, None, "mailto:admin@localhost")
+            .validate()
+            .unwrap();
+        assert!(boolean("PUSH_ALLOW_PRIVATE_ENDPOINTS", Some(" yes ".into()), false).unwrap());
+        assert!(boolean("PUSH_ALLOW_PRIVATE_ENDPOINTS", Some("maybe".into()), false).is_err());
+    }
 
     #[test]
     fn numbers_outside_their_range_are_refused_naming_the_variable_and_the_range() {
@@ -762,6 +871,7 @@ mod tests {
             "a-token-secret-of-at-least-thirty-two-bytes",
             "redis://:redis-password@cache:6379",
             "smtps://mailer:smtp-password@mail.example:465",
+            VAPID,
         ];
         let settings = Settings {
             database_url: secrets[0].into(),
@@ -769,6 +879,7 @@ mod tests {
             jwt_secret: Some(secrets[2].into()),
             redis_url: Some(secrets[3].into()),
             smtp_url: Some(secrets[4].into()),
+            vapid_private_key: Some(secrets[5].into()),
             ..Settings::default()
         };
         settings.validate().unwrap();
@@ -833,6 +944,7 @@ mod tests {
             database_url: primary.into(),
             database_read_url: Some(read.into()),
             jwt_secret: secret.clone(),
+            vapid_private_key: Some(VAPID.into()),
             ..Settings::default()
         };
         with("postgres://db/social", "postgres://standby/social")

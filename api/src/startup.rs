@@ -110,7 +110,22 @@ impl Application {
         let mailing =
             crate::services::email::Mailing::new(secret.as_bytes(), settings.smtp_url.is_some());
         let mailer = crate::mail::Mailer::new(&settings, mailing.clone())?;
+        let vapid = std::sync::Arc::new(match &settings.vapid_private_key {
+            Some(key) => crate::push::VapidKey::parse(key.expose_secret())
+                .map_err(|e| format!("VAPID_PRIVATE_KEY: {e}"))?,
+            None => match settings.sqlite_file() {
+                Some(file) => vapid_key_beside(&file)?,
+                None => crate::push::VapidKey::generate()?,
+            },
+        });
+        let pusher = crate::push::Pusher::new(
+            vapid.clone(),
+            settings.push_contact.clone(),
+            settings.push_allow_private_endpoints,
+        )?;
         let state = web::Data::new(AppState {
+            vapid_public_key: vapid.public_key().to_owned(),
+            push_allow_private_endpoints: settings.push_allow_private_endpoints,
             mailing,
             outbox: Default::default(),
             hub: hub.clone(),
@@ -138,14 +153,15 @@ impl Application {
         limits.spawn_cleanup();
         spawn_idempotency_sweep(db.clone());
         spawn_media_sweep(db.clone(), state.media_store.clone());
-        crate::mail::spawn_worker(
-            db.clone(),
+        crate::outbox_worker::Worker {
+            db: db.clone(),
             mailer,
-            &state.outbox,
-            state.mailing.clone(),
-            settings.outbox_retry_base,
-            settings.outbox_poll,
-        );
+            mailing: state.mailing.clone(),
+            pusher,
+            retry_base: settings.outbox_retry_base,
+            poll: settings.outbox_poll,
+        }
+        .spawn(&state.outbox);
         let cors_origins = settings.cors_allowed_origins.clone();
 
         let listener = TcpListener::bind(&settings.bind_addr)
@@ -275,27 +291,57 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
 /// Reads the secret kept beside the SQLite database file, creating it on first start, so tokens
 /// survive a restart without any configuration.
 fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
+    kept_beside(
+        database_file,
+        ".jwt-secret",
+        "a token secret",
+        || Ok(generate_secret()?),
+        |secret| {
+            (secret.len() >= MIN_SECRET_BYTES)
+                .then(|| secret.to_owned())
+                .ok_or_else(|| format!("holds a secret shorter than {MIN_SECRET_BYTES} bytes"))
+        },
+    )
+}
+
+/// Reads the VAPID key kept beside the SQLite database file, creating it on first start, so
+/// push subscriptions (made for the server's public key) survive a restart.
+fn vapid_key_beside(database_file: &Path) -> Result<crate::push::VapidKey, StartupError> {
+    let text = kept_beside(
+        database_file,
+        ".vapid-key",
+        "a VAPID key",
+        || Ok(crate::push::VapidKey::generate()?.to_base64()),
+        |text| crate::push::VapidKey::parse(text).map(|_| text.to_owned()),
+    )?;
+    Ok(crate::push::VapidKey::parse(&text)?)
+}
+
+/// Reads the value kept in the file beside `database_file` whose name ends in `suffix`,
+/// checked by `check`, creating it with `generate` on first start (readable by the owner only).
+fn kept_beside(
+    database_file: &Path,
+    suffix: &str,
+    what: &str,
+    generate: impl Fn() -> Result<String, StartupError>,
+    check: impl Fn(&str) -> Result<String, String>,
+) -> Result<String, StartupError> {
     let mut name = database_file
         .file_name()
         .map(|n| n.to_os_string())
         .unwrap_or_default();
-    name.push(".jwt-secret");
+    name.push(suffix);
     let path = database_file.with_file_name(name);
     match std::fs::read_to_string(&path) {
-        Ok(secret) if secret.trim().len() >= MIN_SECRET_BYTES => {
-            return Ok(secret.trim().to_owned());
-        }
-        Ok(_) => {
-            return Err(format!(
-                "{} holds a secret shorter than {MIN_SECRET_BYTES} bytes; remove it to generate a new one",
-                path.display()
-            )
-            .into());
+        Ok(kept) => {
+            return check(kept.trim()).map_err(|e| {
+                format!("{} {e}; remove it to generate a new one", path.display()).into()
+            });
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display()).into()),
     }
-    let secret = generate_secret()?;
+    let value = generate()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -306,10 +352,10 @@ fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
     match options.open(&path) {
         Ok(mut file) => {
             use std::io::Write;
-            file.write_all(secret.as_bytes())
+            file.write_all(value.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            tracing::info!(path = %path.display(), "generated a token secret beside the database");
-            Ok(secret)
+            tracing::info!(path = %path.display(), "generated {what} beside the database");
+            Ok(value)
         }
         // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -319,18 +365,21 @@ fn secret_beside(database_file: &Path) -> Result<String, StartupError> {
     }
 }
 
-/// Hands the events of the request's committed writes to the event streams once it is answered.
+/// Hands the events of the request's committed writes to the event streams once it is answered,
+/// and wakes the outbox worker when the request wrote to the outbox.
 async fn publish_events(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let Some(hub) = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.hub.clone())
-    else {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await;
     };
-    crate::events::collect(&hub, next.call(req)).await
+    let (out, wrote) =
+        crate::services::outbox::watch(crate::events::collect(&state.hub, next.call(req))).await;
+    if wrote {
+        state.outbox.wake();
+    }
+    out
 }
 
 /// Raises the soft limit on open files to what the streams need (one descriptor each, plus the

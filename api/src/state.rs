@@ -52,6 +52,10 @@ pub struct AppState {
     pub processor: crate::media::Processor,
     /// Where the bytes of images live.
     pub media_store: crate::media::Store,
+    /// The server's VAPID public key (`GET /push/server_key`).
+    pub vapid_public_key: String,
+    /// Whether push endpoints may be `http://` or private (`PUSH_ALLOW_PRIVATE_ENDPOINTS`).
+    pub push_allow_private_endpoints: bool,
 }
 
 impl AppState {

@@ -2,6 +2,7 @@
 //! `cargo run --release -p bench -- run ...` measures the API on it. See bench/README.md.
 
 mod media;
+mod push;
 mod run;
 mod seed;
 mod standby;
@@ -91,6 +92,19 @@ enum Commands {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Measure Web Push on a seeded database: a burst of notifications to celebrity1's
+    /// subscribed followers, pushed to a push service on loopback.
+    Push {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Followers of celebrity1 that subscribe, each notified once.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        #[arg(long)]
+        output: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -163,6 +177,21 @@ async fn main() -> std::process::ExitCode {
                 listeners,
                 posts,
                 idle,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Push {
+            database_url,
+            server_bin,
+            subscribers,
+            output,
+        } => {
+            push::run(push::PushOptions {
+                database_url,
+                server_bin,
+                subscribers,
                 output,
                 command_line,
             })

@@ -99,6 +99,11 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("JWT_SECRET", SECRET)
+            // Required beside JWT_SECRET on PostgreSQL and MySQL (32 bytes of 0x01, base64url).
+            .env(
+                "VAPID_PRIVATE_KEY",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+            )
             .env("RUST_LOG", "warn")
             .env("RATE_LIMIT_AUTH_PER_MINUTE", "100000")
             .env("RATE_LIMIT_WRITES_PER_MINUTE", "1000000")

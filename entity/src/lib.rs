@@ -17,6 +17,7 @@ pub mod notification;
 pub mod outbox;
 pub mod post;
 pub mod post_deletion;
+pub mod push_subscription;
 pub mod refresh_token;
 pub mod report;
 pub mod repost;

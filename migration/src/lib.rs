@@ -30,6 +30,7 @@ mod m20261207_000024_email_tokens;
 mod m20261207_000025_outbox;
 mod m20261207_000026_archive;
 mod m20261207_000027_media;
+mod m20261207_000030_push_subscriptions;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000025_outbox::Migration),
             Box::new(m20261207_000026_archive::Migration),
             Box::new(m20261207_000027_media::Migration),
+            Box::new(m20261207_000030_push_subscriptions::Migration),
         ]
     }
 }

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 /// The token secret of test servers, so tests can forge tokens with it and with others.
 pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+/// A P-256 private key for VAPID (32 bytes of 0x01, base64url): required on PostgreSQL and MySQL.
+pub const TEST_VAPID_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE";
 
 pub struct TestApp {
     pub address: String,
@@ -204,6 +206,7 @@ pub async fn test_settings() -> Settings {
     let mut settings = Settings::for_database(fresh_database_url().await);
     settings.bind_addr = "127.0.0.1:0".into();
     settings.jwt_secret = Some(TEST_SECRET.into());
+    settings.vapid_private_key = Some(TEST_VAPID_KEY.into());
     settings.database_pool_size = 5;
     // Tests register and write far faster than people; the limits have tests of their own.
     settings.rate_limit_auth_per_minute = 1_000_000;

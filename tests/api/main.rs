@@ -30,6 +30,7 @@ mod openapi;
 mod operators;
 mod pagination;
 mod posts;
+mod push;
 mod query_plans;
 mod races;
 mod reposts;

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use crate::helpers::{TEST_SECRET, TestApp, TestUser, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{
+    TEST_SECRET, TEST_VAPID_KEY, TestApp, TestUser, spawn_app, spawn_app_with, test_settings,
+};
 
 async fn may_operate(app: &TestApp, user: &TestUser) -> bool {
     let response = app.get("/admin/reports", Some(&user.token)).await;
@@ -25,6 +27,7 @@ fn operator_command(app: &TestApp, args: &[&str]) -> (i32, String, String) {
         .env_clear()
         .env("DATABASE_URL", &app.database_url)
         .env("JWT_SECRET", TEST_SECRET)
+        .env("VAPID_PRIVATE_KEY", TEST_VAPID_KEY)
         .output()
         .unwrap();
     (

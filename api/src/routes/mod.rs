@@ -15,6 +15,7 @@ pub mod media;
 pub mod metrics;
 pub mod notifications;
 pub mod posts;
+pub mod push;
 pub mod safety;
 pub mod sessions;
 pub mod stream;
@@ -135,6 +136,8 @@ route_table! {
     "/media/{id}/thumbnail" None => { GET media::get_thumbnail },
     "/users/me/following.csv" Writes => { GET follow_lists::export_following, POST follow_lists::import_following },
     "/users/me/archive" None => { GET archive::get_archive },
+    "/push/server_key" None => { GET push::server_key },
+    "/push/subscription" Writes => { PUT push::put_subscription, GET push::get_subscription, DELETE push::delete_subscription },
 }
 
 /// The quota of the route at `path` (a path of the table, with its `{parameters}`).

@@ -61,6 +61,7 @@ pub mod notifications;
 pub mod operators;
 pub mod outbox;
 pub mod posts;
+pub mod push;
 pub mod relationships;
 pub mod reports;
 pub mod reposts;

@@ -1,5 +1,6 @@
 //! Notifications: written in the transaction of the follow, request or acceptance that causes
-//! them, so there is never one without the other.
+//! them, so there is never one without the other; and so are their Web Pushes' outbox rows
+//! ([`push::enqueue`]).
 //!
 //! Read state is a mark per user (`users.notifications_read_id`: every notification with an id up
 //! to it is read) and a counter (`users.unread_notifications`: how many lie above it), changed in
@@ -21,7 +22,7 @@ use crate::error::ApiError;
 use crate::events::{self, Event};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::posts::{PostWithAuthor, with_authors};
-use crate::services::{clock, users};
+use crate::services::{clock, push, users};
 
 /// What a notification says happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,7 @@ pub async fn notify(
     )
     .await?;
     let created_at = clock::next_list_at(txn, &[recipient]).await?;
-    notification::ActiveModel {
+    let inserted = notification::ActiveModel {
         recipient_id: Set(recipient),
         account_id: Set(account),
         kind: Set(kind.as_str().to_owned()),
@@ -115,6 +116,8 @@ pub async fn notify(
     .insert(txn)
     .await?;
     events::emit(txn, Event::Notified { recipient }).await?;
+    // Its pushes, in the same transaction: they exist if and only if it does.
+    push::enqueue(txn, recipient, kind, inserted.id).await?;
     users::add_to_count(
         txn,
         user::Column::UnreadNotifications,

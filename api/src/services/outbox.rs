@@ -1,6 +1,6 @@
-//! The outbox: messages for the outside world (mail today; Web Push can be a second kind), written
+//! The outbox: messages for the outside world (mail, and Web Push: [`super::push::PUSH`]), written
 //! by [`enqueue`] in the transaction of the change that causes them, and sent after the commit by
-//! a worker ([`crate::mail`]) that [`claim`]s due rows, then [`finish`]es or [`retry_later`]s
+//! a worker ([`crate::outbox_worker`]) that [`claim`]s due rows, then [`finish`]es or [`retry_later`]s
 //! each. A claim moves the rows' `next_attempt_at` one lease ahead, so a worker that dies leaves
 //! them to be claimed again when the lease runs out; on PostgreSQL and MySQL/MariaDB the rows are
 //! read `FOR UPDATE SKIP LOCKED`, so workers of several processes take different rows instead of
@@ -44,6 +44,7 @@ pub async fn enqueue(
     }
     .insert(txn)
     .await?;
+    let _ = WROTE.try_with(|wrote| wrote.set(true));
     Ok(())
 }
 
@@ -121,15 +122,46 @@ pub async fn retry_later(
     attempts: i32,
     base: std::time::Duration,
 ) -> Result<(), ApiError> {
+    retry_at(db, id, now_millis() + backoff_ms(base, attempts)).await
+}
+
+/// The row `id` failed: it is due again at `at` (milliseconds since the epoch).
+pub async fn retry_at(db: &DatabaseConnection, id: i64, at: i64) -> Result<(), ApiError> {
     outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::NextAttemptAt,
-            Expr::val(now_millis() + backoff_ms(base, attempts)),
-        )
+        .col_expr(outbox::Column::NextAttemptAt, Expr::val(at))
         .filter(outbox::Column::Id.eq(id))
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// How many rows of each kind the outbox holds (due, leased or waiting for a retry), for the
+/// metrics.
+pub async fn depth(db: &DatabaseConnection) -> Result<Vec<(String, i64)>, ApiError> {
+    Ok(outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Kind)
+        .column_as(Expr::col(outbox::Column::Id).count(), "rows")
+        .group_by(outbox::Column::Kind)
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+tokio::task_local! {
+    /// Whether the current request wrote to the outbox (set by [`enqueue`], read by [`watch`]).
+    static WROTE: std::cell::Cell<bool>;
+}
+
+/// Runs `request` and says whether it wrote to the outbox (perhaps in an attempt that rolled
+/// back: a wake-up too many costs one look), so that the worker can be woken after it.
+pub async fn watch<T>(request: impl Future<Output = T>) -> (T, bool) {
+    WROTE
+        .scope(std::cell::Cell::new(false), async {
+            let out = request.await;
+            (out, WROTE.with(std::cell::Cell::get))
+        })
+        .await
 }
 
 /// When the next row of `kinds` falls due (perhaps already), if any: how long a worker may sleep.

@@ -502,7 +502,7 @@ pub async fn end_where(
 }
 
 /// Step: ends every session of `user_id` by expiring it, keeping the rows (a suspension: a refresh
-/// then still finds its account, and says it is suspended). The account's streams end with the
+/// then still finds its account, and says it is suspended), and their push subscriptions. The account's streams end with the
 /// suspension's own event.
 pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), ApiError> {
     session::Entity::update_many()
@@ -510,7 +510,8 @@ pub async fn expire_all(txn: &DatabaseTransaction, user_id: i64) -> Result<(), A
         .filter(session::Column::UserId.eq(user_id))
         .exec(txn)
         .await?;
-    Ok(())
+    // The rows stay, so their push subscriptions do not go with them: they go here.
+    crate::services::push::unsubscribe_user(txn, user_id).await
 }
 
 /// Ends `user_id`'s session `session_id`: 404 `session_not_found` when the user has no such live
