@@ -146,6 +146,11 @@ pub fn check_endpoint(endpoint: &str, allow_private: bool) -> Result<url::Url, S
             crate::openapi::thousands(MAX_ENDPOINT_CHARS as u64)
         ));
     }
+    // The URL parser drops or escapes control characters; the endpoint is stored and sent as
+    // written, so it must have none (PostgreSQL refuses a NUL in text).
+    if endpoint.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
     let url = url::Url::parse(endpoint).map_err(|_| "must be an https:// URL".to_owned())?;
     match url.scheme() {
         "https" => {}
@@ -228,6 +233,11 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 /// Decodes a subscription key sent in base64url (padding tolerated).
 pub fn decode_key(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok()
+}
+
+/// A key that [`decode_key`] accepts, as base64url without padding (the stored form).
+pub fn canonical_key(text: &str) -> String {
+    decode_key(text).map_or_else(String::new, |bytes| URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Checks `p256dh`: a P-256 public key, the 65-byte uncompressed point, base64url.

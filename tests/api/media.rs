@@ -323,6 +323,99 @@ async fn a_decompression_bomb_is_refused_with_413_before_it_is_decoded() {
         .assert_problem(413, "payload_too_large");
 }
 
+/// A GIF whose screen is one pixel and whose first frame declares 8,900 by 8,900 (79
+/// megapixels), with a few bytes of pixel data: the decoder would allocate the frame's buffer.
+fn gif_frame_bomb() -> Vec<u8> {
+    let mut bytes = b"GIF89a".to_vec();
+    bytes.extend_from_slice(&[1, 0, 1, 0, 0x00, 0, 0]); // a 1x1 screen, no global palette
+    bytes.push(0x2C); // an image descriptor
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    bytes.extend_from_slice(&8_900u16.to_le_bytes());
+    bytes.extend_from_slice(&8_900u16.to_le_bytes());
+    bytes.push(0x80); // a local palette of two colours
+    bytes.extend_from_slice(&[0, 0, 0, 255, 255, 255]);
+    bytes.extend_from_slice(&[2, 2, 0x4C, 0x01, 0]); // LZW: minimum code size, one sub-block
+    bytes.push(0x3B);
+    bytes
+}
+
+#[tokio::test]
+async fn a_gif_whose_first_frame_is_larger_than_its_screen_is_refused_by_the_frames_size() {
+    let bomb = gif_frame_bomb();
+    assert!(matches!(
+        api::media::processing::process(&bomb, api::media::Shape::Post),
+        Err(api::error::ApiError::ImageTooLarge)
+    ));
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    upload(&app, &ann, &[("file", &bomb)])
+        .await
+        .assert_problem(413, "payload_too_large");
+}
+
+/// A chunked body (no `Content-Length`) whose first part's headers never end: the server counts
+/// the body as it arrives and refuses it past the upload's bound, rather than buffering it.
+#[tokio::test]
+async fn a_chunked_upload_whose_part_headers_never_end_is_refused_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let answer = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            reader.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let head = format!(
+        "POST /media HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ann.token
+    );
+    let _ = writer.write_all(head.as_bytes()).await;
+    let start =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"\r\nX-Junk: ");
+    let junk = vec![b'a'; 64 * 1024];
+    let mut sent = 0;
+    for chunk in std::iter::once(start.as_bytes()).chain(std::iter::repeat_n(&junk[..], 160)) {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if writer.write_all(&framed).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = writer.write_all(b"0\r\n\r\n").await;
+    let answer = answer.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "after {sent} bytes: {}",
+        answer.lines().next().unwrap_or("no answer")
+    );
+    assert!(
+        answer.contains("\"code\":\"payload_too_large\""),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn two_file_parts_are_refused_with_422() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let png = image_bytes(image::ImageFormat::Png, 8, 8, 255);
+    let problem = upload(&app, &ann, &[("file", &png), ("file", &png)])
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(
+        problem["errors"]["file"],
+        json!(["only one file may be sent"])
+    );
+}
+
 #[tokio::test]
 async fn a_file_over_8_mib_is_refused_with_413() {
     let app = spawn_app().await;
@@ -462,6 +555,11 @@ async fn posts_show_their_media_in_order_and_take_only_the_authors_unused_ones()
         (json!([ids[0], bobs]), "bob's"),
         (json!(["AAAAAAAAAAAAAAAAAAAAAA"]), "unknown"),
         (json!([ids[0], ids[0]]), "twice"),
+        (
+            json!(["AAAAAAAAAAAAAAAAAAAAA\u{0}"]),
+            "a NUL (PostgreSQL refuses it in text)",
+        ),
+        (json!(["not an id"]), "not the shape of an id"),
     ] {
         let body = app
             .post(

@@ -36,8 +36,21 @@ impl Processor {
     /// `bytes` processed as `shape`: 413 `payload_too_large` for an image of too many pixels,
     /// 415 `unsupported_media_type` for a file that is not an image it decodes.
     pub async fn process(&self, bytes: Vec<u8>, shape: Shape) -> Result<Processed, ApiError> {
-        let _permit = self.0.acquire().await.map_err(ApiError::internal)?;
-        match tokio::task::spawn_blocking(move || processing::process(&bytes, shape)).await {
+        // Owned and moved into the blocking task: a request dropped while its image decodes (a
+        // client gone, the request timeout) must not free the permit before the decode ends.
+        let permit = self
+            .0
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(ApiError::internal)?;
+        match tokio::task::spawn_blocking(move || {
+            let done = processing::process(&bytes, shape);
+            drop(permit);
+            done
+        })
+        .await
+        {
             Ok(done) => done,
             // A decoder that panics on a file is a bug to fix (the fuzz test looks for them), but
             // for the client it is a file the server cannot read, not a server error.

@@ -75,6 +75,19 @@ fn refused(err: ImageError) -> ApiError {
     }
 }
 
+/// The declared size of a GIF's first frame, read from its descriptor (no pixel is decoded).
+fn gif_first_frame(bytes: &[u8]) -> Result<(u16, u16), ApiError> {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options
+        .read_info(Cursor::new(bytes))
+        .map_err(|_| ApiError::NotAnImage)?;
+    match decoder.next_frame_info() {
+        Ok(Some(frame)) => Ok((frame.width, frame.height)),
+        _ => Err(ApiError::NotAnImage),
+    }
+}
+
 /// Decodes, checks, orients, resizes and encodes `bytes` as [`Processed`]. CPU-bound and
 /// blocking: call it off the async executor ([`super::process`]).
 pub fn process(bytes: &[u8], shape: Shape) -> Result<Processed, ApiError> {
@@ -96,6 +109,14 @@ pub fn process(bytes: &[u8], shape: Shape) -> Result<Processed, ApiError> {
     }
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(ApiError::ImageTooLarge);
+    }
+    // A GIF's header declares its screen; the first frame, which is what is decoded, declares
+    // its own size, and may be far larger than a screen of one pixel.
+    if format == ImageFormat::Gif {
+        let (frame_width, frame_height) = gif_first_frame(bytes)?;
+        if u64::from(frame_width) * u64::from(frame_height) > MAX_PIXELS {
+            return Err(ApiError::ImageTooLarge);
+        }
     }
     // An orientation that cannot be read is no reason to refuse the pixels.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);

@@ -263,7 +263,34 @@ async fn read_upload(
             limit: MAX_UPLOAD_BYTES,
         });
     }
-    let mut parts = Multipart::new(req.headers(), payload);
+    // The whole body is counted as it arrives, whatever `Content-Length` says or a chunked body
+    // does not: the multipart parser buffers a part's headers until they end, so a body whose
+    // headers never end would otherwise be held whole.
+    let budget = MAX_UPLOAD_BYTES + MULTIPART_SLACK_BYTES;
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut seen = 0usize;
+    let counted = {
+        let over = over.clone();
+        payload.map(move |chunk| {
+            let chunk = chunk?;
+            seen += chunk.len();
+            if seen > budget {
+                over.set(true);
+                return Err(actix_web::error::PayloadError::Overflow);
+            }
+            Ok(chunk)
+        })
+    };
+    let unreadable = |err: actix_multipart::MultipartError| {
+        if over.get() {
+            ApiError::PayloadTooLarge {
+                limit: MAX_UPLOAD_BYTES,
+            }
+        } else {
+            unreadable(err)
+        }
+    };
+    let mut parts = Multipart::new(req.headers(), counted);
     let read = async {
         let mut file: Option<Vec<u8>> = None;
         let mut description: Option<Vec<u8>> = None;
@@ -272,13 +299,19 @@ async fn read_upload(
         while let Some(part) = parts.next().await {
             let mut part = part.map_err(unreadable)?;
             let name = part.name().unwrap_or_default().to_owned();
-            let mut ignored = Vec::new();
             let (into, limit) = match name.as_str() {
                 "file" if file.is_none() => (file.insert(Vec::new()), MAX_UPLOAD_BYTES),
+                "file" => return Err(ApiError::field("file", "only one file may be sent")),
                 "description" if with_description && description.is_none() => {
                     (description.insert(Vec::new()), text_limit + 1)
                 }
-                _ => (&mut ignored, text_limit),
+                _ => {
+                    // Read and dropped: the body's own bound above limits what it may cost.
+                    while let Some(chunk) = part.next().await {
+                        chunk.map_err(unreadable)?;
+                    }
+                    continue;
+                }
             };
             while let Some(chunk) = part.next().await {
                 let chunk = chunk.map_err(unreadable)?;

@@ -152,8 +152,9 @@ pub async fn put_subscription(
             refuse("keys.p256dh", "is required".into());
             None
         }
+        // Stored as base64url without padding, whatever padding was sent: the columns fit that.
         Some(key) => match rules::check_p256dh(&key) {
-            Ok(()) => Some(key),
+            Ok(()) => Some(rules::canonical_key(&key)),
             Err(message) => {
                 refuse("keys.p256dh", message.into());
                 None
@@ -166,7 +167,7 @@ pub async fn put_subscription(
             None
         }
         Some(key) => match rules::check_auth(&key) {
-            Ok(()) => Some(key),
+            Ok(()) => Some(rules::canonical_key(&key)),
             Err(message) => {
                 refuse("keys.auth", message.into());
                 None

@@ -189,6 +189,13 @@ pub async fn attach(
         if ids[..position].contains(id) {
             return Err(refuse("names one media twice"));
         }
+        // Not the shape of an id (a NUL would be a 500 on PostgreSQL): nobody's media.
+        if !crate::media::is_id(id) {
+            return Err(refuse(&format!(
+                "'{}' is not a media of yours that no post uses yet",
+                shortened(id)
+            )));
+        }
         let taken = media::Entity::update_many()
             .col_expr(media::Column::PostId, Expr::value(post_id))
             .col_expr(

@@ -84,7 +84,10 @@ pub struct NewSubscription {
     pub alerts: Alerts,
 }
 
-/// Makes `session`'s subscription (of `user_id`), replacing the one it had.
+/// Makes `session`'s subscription (of `user_id`), replacing the one it had. A replaced
+/// subscription keeps its row (and id), so the pushes already due to the session, queued or
+/// waiting for a retry, go to the new endpoint rather than being lost: browsers send the same
+/// subscription again on every page load.
 #[tracing::instrument(name = "push::subscribe", skip_all, fields(user = user_id))]
 pub async fn subscribe(
     db: &DatabaseConnection,
@@ -93,10 +96,25 @@ pub async fn subscribe(
     new: NewSubscription,
 ) -> Result<push_subscription::Model, ApiError> {
     db::write(db, async |txn| {
-        push_subscription::Entity::delete_many()
+        if let Some(old) = push_subscription::Entity::find()
             .filter(push_subscription::Column::SessionId.eq(session))
-            .exec(txn)
-            .await?;
+            .filter(push_subscription::Column::UserId.eq(user_id))
+            .one(txn)
+            .await?
+        {
+            let mut row: push_subscription::ActiveModel = old.into();
+            row.endpoint = Set(new.endpoint.clone());
+            row.p256dh = Set(new.p256dh.clone());
+            row.auth = Set(new.auth.clone());
+            row.alert_follow = Set(new.alerts.follow);
+            row.alert_follow_request = Set(new.alerts.follow_request);
+            row.alert_follow_accepted = Set(new.alerts.follow_accepted);
+            row.alert_like = Set(new.alerts.like);
+            row.alert_repost = Set(new.alerts.repost);
+            row.alert_reply = Set(new.alerts.reply);
+            row.created_at = Set(now_millis());
+            return Ok(row.update(txn).await?);
+        }
         let inserted = push_subscription::ActiveModel {
             session_id: Set(session.to_owned()),
             user_id: Set(user_id),
