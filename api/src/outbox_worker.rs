@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Notify;
 
@@ -26,10 +25,9 @@ use crate::services::outbox;
 use crate::services::push::{self, PUSH, PushJob};
 use crate::time::now_millis;
 
-/// Rows claimed at once.
-const CLAIM_BATCH: u64 = 50;
-
-/// Most sends in flight at once in this process.
+/// Most sends in flight at once in this process, and so the most rows it holds claimed: it
+/// claims only as many as it has free slots, and claims again as soon as one frees, so that one
+/// push service that hangs until its timeout holds one slot, not everyone's pushes.
 pub const IN_FLIGHT: usize = 16;
 
 /// How long a push is tried before it is given up: 24 hours from its notification.
@@ -99,10 +97,17 @@ impl Worker {
     async fn run(self: Arc<Self>, wake: Arc<Notify>) {
         let kinds = self.kinds();
         let mut depth_at = 0_i64;
+        let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         loop {
-            let rows = match outbox::claim(&self.db, &kinds, CLAIM_BATCH).await {
+            // Wait for a free slot, then claim as many rows as there are free slots.
+            let Ok(first) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let free = 1 + slots.available_permits();
+            let rows = match outbox::claim(&self.db, &kinds, free as u64).await {
                 Ok(rows) => rows,
                 Err(err) => {
+                    drop(first);
                     tracing::warn!(error = %err, "could not claim outbox rows; trying again");
                     tokio::time::sleep(self.poll).await;
                     continue;
@@ -117,6 +122,7 @@ impl Worker {
                 }
             }
             if rows.is_empty() {
+                drop(first);
                 let wait = match outbox::next_due(&self.db, &kinds).await {
                     Ok(Some(at)) => {
                         let ms = (at - now_millis()).max(0);
@@ -130,13 +136,23 @@ impl Worker {
                 }
                 continue;
             }
-            let this = &self;
-            futures_util::stream::iter(rows)
-                .for_each_concurrent(IN_FLIGHT, |row| async move {
+            let mut first = Some(first);
+            for row in rows {
+                // The claim took at most the free slots, and only this loop takes them.
+                let slot = match first.take() {
+                    Some(slot) => slot,
+                    None => match slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
+                };
+                let this = self.clone();
+                tokio::spawn(async move {
                     let outcome = this.handle(&row).await;
                     this.settle(&row, outcome).await;
-                })
-                .await;
+                    drop(slot);
+                });
+            }
         }
     }
 

@@ -576,6 +576,82 @@ async fn a_push_service_that_says_gone_removes_the_subscription() {
         .assert_problem(404, "push_subscription_not_found");
 }
 
+/// A push service that accepts connections and never answers; counts the connections its
+/// client has closed (the server's send timeout).
+async fn hanging_push_service() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (a, c) = (accepted.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    (url, accepted, closed)
+}
+
+/// A push service that hangs holds one of the worker's slots, not everyone's pushes: while the
+/// worker still waits on it, another subscriber's push goes out.
+#[tokio::test]
+async fn a_push_service_that_hangs_does_not_hold_up_other_pushes() {
+    use std::sync::atomic::Ordering;
+    let app = push_app().await;
+    let (hanging_url, accepted, closed) = hanging_push_service().await;
+    let mut service = PushService::start().await;
+    let susan = app.register("susan").await;
+    let ann = app.register("ann").await;
+    let john = app.register("john").await;
+    let (slow, quick) = (Browser::new(), Browser::new());
+    put_subscription(
+        &app,
+        &susan,
+        &slow.subscription(&format!("{hanging_url}/push/susan")),
+    )
+    .await
+    .expect(200);
+    put_subscription(
+        &app,
+        &ann,
+        &quick.subscription(&format!("{}/push/ann", service.url)),
+    )
+    .await
+    .expect(200);
+    app.follow(&john, "susan").await;
+    // The worker is now waiting on the hanging service.
+    for _ in 0..400 {
+        if accepted.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the hanging service was never called"
+    );
+    app.follow(&john, "ann").await;
+    let payload = quick.open(&service.next().await);
+    assert_eq!(payload["type"], "follow");
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        0,
+        "ann's push went out only after the hanging one was given up"
+    );
+}
+
 /// Browsers send their subscription again on every page load: a push already due (here,
 /// waiting for its retry) still reaches the session.
 #[tokio::test]
