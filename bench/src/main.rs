@@ -55,6 +55,10 @@ enum Commands {
         /// read scenarios through a server reading from it against one reading from the primary.
         #[arg(long)]
         read_url: Option<String>,
+        /// Give every account an avatar for the run (one image, set by celebrity1 through the
+        /// API), so that every card carries an `avatar_url`; taken back at the end.
+        #[arg(long)]
+        avatars: bool,
     },
     /// Measure image uploads and reads on a seeded database: one at a time (latency, the server's
     /// CPU per image), 4 at once (the server's peak memory, a timeline's latency meanwhile), and
@@ -135,6 +139,7 @@ async fn main() -> std::process::ExitCode {
             seconds,
             output,
             read_url,
+            avatars,
         } => {
             run::run(run::RunOptions {
                 database_url,
@@ -143,6 +148,7 @@ async fn main() -> std::process::ExitCode {
                 seconds,
                 output,
                 command_line,
+                avatars,
             })
             .await
         }

@@ -9,8 +9,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use entity::media;
+use entity::{media, user};
 use rand::{RngExt, SeedableRng};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::Value;
 
@@ -334,5 +335,69 @@ pub async fn run(options: MediaOptions) -> Result<(), BoxError> {
     if let Some(path) = &options.output {
         std::fs::write(path, &out)?;
     }
+    Ok(())
+}
+
+/// `bench run --avatars`: celebrity1 sets an avatar through the API (`PUT /users/me/avatar`), and
+/// every account is then given that image as its avatar, so that every card of every list carries
+/// an `avatar_url`. Its media id, for [`take_avatars_back`].
+pub async fn give_everyone_an_avatar(
+    db: &DatabaseConnection,
+    client: &reqwest::Client,
+    base: &str,
+) -> Result<String, BoxError> {
+    let token = login(client, base, "celebrity1").await?;
+    let (file, _, _) = photo(0.25)?;
+    let response = client
+        .put(format!("{base}/users/me/avatar"))
+        .bearer_auth(&token)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(form(&file))
+        .send()
+        .await?;
+    if response.status() != 200 {
+        return Err(format!("PUT /users/me/avatar answered {}", response.status()).into());
+    }
+    let id = user_by_name(db, "celebrity1")
+        .await?
+        .avatar_media_id
+        .ok_or("celebrity1 has no avatar after PUT /users/me/avatar")?;
+    user::Entity::update_many()
+        .col_expr(user::Column::AvatarMediaId, Expr::value(id.clone()))
+        .exec(db)
+        .await?;
+    // Checked as a client sees it: a card of a list carries it.
+    let page: Value = client
+        .get(format!("{base}/users/celebrity1/followers?limit=1"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let shown = page["items"][0]["user"]["avatar_url"]
+        .as_str()
+        .unwrap_or("");
+    if !shown.contains(&id) {
+        return Err(format!("a follower's card shows avatar_url {shown:?}, not {id}").into());
+    }
+    Ok(id)
+}
+
+/// Undoes [`give_everyone_an_avatar`].
+pub async fn take_avatars_back(db: &DatabaseConnection, id: &str) -> Result<(), BoxError> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::AvatarMediaId,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(user::Column::AvatarMediaId.eq(id))
+        .exec(db)
+        .await?;
+    media::Entity::delete_many()
+        .filter(media::Column::Id.eq(id))
+        .exec(db)
+        .await?;
     Ok(())
 }

@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub seconds: f64,
     pub output: Option<String>,
     pub command_line: String,
+    /// Give every account an avatar for the run ([`crate::media::give_everyone_an_avatar`]).
+    pub avatars: bool,
 }
 
 /// Latencies of one scenario.
@@ -361,6 +363,11 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
         .build()?;
     let seconds = options.seconds;
     let mut samples: Vec<Sample> = Vec::new();
+    let avatar = if options.avatars {
+        Some(crate::media::give_everyone_an_avatar(&db, &client, &base).await?)
+    } else {
+        None
+    };
 
     let celebrity = user_by_name(&db, "celebrity1").await?;
     let ordinary = user::Entity::find()
@@ -847,6 +854,12 @@ pub async fn run(options: RunOptions) -> Result<(), Box<dyn std::error::Error>> 
     ];
     let mut report = report(&options, db, &samples, peak, visible_at_once).await?;
     report.push_str(&archive_report(&archives)?);
+    if let Some(avatar) = &avatar {
+        crate::media::take_avatars_back(db, avatar).await?;
+        report.push_str(
+            "\nEvery account had an avatar during this run (`--avatars`): every card carried an `avatar_url`.\n",
+        );
+    }
     println!("{report}");
     if let Some(path) = &options.output {
         std::fs::write(path, &report)?;
