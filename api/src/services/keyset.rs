@@ -8,7 +8,10 @@
 //! always lies after that position.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
-use sea_orm::{ColumnTrait, Condition, DbBackend};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 
 use crate::error::ApiError;
 
@@ -183,4 +186,33 @@ pub fn older_than(
             .lt(Expr::tuple([Expr::val(after.at), Expr::val(after.id)])),
         ),
     }
+}
+
+/// The `(id, at)` pairs of the rows `query` selects, newest first by `(at, id)`, `limit` of them
+/// strictly older than `after`: an account's own list (its likes, its reposts) read along an index
+/// of `(owner, at, id)`.
+pub async fn newest_first<E: EntityTrait>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    at_column: E::Column,
+    id_column: E::Column,
+    after: Option<Position>,
+    limit: u64,
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    let mut query = query.select_only().column(id_column).column(at_column);
+    if let Some(after) = after {
+        query = query.filter(older_than(
+            db.get_database_backend(),
+            at_column,
+            id_column,
+            after,
+        ));
+    }
+    Ok(query
+        .order_by_desc(at_column)
+        .order_by_desc(id_column)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?)
 }

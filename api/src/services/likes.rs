@@ -217,25 +217,13 @@ pub async fn of_user(
     after: Option<Position>,
     limit: u64,
 ) -> Result<Vec<(i64, i64)>, ApiError> {
-    let backend = db.get_database_backend();
-    let mut query = like::Entity::find()
-        .select_only()
-        .column(like::Column::PostId)
-        .column(like::Column::CreatedAt)
-        .filter(like::Column::UserId.eq(user));
-    if let Some(after) = after {
-        query = query.filter(crate::services::keyset::older_than(
-            backend,
-            like::Column::CreatedAt,
-            like::Column::PostId,
-            after,
-        ));
-    }
-    Ok(query
-        .order_by_desc(like::Column::CreatedAt)
-        .order_by_desc(like::Column::PostId)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?)
+    crate::services::keyset::newest_first(
+        db,
+        like::Entity::find().filter(like::Column::UserId.eq(user)),
+        like::Column::CreatedAt,
+        like::Column::PostId,
+        after,
+        limit,
+    )
+    .await
 }

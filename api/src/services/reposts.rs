@@ -290,25 +290,13 @@ pub async fn of_user(
     after: Option<Position>,
     limit: u64,
 ) -> Result<Vec<(i64, i64)>, ApiError> {
-    let backend = db.get_database_backend();
-    let mut query = repost::Entity::find()
-        .select_only()
-        .column(repost::Column::PostId)
-        .column(repost::Column::CreatedAt)
-        .filter(repost::Column::UserId.eq(user));
-    if let Some(after) = after {
-        query = query.filter(crate::services::keyset::older_than(
-            backend,
-            repost::Column::CreatedAt,
-            repost::Column::PostId,
-            after,
-        ));
-    }
-    Ok(query
-        .order_by_desc(repost::Column::CreatedAt)
-        .order_by_desc(repost::Column::PostId)
-        .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await?)
+    crate::services::keyset::newest_first(
+        db,
+        repost::Entity::find().filter(repost::Column::UserId.eq(user)),
+        repost::Column::CreatedAt,
+        repost::Column::PostId,
+        after,
+        limit,
+    )
+    .await
 }
