@@ -128,6 +128,7 @@ impl Application {
             push_allow_private_endpoints: settings.push_allow_private_endpoints,
             mailing,
             outbox: Default::default(),
+            post_horizon: crate::services::clock::Horizon::start(db.clone()),
             hub: hub.clone(),
             metrics_allowed_from: settings.metrics_allowed_from.clone(),
             refresh_ttl: settings.refresh_ttl,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub standby: Option<std::sync::Arc<crate::replica::Standby>>,
     /// Whether mail is on, and how mailed tokens are made.
     pub mailing: crate::services::email::Mailing,
+    /// Sweeps the posts' clock, so that the horizon passes this process's new posts.
+    pub post_horizon: std::sync::Arc<crate::services::clock::Horizon>,
     /// Wakes the outbox worker after a commit that wrote to the outbox.
     pub outbox: crate::mail::Outbox,
     /// Decodes uploaded images off the executor, a few at a time.

@@ -8,6 +8,7 @@ mod seed;
 mod standby;
 mod streams;
 mod verify;
+mod writes;
 
 use clap::{Parser, Subcommand};
 
@@ -109,6 +110,25 @@ enum Commands {
         #[arg(long)]
         output: Option<String>,
     },
+    /// Measure post writes on a seeded database: many accounts posting at once through the API,
+    /// against the database's bare-insert ceiling, while a poller checks that no post is skipped.
+    Writes {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Seconds of writing per concurrency.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The numbers of concurrent writers, one phase each.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+        concurrency: Vec<usize>,
+        /// The server's `DATABASE_POOL_SIZE`.
+        #[arg(long, default_value_t = 10)]
+        pool_size: u32,
+        #[arg(long)]
+        output: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -198,6 +218,25 @@ async fn main() -> std::process::ExitCode {
                 database_url,
                 server_bin,
                 subscribers,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Writes {
+            database_url,
+            server_bin,
+            seconds,
+            concurrency,
+            pool_size,
+            output,
+        } => {
+            writes::run(writes::WritesOptions {
+                database_url,
+                server_bin,
+                seconds,
+                concurrency,
+                pool_size,
                 output,
                 command_line,
             })

@@ -245,10 +245,8 @@ pub async fn run(options: SeedOptions) -> Result<(), Box<dyn std::error::Error>>
         .chain(reposts.iter().map(|(_, _, at)| *at))
         .max()
         .unwrap_or(0);
-    db.execute_unprepared(&format!(
-        "UPDATE clocks SET at = {newest} WHERE name = 'posts'"
-    ))
-    .await?;
+    db.execute_unprepared(&format!("UPDATE post_clocks SET at = {newest}"))
+        .await?;
 
     // The readers' mutes: the first of their followees in the generated (random) order.
     let mut mutes = Vec::new();

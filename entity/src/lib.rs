@@ -16,6 +16,7 @@ pub mod mute;
 pub mod notification;
 pub mod outbox;
 pub mod post;
+pub mod post_clock;
 pub mod post_deletion;
 pub mod push_subscription;
 pub mod refresh_token;

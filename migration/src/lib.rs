@@ -31,6 +31,9 @@ mod m20261207_000025_outbox;
 mod m20261207_000026_archive;
 mod m20261207_000027_media;
 mod m20261207_000030_push_subscriptions;
+mod m20261207_000031_post_clock_shards;
+
+pub use m20261207_000031_post_clock_shards::POST_CLOCK_SHARDS;
 
 /// Applies the schema in order; `Migrator::up(db, None)` runs whatever is pending.
 pub struct Migrator;
@@ -67,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000026_archive::Migration),
             Box::new(m20261207_000027_media::Migration),
             Box::new(m20261207_000030_push_subscriptions::Migration),
+            Box::new(m20261207_000031_post_clock_shards::Migration),
         ]
     }
 }

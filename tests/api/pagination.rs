@@ -371,3 +371,101 @@ async fn pollers_of_newer_items_miss_nothing_while_many_write() {
         assert_eq!(unique, written, "{what}");
     }
 }
+
+/// The posts' clock is in shards (`services::clock`): a post written while an earlier one is still
+/// in flight on another shard does not show until that one has committed, so a poller that saw
+/// the later post never passes over the earlier one. Here the write in flight is held open by the
+/// test itself: a transaction that took a position on the first author's shard and inserted that
+/// author's post, as `posts::create` does, and waits. (SQLite runs one write transaction at a time,
+/// so nothing can commit while one is in flight there.)
+#[tokio::test]
+async fn a_post_in_flight_holds_back_the_newer_ones_until_it_commits() {
+    use sea_orm::TransactionTrait;
+    if backend() == DbBackend::Sqlite {
+        return;
+    }
+    let app = spawn_app().await;
+    let reader = app.register("reader").await;
+    let _slow = app.register("slow").await;
+    let fast = app.register("fast").await;
+    for name in ["slow", "fast"] {
+        app.follow(&reader, name).await.expect(201);
+    }
+    app.post_as(&reader, "start").await;
+    let start = app.get("/timeline", Some(&reader.token)).await.expect(200);
+    let id_of = async |name: &str| {
+        api::services::users::find_by_username(&app.db, name)
+            .await
+            .unwrap()
+            .id
+    };
+    let slow_id = id_of("slow").await;
+    assert_ne!(
+        slow_id % 32,
+        id_of("fast").await % 32,
+        "the authors share a shard"
+    );
+
+    // The write in flight: the slow author's shard locked and moved, its post inserted.
+    let in_flight = app.db.begin().await.unwrap();
+    let shard = slow_id % 32;
+    in_flight
+        .execute_unprepared(&format!(
+            "SELECT at FROM post_clocks WHERE shard = {shard} FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let slow_at = now_millis();
+    in_flight
+        .execute_unprepared(&format!(
+            "UPDATE post_clocks SET at = {slow_at} WHERE shard = {shard}"
+        ))
+        .await
+        .unwrap();
+    in_flight
+        .execute_unprepared(&format!(
+            "INSERT INTO posts (author_id, body, created_at, replies_count, likes_count, \
+             reposts_count) VALUES ({slow_id}, 'slow', {slow_at}, 0, 0, 0)"
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+
+    let app = &app;
+    let write = app.post_as(&fast, "fast");
+    let watch = async {
+        // The fast post has committed (its request waits for the horizon to pass it) but lies
+        // beyond the horizon: neither the first page nor a poller shows it yet.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(app.timeline_bodies(&reader).await, ["start"]);
+        let since = format!("/timeline?newer_than={}", cursor(&start, "prev_cursor"));
+        let page = app.get(&since, Some(&reader.token)).await.expect(200);
+        assert_eq!(page["items"].as_array().unwrap().len(), 0, "{page}");
+        in_flight.commit().await.unwrap();
+    };
+    tokio::join!(write, watch);
+    // Both show now, in their positions' order, and a poller from the start gets both.
+    assert_eq!(
+        app.timeline_bodies(&reader).await,
+        ["fast", "slow", "start"]
+    );
+    let since = format!("/timeline?newer_than={}", cursor(&start, "prev_cursor"));
+    let page = app.get(&since, Some(&reader.token)).await.expect(200);
+    let bodies: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["fast", "slow"]);
+}
+
+fn now_millis() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}

@@ -90,6 +90,11 @@ async fn populated_app() -> crate::helpers::TestApp {
             .unwrap();
         }
     }
+    // The posts' clock past every position written here, as writers would have moved it.
+    app.db
+        .execute_unprepared("UPDATE post_clocks SET at = (SELECT MAX(created_at) FROM posts)")
+        .await
+        .unwrap();
     // Replies (each of the first 40 posts has nine) and likes (ten each on the first 40 posts).
     app.db
         .execute_unprepared("UPDATE posts SET in_reply_to_id = 1 + (id % 40) WHERE id > 40")

@@ -123,9 +123,7 @@ async fn insert_posts(app: &TestApp, author: i64, bodies: &[String], first: i64)
     let sql = |sql: String| Statement::from_string(backend, sql);
     let last = first + i64::try_from(bodies.len()).unwrap();
     app.db
-        .execute_raw(sql(format!(
-            "UPDATE clocks SET at = {last} WHERE name = 'posts'"
-        )))
+        .execute_raw(sql(format!("UPDATE post_clocks SET at = {last}")))
         .await
         .unwrap();
     let rows: Vec<String> = (first..)

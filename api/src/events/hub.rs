@@ -417,11 +417,11 @@ impl Hub {
         }
     }
 
-    /// Hands the event of a request's committed write to the streams (not used where the
-    /// transport sends events at commit, [`Transport::Notify`], where every event comes back
-    /// through [`crate::events::transport::notify::listen_postgres`]). A post is left to the
+    /// Hands the event of a request's committed write to the streams (where the transport sends
+    /// events at commit, [`Transport::Notify`], only posts and reposts come here: the others come
+    /// back through [`crate::events::transport::notify::listen_postgres`]). A post is left to the
     /// poller ([`crate::events::transport::poll::poll_for_posts`]), which is asked to look at
-    /// once: only it sees posts in commit order. So is a deleted post where the transport records
+    /// once: only it sees posts in their positions' order, up to the horizon. So is a deleted post where the transport records
     /// deletions ([`Transport::records_deletions`], MySQL/MariaDB), where the poller finds every
     /// process's deletions (announcing this one here too would announce it twice).
     pub fn publish(&self, event: Event) {

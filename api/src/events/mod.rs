@@ -7,9 +7,10 @@
 //! with the relationship of every connected reader to its author in one query
 //! (`relationships::viewers_of`, the viewer state's own function), and given to the streams of
 //! those on whose timeline it belongs (`timeline::shows`); so a post's delivery to a thousand
-//! streams costs two queries, not a thousand timeline reads. Posts arrive in commit order, which
-//! is their positions' order, so a stream shows each one it is given that lies past its cursor,
-//! and keeps the lists' no-skip promise without reading.
+//! streams costs two queries, not a thousand timeline reads. Posts and reposts arrive in their
+//! positions' order, found by the poller at or below the posts' horizon
+//! ([`crate::services::clock`]), where nothing can land behind them later; so a stream shows each
+//! one it is given that lies past its cursor, and keeps the lists' no-skip promise without reading.
 //!
 //! Whenever that order may have been broken (a lost listener connection, a failed read, a queue
 //! or an inbox that overflowed) the streams concerned are told to read their timelines for
@@ -21,7 +22,8 @@
 //! - **PostgreSQL** ([`Transport::Notify`]): `pg_notify` inside the writing transaction, so it is
 //!   sent at commit (and not at all on rollback), in commit order, to every API process sharing
 //!   the database, this one included; each process LISTENs on one connection of its own
-//!   ([`transport::notify::listen_postgres`]).
+//!   ([`transport::notify::listen_postgres`]). Except posts and reposts
+//!   ([`Event::found_by_position`]): the poller finds those by position, as below.
 //! - **MySQL/MariaDB** (no notification channel) and **SQLite** ([`Transport::Poll`]): a
 //!   request's events are handed to its process's hub after they commit, except posts: requests
 //!   finish in any order, so posts are found by a poller that reads them by position
@@ -73,6 +75,16 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether the poller finds the event's entry by its position, on every backend
+    /// ([`transport::poll::poll_for_posts`]): posts and reposts, which show only once the posts'
+    /// horizon passes them ([`crate::services::clock`]), so their commit order is not their
+    /// order. The write's own process looks at once after the request; others within
+    /// [`POLL_INTERVAL`]. (On PostgreSQL a `pg_notify` in every post's transaction would also
+    /// serialize their commits: NOTIFY holds one lock across the database while it commits.)
+    pub fn found_by_position(&self) -> bool {
+        matches!(self, Event::Posted { .. } | Event::Reposted { .. })
+    }
+
     fn encode(&self) -> String {
         match self {
             Event::Posted { author, post } => format!("p {author} {post}"),
@@ -200,7 +212,7 @@ tokio::task_local! {
 /// ([`Transport::records_deletions`]), the post's deletion writes its row itself.)
 pub async fn emit(txn: &DatabaseTransaction, event: Event) -> Result<(), ApiError> {
     let transport = Transport::of(txn.get_database_backend());
-    if transport.sends_at_commit() {
+    if transport.sends_at_commit() && !event.found_by_position() {
         return send_at_commit(txn, &event).await;
     }
     let _ = ATTEMPT.try_with(|pending| pending.borrow_mut().push(event));

@@ -105,6 +105,8 @@ pub async fn create_post(
             Ok(idempotent::replay(&answer, body))
         }
         Outcome::Done(post) => {
+            // The author's next read shows the post.
+            state.post_horizon.reach(post.post.created_at).await;
             let location = format!("/posts/{}", post.post.id);
             let post = render_one(&state.db, Some(me.0.id), post).await?;
             idempotent::done(
@@ -354,9 +356,13 @@ pub async fn repost_post(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let (outcome, post) = reposts::repost(&state.db, &me.0, id.into_inner()).await?;
+    if let RepostOutcome::Created { at } = outcome {
+        // The caller's next read shows the repost.
+        state.post_horizon.reach(at).await;
+    }
     let post = render_one(&state.db, Some(me.0.id), post).await?;
     Ok(match outcome {
-        RepostOutcome::Created => HttpResponse::Created().json(post),
+        RepostOutcome::Created { .. } => HttpResponse::Created().json(post),
         RepostOutcome::AlreadyReposted => HttpResponse::Ok().json(post),
     })
 }

@@ -15,27 +15,49 @@
 //!   ([`crate::services::users::lock`]); `users.list_clock` holds the newest position given (it never
 //!   goes back, even when that follow is removed). Cost: one read and one update of rows the writer
 //!   has already locked.
-//! - **Posts** appear in the timelines of many readers, so their order must be one across all
-//!   authors: the row `posts` of `clocks` is locked by every post writer from taking its position to
-//!   commit. Cost: post writes are serialized across the whole database for the length of one
-//!   insert and one commit (about a millisecond on PostgreSQL here, so some hundreds of posts per
-//!   second at most); reads pay nothing. A user's own post list is ordered by the same clock.
+//! - **Posts and reposts** appear in the timelines of many readers, so their order must be one
+//!   across all accounts. One row that every post writer locks would do it, but it serializes every
+//!   post write in the database for the length of an insert and a commit (300 to 375 posts/s
+//!   whatever the concurrency on the benchmark's PostgreSQL). So the posts' clock is in shards
+//!   (`post_clocks`, [`POST_CLOCK_SHARDS`] rows): a writer locks its account's shard only
+//!   ([`next_post_at`]), and positions of one shard are in commit order as above. Across shards they
+//!   are not, so readers show only the entries at or below the **safe horizon**, the smallest `at`
+//!   of all shards ([`posts_horizon`], a subquery of the list's own statement, so it is read in
+//!   the same snapshot): a shard's committed `at` is at least every position it gave that has
+//!   committed, and a write still in flight on it (holding its lock) or yet to come will get a
+//!   larger one; so nothing can become visible at or below the horizon later. Idle shards would
+//!   hold the horizon back: after each post write commits, its process's [`Horizon`] sweeps every
+//!   shard behind the new position up to it (skipping the shards locked by writes in flight, and
+//!   looking again until those have moved on), and the request answers once that is done, so the
+//!   writer's next read shows its post. Many writers share one sweep. Cost: one row lock per
+//!   post write that only its shard's writers share, and a sweep (one short transaction) per batch
+//!   of concurrent writes; reads add a scan of the shards' rows. A write in flight holds back what
+//!   readers see of newer ones for as long as it takes to commit.
 //!
 //! Timestamps stay true to about a millisecond: `now` wins unless two writes of one list fall in the
 //! same millisecond, or a host's clock lags the one that wrote last.
 
-use entity::{clock, user};
-use sea_orm::sea_query::{Expr, IntoCondition};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use entity::{clock, post_clock, user};
+use sea_orm::sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QuerySelect,
+};
+use tokio::sync::{Notify, watch};
 
 use crate::error::ApiError;
+use crate::services::keyset::PageRequest;
 use crate::time::now_millis;
+
+pub use migration::POST_CLOCK_SHARDS;
 
 /// A list that spans many users, ordered by one row of `clocks`.
 #[derive(Clone, Copy, Debug)]
 pub enum Clock {
-    /// Every post: the timelines and each user's posts.
-    Posts,
     /// The operators' list of reports.
     Reports,
 }
@@ -43,10 +65,162 @@ pub enum Clock {
 impl Clock {
     fn name(self) -> &'static str {
         match self {
-            Clock::Posts => "posts",
             Clock::Reports => "reports",
         }
     }
+}
+
+/// Step: the position for a new post or repost by `account`, on the posts' clock: locks the
+/// account's shard until the transaction ends, so call it last before the insert, after the
+/// users' locks. The entry shows once the horizon passes it ([`Horizon::reach`]).
+pub async fn next_post_at(txn: &DatabaseTransaction, account: i64) -> Result<i64, ApiError> {
+    let shard = account.rem_euclid(POST_CLOCK_SHARDS);
+    let last: i64 = post_clock::Entity::find_by_id(shard)
+        .select_only()
+        .column(post_clock::Column::At)
+        .lock_exclusive()
+        .into_tuple()
+        .one(txn)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal(std::io::Error::other(format!(
+                "the posts' clock has no shard {shard}"
+            )))
+        })?;
+    let at = Ord::max(now_millis(), last + 1);
+    post_clock::Entity::update_many()
+        .col_expr(post_clock::Column::At, Expr::val(at))
+        .filter(post_clock::Column::Shard.eq(shard))
+        .exec(txn)
+        .await?;
+    Ok(at)
+}
+
+/// The safe horizon of the posts' clock, as an expression for a list's own statement:
+/// `(SELECT MIN(at) FROM post_clocks)`. Every entry (a post's writing, a repost) at or below it
+/// has committed, and none can land there later; a list that a client polls with `newer_than`
+/// shows nothing beyond it.
+pub fn posts_horizon() -> Expr {
+    Expr::from(
+        Query::select()
+            .expr(Expr::col((post_clock::Entity, post_clock::Column::At)).min())
+            .from(post_clock::Entity)
+            .to_owned(),
+    )
+}
+
+/// `at <= horizon` for a page of a list on the posts' clock that reaches its newest end: a first
+/// page, or a `newer_than` page. (A page of older items lies below a position a bounded page
+/// gave, hence below the horizon already: it needs no bound.)
+pub fn within_posts_horizon(page: &PageRequest, at: Expr) -> Option<Expr> {
+    page.after.is_none().then(|| at.lte(posts_horizon()))
+}
+
+/// How long a writer's request waits at most for the horizon to pass its post
+/// ([`Horizon::reach`]); a write in flight that takes longer (a stuck commit) only delays when
+/// the post shows.
+const REACH_WAIT: Duration = Duration::from_secs(2);
+
+/// A process's sweeper of the posts' clock: moves idle shards up to the newest positions its
+/// writers were given, so that the horizon follows them (see the module documentation). One task
+/// per process; every writer waiting at once shares a sweep.
+pub struct Horizon {
+    /// The newest position a writer of this process asked to see passed.
+    wanted: AtomicI64,
+    /// The newest position every shard is known to have passed.
+    reached: watch::Sender<i64>,
+    wake: Notify,
+}
+
+impl Horizon {
+    /// Starts the sweeper of `db`.
+    pub fn start(db: DatabaseConnection) -> Arc<Horizon> {
+        let horizon = Arc::new(Horizon {
+            wanted: AtomicI64::new(i64::MIN),
+            reached: watch::Sender::new(i64::MIN),
+            wake: Notify::new(),
+        });
+        tokio::spawn(horizon.clone().sweep_forever(db));
+        horizon
+    }
+
+    /// Waits until the horizon has passed `at` (a position this process's write was given and
+    /// committed), so that the write shows on its author's next read: at most [`REACH_WAIT`].
+    pub async fn reach(&self, at: i64) {
+        let mut reached = self.reached.subscribe();
+        if *reached.borrow_and_update() >= at {
+            return;
+        }
+        self.wanted.fetch_max(at, Ordering::SeqCst);
+        self.wake.notify_one();
+        let passed = tokio::time::timeout(REACH_WAIT, reached.wait_for(|r| *r >= at)).await;
+        if passed.is_err() {
+            tracing::warn!(
+                at,
+                "the posts' horizon did not pass a new post in time: it shows once it does"
+            );
+        }
+    }
+
+    async fn sweep_forever(self: Arc<Self>, db: DatabaseConnection) {
+        loop {
+            self.wake.notified().await;
+            loop {
+                let target = self.wanted.load(Ordering::SeqCst);
+                if target <= *self.reached.borrow() {
+                    break;
+                }
+                match sweep(&db, target).await {
+                    Ok(true) => {
+                        self.reached.send_if_modified(|r| {
+                            let moved = *r < target;
+                            *r = Ord::max(*r, target);
+                            moved
+                        });
+                    }
+                    // Shards locked by writes in flight: they move on when those commit.
+                    Ok(false) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not sweep the posts' clock");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One look of the sweep: moves every shard behind `target` that no write in flight holds up to
+/// it (`SKIP LOCKED`: the sweep never waits for a writer, so it can never be part of a deadlock).
+/// True when no shard is behind `target` any more.
+async fn sweep(db: &DatabaseConnection, target: i64) -> Result<bool, DbErr> {
+    let behind = post_clock::Entity::find()
+        .filter(post_clock::Column::At.lt(target))
+        .count(db)
+        .await?;
+    if behind == 0 {
+        return Ok(true);
+    }
+    let txn = crate::db::begin_write(db).await?;
+    // SQLite has no row locks (and runs one write transaction at a time): the clause is left out.
+    let free: Vec<i64> = post_clock::Entity::find()
+        .select_only()
+        .column(post_clock::Column::Shard)
+        .filter(post_clock::Column::At.lt(target))
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !free.is_empty() {
+        post_clock::Entity::update_many()
+            .col_expr(post_clock::Column::At, Expr::val(target))
+            .filter(post_clock::Column::Shard.is_in(free.iter().copied()))
+            .filter(post_clock::Column::At.lt(target))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(free.len() as u64 == behind)
 }
 
 /// Step: the position for a new item of the list `clock` orders. Locks that clock until the
@@ -59,7 +233,7 @@ pub async fn next_at(txn: &DatabaseTransaction, clock: Clock) -> Result<i64, Api
         .into_tuple()
         .one(txn)
         .await?;
-    let at = now_millis().max(last.unwrap_or(0) + 1);
+    let at = Ord::max(now_millis(), last.unwrap_or(0) + 1);
     clock::Entity::update_many()
         .col_expr(clock::Column::At, Expr::val(at))
         .filter(clock::Column::Name.eq(clock.name()))
@@ -93,7 +267,7 @@ pub async fn next_list_at_where(
         .all(txn)
         .await?;
     let last = clocks.into_iter().max().unwrap_or(0);
-    let at = now_millis().max(last + 1);
+    let at = Ord::max(now_millis(), last + 1);
     user::Entity::update_many()
         .col_expr(user::Column::ListClock, Expr::val(at))
         .filter(which)

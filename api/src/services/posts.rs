@@ -13,7 +13,7 @@ use crate::db;
 use crate::domain::PostBody;
 use crate::error::ApiError;
 use crate::events::{self, Event, Transport};
-use crate::services::clock::{self, Clock};
+use crate::services::clock;
 use crate::services::idempotency::{self, Claim, Outcome};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::notifications::{self, Kind};
@@ -121,9 +121,8 @@ pub async fn create(
             )
             .await?;
         }
-        // Last, so that the clock every post writer shares is held only for the insert and the
-        // commit.
-        let created_at = clock::next_at(txn, Clock::Posts).await?;
+        // Last, so that the shard of the posts' clock is held only for the insert and the commit.
+        let created_at = clock::next_post_at(txn, author.id).await?;
         let post = post::ActiveModel {
             author_id: Set(author.id),
             body: Set(body.as_str().to_owned()),
@@ -329,7 +328,8 @@ pub fn list_by_author_query(
 }
 
 /// Limits `query` to the posts of `page` in the order it reads them ([`PageRequest::order`],
-/// [`PageRequest::keyset`], [`PageRequest::fetch_limit`]).
+/// [`PageRequest::keyset`], [`PageRequest::fetch_limit`]), none beyond the posts' horizon
+/// ([`clock::within_posts_horizon`]).
 pub fn keyset_page(
     backend: DbBackend,
     query: Select<post::Entity>,
@@ -337,6 +337,11 @@ pub fn keyset_page(
 ) -> Select<post::Entity> {
     let query = match page.keyset(backend, post::Column::CreatedAt, post::Column::Id) {
         Some(keyset) => query.filter(keyset),
+        None => query,
+    };
+    let at = Expr::col((post::Entity, post::Column::CreatedAt));
+    let query = match clock::within_posts_horizon(&page, at) {
+        Some(bound) => query.filter(bound),
         None => query,
     };
     query

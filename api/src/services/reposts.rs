@@ -3,7 +3,7 @@
 //! says so.
 //!
 //! A repost is a timeline entry ([`crate::services::timeline`]): its position is taken on the
-//! posts' clock ([`clock::Clock::Posts`]) while the reposter's and the author's row locks are held,
+//! posts' clock ([`clock::next_post_at`]) while the reposter's and the author's row locks are held,
 //! as a post's is, so reposts reach `newer_than` readers and the stream in commit order.
 //! `posts.reposts_count` changes in the transaction that inserts or deletes the row it counts,
 //! under those locks: concurrent identical reposts queue there, and exactly one inserts.
@@ -19,7 +19,7 @@ use sea_orm::{
 use crate::db;
 use crate::error::ApiError;
 use crate::events::{self, Event};
-use crate::services::clock::{self, Clock};
+use crate::services::clock;
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::notifications::{self, Kind};
 use crate::services::posts::{self, PostWithAuthor};
@@ -29,8 +29,8 @@ use crate::services::users;
 /// What `POST /posts/{id}/repost` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RepostOutcome {
-    /// The repost is new.
-    Created,
+    /// The repost is new, at this position on the posts' clock.
+    Created { at: i64 },
     /// The caller reposted the post already.
     AlreadyReposted,
 }
@@ -64,9 +64,9 @@ pub async fn repost(
             if author_id != me.id {
                 notifications::notify(txn, author_id, me.id, Kind::Repost, Some(id)).await?;
             }
-            // Last, so that the clock every post writer shares is held only for the insert and
-            // the commit.
-            let created_at = clock::next_at(txn, Clock::Posts).await?;
+            // Last, so that the shard of the posts' clock is held only for the insert and the
+            // commit.
+            let created_at = clock::next_post_at(txn, me.id).await?;
             repost::ActiveModel {
                 post_id: Set(id),
                 user_id: Set(me.id),
@@ -83,7 +83,7 @@ pub async fn repost(
                 },
             )
             .await?;
-            RepostOutcome::Created
+            RepostOutcome::Created { at: created_at }
         };
         let post = posts::find(txn, id).await?;
         Ok((outcome, post))
@@ -159,6 +159,10 @@ pub fn list_query(backend: DbBackend, post_id: i64, page: PageRequest) -> Select
     let mut query = repost::Entity::find().filter(repost::Column::PostId.eq(post_id));
     if let Some(keyset) = page.keyset(backend, repost::Column::CreatedAt, repost::Column::UserId) {
         query = query.filter(keyset);
+    }
+    let at = Expr::col((repost::Entity, repost::Column::CreatedAt));
+    if let Some(bound) = clock::within_posts_horizon(&page, at) {
+        query = query.filter(bound);
     }
     query
         .order_by(repost::Column::CreatedAt, page.order())

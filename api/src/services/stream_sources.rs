@@ -8,19 +8,22 @@
 //! inside a write, turn into an [`crate::error::ApiError`] with `?` as every step does).
 
 use entity::{marker, notification, post, post_deletion, repost, session};
-use sea_orm::sea_query::{Alias, Asterisk, Expr, Order, Query, UnionType};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait as _, Order, Query, UnionType};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 
+use crate::services::clock;
 use crate::services::keyset::{self, Position};
 
-/// The position of the newest timeline entry (a post's writing or a repost), if there is one.
+/// The position of the newest timeline entry (a post's writing or a repost) at or below the posts'
+/// horizon, if there is one.
 pub async fn newest_entry(db: &impl ConnectionTrait) -> Result<Option<Position>, DbErr> {
     let post: Option<(i64, i64)> = post::Entity::find()
         .select_only()
         .columns([post::Column::CreatedAt, post::Column::Id])
+        .filter(Expr::col((post::Entity, post::Column::CreatedAt)).lte(clock::posts_horizon()))
         .order_by_desc(post::Column::CreatedAt)
         .order_by_desc(post::Column::Id)
         .into_tuple()
@@ -29,6 +32,7 @@ pub async fn newest_entry(db: &impl ConnectionTrait) -> Result<Option<Position>,
     let repost: Option<(i64, i64)> = repost::Entity::find()
         .select_only()
         .columns([repost::Column::CreatedAt, repost::Column::PostId])
+        .filter(Expr::col((repost::Entity, repost::Column::CreatedAt)).lte(clock::posts_horizon()))
         .order_by_desc(repost::Column::CreatedAt)
         .order_by_desc(repost::Column::PostId)
         .into_tuple()
@@ -49,8 +53,9 @@ pub enum NewEntry {
     Repost { at: Position, reposter: i64 },
 }
 
-/// Up to `limit` timeline entries past `seen` (posts written, reposts), oldest first, in one
-/// query: both are positioned on the posts' clock, in commit order.
+/// Up to `limit` timeline entries past `seen` (posts written, reposts) and at or below the posts'
+/// horizon ([`clock::posts_horizon`]), oldest first, in one query: no entry can land behind them
+/// later.
 pub async fn entries_since(
     db: &impl ConnectionTrait,
     seen: Position,
@@ -76,6 +81,7 @@ pub async fn entries_since(
             post::Column::Id,
             seen,
         ))
+        .filter(Expr::col((post::Entity, post::Column::CreatedAt)).lte(clock::posts_horizon()))
         .order_by_asc(post::Column::CreatedAt)
         .order_by_asc(post::Column::Id)
         .limit(limit)
@@ -92,6 +98,7 @@ pub async fn entries_since(
             repost::Column::PostId,
             seen,
         ))
+        .filter(Expr::col((repost::Entity, repost::Column::CreatedAt)).lte(clock::posts_horizon()))
         .order_by_asc(repost::Column::CreatedAt)
         .order_by_asc(repost::Column::PostId)
         .limit(limit)

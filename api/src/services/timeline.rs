@@ -44,6 +44,7 @@ use sea_orm::{
 };
 
 use crate::error::ApiError;
+use crate::services::clock;
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::posts::{PostWithAuthor, keyset_page, with_authors_and};
 use crate::services::relationships::Relation;
@@ -287,6 +288,11 @@ fn repost_entries(
         Some(keyset) => reposts.filter(keyset),
         None => reposts,
     };
+    let at = Expr::col((repost::Entity, repost::Column::CreatedAt));
+    let reposts = match clock::within_posts_horizon(&page, at) {
+        Some(bound) => reposts.filter(bound),
+        None => reposts,
+    };
     let mut query = reposts.into_query();
     query
         .clear_selects()
@@ -502,6 +508,10 @@ fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
                 .add(Expr::exists(follows_reposter)),
         )
         .and_where(Expr::exists(mutes_reposter).not());
+    // A repost beyond the horizon is not an entry yet.
+    query.and_where(
+        Expr::col((newer.clone(), repost::Column::CreatedAt)).lte(clock::posts_horizon()),
+    );
     if let Some(since) = since {
         query.and_where(Expr::col((newer, repost::Column::CreatedAt)).gt(since));
     }

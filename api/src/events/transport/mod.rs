@@ -21,6 +21,8 @@ pub fn spawn(transport: Transport, hub: &Arc<Hub>, db: &DatabaseConnection, data
                 hub.clone(),
                 database_url.to_owned(),
             ));
+            // Posts and reposts are found by position on every backend.
+            tokio::spawn(poll::poll_for_posts(hub.clone(), db.clone()));
         }
         Transport::Poll { .. } => {
             tokio::spawn(poll::poll_for_posts(hub.clone(), db.clone()));

@@ -1,6 +1,7 @@
-//! PostgreSQL's LISTEN/NOTIFY: each event is sent with `pg_notify` inside its writing
-//! transaction ([`crate::events::emit`]), so at commit and in commit order, to every process,
-//! each of which relays them to its hub ([`listen_postgres`]).
+//! PostgreSQL's LISTEN/NOTIFY: each event but posts and reposts (which the poller finds by
+//! position) is sent with `pg_notify` inside its writing transaction ([`crate::events::emit`]),
+//! so at commit and in commit order, to every process, each of which relays them to its hub
+//! ([`listen_postgres`]).
 
 use std::sync::Arc;
 use std::time::Duration;

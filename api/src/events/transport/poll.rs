@@ -1,6 +1,6 @@
-//! The poller, for backends without a notification channel (MySQL/MariaDB, SQLite:
-//! [`Transport::Poll`](super::Transport::Poll)): it finds posts by position, and where other
-//! processes write too, their notifications and deleted posts by id (`IdWindow`); [`sweep`]
+//! The poller: on every backend it finds posts and reposts by position; on backends without a
+//! notification channel (MySQL/MariaDB, SQLite: [`Transport::Poll`](super::Transport::Poll)) where
+//! other processes write too, also their notifications and deleted posts by id (`IdWindow`); [`sweep`]
 //! ends the streams of sessions ended elsewhere. What they read, they read through
 //! [`crate::services::stream_sources`].
 
@@ -22,8 +22,8 @@ use crate::services::stream_sources::{self, NewEntry};
 /// few rows of `post_deletions`, adds a primary-key range read.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// MySQL/MariaDB and SQLite: reads the posts written since the last look, by position (which is
-/// given in commit order, so none is passed over and they come in the timeline's order), and
+/// Every backend: reads the posts and reposts written since the last look, by position, up to the
+/// posts' horizon (so none is passed over, and they come in the timeline's order), and
 /// queues them for the streams: at once when a request of this process wrote one
 /// ([`Hub::publish`]), and every [`POLL_INTERVAL`] for other processes' posts, while any stream is
 /// open. Where other processes write too (MySQL/MariaDB:
