@@ -467,7 +467,7 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
             let page = PageRequest::older(limit, after);
             let run =
                 |query| entity::post::Model::find_by_statement(backend.build(&query)).all(&app.db);
-            let by_authors = run(by_authors_query(backend, reader_id, &authors, page))
+            let by_authors = run(by_authors_query(backend, reader_id, &authors, page, None))
                 .await
                 .unwrap();
             let newest_first = run(newest_first_query(backend, reader_id, page))
@@ -497,7 +497,7 @@ async fn both_timeline_queries_page_through_the_same_posts_in_the_same_order() {
             let page = PageRequest::newer(limit, newer_than);
             let run =
                 |query| entity::post::Model::find_by_statement(backend.build(&query)).all(&app.db);
-            let by_authors = run(by_authors_query(backend, reader_id, &authors, page))
+            let by_authors = run(by_authors_query(backend, reader_id, &authors, page, None))
                 .await
                 .unwrap();
             let newest_first = run(newest_first_query(backend, reader_id, page))

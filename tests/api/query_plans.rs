@@ -258,7 +258,7 @@ async fn the_timeline_reads_posts_through_an_index() {
     for page in pages() {
         let by_authors = plan_of(
             &app.db,
-            backend.build(&by_authors_query(backend, 1, &[1, 2, 3], page)),
+            backend.build(&by_authors_query(backend, 1, &[1, 2, 3], page, None)),
         )
         .await;
         assert!(

@@ -112,8 +112,15 @@ pub fn posts_horizon() -> Expr {
 /// `at <= horizon` for a page of a list on the posts' clock that reaches its newest end: a first
 /// page, or a `newer_than` page. (A page of older items lies below a position a bounded page
 /// gave, hence below the horizon already: it needs no bound.)
-pub fn within_posts_horizon(page: &PageRequest, at: Expr) -> Option<Expr> {
-    page.after.is_none().then(|| at.lte(posts_horizon()))
+/// `horizon` is the horizon read earlier in the request, when there is one: any value the
+/// horizon had is safe to show up to, since it only grows (a later snapshot shows everything at
+/// or below it), and a value read once spares a statement of many lists (the timeline's
+/// per-account query has two per account) a read of the shards each.
+pub fn within_posts_horizon(page: &PageRequest, at: Expr, horizon: Option<i64>) -> Option<Expr> {
+    page.after.is_none().then(|| match horizon {
+        Some(horizon) => at.lte(horizon),
+        None => at.lte(posts_horizon()),
+    })
 }
 
 /// How long a writer's request waits at most for the horizon to pass its post

@@ -324,23 +324,26 @@ pub fn list_by_author_query(
         backend,
         post::Entity::find().filter(post::Column::AuthorId.eq(author_id)),
         page,
+        None,
     )
 }
 
 /// Limits `query` to the posts of `page` in the order it reads them ([`PageRequest::order`],
 /// [`PageRequest::keyset`], [`PageRequest::fetch_limit`]), none beyond the posts' horizon
-/// ([`clock::within_posts_horizon`]).
+/// ([`clock::within_posts_horizon`]: `horizon` when it was read already, else read by the
+/// statement).
 pub fn keyset_page(
     backend: DbBackend,
     query: Select<post::Entity>,
     page: PageRequest,
+    horizon: Option<i64>,
 ) -> Select<post::Entity> {
     let query = match page.keyset(backend, post::Column::CreatedAt, post::Column::Id) {
         Some(keyset) => query.filter(keyset),
         None => query,
     };
     let at = Expr::col((post::Entity, post::Column::CreatedAt));
-    let query = match clock::within_posts_horizon(&page, at) {
+    let query = match clock::within_posts_horizon(&page, at, horizon) {
         Some(bound) => query.filter(bound),
         None => query,
     };
@@ -442,7 +445,7 @@ pub fn replies_query(
         ),
         None => query.filter(by_unlocked_author()),
     };
-    keyset_page(backend, query, page)
+    keyset_page(backend, query, page, None)
 }
 
 /// The accounts whose posts `viewer` does not see among replies: those that block the viewer,

@@ -161,7 +161,7 @@ pub fn list_query(backend: DbBackend, post_id: i64, page: PageRequest) -> Select
         query = query.filter(keyset);
     }
     let at = Expr::col((repost::Entity, repost::Column::CreatedAt));
-    if let Some(bound) = clock::within_posts_horizon(&page, at) {
+    if let Some(bound) = clock::within_posts_horizon(&page, at, None) {
         query = query.filter(bound);
     }
     query

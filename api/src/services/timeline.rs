@@ -9,8 +9,10 @@
 //!
 //! Positions: a writing is at `(posts.created_at, posts.id)`, a repost at
 //! `(reposts.created_at, reposts.post_id)`. Both are taken on the posts' clock
-//! ([`crate::services::clock`]), in commit order, so a reader polling `newer_than` meets every new
-//! entry once; and since a post shows only at its newest qualifying entry, `(at, post id)` is
+//! ([`crate::services::clock`]) and shown only up to its horizon, below which no entry can land
+//! later, so a reader polling `newer_than` meets every new entry once (a repost beyond the
+//! horizon still hides the post's older entry, which `no_newer_entry` does not bound, for the
+//! moment until the horizon passes it and the post shows there); and since a post shows only at its newest qualifying entry, `(at, post id)` is
 //! unique among a timeline's items and a keyset over it is exact. "Only at its newest entry" is a
 //! `NOT EXISTS` probe of `idx_reposts_post_created` per candidate entry (a newer repost of the same
 //! post by an account the reader sees reposts of); so an unrepost or an unfollow lets the post fall
@@ -137,16 +139,21 @@ pub async fn page(
 ) -> Result<(Vec<Entry>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
     let authors = if reader.following_count <= per_author_max_followees {
-        let mut authors: Vec<i64> = follow::Entity::find()
+        // The posts' horizon comes with the followees (on each row), read once for the page's
+        // many members rather than by each ([`clock::within_posts_horizon`]).
+        let rows: Vec<(i64, Option<i64>)> = follow::Entity::find()
             .select_only()
             .column(follow::Column::FollowedId)
+            .expr_as(clock::posts_horizon(), "horizon")
             .filter(follow::Column::FollowerId.eq(reader.id))
             .filter(follow::Column::FollowedId.not_in_subquery(muted_by(reader.id)))
             .into_tuple()
             .all(db)
             .await?;
+        let horizon = rows.first().map(|(_, horizon)| horizon.unwrap_or(i64::MIN));
+        let mut authors: Vec<i64> = rows.into_iter().map(|(id, _)| id).collect();
         authors.push(reader.id);
-        Some(authors)
+        Some((authors, horizon))
     } else {
         None
     };
@@ -156,7 +163,9 @@ pub async fn page(
     };
     let (rows, neighbours) = fetch_page(page, position, async |page| {
         let query = match &authors {
-            Some(authors) => by_authors_query(backend, reader.id, authors, page),
+            Some((authors, horizon)) => {
+                by_authors_query(backend, reader.id, authors, page, *horizon)
+            }
             None => newest_first_query(backend, reader.id, page),
         };
         Ok(EntryRow::find_by_statement(backend.build(&query))
@@ -260,9 +269,14 @@ fn join_posts(members: Vec<SelectStatement>, page: PageRequest) -> SelectStateme
 }
 
 /// `posts` (already filtered) as entries: `created_at`, `id` and no reposter, newest first from
-/// the page's cursor, cut to the page.
-fn writings(backend: DbBackend, posts: Select<post::Entity>, page: PageRequest) -> SelectStatement {
-    let mut query = keyset_page(backend, posts, page).into_query();
+/// the page's cursor, cut to the page, up to the posts' horizon (`horizon` if read already).
+fn writings(
+    backend: DbBackend,
+    posts: Select<post::Entity>,
+    page: PageRequest,
+    horizon: Option<i64>,
+) -> SelectStatement {
+    let mut query = keyset_page(backend, posts, page, horizon).into_query();
     query
         .clear_selects()
         .expr_as(
@@ -278,18 +292,19 @@ fn writings(backend: DbBackend, posts: Select<post::Entity>, page: PageRequest) 
 }
 
 /// `reposts` (already filtered) as entries: `created_at`, `post_id` and the reposter, newest first
-/// from the page's cursor, cut to the page.
+/// from the page's cursor, cut to the page, up to the posts' horizon (`horizon` if read already).
 fn repost_entries(
     backend: DbBackend,
     reposts: Select<repost::Entity>,
     page: PageRequest,
+    horizon: Option<i64>,
 ) -> SelectStatement {
     let reposts = match page.keyset(backend, repost::Column::CreatedAt, repost::Column::PostId) {
         Some(keyset) => reposts.filter(keyset),
         None => reposts,
     };
     let at = Expr::col((repost::Entity, repost::Column::CreatedAt));
-    let reposts = match clock::within_posts_horizon(&page, at) {
+    let reposts = match clock::within_posts_horizon(&page, at, horizon) {
         Some(bound) => reposts.filter(bound),
         None => reposts,
     };
@@ -319,12 +334,14 @@ fn repost_entries(
 /// of `idx_posts_author_created` and one of `idx_reposts_user_created` each, `LIMIT`ed), combined
 /// with `UNION ALL` and cut by the database. Written out per account rather than as `IN (...)`,
 /// which planners may turn into a long walk of everything recent when they misjudge how much the
-/// accounts write. Cheap when the accounts are few.
+/// accounts write. Cheap when the accounts are few. `horizon`: the posts' horizon when it was read
+/// already (else each member reads it).
 pub fn by_authors_query(
     backend: DbBackend,
     reader_id: i64,
     authors: &[i64],
     page: PageRequest,
+    horizon: Option<i64>,
 ) -> SelectStatement {
     let mut members = Vec::with_capacity(authors.len() * 2);
     for author in authors {
@@ -334,6 +351,7 @@ pub fn by_authors_query(
                 .filter(post::Column::AuthorId.eq(*author))
                 .filter(writing_shown_beyond_author(reader_id)),
             page,
+            horizon,
         ));
         members.push(repost_entries(
             backend,
@@ -341,6 +359,7 @@ pub fn by_authors_query(
                 .filter(repost::Column::UserId.eq(*author))
                 .filter(repost_shown_beyond_reposter(reader_id)),
             page,
+            horizon,
         ));
     }
     join_posts(members, page)
@@ -374,6 +393,7 @@ pub fn newest_first_query(
             .filter(followed_or_self(author, reader_id))
             .filter(writing_shown_beyond_author(reader_id)),
         page,
+        None,
     );
     let reposts = repost_entries(
         backend,
@@ -381,6 +401,7 @@ pub fn newest_first_query(
             .filter(followed_or_self(reposter, reader_id))
             .filter(repost_shown_beyond_reposter(reader_id)),
         page,
+        None,
     );
     join_posts(vec![writings, reposts], page)
 }
@@ -508,10 +529,6 @@ fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
                 .add(Expr::exists(follows_reposter)),
         )
         .and_where(Expr::exists(mutes_reposter).not());
-    // A repost beyond the horizon is not an entry yet.
-    query.and_where(
-        Expr::col((newer.clone(), repost::Column::CreatedAt)).lte(clock::posts_horizon()),
-    );
     if let Some(since) = since {
         query.and_where(Expr::col((newer, repost::Column::CreatedAt)).gt(since));
     }
