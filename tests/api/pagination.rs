@@ -8,6 +8,8 @@ use serde_json::Value;
 
 use sea_orm::{ConnectionTrait, DbBackend};
 
+use api::services::clock::POST_CLOCK_SHARDS;
+
 use crate::helpers::{TestApp, TestUser, backend, spawn_app, spawn_app_with, test_settings};
 
 /// One of the lists, set up so that the test can add items to it one at a time.
@@ -401,14 +403,14 @@ async fn a_post_in_flight_holds_back_the_newer_ones_until_it_commits() {
     };
     let slow_id = id_of("slow").await;
     assert_ne!(
-        slow_id % 32,
-        id_of("fast").await % 32,
+        slow_id % POST_CLOCK_SHARDS,
+        id_of("fast").await % POST_CLOCK_SHARDS,
         "the authors share a shard"
     );
 
     // The write in flight: the slow author's shard locked and moved, its post inserted.
     let in_flight = app.db.begin().await.unwrap();
-    let shard = slow_id % 32;
+    let shard = slow_id % POST_CLOCK_SHARDS;
     in_flight
         .execute_unprepared(&format!(
             "SELECT at FROM post_clocks WHERE shard = {shard} FOR UPDATE"
@@ -458,6 +460,48 @@ async fn a_post_in_flight_holds_back_the_newer_ones_until_it_commits() {
         .map(|item| item["body"].as_str().unwrap())
         .collect();
     assert_eq!(bodies, ["fast", "slow"]);
+}
+
+/// A post whose process stopped between its commit and its sweep (`services::clock::Horizon`)
+/// lies beyond the horizon, with no writer left to move the other shards up to it: every process
+/// looks each second for a shard ahead of the others, and the post shows. Here the post is
+/// written as such a process leaves it: its author's shard moved and the post inserted,
+/// committed, and no sweep.
+#[tokio::test]
+async fn a_post_left_unswept_by_its_process_shows_within_seconds() {
+    let app = spawn_app().await;
+    let reader = app.register("reader").await;
+    let _author = app.register("author").await;
+    app.follow(&reader, "author").await.expect(201);
+    app.post_as(&reader, "start").await;
+    let author_id = api::services::users::find_by_username(&app.db, "author")
+        .await
+        .unwrap()
+        .id;
+    let at = now_millis() + 1_000;
+    let shard = author_id % POST_CLOCK_SHARDS;
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE post_clocks SET at = {at} WHERE shard = {shard}"
+        ))
+        .await
+        .unwrap();
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO posts (author_id, body, created_at, replies_count, likes_count, \
+             reposts_count) VALUES ({author_id}, 'unswept', {at}, 0, 0, 0)"
+        ))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    for _ in 0..40 {
+        shown = app.timeline_bodies(&reader).await;
+        if shown.len() > 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown, ["unswept", "start"]);
 }
 
 fn now_millis() -> i64 {

@@ -29,7 +29,9 @@
 //!   hold the horizon back: after each post write commits, its process's [`Horizon`] sweeps every
 //!   shard behind the new position up to it (skipping the shards locked by writes in flight, and
 //!   looking again until those have moved on), and the request answers once that is done, so the
-//!   writer's next read shows its post. Many writers share one sweep. Cost: one row lock per
+//!   writer's next read shows its post. Every second each sweeper also brings the shards up to the
+//!   newest one, should a process have stopped between a post's commit and its sweep. (On
+//!   PostgreSQL a sweep's commit does not wait for the disk: one lost in a crash is redone.) Many writers share one sweep. Cost: one row lock per
 //!   post write that only its shard's writers share, and a sweep (one short transaction) per batch
 //!   of concurrent writes; reads add a scan of the shards' rows. A write in flight holds back what
 //!   readers see of newer ones for as long as it takes to commit.
@@ -44,8 +46,8 @@ use std::time::Duration;
 use entity::{clock, post_clock, user};
 use sea_orm::sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 use tokio::sync::{Notify, watch};
 
@@ -170,8 +172,26 @@ impl Horizon {
     }
 
     async fn sweep_forever(self: Arc<Self>, db: DatabaseConnection) {
+        let mut backstop = tokio::time::interval(BACKSTOP_EVERY);
+        backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.wake.notified().await;
+            tokio::select! {
+                () = self.wake.notified() => {}
+                _ = backstop.tick() => {
+                    // A post whose process stopped between its commit and its sweep, or whose
+                    // sweep gave up: the shards are brought up to the newest of them.
+                    match newest_behind(&db).await {
+                        Ok(Some(newest)) => {
+                            self.wanted.fetch_max(newest, Ordering::SeqCst);
+                        }
+                        Ok(None) => continue,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "could not read the posts' clock");
+                            continue;
+                        }
+                    }
+                }
+            }
             loop {
                 let target = self.wanted.load(Ordering::SeqCst);
                 if target <= *self.reached.borrow() {
@@ -197,6 +217,26 @@ impl Horizon {
     }
 }
 
+/// How often each process's sweeper looks whether some shard is ahead of others with no sweep
+/// coming ([`Horizon`]): the longest a post stays hidden when its process stops between its commit
+/// and its sweep.
+const BACKSTOP_EVERY: Duration = Duration::from_secs(1);
+
+/// The newest shard's `at` when some shard is behind it.
+async fn newest_behind(db: &DatabaseConnection) -> Result<Option<i64>, DbErr> {
+    let row: Option<(Option<i64>, Option<i64>)> = post_clock::Entity::find()
+        .select_only()
+        .expr(Expr::col(post_clock::Column::At).min())
+        .expr(Expr::col(post_clock::Column::At).max())
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(match row {
+        Some((Some(oldest), Some(newest))) if oldest < newest => Some(newest),
+        _ => None,
+    })
+}
+
 /// One look of the sweep: moves every shard behind `target` that no write in flight holds up to
 /// it (`SKIP LOCKED`: the sweep never waits for a writer, so it can never be part of a deadlock).
 /// True when no shard is behind `target` any more.
@@ -209,6 +249,12 @@ async fn sweep(db: &DatabaseConnection, target: i64) -> Result<bool, DbErr> {
         return Ok(true);
     }
     let txn = crate::db::begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // A sweep lost in a crash only holds the horizon back until the next one (every process
+        // looks every `BACKSTOP_EVERY`): its commit need not wait for the disk.
+        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
     // SQLite has no row locks (and runs one write transaction at a time): the clause is left out.
     let free: Vec<i64> = post_clock::Entity::find()
         .select_only()
