@@ -27,6 +27,10 @@ use crate::routes;
 use crate::settings::Settings;
 use crate::state::{AppState, STREAMS_PER_USER};
 
+/// How long a PostgreSQL process waits at start for its LISTEN for stream events to be in place
+/// before it serves anyway (say, while the database is slow to accept one more connection).
+const LISTEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A built server, bound to its port, not yet running.
 pub struct Application {
     port: u16,
@@ -99,12 +103,19 @@ impl Application {
             STREAMS_PER_USER,
             shared,
         );
-        crate::events::transport::spawn(
+        let listening = crate::events::transport::spawn(
             transport,
             &hub,
             &db,
             settings.database_url.expose_secret(),
         );
+        if let Some(listening) = listening
+            && tokio::time::timeout(LISTEN_WAIT, listening).await.is_err()
+        {
+            tracing::warn!(
+                "not yet listening for stream events after {LISTEN_WAIT:?}: starting anyway"
+            );
+        }
         tokio::spawn(hub.clone().deliver_in_order());
         tokio::spawn(hub.clone().renew_leases());
         let mailing =

@@ -10,7 +10,12 @@ use crate::events::{CHANNEL, Event, Hub};
 
 /// PostgreSQL: relays the events every process sends on [`CHANNEL`] to `hub`, for as long as the
 /// process runs, on a connection of its own (reconnecting as needed).
-pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
+/// `listening` is told once the first LISTEN is in place.
+pub async fn listen_postgres(
+    hub: Arc<Hub>,
+    database_url: String,
+    listening: tokio::sync::oneshot::Sender<()>,
+) {
     use sea_orm::sqlx::postgres::PgListener;
     let mut listener = loop {
         match PgListener::connect(&database_url).await {
@@ -22,6 +27,7 @@ pub async fn listen_postgres(hub: Arc<Hub>, database_url: String) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    let _ = listening.send(());
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => match Event::decode(notification.payload()) {
