@@ -192,6 +192,10 @@ impl Horizon {
                     }
                 }
             }
+            // Waits between looks while writes in flight hold shards: from 1 ms, doubling up to
+            // 32 ms, so that a write stuck in a long lock wait is not polled a thousand times a
+            // second.
+            let mut pause = Duration::from_millis(1);
             loop {
                 let target = self.wanted.load(Ordering::SeqCst);
                 if target <= *self.reached.borrow() {
@@ -199,6 +203,7 @@ impl Horizon {
                 }
                 match sweep(&db, target).await {
                     Ok(true) => {
+                        pause = Duration::from_millis(1);
                         self.reached.send_if_modified(|r| {
                             let moved = *r < target;
                             *r = Ord::max(*r, target);
@@ -206,7 +211,10 @@ impl Horizon {
                         });
                     }
                     // Shards locked by writes in flight: they move on when those commit.
-                    Ok(false) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Ok(false) => {
+                        tokio::time::sleep(pause).await;
+                        pause = Ord::min(pause * 2, Duration::from_millis(32));
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "could not sweep the posts' clock");
                         tokio::time::sleep(Duration::from_millis(50)).await;
