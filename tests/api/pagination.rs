@@ -417,7 +417,7 @@ async fn a_post_in_flight_holds_back_the_newer_ones_until_it_commits() {
         ))
         .await
         .unwrap();
-    let slow_at = now_millis();
+    let slow_at = api::time::now_millis();
     in_flight
         .execute_unprepared(&format!(
             "UPDATE post_clocks SET at = {slow_at} WHERE shard = {shard}"
@@ -478,7 +478,7 @@ async fn a_post_left_unswept_by_its_process_shows_within_seconds() {
         .await
         .unwrap()
         .id;
-    let at = now_millis() + 1_000;
+    let at = api::time::now_millis() + 1_000;
     let shard = author_id % POST_CLOCK_SHARDS;
     app.db
         .execute_unprepared(&format!(
@@ -502,14 +502,4 @@ async fn a_post_left_unswept_by_its_process_shows_within_seconds() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(shown, ["unswept", "start"]);
-}
-
-fn now_millis() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }

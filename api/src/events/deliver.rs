@@ -56,7 +56,7 @@ impl Hub {
                     Ok(ready) => hub.hand_over(ready),
                     Err(err) => {
                         tracing::warn!(error = %err, ?event, "could not deliver an event to the streams");
-                        if matches!(event, Event::Posted { .. } | Event::Reposted { .. }) {
+                        if event.found_by_position() {
                             hub.wake_all();
                         }
                     }

@@ -426,7 +426,7 @@ impl Hub {
     /// process's deletions (announcing this one here too would announce it twice).
     pub fn publish(&self, event: Event) {
         match event {
-            Event::Posted { .. } | Event::Reposted { .. } => self.poke.notify_one(),
+            event if event.found_by_position() => self.poke.notify_one(),
             Event::Deleted { .. } if self.transport.records_deletions() => {
                 self.poke.notify_one();
             }
