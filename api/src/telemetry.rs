@@ -155,7 +155,17 @@ mod tests {
             drop(request);
             assert!(matches!(result, Err(ApiError::Internal(_))));
 
-            let text = log.text();
+            // The request's span closes when its last handle drops, and SQLite's driver runs
+            // each statement on a worker thread under a handle of the caller's span, which it
+            // may drop a moment after the answer arrives: wait for the close line.
+            let mut text = log.text();
+            for _ in 0..200 {
+                if text.lines().any(|line| line.contains("close")) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                text = log.text();
+            }
             let lines: Vec<&str> = text.lines().collect();
             let error = lines
                 .iter()
