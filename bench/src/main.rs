@@ -1,6 +1,7 @@
 //! `cargo run --release -p bench -- seed ...` fills a database with a deterministic social graph;
 //! `cargo run --release -p bench -- run ...` measures the API on it. See bench/README.md.
 
+mod load;
 mod media;
 mod push;
 mod run;
@@ -107,6 +108,25 @@ enum Commands {
         /// Followers of celebrity1 that subscribe, each notified once.
         #[arg(long, default_value_t = 1_000)]
         subscribers: usize,
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Measure the request path on a seeded database: many clients at once against a profile and
+    /// timelines, for the server's CPU per request and its requests per second.
+    Load {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value = "target/release/social")]
+        server_bin: String,
+        /// Seconds of measuring per scenario and round.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Rounds over the scenarios (their figures are summed).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         #[arg(long)]
         output: Option<String>,
     },
@@ -218,6 +238,25 @@ async fn main() -> std::process::ExitCode {
                 database_url,
                 server_bin,
                 subscribers,
+                output,
+                command_line,
+            })
+            .await
+        }
+        Commands::Load {
+            database_url,
+            server_bin,
+            seconds,
+            clients,
+            rounds,
+            output,
+        } => {
+            load::run(load::LoadOptions {
+                database_url,
+                server_bin,
+                seconds,
+                clients,
+                rounds,
                 output,
                 command_line,
             })
