@@ -165,6 +165,7 @@ pub async fn write<T>(
         let attempt = crate::events::attempt(async {
             let txn = begin_write(db).await?;
             let out = op(&txn).await?;
+            crate::events::forget_ended_sessions();
             txn.commit().await?;
             Ok(out)
         });

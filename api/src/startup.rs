@@ -117,6 +117,10 @@ impl Application {
             );
         }
         tokio::spawn(hub.clone().deliver_in_order());
+        tokio::spawn(crate::events::live_sessions::keep_probing(
+            hub.clone(),
+            db.clone(),
+        ));
         tokio::spawn(hub.clone().renew_leases());
         let mailing =
             crate::services::email::Mailing::new(secret.as_bytes(), settings.smtp_url.is_some());

@@ -102,9 +102,12 @@ pub fn backend() -> DbBackend {
     }
 }
 
-/// A URL for a fresh, empty database on the configured backend.
+/// A URL for a fresh, empty database on the configured backend, named
+/// `{TEST_DATABASE_PREFIX}_{uuid}` (`social_test` by default), so that suites run side by side on
+/// one server can tell theirs apart.
 pub async fn fresh_database_url() -> String {
-    let name = format!("social_test_{}", uuid::Uuid::new_v4().simple());
+    let prefix = std::env::var("TEST_DATABASE_PREFIX").unwrap_or_else(|_| "social_test".into());
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     match std::env::var("TEST_DATABASE_URL") {
         Err(_) => {
             let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("social-api-tests");

@@ -37,6 +37,7 @@ mod reposts;
 mod safety;
 mod schema;
 mod search;
+mod session_cache;
 mod sessions;
 mod standby;
 mod stream;

@@ -209,37 +209,149 @@ pub async fn stream_caller(
     Ok(user)
 }
 
-/// The account of a verified token, while its session lives (one query reads both), or 401. Notes
-/// the session on the request and, at most once a minute, when it was last used.
+/// The account of a verified token, while its session lives, or 401: its row as read with the
+/// session ([`live_caller`]), or by primary key when the session was checked in memory.
 async fn user_of(
     req: &HttpRequest,
     state: &AppState,
     verified: tokens::Verified,
 ) -> Result<user::Model, ApiError> {
-    let (session, user) =
-        services::sessions::live_with_user(&state.db, &verified.session, verified.user_id)
-            .await?
-            .ok_or(ApiError::Unauthorized(
+    live_caller(req, state, &verified).await?.row(state).await
+}
+
+/// The caller of a request, known by the id of its account: its session is live (checked in
+/// this process's view of live sessions, [`crate::events::LiveSessions`], else in the database),
+/// and its account's row is read only if a handler asks ([`Caller::row`]).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The caller's account.
+    pub id: i64,
+    /// The account's row, when checking the session read it.
+    row: Option<user::Model>,
+}
+
+impl Caller {
+    /// The caller's account's row: the one read with the session, else read now by primary key
+    /// (401 when the account is gone or suspended meanwhile).
+    pub async fn row(self, state: &AppState) -> Result<user::Model, ApiError> {
+        if let Some(row) = self.row {
+            return Ok(row);
+        }
+        match services::users::find_by_id(&state.db, self.id).await? {
+            Some(user) if user.suspended_at.is_none() => Ok(user),
+            Some(_) => Err(ApiError::Unauthorized(
+                "the account of this access token is suspended",
+            )),
+            None => Err(ApiError::Unauthorized(
                 "the session of this access token has ended: log in again, or refresh",
-            ))?;
-    if user.suspended_at.is_some() {
-        return Err(ApiError::Unauthorized(
-            "the account of this access token is suspended",
-        ));
+            )),
+        }
     }
+}
+
+/// The caller of an endpoint marked **optional auth** that needs only the caller's id: `None`
+/// when anonymous, 401 for a token that is sent but not valid (as [`MaybeAuthUser`]). With its
+/// session in this process's view of live sessions it costs no database round trip.
+#[derive(Clone, Debug)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl MaybeCaller {
+    pub fn id(&self) -> Option<i64> {
+        self.0.as_ref().map(|caller| caller.id)
+    }
+}
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let Some(token) = bearer_token(req.headers())? else {
+                return Ok(MaybeCaller(None));
+            };
+            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("application state missing"))
+            })?;
+            let verified = state.tokens.verify(token)?;
+            live_caller(&req, state, &verified)
+                .await
+                .map(Some)
+                .map(MaybeCaller)
+        })
+    }
+}
+
+/// Checks that the session of a verified token lives, or 401: in this process's view of live
+/// sessions when it holds it (no database round trip), else with one query that reads the session
+/// and its account (a suspended account is refused), whose answer the view then keeps. Notes the
+/// session on the request and, at most once a minute, when it was last used.
+async fn live_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    verified: &tokens::Verified,
+) -> Result<Caller, ApiError> {
+    let view = state.hub.sessions();
+    let now = crate::time::now_millis();
+    let (caller, last_used_at) = match view.get(&verified.session, verified.user_id, now) {
+        Some(seen) => (
+            Caller {
+                id: seen.user_id,
+                row: None,
+            },
+            seen.last_used_at,
+        ),
+        None => {
+            // Taken before the read: an ending that commits after it is not kept over.
+            let ticket = view.ticket();
+            let (session, user) =
+                services::sessions::live_with_user(&state.db, &verified.session, verified.user_id)
+                    .await?
+                    .ok_or(ApiError::Unauthorized(
+                        "the session of this access token has ended: log in again, or refresh",
+                    ))?;
+            if user.suspended_at.is_some() {
+                return Err(ApiError::Unauthorized(
+                    "the account of this access token is suspended",
+                ));
+            }
+            if let Some(ticket) = ticket {
+                view.fill(
+                    ticket,
+                    &session.id,
+                    crate::events::live_sessions::Seen {
+                        user_id: user.id,
+                        expires_at: session.expires_at,
+                        last_used_at: session.last_used_at,
+                        read_at: now,
+                    },
+                );
+            }
+            (
+                Caller {
+                    id: user.id,
+                    row: Some(user),
+                },
+                session.last_used_at,
+            )
+        }
+    };
     req.extensions_mut()
-        .insert(CurrentSession(session.id.clone()));
+        .insert(CurrentSession(verified.session.clone()));
     if let Some(at) = verified.auth_time {
         req.extensions_mut().insert(LoggedInAt(at));
     }
-    if services::sessions::due_for_touch(&session) {
+    if services::sessions::due_for_touch(last_used_at, now) {
+        view.touched(&verified.session, now);
         let db = state.db.clone();
+        let (session, user_id) = (verified.session.clone(), caller.id);
         // Not on the request's path: a failure costs an imprecise "last used" and nothing else.
         actix_web::rt::spawn(async move {
-            if let Err(err) = services::sessions::touch(&db, &session).await {
+            if let Err(err) = services::sessions::touch(&db, &session, user_id).await {
                 tracing::warn!(error = %err, "could not note a session's use");
             }
         });
     }
-    Ok(user)
+    Ok(caller)
 }

@@ -184,6 +184,8 @@ pub struct Hub {
     queued: Mutex<Option<mpsc::Receiver<Event>>>,
     /// Asks the poller ([`crate::events::transport::poll::poll_for_posts`]) to look now.
     poke: Notify,
+    /// The sessions this process has seen live, which the events that end sessions update.
+    sessions: super::LiveSessions,
 }
 
 /// An open stream's place in the hub; dropping it closes the place.
@@ -237,7 +239,31 @@ impl Hub {
             process: uuid::Uuid::new_v4().simple().to_string(),
             leases_given: AtomicU64::new(0),
             shut_down: AtomicBool::new(false),
+            sessions: super::LiveSessions::for_transport(transport),
         })
+    }
+
+    /// The sessions this process has seen live ([`super::LiveSessions`]).
+    pub fn sessions(&self) -> &super::LiveSessions {
+        &self.sessions
+    }
+
+    /// An event heard on the bus (PostgreSQL's LISTEN): the sessions it ends are forgotten at
+    /// once, before it waits its turn among the streams' events, and the bus is known to be up.
+    pub fn heard(&self, event: Event) {
+        self.sessions.forget(&event);
+        self.sessions.bus_heard(crate::time::now_millis());
+        self.sessions.echo(&event);
+        if event != Event::Probe {
+            self.enqueue(event);
+        }
+    }
+
+    /// The bus's connection was lost: events may have been missed. Every stream reads for
+    /// itself, and sessions are read from the database until the bus is heard again.
+    pub fn listener_lost(&self) {
+        self.sessions.bus_lost();
+        self.wake_all();
     }
 
     /// How events reach this process.
@@ -424,9 +450,14 @@ impl Hub {
     /// once: only it sees posts in their positions' order, up to the horizon. So is a deleted post where the transport records
     /// deletions ([`Transport::records_deletions`], MySQL/MariaDB), where the poller finds every
     /// process's deletions (announcing this one here too would announce it twice).
+    ///
+    /// The sessions an event ends are forgotten here on every transport, before the request
+    /// answers; on [`Transport::Notify`] that is all (the streams get the event from the bus).
     pub fn publish(&self, event: Event) {
+        self.sessions.forget(&event);
         match event {
             event if event.found_by_position() => self.poke.notify_one(),
+            _ if self.transport.sends_at_commit() => {}
             Event::Deleted { .. } if self.transport.records_deletions() => {
                 self.poke.notify_one();
             }

@@ -34,6 +34,10 @@
 //!   found the same way, so none is announced twice), and [`transport::poll::sweep`] ends the
 //!   streams of sessions ended elsewhere.
 //!
+//! The events that end sessions also keep each process's view of live sessions right
+//! ([`live_sessions`]): the process that commits one forgets them before its request answers,
+//! whatever the transport, and the others as the event arrives.
+//!
 //! This file holds the events and the per-transaction buffer, which the services' writes use; it
 //! reads nothing. The rest ([`hub`], delivery, [`transport`]) runs after the commits and reads
 //! through the services.
@@ -47,9 +51,11 @@ use crate::error::ApiError;
 
 mod deliver;
 pub mod hub;
+pub mod live_sessions;
 pub mod transport;
 
 pub use hub::{Hub, Inbox, LEASE_TTL, Look, Refusal, Registration, Slot};
+pub use live_sessions::LiveSessions;
 pub use transport::poll::{DELETIONS_KEPT, POLL_INTERVAL};
 
 /// Something happened that some open streams should look at.
@@ -72,6 +78,9 @@ pub enum Event {
     SessionEnded { session: String },
     /// `user` moved a marker from session `session`: the user's other streams send the markers.
     Marked { user: i64, session: String },
+    /// Nothing happened: sent on the bus by a process whose view of live sessions waits to hear
+    /// it ([`probe`]), so that it knows it listens again.
+    Probe,
 }
 
 impl Event {
@@ -94,12 +103,22 @@ impl Event {
             Event::Ended { user } => format!("e {user}"),
             Event::SessionEnded { session } => format!("s {session}"),
             Event::Marked { user, session } => format!("m {user} {session}"),
+            Event::Probe => "k".to_owned(),
         }
+    }
+
+    /// Whether the event ends sessions ([`LiveSessions::forget`]): the process that commits it
+    /// forgets them before its request answers, on every transport.
+    fn ends_sessions(&self) -> bool {
+        matches!(self, Event::SessionEnded { .. } | Event::Ended { .. })
     }
 
     fn decode(payload: &str) -> Option<Self> {
         let mut parts = payload.split(' ');
         let kind = parts.next()?;
+        if kind == "k" {
+            return parts.next().is_none().then_some(Event::Probe);
+        }
         if kind == "s" {
             let session = parts.next().filter(|s| !s.is_empty())?.to_owned();
             return parts
@@ -200,10 +219,30 @@ async fn send_at_commit(txn: &DatabaseTransaction, event: &Event) -> Result<(), 
 
 tokio::task_local! {
     /// The events of the current request's committed writes, handed to the hub when the request
-    /// ends (`startup`'s `publish_events` middleware). Not used on PostgreSQL.
+    /// ends (`startup`'s `publish_events` middleware). On PostgreSQL only posts, reposts and the
+    /// events that end sessions (for this process's view of live sessions).
     static COMMITTED: RefCell<Vec<Event>>;
     /// The events of the transaction attempt in progress (`db::write`).
     static ATTEMPT: RefCell<Vec<Event>>;
+    /// The current request's hub, whose view of live sessions a write's endings leave at once
+    /// ([`forget_ended_sessions`]).
+    static HUB: Arc<Hub>;
+}
+
+/// Step of `db::write`, right before its commit: this process's view of live sessions forgets
+/// the sessions that the attempt ends, and [`attempt`] forgets them again right after the commit
+/// (a request that filled the view in between read them live). So from the commit on, no request
+/// of this process finds them in the view, rather than from the request's end.
+pub fn forget_ended_sessions() {
+    let _ = ATTEMPT.try_with(|pending| forget_in_view(&pending.borrow()));
+}
+
+fn forget_in_view(events: &[Event]) {
+    let _ = HUB.try_with(|hub| {
+        for event in events.iter().filter(|event| event.ends_sessions()) {
+            hub.sessions().forget(event);
+        }
+    });
 }
 
 /// Step: records `event`, to be delivered once the transaction commits: sent with the commit
@@ -213,7 +252,12 @@ tokio::task_local! {
 pub async fn emit(txn: &DatabaseTransaction, event: Event) -> Result<(), ApiError> {
     let transport = Transport::of(txn.get_database_backend());
     if transport.sends_at_commit() && !event.found_by_position() {
-        return send_at_commit(txn, &event).await;
+        send_at_commit(txn, &event).await?;
+        // The bus brings it back to this process too, but maybe after the request answered: the
+        // sessions it ends are forgotten here before that ([`Hub::publish`]).
+        if !event.ends_sessions() {
+            return Ok(());
+        }
     }
     let _ = ATTEMPT.try_with(|pending| pending.borrow_mut().push(event));
     Ok(())
@@ -229,6 +273,7 @@ pub async fn attempt<T>(run: impl Future<Output = Result<T, ApiError>>) -> Resul
         })
         .await;
     if out.is_ok() && !events.is_empty() {
+        forget_in_view(&events);
         let _ = COMMITTED.try_with(|committed| committed.borrow_mut().extend(events));
     }
     out
@@ -236,14 +281,27 @@ pub async fn attempt<T>(run: impl Future<Output = Result<T, ApiError>>) -> Resul
 
 /// Runs a request, then hands the events of its committed writes to `hub`.
 pub async fn collect<T>(hub: &Arc<Hub>, request: impl Future<Output = T>) -> T {
-    let (out, events) = COMMITTED
-        .scope(RefCell::new(Vec::new()), async {
-            let out = request.await;
-            (out, COMMITTED.with(|committed| committed.take()))
-        })
+    let (out, events) = HUB
+        .scope(
+            hub.clone(),
+            COMMITTED.scope(RefCell::new(Vec::new()), async {
+                let out = request.await;
+                (out, COMMITTED.with(|committed| committed.take()))
+            }),
+        )
         .await;
+    let mut ended = Vec::new();
     for event in events {
+        if event.ends_sessions() {
+            ended.push(event.clone());
+        }
         hub.publish(event);
+    }
+    // Where other processes learn of endings on the bus, the answer waits until this process
+    // hears its own back: by then the bus has brought them to every listener
+    // ([`LiveSessions::wait_heard`]).
+    for event in &ended {
+        hub.sessions().wait_heard(event).await;
     }
     out
 }
@@ -269,12 +327,13 @@ mod tests {
                 user: 5,
                 session: "AbC-_1".to_owned(),
             },
+            Event::Probe,
         ] {
             assert_eq!(Event::decode(&event.encode()), Some(event));
         }
         for junk in [
             "", "p", "p x", "p 1", "p 1 2 3", "x 1", "d 1", "s", "s ", "s a b", "m 1", "m 1 ",
-            "m x a", "m 1 a b",
+            "m x a", "m 1 a b", "k 1",
         ] {
             assert_eq!(Event::decode(junk), None, "{junk}");
         }

@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// The metrics, in Prometheus' text format.
 #[utoipa::path(get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses(
-        (status = 200, description = "Prometheus text format (version 0.0.4): `http_requests_total`, `http_request_duration_seconds`, `event_streams_open`, `db_pool_connections`, `db_pool_max_connections`, `db_transaction_retries_total`, `rate_limited_requests_total`; with `DATABASE_READ_URL` also `db_read_standby_in_rotation`, `db_read_standby_lag_seconds`, `db_read_standby_fallbacks_total`", content_type = "text/plain", body = String),
+        (status = 200, description = "Prometheus text format (version 0.0.4): `http_requests_total`, `http_request_duration_seconds`, `event_streams_open`, `sessions_in_memory`, `sessions_in_memory_trusted`, `db_pool_connections`, `db_pool_max_connections`, `db_transaction_retries_total`, `rate_limited_requests_total`; with `DATABASE_READ_URL` also `db_read_standby_in_rotation`, `db_read_standby_lag_seconds`, `db_read_standby_fallbacks_total`", content_type = "text/plain", body = String),
         (status = 404, description = "`not_found`: the caller's address is not in `METRICS_ALLOWED_FROM`", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn export(
@@ -48,6 +48,19 @@ fn current_state(
     let streams_open = IntGauge::new("event_streams_open", "Event streams open in this process")?;
     streams_open.set(i64::try_from(state.hub.open_streams()).unwrap_or(i64::MAX));
     registry.register(Box::new(streams_open))?;
+    let sessions = state.hub.sessions();
+    let kept = IntGauge::new(
+        "sessions_in_memory",
+        "Sessions this process's view of live sessions holds (checked without a query)",
+    )?;
+    kept.set(i64::try_from(sessions.len()).unwrap_or(i64::MAX));
+    registry.register(Box::new(kept))?;
+    let trusted = IntGauge::new(
+        "sessions_in_memory_trusted",
+        "1 while the view of live sessions is used, 0 while every request reads its session from the database (the event bus is not heard, or MySQL/MariaDB)",
+    )?;
+    trusted.set(i64::from(sessions.trusted()));
+    registry.register(Box::new(trusted))?;
     if let Some((size, idle, max)) = pool_state(&state.db) {
         let connections = IntGaugeVec::new(
             Opts::new(

@@ -444,18 +444,24 @@ pub async fn expires_at(
         .await?)
 }
 
-/// Whether `last_used_at` is more than a minute old, and [`touch`] would move it.
-pub fn due_for_touch(session: &session::Model) -> bool {
-    now_millis() - session.last_used_at >= TOUCH_EVERY_MS
+/// Whether a session last used at `last_used_at` was so more than a minute before `now`, and
+/// [`touch`] would move it.
+pub fn due_for_touch(last_used_at: i64, now: i64) -> bool {
+    now - last_used_at >= TOUCH_EVERY_MS
 }
 
-/// Moves `last_used_at` when it is more than a minute old: at most one write a minute per session.
-#[tracing::instrument(name = "sessions::touch", skip_all, fields(user = session.user_id))]
-pub async fn touch(db: &DatabaseConnection, session: &session::Model) -> Result<(), ApiError> {
+/// Moves `last_used_at` of `user_id`'s session `session_id` when it is more than a minute old: at
+/// most one write a minute per session.
+#[tracing::instrument(name = "sessions::touch", skip_all, fields(user = user_id))]
+pub async fn touch(
+    db: &DatabaseConnection,
+    session_id: &str,
+    user_id: i64,
+) -> Result<(), ApiError> {
     let now = now_millis();
     session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::val(now))
-        .filter(session::Column::Id.eq(session.id.clone()))
+        .filter(session::Column::Id.eq(session_id.to_owned()))
         .filter(session::Column::LastUsedAt.lt(now - TOUCH_EVERY_MS))
         .exec(db)
         .await?;

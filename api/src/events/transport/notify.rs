@@ -28,18 +28,36 @@ pub async fn listen_postgres(
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let _ = listening.send(());
+    // A lost connection is reported at once (and connected again below): the view of live
+    // sessions must stop trusting the bus before the reconnection, not after it.
+    listener.eager_reconnect(false);
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => match Event::decode(notification.payload()) {
-                Some(event) => hub.enqueue(event),
+                Some(event) => hub.heard(event),
                 None => tracing::warn!("an event on the stream channel that is not one of ours"),
             },
-            // The connection was lost and is being re-established: anything may have been missed.
-            Ok(None) => hub.wake_all(),
+            // The connection was lost: anything may have been missed.
+            Ok(None) => {
+                // At once: endings of sessions may be missed until it listens again.
+                hub.sessions().bus_lost();
+                // Listening again before the streams read for themselves, so that nothing written
+                // after their reads is missed.
+                if let Err(err) = sea_orm::sqlx::query("SELECT 1")
+                    .execute(&mut listener)
+                    .await
+                {
+                    tracing::warn!(error = %err, "cannot LISTEN again for stream events");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                hub.listener_lost();
+            }
             Err(err) => {
+                // At once: endings of sessions may be missed from now on.
+                hub.sessions().bus_lost();
                 tracing::warn!(error = %err, "lost the stream events' LISTEN connection");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                hub.wake_all();
+                hub.listener_lost();
             }
         }
     }
