@@ -1134,6 +1134,36 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
             if got != expected {
                 return Err(format!("{me} -> {}: {r}, model {expected:?}", name(*other)));
             }
+            // The profile as the signed-in user sees it carries the same relationship (its own
+            // query: the user's row joined to the edges), the times of the follows included.
+            let seen = app
+                .get(&format!("/users/{}", name(*other)), Some(&user.token))
+                .await
+                .json();
+            let viewer = &seen["viewer"];
+            let mismatched: Vec<&str> = viewer
+                .as_object()
+                .map(|fields| fields.keys().map(String::as_str).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|field| r.get(*field).is_some_and(|value| value != &viewer[*field]))
+                .collect();
+            let flags = [
+                "following",
+                "followed_by",
+                "blocking",
+                "blocked_by",
+                "muting",
+                "requested",
+                "requested_by",
+            ]
+            .map(|flag| viewer[flag].as_bool().unwrap_or_default());
+            if flags != expected || !mismatched.is_empty() {
+                return Err(format!(
+                    "{me} sees the profile of {}: {viewer}, relationships {r}, model {expected:?}",
+                    name(*other)
+                ));
+            }
             // The blocked are refused the blocker's lists, and non-followers a locked account's.
             let refusal = if other == i {
                 None
