@@ -1134,8 +1134,8 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
             if got != expected {
                 return Err(format!("{me} -> {}: {r}, model {expected:?}", name(*other)));
             }
-            // The profile as the signed-in user sees it carries the same relationship (its own
-            // query: the user's row joined to the edges), the times of the follows included.
+            // The profile as the signed-in user sees it carries the same relationship, the times
+            // of the follows included.
             let seen = app
                 .get(&format!("/users/{}", name(*other)), Some(&user.token))
                 .await

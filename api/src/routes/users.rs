@@ -205,18 +205,9 @@ pub async fn get_user(
         _ => None,
     };
     let profile = state
-        .read(row.as_ref(), async |db| match viewer_id {
-            // Another user as the caller sees them: the row and the relationship in one query.
-            Some(viewer) if !username.eq_ignore_ascii_case("me") => {
-                let (user, states) = relationships::user_as_seen_by(db, viewer, &username)
-                    .await?
-                    .ok_or_else(|| ApiError::UserNotFound(username.to_string()))?;
-                Ok(Profile::new(&user, &states))
-            }
-            _ => {
-                let user = users::find_in_path(db, &username, row.as_ref()).await?;
-                profile_for(db, viewer_id, &user).await
-            }
+        .read(row.as_ref(), async |db| {
+            let user = users::find_in_path(db, &username, row.as_ref()).await?;
+            profile_for(db, viewer_id, &user).await
         })
         .await?;
     Ok(HttpResponse::Ok().json(profile))

@@ -3,9 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use entity::user;
-use sea_orm::sea_query::{
-    Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement, UnionType,
-};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ConnectionTrait, FromQueryResult};
 
 use crate::error::ApiError;
@@ -57,25 +55,14 @@ const EDGES: [(&str, &str, &str, &str); 7] = [
     ),
 ];
 
-/// The other side of the edges an [`edges`] lookup reads: listed ids, or the ids a query gives.
-#[derive(Clone, Copy)]
-enum Others<'a> {
-    Ids(&'a [i64]),
-    Query(&'a SelectStatement),
-}
-
 /// The edges of one kind between `viewers` and `others`: rows of `table` whose `from` column is
 /// one of the viewers and whose `to` column is one of the others, as `(kind, from, to,
 /// created_at)`; lookups of the table's primary key (or of the index on its other side).
 fn edges(
     (kind, table, from, to): (&str, &str, &str, &str),
     viewers: &[i64],
-    others: Others<'_>,
+    others: &[i64],
 ) -> SelectStatement {
-    let to_others = match others {
-        Others::Ids(ids) => Expr::col(Alias::new(to)).is_in(ids.iter().copied()),
-        Others::Query(query) => Expr::col(Alias::new(to)).in_subquery(query.clone()),
-    };
     Query::select()
         .expr_as(Expr::val(kind), Alias::new("kind"))
         .expr_as(Expr::col(Alias::new(from)), Alias::new("viewer_id"))
@@ -83,34 +70,8 @@ fn edges(
         .expr_as(Expr::col(Alias::new("created_at")), Alias::new("at"))
         .from(Alias::new(table))
         .and_where(Expr::col(Alias::new(from)).is_in(viewers.iter().copied()))
-        .and_where(to_others)
+        .and_where(Expr::col(Alias::new(to)).is_in(others.iter().copied()))
         .to_owned()
-}
-
-/// Every kind of edge between `viewers` and `others`, one lookup per kind in a `UNION ALL`,
-/// each planned on its own, so none can turn into a walk of a popular user's followers.
-fn all_edges(viewers: &[i64], others: Others<'_>) -> SelectStatement {
-    let [first, rest @ ..] = EDGES;
-    let mut query = edges(first, viewers, others);
-    for edge in rest {
-        query.union(UnionType::All, edges(edge, viewers, others));
-    }
-    query
-}
-
-impl Relation {
-    /// Notes an edge of `kind` (an [`EDGES`] name) that began `at`.
-    fn add(&mut self, kind: &str, at: i64) {
-        match kind {
-            "following" => self.following_since = Some(at),
-            "followed_by" => self.followed_by_since = Some(at),
-            "blocking" => self.blocking = true,
-            "blocked_by" => self.blocked_by = true,
-            "requested" => self.requested = true,
-            "requested_by" => self.requested_by = true,
-            _ => self.muting = true,
-        }
-    }
 }
 
 /// How each of `viewers` relates to each of `others`, by viewer then other, in one query whatever
@@ -127,81 +88,29 @@ async fn relations_among(
     if viewers.is_empty() || others.is_empty() {
         return Ok(relations);
     }
-    let query = all_edges(viewers, Others::Ids(others));
+    let mut kinds = EDGES.into_iter().map(|edge| edges(edge, viewers, others));
+    let Some(mut query) = kinds.next() else {
+        return Ok(relations);
+    };
+    for other in kinds {
+        query.union(UnionType::All, other);
+    }
     let rows = Edge::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await?;
     for row in rows {
-        relations
-            .entry((row.viewer_id, row.user_id))
-            .or_insert_with(Relation::default)
-            .add(&row.kind, row.at);
-    }
-    Ok(relations)
-}
-
-/// The user called `username` (in any letter case; not suspended) and `viewer`'s relationship to
-/// them, in one query: the user's row left-joined to the edge lookups of [`relations`] (one row
-/// per edge, the user's columns repeated), whose other side is the user the row is. A signed-in
-/// profile's one round trip. `None` when there is no such user.
-#[tracing::instrument(name = "relationships::user_as_seen_by", skip_all, fields(viewer = viewer, username = %username))]
-pub async fn user_as_seen_by(
-    db: &impl ConnectionTrait,
-    viewer: i64,
-    username: &str,
-) -> Result<Option<(user::Model, ViewerStates)>, ApiError> {
-    let Some(key) = crate::domain::username_lookup_key(username) else {
-        return Ok(None);
-    };
-    let named = |query: &mut SelectStatement| {
-        query
-            .from(user::Entity)
-            .and_where(Expr::col((user::Entity, user::Column::UsernameKey)).eq(key.clone()))
-            .and_where(Expr::col((user::Entity, user::Column::SuspendedAt)).is_null());
-    };
-    let mut target = Query::select();
-    target.column((user::Entity, user::Column::Id));
-    named(&mut target);
-    let edge = Alias::new("edge");
-    let mut query = Query::select();
-    query
-        .column((user::Entity, Asterisk))
-        .expr_as(
-            Expr::col((edge.clone(), Alias::new("kind"))),
-            Alias::new("edge_kind"),
-        )
-        .expr_as(
-            Expr::col((edge.clone(), Alias::new("at"))),
-            Alias::new("edge_at"),
-        )
-        .join_subquery(
-            JoinType::LeftJoin,
-            all_edges(&[viewer], Others::Query(&target)),
-            edge.clone(),
-            Expr::col((edge, Alias::new("user_id"))).equals((user::Entity, user::Column::Id)),
-        );
-    named(&mut query);
-    let rows = db
-        .query_all_raw(db.get_database_backend().build(&query))
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let user = user::Model::from_query_result(first, "")?;
-    let mut relation = Relation::default();
-    for row in &rows {
-        let kind: Option<String> = row.try_get("", "edge_kind")?;
-        let at: Option<i64> = row.try_get("", "edge_at")?;
-        if let (Some(kind), Some(at)) = (kind, at) {
-            relation.add(&kind, at);
+        let relation: &mut Relation = relations.entry((row.viewer_id, row.user_id)).or_default();
+        match row.kind.as_str() {
+            "following" => relation.following_since = Some(row.at),
+            "followed_by" => relation.followed_by_since = Some(row.at),
+            "blocking" => relation.blocking = true,
+            "blocked_by" => relation.blocked_by = true,
+            "requested" => relation.requested = true,
+            "requested_by" => relation.requested_by = true,
+            _ => relation.muting = true,
         }
     }
-    let states = ViewerStates(
-        Some(HashMap::from([(user.id, relation)])),
-        Interactions::default(),
-        HashMap::new(),
-    );
-    Ok(Some((user, states)))
+    Ok(relations)
 }
 
 /// The viewer's relationship to each of `others`, in one query whatever their number.
