@@ -352,6 +352,21 @@ impl TestApp {
         }
     }
 
+    /// A new session of `username` (registered by [`TestApp::register`]); panics unless 200.
+    pub async fn login(&self, username: &str) -> TestUser {
+        let body = self
+            .post(
+                "/auth/login",
+                None,
+                &json!({"username": username, "password": format!("password-of-{username}")}),
+            )
+            .await
+            .expect(200);
+        TestUser {
+            token: body["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
     pub async fn follow(&self, user: &TestUser, target: &str) -> TestResponse {
         self.request(
             Method::POST,

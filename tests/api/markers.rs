@@ -22,20 +22,6 @@ async fn positions(app: &TestApp, user: &TestUser, count: usize) -> Vec<String> 
     out
 }
 
-async fn login(app: &TestApp, name: &str) -> TestUser {
-    let body = app
-        .post(
-            "/auth/login",
-            None,
-            &json!({"username": name, "password": format!("password-of-{name}")}),
-        )
-        .await
-        .expect(200);
-    TestUser {
-        token: body["access_token"].as_str().unwrap().to_owned(),
-    }
-}
-
 async fn move_markers(app: &TestApp, user: &TestUser, body: Value) -> Value {
     app.post("/markers", Some(&user.token), &body)
         .await
@@ -191,8 +177,8 @@ async fn a_position_that_is_not_a_cursor_of_the_callers_timeline_is_refused() {
 async fn a_marker_moved_on_one_device_reaches_the_others_streams() {
     let app = spawn_app().await;
     app.register("john").await;
-    let phone = login(&app, "john").await;
-    let laptop = login(&app, "john").await;
+    let phone = app.login("john").await;
+    let laptop = app.login("john").await;
     app.post_as(&phone, "read me").await;
     let mut phones_stream = EventStream::open(&app, &phone, None).await;
     let mut laptops_stream = EventStream::open(&app, &laptop, None).await;
@@ -226,8 +212,8 @@ async fn a_marker_moved_on_one_device_reaches_the_others_streams() {
 async fn concurrent_moves_keep_the_newest_position_and_count_each_change_once() {
     let app = spawn_app().await;
     app.register("john").await;
-    let phone = login(&app, "john").await;
-    let laptop = login(&app, "john").await;
+    let phone = app.login("john").await;
+    let laptop = app.login("john").await;
     for i in 0..10 {
         app.post_as(&phone, &format!("post {i}")).await;
     }

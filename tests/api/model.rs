@@ -1121,16 +1121,20 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
                 model.requests.contains(&(*i, *other)),
                 model.requests.contains(&(*other, *i)),
             ];
-            let got = [
-                "following",
-                "followed_by",
-                "blocking",
-                "blocked_by",
-                "muting",
-                "requested",
-                "requested_by",
-            ]
-            .map(|flag| r[flag].as_bool().unwrap_or_default());
+            // The relationship's flags, in the order of `expected`.
+            let flags_of = |answer: &Value| {
+                [
+                    "following",
+                    "followed_by",
+                    "blocking",
+                    "blocked_by",
+                    "muting",
+                    "requested",
+                    "requested_by",
+                ]
+                .map(|flag| answer[flag].as_bool().unwrap_or_default())
+            };
+            let got = flags_of(r);
             if got != expected {
                 return Err(format!("{me} -> {}: {r}, model {expected:?}", name(*other)));
             }
@@ -1148,17 +1152,7 @@ async fn compare(app: &TestApp, model: &Model) -> Result<(), String> {
                 .into_iter()
                 .filter(|field| r.get(*field).is_some_and(|value| value != &viewer[*field]))
                 .collect();
-            let flags = [
-                "following",
-                "followed_by",
-                "blocking",
-                "blocked_by",
-                "muting",
-                "requested",
-                "requested_by",
-            ]
-            .map(|flag| viewer[flag].as_bool().unwrap_or_default());
-            if flags != expected || !mismatched.is_empty() {
+            if flags_of(viewer) != expected || !mismatched.is_empty() {
                 return Err(format!(
                     "{me} sees the profile of {}: {viewer}, relationships {r}, model {expected:?}",
                     name(*other)

@@ -62,20 +62,6 @@ async fn view_in_use_within(app: &TestApp, wait: Duration) -> bool {
     false
 }
 
-async fn login(app: &TestApp, name: &str) -> TestUser {
-    let body = app
-        .post(
-            "/auth/login",
-            None,
-            &json!({"username": name, "password": format!("password-of-{name}")}),
-        )
-        .await
-        .expect(200);
-    TestUser {
-        token: body["access_token"].as_str().unwrap().to_owned(),
-    }
-}
-
 /// Reads `name`'s profile (the caller checked without its row) and `/users/me` (with it) on every
 /// server, twice, so that each holds the session; each must answer `status`.
 async fn use_everywhere(apps: &[TestApp], user: &TestUser, name: &str, status: u16) {
@@ -214,7 +200,7 @@ async fn a_session_held_in_memory_is_refused_however_it_ends_and_on_every_server
     for (round, ending) in ENDINGS.into_iter().enumerate() {
         let name = format!("user{round}");
         let phone = apps[0].register(&name).await;
-        let laptop = login(&apps[apps.len() - 1], &name).await;
+        let laptop = apps[apps.len() - 1].login(&name).await;
         use_everywhere(&apps, &phone, &name, 200).await;
         use_everywhere(&apps, &laptop, &name, 200).await;
         for app in &apps {
@@ -406,7 +392,7 @@ async fn a_server_that_lost_the_bus_reads_sessions_from_the_database_until_it_he
             .expect(204);
         refused_everywhere(&apps, through, &john, &name).await;
         // The bus comes back, and with it the views: a new session works everywhere.
-        let again = login(&apps[1], &name).await;
+        let again = apps[1].login(&name).await;
         use_everywhere(&apps, &again, &name, 200).await;
         for app in &apps {
             assert!(view_in_use_within(app, Duration::from_secs(10)).await);
