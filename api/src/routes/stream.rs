@@ -12,6 +12,7 @@
 //! full for `Settings::stream_slow_client_timeout` loses its connection (it reconnects
 //! with `Last-Event-ID`), so it never holds more of the server's memory than that.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -179,7 +180,8 @@ fn event_stream() -> actix_web::HttpResponseBuilder {
 /// An open stream's cursors.
 struct Stream {
     /// The caller's row as it was at the opening: its end (suspension, removal) comes as an event.
-    me: user::Model,
+    /// Shared with the task's loop, which lends it to each catch-up (one copy per stream).
+    me: Rc<user::Model>,
     timeline: Position,
     notifications: Position,
     /// Whether the first wake-up replays from `Last-Event-ID` (and may answer `reset`).
@@ -230,7 +232,7 @@ impl Stream {
         let markers_seen = markers::get(&state.db, me.id).await?.versions();
         Ok(Stream {
             markers_seen,
-            me: me.clone(),
+            me: Rc::new(me.clone()),
             timeline,
             notifications: neighbours.prev.unwrap_or(ORIGIN),
             replaying: last_seen.is_some(),
@@ -247,7 +249,7 @@ impl Stream {
         disconnect: Option<Disconnect>,
     ) {
         let slot = registration.slot.clone();
-        let me = self.me.clone();
+        let me = Rc::clone(&self.me);
         if self.replaying {
             slot.wake(Look::EVERYTHING);
         }
@@ -269,7 +271,9 @@ impl Stream {
                     }
                     () = out.tx.closed() => return Err(Stop::Closed),
                     () = tokio::time::sleep_until(until(self.expires_at)) => {
-                        match sessions::expires_at(&state.db, &self.session).await? {
+                        // Boxed, as the catch-up below: an idle stream's task holds only what it
+                        // needs while it waits, not room for the largest query it may run.
+                        match Box::pin(sessions::expires_at(&state.db, &self.session)).await? {
                             Some(later) => self.expires_at = later,
                             None => return Err(Stop::Closed),
                         }
@@ -280,7 +284,7 @@ impl Stream {
                     return Err(Stop::Closed);
                 }
                 let inbox = slot.take().ok_or(Stop::Closed)?;
-                self.catch_up(&state, &me, inbox, &mut out).await?;
+                Box::pin(self.catch_up(&state, &me, inbox, &mut out)).await?;
             }
         }
         .await;
