@@ -67,6 +67,46 @@ async fn writing_a_post_returns_201_with_location_and_the_post() {
     assert_eq!(app.profile("john", None).await["posts_count"], 1);
 }
 
+/// The answer to a new post is built from what the write knows (no query for the author's own
+/// viewer state): it must be the post as its author reads it right after, field for field, for a
+/// post and for a reply to an account with relationships both ways, a like and a repost of the
+/// parent included.
+#[tokio::test]
+async fn the_answer_to_a_new_post_is_the_post_as_its_author_reads_it() {
+    let app = spawn_app().await;
+    let ann = app.register("ann").await;
+    let bob = app.register("bob").await;
+    app.follow(&ann, "bob").await.expect(201);
+    app.follow(&bob, "ann").await.expect(201);
+    let parent = app.post_as(&bob, "bob's").await;
+    app.post(
+        &format!("/posts/{parent}/like"),
+        Some(&ann.token),
+        &json!({}),
+    )
+    .await
+    .expect(201);
+    for request in [
+        json!({"body": "a post"}),
+        json!({"body": "a reply", "in_reply_to_id": parent}),
+    ] {
+        let written = app
+            .post("/posts", Some(&ann.token), &request)
+            .await
+            .expect(201);
+        let id = written["id"].as_i64().unwrap();
+        let read = app
+            .get(&format!("/posts/{id}"), Some(&ann.token))
+            .await
+            .expect(200);
+        assert_eq!(written, read, "{request}");
+        assert_eq!(
+            written["viewer"],
+            json!({"liked": false, "reposted": false})
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_author_is_always_the_tokens_user() {
     let app = spawn_app().await;

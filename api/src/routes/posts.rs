@@ -18,7 +18,7 @@ use crate::services::posts;
 use crate::services::reposts::{self, RepostOutcome};
 use crate::services::{relationships, timeline};
 use crate::state::AppState;
-use crate::views::posts::render_one;
+use crate::views::posts::{render_one, render_written};
 use crate::views::{LikeItem, LikeItemPage, Post, PostPage, RepostItem, RepostItemPage};
 
 /// A new post. The author is always the token's user.
@@ -108,7 +108,7 @@ pub async fn create_post(
             // The author's next read shows the post.
             state.post_horizon.reach(post.post.created_at).await;
             let location = format!("/posts/{}", post.post.id);
-            let post = render_one(&state.db, Some(me.0.id), post).await?;
+            let post = render_written(&state.db, &post, !media_ids.is_empty()).await?;
             idempotent::done(
                 &state.db,
                 claim.as_ref(),

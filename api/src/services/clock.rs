@@ -47,7 +47,7 @@ use entity::{clock, post_clock, user};
 use sea_orm::sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Statement,
 };
 use tokio::sync::{Notify, watch};
 
@@ -77,6 +77,28 @@ impl Clock {
 /// users' locks. The entry shows once the horizon passes it ([`Horizon::reach`]).
 pub async fn next_post_at(txn: &DatabaseTransaction, account: i64) -> Result<i64, ApiError> {
     let shard = account.rem_euclid(POST_CLOCK_SHARDS);
+    let now = now_millis();
+    let backend = txn.get_database_backend();
+    if backend != DbBackend::MySql {
+        // One statement where the backend returns what it updated (MySQL cannot: below, a
+        // locking read then the update). The update locks the row as the locking read does.
+        let moved = match backend {
+            DbBackend::Postgres => {
+                "UPDATE post_clocks SET at = GREATEST(at + 1, $1) WHERE shard = $2 RETURNING at"
+            }
+            _ => "UPDATE post_clocks SET at = MAX(at + 1, ?) WHERE shard = ? RETURNING at",
+        };
+        return txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                moved,
+                [now.into(), shard.into()],
+            ))
+            .await?
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()?
+            .ok_or_else(|| no_shard(shard));
+    }
     let last: i64 = post_clock::Entity::find_by_id(shard)
         .select_only()
         .column(post_clock::Column::At)
@@ -84,18 +106,20 @@ pub async fn next_post_at(txn: &DatabaseTransaction, account: i64) -> Result<i64
         .into_tuple()
         .one(txn)
         .await?
-        .ok_or_else(|| {
-            ApiError::internal(std::io::Error::other(format!(
-                "the posts' clock has no shard {shard}"
-            )))
-        })?;
-    let at = Ord::max(now_millis(), last + 1);
+        .ok_or_else(|| no_shard(shard))?;
+    let at = Ord::max(now, last + 1);
     post_clock::Entity::update_many()
         .col_expr(post_clock::Column::At, Expr::val(at))
         .filter(post_clock::Column::Shard.eq(shard))
         .exec(txn)
         .await?;
     Ok(at)
+}
+
+fn no_shard(shard: i64) -> ApiError {
+    ApiError::internal(std::io::Error::other(format!(
+        "the posts' clock has no shard {shard}"
+    )))
 }
 
 /// The safe horizon of the posts' clock, as an expression for a list's own statement:

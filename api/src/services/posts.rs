@@ -73,7 +73,10 @@ pub async fn create(
             .map(|p| &p.author)
             .filter(|a| a.id != author.id)
             .collect();
-        let locked = users::lock(txn, author, &others).await;
+        // The new post is counted in the statement that stamps its author, unless a key's
+        // earlier answer may still be found below (a replay commits, and must count nothing).
+        let counted = claim.is_none().then_some((user::Column::PostsCount, 1));
+        let locked = users::lock_counting(txn, author, &others, counted).await;
         if let Some(claim) = claim
             && let Some(answer) = idempotency::prior(txn, claim).await?
         {
@@ -105,13 +108,15 @@ pub async fn create(
                 None
             }
         };
-        users::add_to_count(
-            txn,
-            user::Column::PostsCount,
-            user::Column::Id.eq(author.id),
-            1,
-        )
-        .await?;
+        if counted.is_none() {
+            users::add_to_count(
+                txn,
+                user::Column::PostsCount,
+                user::Column::Id.eq(author.id),
+                1,
+            )
+            .await?;
+        }
         if let Some(parent) = &parent {
             add_to_post_count(
                 txn,

@@ -120,7 +120,10 @@ pub async fn relations(
     viewer: i64,
     others: &[i64],
 ) -> Result<HashMap<i64, Relation>, ApiError> {
-    let among = relations_among(db, &[viewer], others).await?;
+    // Nobody has a relationship to themselves (the API refuses following, requesting, blocking
+    // and muting oneself): a page of the viewer's own posts asks nothing.
+    let strangers: Vec<i64> = others.iter().copied().filter(|o| *o != viewer).collect();
+    let among = relations_among(db, &[viewer], &strangers).await?;
     Ok(others
         .iter()
         .map(|other| {

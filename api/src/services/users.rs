@@ -646,6 +646,17 @@ pub async fn lock(
     caller: &user::Model,
     others: &[&user::Model],
 ) -> Result<(), ApiError> {
+    lock_counting(txn, caller, others, None).await
+}
+
+/// Step: [`lock`], adding `delta` to the caller's `count` in the statement that stamps it (a new
+/// post's author's `posts_count`: one round trip fewer on the hot write).
+pub async fn lock_counting(
+    txn: &DatabaseTransaction,
+    caller: &user::Model,
+    others: &[&user::Model],
+    count: Option<(user::Column, i64)>,
+) -> Result<(), ApiError> {
     let ids = std::iter::once(caller.id).chain(others.iter().map(|u| u.id));
     let live = db::lock_live_users(txn, user::Column::Id.is_in(ids)).await?;
     if !live.contains(&caller.id) {
@@ -656,7 +667,14 @@ pub async fn lock(
     if let Some(gone) = others.iter().find(|u| !live.contains(&u.id)) {
         return Err(ApiError::UserNotFound(gone.username.clone()));
     }
-    stamp(txn, caller.id).await
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::LastWriteAt, Expr::val(now_millis()))
+        .filter(user::Column::Id.eq(caller.id));
+    if let Some((count, delta)) = count {
+        update = update.col_expr(count, Expr::col(count).add(delta));
+    }
+    update.exec(txn).await?;
+    Ok(())
 }
 
 /// Step: [`lock`] of the caller alone, with the rows of the users `also` names locked too (in the

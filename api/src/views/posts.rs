@@ -1,5 +1,7 @@
 //! A post on the wire.
 
+use std::collections::HashMap;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -180,6 +182,25 @@ pub async fn render_known(
             Post::new(p, &states)
         })
         .collect())
+}
+
+/// A post its author `viewer` has just written, as [`render`] shows it to them at its writing:
+/// nobody has liked or reposted it yet (its counts are the written row's), the author has no
+/// relationship to themselves, and its media are read only when it has some (`with_media`).
+pub async fn render_written(
+    db: &DatabaseConnection,
+    post: &PostWithAuthor,
+    with_media: bool,
+) -> Result<Post, ApiError> {
+    let media = if with_media {
+        media::of_posts(db, &[post.post.id]).await?
+    } else {
+        HashMap::new()
+    };
+    let states = ViewerStates::known(post.author.id, Relation::default())
+        .with_interactions(Interactions::default())
+        .with_media(media);
+    Ok(Post::new(post, &states))
 }
 
 /// One post as [`render`] shows it.
