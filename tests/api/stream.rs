@@ -176,6 +176,8 @@ async fn followed_and_own_posts_arrive_live_and_others_do_not() {
     let susan = app.register("susan").await;
     let mary = app.register("mary").await;
     app.follow(&john, "susan").await.expect(201);
+    // Written before the opening: the stream starts after it.
+    app.post_as(&susan, "susan's, before").await;
     let mut stream = EventStream::open(&app, &john, None).await;
     app.post_as(&mary, "a stranger's").await;
     app.post_as(&susan, "susan's").await;

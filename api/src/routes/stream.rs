@@ -33,7 +33,7 @@ use crate::services::keyset::{PageRequest, Position};
 use crate::services::posts::PostWithAuthor;
 use crate::services::relationships::Relation;
 use crate::services::timeline::Entry;
-use crate::services::{markers, notifications, posts, sessions, timeline};
+use crate::services::{clock, markers, notifications, posts, sessions, timeline};
 use crate::state::AppState;
 use crate::views;
 
@@ -209,8 +209,10 @@ impl From<ApiError> for Stop {
 }
 
 impl Stream {
-    /// The cursors of a new stream: from `last_seen` in the timeline, else from its newest post;
-    /// from the newest notification.
+    /// The cursors of a new stream: from `last_seen` in the timeline, else from the posts'
+    /// horizon (every entry at or below it shows already, and every one still to show lies above
+    /// it: the stream sends what the timeline shows from its opening on, without reading the
+    /// timeline to find its newest entry); from the newest notification.
     async fn start(
         state: &AppState,
         me: &user::Model,
@@ -225,7 +227,10 @@ impl Stream {
                 ))?;
         let timeline = match last_seen {
             Some(position) => position,
-            None => newest_timeline_position(state, me).await?,
+            None => Position {
+                at: clock::read_posts_horizon(&state.db).await?,
+                id: i64::MAX,
+            },
         };
         let (_, neighbours) =
             notifications::list(&state.db, me.id, PageRequest::older(1, None)).await?;

@@ -135,6 +135,18 @@ pub fn posts_horizon() -> Expr {
     )
 }
 
+/// The posts' horizon as it is now ([`posts_horizon`]): every entry at or below it has committed
+/// and shows, and every entry still to show lies above it.
+pub async fn read_posts_horizon(db: &impl ConnectionTrait) -> Result<i64, ApiError> {
+    let horizon: Option<Option<i64>> = post_clock::Entity::find()
+        .select_only()
+        .expr(Expr::col(post_clock::Column::At).min())
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(horizon.flatten().unwrap_or(i64::MIN))
+}
+
 /// `at <= horizon` for a page of a list on the posts' clock that reaches its newest end: a first
 /// page, or a `newer_than` page. (A page of older items lies below a position a bounded page
 /// gave, hence below the horizon already: it needs no bound.)
