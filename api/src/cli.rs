@@ -37,12 +37,19 @@ pub async fn run(args: &[String]) -> ExitCode {
         Err(err) => return fail(&format!("cannot open the database: {err}")),
     };
     let answer = match words.as_slice() {
-        ["operator", "grant", name] => operators::grant(&db, name)
-            .await
-            .map(|()| format!("{name} is an operator")),
-        ["operator", "revoke", name] => operators::revoke(&db, name)
-            .await
-            .map(|()| format!("{name} is no longer an operator")),
+        // Through `db::write`, as the server's writes: a running server writes to the same
+        // database, and a conflict with it (SQLite's busy codes under load) is retried, not
+        // printed as this command's failure.
+        ["operator", "grant", name] => {
+            crate::db::write(&db, async |txn| operators::grant(txn, name).await)
+                .await
+                .map(|()| format!("{name} is an operator"))
+        }
+        ["operator", "revoke", name] => {
+            crate::db::write(&db, async |txn| operators::revoke(txn, name).await)
+                .await
+                .map(|()| format!("{name} is no longer an operator"))
+        }
         ["operator", "list"] => operators::list(&db).await.map(|names| names.join("\n")),
         _ => {
             eprintln!("{USAGE}");
