@@ -657,23 +657,42 @@ pub async fn lock_counting(
     others: &[&user::Model],
     count: Option<(user::Column, i64)>,
 ) -> Result<(), ApiError> {
+    let stamp = |update: sea_orm::UpdateMany<user::Entity>| {
+        let update = update.col_expr(user::Column::LastWriteAt, Expr::val(now_millis()));
+        match count {
+            Some((count, delta)) => update.col_expr(count, Expr::col(count).add(delta)),
+            None => update,
+        }
+    };
+    let gone =
+        ApiError::Unauthorized("the account of this access token no longer exists or is suspended");
+    if others.is_empty() {
+        // The caller alone: the stamp is the lock. An update locks the row as the locking read
+        // does, and matches it only if the account is live as it is then (PostgreSQL checks a
+        // row a concurrent suspension changed again once that commits; MySQL's update reads the
+        // latest version; SQLite has one writer), so one statement instead of two.
+        let stamped = stamp(user::Entity::update_many())
+            .filter(user::Column::Id.eq(caller.id))
+            .filter(user::Column::SuspendedAt.is_null())
+            .exec(txn)
+            .await?;
+        return match stamped.rows_affected {
+            0 => Err(gone),
+            _ => Ok(()),
+        };
+    }
     let ids = std::iter::once(caller.id).chain(others.iter().map(|u| u.id));
     let live = db::lock_live_users(txn, user::Column::Id.is_in(ids)).await?;
     if !live.contains(&caller.id) {
-        return Err(ApiError::Unauthorized(
-            "the account of this access token no longer exists or is suspended",
-        ));
+        return Err(gone);
     }
     if let Some(gone) = others.iter().find(|u| !live.contains(&u.id)) {
         return Err(ApiError::UserNotFound(gone.username.clone()));
     }
-    let mut update = user::Entity::update_many()
-        .col_expr(user::Column::LastWriteAt, Expr::val(now_millis()))
-        .filter(user::Column::Id.eq(caller.id));
-    if let Some((count, delta)) = count {
-        update = update.col_expr(count, Expr::col(count).add(delta));
-    }
-    update.exec(txn).await?;
+    stamp(user::Entity::update_many())
+        .filter(user::Column::Id.eq(caller.id))
+        .exec(txn)
+        .await?;
     Ok(())
 }
 
