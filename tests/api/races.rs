@@ -30,6 +30,28 @@ async fn login(app: &TestApp, username: &str, password: &str) -> crate::helpers:
     .await
 }
 
+/// `operator` suspends `username` [`INTO_THE_BURST`] after it is awaited (204 expected).
+async fn suspend_into_the_burst(app: &TestApp, operator: &TestUser, username: &str) {
+    tokio::time::sleep(INTO_THE_BURST).await;
+    app.post(
+        &format!("/admin/users/{username}/suspension"),
+        Some(&operator.token),
+        &json!({}),
+    )
+    .await
+    .expect(204);
+}
+
+/// `operator` lifts the suspension of `username` (204 expected).
+async fn lift_suspension(app: &TestApp, operator: &TestUser, username: &str) {
+    app.delete(
+        &format!("/admin/users/{username}/suspension"),
+        Some(&operator.token),
+    )
+    .await
+    .expect(204);
+}
+
 /// Whether `username`'s unread count equals the unread notifications it is shown.
 async fn unread_count_matches_the_list(app: &TestApp, user: &TestUser) -> Result<(), String> {
     let count = app
@@ -72,18 +94,9 @@ async fn a_suspension_lies_wholly_before_or_after_every_follow_by_or_of_the_acco
 
         let follows_by_s = followees.iter().map(|(_, name)| app.follow(&s, name));
         let follows_of_s = followers.iter().map(|f| app.follow(f, &suspect));
-        let suspension = async {
-            tokio::time::sleep(INTO_THE_BURST).await;
-            app.post(
-                &format!("/admin/users/{suspect}/suspension"),
-                Some(&operator.token),
-                &json!({}),
-            )
-            .await
-        };
-        let (by_s, of_s, suspended) =
+        let suspension = suspend_into_the_burst(&app, &operator, &suspect);
+        let (by_s, of_s, ()) =
             tokio::join!(join_all(follows_by_s), join_all(follows_of_s), suspension);
-        suspended.expect(204);
         for answer in by_s.iter().chain(&of_s) {
             assert!(
                 matches!(answer.status, 201 | 401 | 404),
@@ -114,12 +127,7 @@ async fn a_suspension_lies_wholly_before_or_after_every_follow_by_or_of_the_acco
         app.assert_counts_match_rows().await;
 
         // Lifted: the account comes back without a single follow.
-        app.delete(
-            &format!("/admin/users/{suspect}/suspension"),
-            Some(&operator.token),
-        )
-        .await
-        .expect(204);
+        lift_suspension(&app, &operator, &suspect).await;
         let profile = app.profile(&suspect, None).await;
         assert_eq!(profile["followers_count"], 0, "round {round}");
         assert_eq!(profile["following_count"], 0, "round {round}");
@@ -146,17 +154,8 @@ async fn posts_racing_their_authors_suspension_are_counted_or_refused_and_counts
         let posts = bodies
             .iter()
             .map(|body| app.post("/posts", Some(&s.token), body));
-        let suspension = async {
-            tokio::time::sleep(INTO_THE_BURST).await;
-            app.post(
-                &format!("/admin/users/{suspect}/suspension"),
-                Some(&operator.token),
-                &json!({}),
-            )
-            .await
-        };
-        let (answers, suspended) = tokio::join!(join_all(posts), suspension);
-        suspended.expect(204);
+        let suspension = suspend_into_the_burst(&app, &operator, &suspect);
+        let (answers, ()) = tokio::join!(join_all(posts), suspension);
         let mut written = 0;
         for answer in &answers {
             match answer.status {
@@ -167,12 +166,7 @@ async fn posts_racing_their_authors_suspension_are_counted_or_refused_and_counts
         }
         app.assert_counts_match_rows().await;
 
-        app.delete(
-            &format!("/admin/users/{suspect}/suspension"),
-            Some(&operator.token),
-        )
-        .await
-        .expect(204);
+        lift_suspension(&app, &operator, &suspect).await;
         assert_eq!(
             app.profile(&suspect, None).await["posts_count"],
             written,
@@ -244,17 +238,8 @@ async fn no_session_from_a_login_or_refresh_racing_a_suspension_outlives_it() {
                 .iter()
                 .map(|body| app.post("/auth/refresh", None, body)),
         );
-        let suspension = async {
-            tokio::time::sleep(INTO_THE_BURST).await;
-            app.post(
-                &format!("/admin/users/{name}/suspension"),
-                Some(&operator.token),
-                &json!({}),
-            )
-            .await
-        };
-        let (logins, refreshes, suspended) = tokio::join!(logins, refreshes, suspension);
-        suspended.expect(204);
+        let suspension = suspend_into_the_burst(&app, &operator, &name);
+        let (logins, refreshes, ()) = tokio::join!(logins, refreshes, suspension);
         let mut granted = Vec::new();
         for answer in logins.iter().chain(&refreshes) {
             match answer.status {
@@ -267,12 +252,7 @@ async fn no_session_from_a_login_or_refresh_racing_a_suspension_outlives_it() {
                 }
             }
         }
-        app.delete(
-            &format!("/admin/users/{name}/suspension"),
-            Some(&operator.token),
-        )
-        .await
-        .expect(204);
+        lift_suspension(&app, &operator, &name).await;
         // Every session granted in the burst ended with the suspension, and stays ended.
         for body in &granted {
             let access = body["access_token"].as_str().unwrap();
