@@ -833,7 +833,9 @@ async fn the_sweep_removes_media_unused_for_24_hours_and_nothing_else() {
     let gone = api::services::media::sweep(&app.db, &api::media::Store::Database)
         .await
         .unwrap();
-    assert_eq!(gone, 1);
+    // The server's own hourly sweep, whose first run may come late on a loaded machine, can have
+    // taken ids[1] first (CI saw it once): what counts is what is left.
+    assert!(gone <= 1, "{gone} removed, one was unused");
     app.get(&format!("/media/{}", ids[1]), None)
         .await
         .assert_problem(404, "media_not_found");
