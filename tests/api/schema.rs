@@ -29,6 +29,28 @@ async fn sqlite_enforces_foreign_keys_on_every_pooled_connection() {
     }
 }
 
+/// `users::lock_counting` knows a live caller by the rows its stamp matched: an update that leaves
+/// a row as it was must still count it. (MySQL counts changed rows unless the client asks for
+/// found rows, as sqlx does; a stamp in the millisecond of the previous one changes nothing.)
+#[tokio::test]
+async fn an_update_that_changes_nothing_still_counts_the_row_it_matched() {
+    use entity::user;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    app.register("ann").await;
+    let unchanged = user::Entity::update_many()
+        .col_expr(
+            user::Column::LastWriteAt,
+            Expr::col(user::Column::LastWriteAt),
+        )
+        .filter(user::Column::Username.eq("ann"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(unchanged.rows_affected, 1, "on {:?}", backend());
+}
+
 #[tokio::test]
 async fn the_schema_refuses_self_follows_and_follows_of_missing_users() {
     let app = spawn_app().await;

@@ -24,31 +24,19 @@ pub async fn revoke(db: &impl ConnectionTrait, username: &str) -> Result<(), Api
 
 async fn set(db: &impl ConnectionTrait, username: &str, operator: bool) -> Result<(), ApiError> {
     let key = username_lookup_key(username).ok_or_else(|| not_found(username))?;
-    let changed = user::Entity::update_many()
+    let matched = user::Entity::update_many()
         .col_expr(user::Column::IsOperator, Expr::val(operator))
         .filter(user::Column::UsernameKey.eq(key))
         .exec(db)
         .await?
         .rows_affected;
-    // MySQL counts only rows it changed: a repeat finds the account but changes nothing.
-    if changed == 0 && !exists(db, username).await? {
+    // The rows matched, on every backend (sqlx asks MySQL for found rows, not changed ones:
+    // `schema::an_update_that_changes_nothing_still_counts_the_row_it_matched`), so a repeat
+    // counts the account it finds.
+    if matched == 0 {
         return Err(not_found(username));
     }
     Ok(())
-}
-
-async fn exists(db: &impl ConnectionTrait, username: &str) -> Result<bool, ApiError> {
-    let Some(key) = username_lookup_key(username) else {
-        return Ok(false);
-    };
-    let found: Option<i64> = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::UsernameKey.eq(key))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(found.is_some())
 }
 
 fn not_found(username: &str) -> ApiError {
