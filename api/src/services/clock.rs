@@ -44,7 +44,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use entity::{clock, post_clock, user};
-use sea_orm::sea_query::{Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{
+    Expr, ExprTrait as _, IntoCondition, LockBehavior, LockType, Query, SelectStatement,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Statement,
@@ -127,24 +129,28 @@ fn no_shard(shard: i64) -> ApiError {
 /// has committed, and none can land there later; a list that a client polls with `newer_than`
 /// shows nothing beyond it.
 pub fn posts_horizon() -> Expr {
-    Expr::from(
-        Query::select()
-            .expr(Expr::col((post_clock::Entity, post_clock::Column::At)).min())
-            .from(post_clock::Entity)
-            .to_owned(),
-    )
+    Expr::from(horizon_query())
+}
+
+/// `SELECT MIN(at) FROM post_clocks`: the one statement of the horizon, inside a list's own
+/// ([`posts_horizon`]) or on its own ([`read_posts_horizon`]).
+fn horizon_query() -> SelectStatement {
+    Query::select()
+        .expr(Expr::col((post_clock::Entity, post_clock::Column::At)).min())
+        .from(post_clock::Entity)
+        .to_owned()
 }
 
 /// The posts' horizon as it is now ([`posts_horizon`]): every entry at or below it has committed
 /// and shows, and every entry still to show lies above it.
 pub async fn read_posts_horizon(db: &impl ConnectionTrait) -> Result<i64, ApiError> {
-    let horizon: Option<Option<i64>> = post_clock::Entity::find()
-        .select_only()
-        .expr(Expr::col(post_clock::Column::At).min())
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(horizon.flatten().unwrap_or(i64::MIN))
+    let horizon: Option<i64> = db
+        .query_one(&horizon_query())
+        .await?
+        .map(|row| row.try_get_by_index::<Option<i64>>(0))
+        .transpose()?
+        .flatten();
+    Ok(horizon.unwrap_or(i64::MIN))
 }
 
 /// `at <= horizon` for a page of a list on the posts' clock that reaches its newest end: a first
