@@ -76,6 +76,13 @@ pub struct Settings {
     /// measured default suits every backend, and tests lower it so that a handful of accounts
     /// reaches both queries.
     pub timeline_per_author_max_followees: i64,
+    /// Readers past the per-author query get a precomputed timeline, kept by a background worker
+    /// (`TIMELINE_FEEDS`, on unless `false`; see `services::feeds`). Off, every such reader's page
+    /// is read by the newest-first walk, as before feeds.
+    pub timeline_feeds: bool,
+    /// Whether this process runs the feeds' worker (not read from the environment: tests turn it
+    /// off and step it themselves, `services::feeds::step`).
+    pub timeline_feeds_worker: bool,
     /// The Redis that keeps the rate limits' quotas for every replica (`REDIS_URL`); `None` keeps
     /// them in each process.
     pub redis_url: Option<SecretString>,
@@ -134,6 +141,8 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
             timeline_per_author_max_followees: crate::services::timeline::PER_AUTHOR_MAX_FOLLOWEES,
+            timeline_feeds: true,
+            timeline_feeds_worker: true,
             redis_url: None,
             redis_key_prefix: "social:limits".to_owned(),
             metrics_allowed_from: vec![
@@ -316,6 +325,7 @@ pub fn documented() -> Vec<Documented> {
         text("REDIS_URL", "unset"),
         text("METRICS_ALLOWED_FROM", &list(&addresses)),
         text("TRUST_X_FORWARDED_FOR", &code(&d.trust_forwarded_for)),
+        text("TIMELINE_FEEDS", &code(&d.timeline_feeds)),
         text("SMTP_URL", "unset"),
         text("MAIL_FROM", &code(&d.mail_from)),
         text("PUBLIC_URL", "unset"),
@@ -498,6 +508,12 @@ impl Settings {
                 defaults.trust_forwarded_for,
             )?,
             timeline_per_author_max_followees: defaults.timeline_per_author_max_followees,
+            timeline_feeds: boolean(
+                "TIMELINE_FEEDS",
+                var("TIMELINE_FEEDS"),
+                defaults.timeline_feeds,
+            )?,
+            timeline_feeds_worker: defaults.timeline_feeds_worker,
             redis_url: var("REDIS_URL").map(SecretString::from),
             redis_key_prefix: defaults.redis_key_prefix,
             metrics_allowed_from: match var("METRICS_ALLOWED_FROM") {

@@ -162,7 +162,12 @@ impl Application {
             passwords,
             limits: limits.clone(),
             request_timeout: settings.request_timeout,
-            timeline_per_author_max_followees: settings.timeline_per_author_max_followees,
+            timeline: crate::services::timeline::Strategy {
+                per_author_max_followees: settings.timeline_per_author_max_followees,
+                feeds: settings.timeline_feeds.then(|| {
+                    crate::services::feeds::Feeds::start(db.clone(), settings.timeline_feeds_worker)
+                }),
+            },
             processor: Default::default(),
             media_store: crate::media::Store::Database,
         });

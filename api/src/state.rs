@@ -20,8 +20,8 @@ pub struct AppState {
     pub limits: std::sync::Arc<crate::rate_limit::Limits>,
     /// Longest a request may take once routed.
     pub request_timeout: std::time::Duration,
-    /// Where the timeline switches from the per-author query to the newest-first walk.
-    pub timeline_per_author_max_followees: i64,
+    /// How timelines are read: the per-author query, the newest-first walk, and the feeds.
+    pub timeline: crate::services::timeline::Strategy,
     /// The open event streams of this process.
     pub hub: std::sync::Arc<crate::events::Hub>,
     /// Who may read `GET /metrics`.

@@ -329,7 +329,7 @@ async fn timeline_position(
             db,
             reader,
             PageRequest::older(limit, after),
-            timeline::PER_AUTHOR_MAX_FOLLOWEES,
+            &timeline::Strategy::without_feeds(timeline::PER_AUTHOR_MAX_FOLLOWEES),
         )
         .await?;
         seen += posts.len() as u64;
@@ -1016,6 +1016,16 @@ pub async fn remove_benchmark_posts(db: &DatabaseConnection) -> Result<(), BoxEr
     Ok(())
 }
 
+/// How the server reads timelines (`TIMELINE_FEEDS` on, its default): a reader's feed, once the
+/// server's worker has built it (a read here asks for one as the server's reads do).
+fn server_strategy(db: &DatabaseConnection) -> &'static timeline::Strategy {
+    static STRATEGY: std::sync::OnceLock<timeline::Strategy> = std::sync::OnceLock::new();
+    STRATEGY.get_or_init(|| timeline::Strategy {
+        per_author_max_followees: timeline::PER_AUTHOR_MAX_FOLLOWEES,
+        feeds: Some(api::services::feeds::Feeds::start(db.clone(), false)),
+    })
+}
+
 async fn sql_timeline(
     db: &DatabaseConnection,
     reader_id: i64,
@@ -1025,7 +1035,7 @@ async fn sql_timeline(
     let reader = users::find_by_id(db, reader_id)
         .await?
         .ok_or(api::error::ApiError::InvalidCursor)?;
-    let (posts, _) = timeline::page(db, &reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
+    let (posts, _) = timeline::page(db, &reader, page, server_strategy(db)).await?;
     let shown = posts.iter().flat_map(|e| {
         std::iter::once(e.post.author.id).chain(e.reposted_by.as_ref().map(|u| u.id))
     });
@@ -1056,7 +1066,13 @@ pub(crate) async fn check_timeline(
     }
     let served = verify::timeline_items(&verify::get_json(http).await?);
     verify::same(&format!("GET {what}"), &served, &expected)?;
-    let (posts, _) = timeline::page(db, reader, page, timeline::PER_AUTHOR_MAX_FOLLOWEES).await?;
+    let (posts, _) = timeline::page(
+        db,
+        reader,
+        page,
+        &timeline::Strategy::without_feeds(timeline::PER_AUTHOR_MAX_FOLLOWEES),
+    )
+    .await?;
     let alone: Vec<(i64, bool)> = posts
         .iter()
         .map(|e| (e.post.post.id, e.reposted_by.is_some()))

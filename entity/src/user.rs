@@ -51,6 +51,11 @@ pub struct Model {
     pub archive_started_at: Option<i64>,
     /// The avatar (`media.id`); `None` when the user has none.
     pub avatar_media_id: Option<String>,
+    /// Where the user's precomputed timeline is whole from (`feeds.floor_at`/`floor_id`, copied
+    /// here so that a timeline read has it with the caller's row); `None` when the user has no
+    /// built feed.
+    pub feed_floor_at: Option<i64>,
+    pub feed_floor_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -32,6 +32,7 @@ mod m20261207_000026_archive;
 mod m20261207_000027_media;
 mod m20261207_000030_push_subscriptions;
 mod m20261207_000031_post_clock_shards;
+mod m20261208_000032_feeds;
 
 pub use m20261207_000031_post_clock_shards::POST_CLOCK_SHARDS;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000027_media::Migration),
             Box::new(m20261207_000030_push_subscriptions::Migration),
             Box::new(m20261207_000031_post_clock_shards::Migration),
+            Box::new(m20261208_000032_feeds::Migration),
         ]
     }
 }

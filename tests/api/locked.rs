@@ -245,6 +245,8 @@ async fn unlocking_with_thousands_of_pending_requests_accepts_them_in_one_reques
             email_verified_at: Set(None),
             archive_started_at: Set(None),
             avatar_media_id: Set(None),
+            feed_floor_at: Set(None),
+            feed_floor_id: Set(None),
         }))
         .exec_without_returning(&app.db)
         .await

@@ -14,6 +14,7 @@ mod conventions;
 mod discovery;
 mod email;
 mod errors;
+mod feeds;
 mod follow_lists;
 mod follows;
 mod hardening;

@@ -213,14 +213,13 @@ pub async fn get_timeline(
     me: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let per_author_max_followees = state.timeline_per_author_max_followees;
     page::list(
         &req,
         &state,
         &query,
         Owner::Caller(&me.0),
         timeline::list_name,
-        async |db, me, page| timeline::page(db, me, page, per_author_max_followees).await,
+        async |db, me, page| timeline::page(db, me, page, &state.timeline).await,
         Post::entry,
     )
     .await

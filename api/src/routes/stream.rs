@@ -335,7 +335,7 @@ impl Stream {
                     &state.db,
                     me,
                     PageRequest::newer(BATCH, self.timeline),
-                    state.timeline_per_author_max_followees,
+                    &state.timeline,
                 )
                 .await?;
                 let full = rows.len() as u64 == BATCH;
@@ -428,7 +428,7 @@ impl Stream {
                 &state.db,
                 me,
                 PageRequest::newer(BATCH, from),
-                state.timeline_per_author_max_followees,
+                &state.timeline,
             )
             .await?;
             missed += rows.len();
@@ -454,13 +454,8 @@ async fn newest_timeline_position(
     state: &AppState,
     me: &user::Model,
 ) -> Result<Position, ApiError> {
-    let (_, neighbours) = timeline::page(
-        &state.db,
-        me,
-        PageRequest::older(1, None),
-        state.timeline_per_author_max_followees,
-    )
-    .await?;
+    let (_, neighbours) =
+        timeline::page(&state.db, me, PageRequest::older(1, None), &state.timeline).await?;
     Ok(neighbours.prev.unwrap_or(ORIGIN))
 }
 

@@ -302,6 +302,8 @@ pub async fn insert_follow(
     .insert(txn)
     .await?;
     adjust_counts(txn, follower, followed, 1).await?;
+    // The follow shows on the follower's next timeline read, a precomputed one too.
+    crate::services::feeds::backfill(txn, follower, followed).await?;
     Ok(true)
 }
 

@@ -10,7 +10,8 @@
 //!
 //! - [`users::lock`]: the caller and the other users, 401 / 404 when one is gone
 //!   (over [`crate::db::lock_users`], which locks any set of users in id order);
-//! - [`follows::insert_follow`], [`follows::delete_follow`]: a follow and both counts;
+//! - [`follows::insert_follow`], [`follows::delete_follow`]: a follow and both counts (a new
+//!   follow fills in the follower's precomputed timeline, [`feeds::backfill`]);
 //! - [`marks::insert_mark`], [`marks::delete_mark`]: a block, a mute or a follow request;
 //! - [`notifications::notify`], [`notifications::forget`]: notifications and unread counters;
 //! - [`clock::next_list_at`], [`clock::next_at`]: a new item's position, in commit order;
@@ -49,6 +50,7 @@ pub mod archive;
 pub mod clock;
 pub mod discovery;
 pub mod email;
+pub mod feeds;
 pub mod follow_lists;
 pub mod follows;
 pub mod idempotency;

@@ -36,7 +36,7 @@
 //! unreposts and deletions show on the next read. `docs/design.md` and `bench/RESULTS.md` give the
 //! measured costs.
 
-use entity::{block, follow, mute, post, repost, user};
+use entity::{block, feed_entry, follow, mute, post, repost, user};
 use sea_orm::sea_query::{
     Alias, Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement, UnionType,
 };
@@ -47,6 +47,7 @@ use sea_orm::{
 
 use crate::error::ApiError;
 use crate::services::clock;
+use crate::services::feeds::{self, Feeds};
 use crate::services::keyset::{Neighbours, PageRequest, Position, fetch_page};
 use crate::services::posts::{PostWithAuthor, keyset_page, with_authors_and};
 use crate::services::relationships::Relation;
@@ -127,18 +128,49 @@ pub fn sees_entries_of(reader: i64, account: i64, relation: &Relation) -> bool {
 /// accounts reach both queries.
 pub const PER_AUTHOR_MAX_FOLLOWEES: i64 = 30;
 
+/// How timelines are read: where the per-author query gives way to the newest-first walk, and the
+/// precomputed feeds of readers past that point, when they are on ([`crate::services::feeds`]).
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    pub per_author_max_followees: i64,
+    pub feeds: Option<Feeds>,
+}
+
+impl Strategy {
+    /// The two queries alone, without feeds (what a reader without a built feed gets).
+    pub fn without_feeds(per_author_max_followees: i64) -> Self {
+        Strategy {
+            per_author_max_followees,
+            feeds: None,
+        }
+    }
+}
+
 /// A page of `reader`'s timeline, in a fixed number of queries (the entries with their posts, then
 /// the users they show). Readers following at most `per_author_max_followees` accounts get the
-/// per-author query.
+/// per-author query; others their feed when it is built and the page goes toward older items
+/// (falling back to the walk when the page reaches below the feed's floor), else the walk, and
+/// a feed is asked for when they have none.
 #[tracing::instrument(name = "timeline::page", skip_all, fields(reader = reader.id))]
 pub async fn page(
     db: &impl ConnectionTrait,
     reader: &user::Model,
     page: PageRequest,
-    per_author_max_followees: i64,
+    strategy: &Strategy,
 ) -> Result<(Vec<Entry>, Neighbours), ApiError> {
     let backend = db.get_database_backend();
-    let authors = if reader.following_count <= per_author_max_followees {
+    let few = reader.following_count <= strategy.per_author_max_followees;
+    let floor = match &strategy.feeds {
+        Some(feeds) => {
+            let floor = feeds::floor_of(reader);
+            if floor.is_none() && !few {
+                feeds.want(reader.id);
+            }
+            floor
+        }
+        None => None,
+    };
+    let authors = if few {
         // The posts' horizon comes with the followees (on each row), read once for the page's
         // many members rather than by each ([`clock::within_posts_horizon`]).
         let rows: Vec<(i64, Option<i64>)> = follow::Entity::find()
@@ -161,16 +193,26 @@ pub async fn page(
         at: row.at,
         id: row.post.id,
     };
+    let read = async |query: SelectStatement| -> Result<Vec<EntryRow>, ApiError> {
+        Ok(EntryRow::find_by_statement(backend.build(&query))
+            .all(db)
+            .await?)
+    };
     let (rows, neighbours) = fetch_page(page, position, async |page| {
+        if let Some(floor) = floor.filter(|_| page.newer_than.is_none()) {
+            let rows = read(feed_query(backend, reader.id, page, floor)).await?;
+            // A short page may lie partly below the floor, where the feed is not whole.
+            if rows.len() as u64 >= page.fetch_limit() || floor == feeds::WHOLE {
+                return Ok(rows);
+            }
+        }
         let query = match &authors {
             Some((authors, horizon)) => {
                 by_authors_query(backend, reader.id, authors, page, *horizon)
             }
             None => newest_first_query(backend, reader.id, page),
         };
-        Ok(EntryRow::find_by_statement(backend.build(&query))
-            .all(db)
-            .await?)
+        read(query).await
     })
     .await?;
     Ok((entries(db, rows).await?, neighbours))
@@ -349,7 +391,7 @@ pub fn by_authors_query(
             backend,
             post::Entity::find()
                 .filter(post::Column::AuthorId.eq(*author))
-                .filter(writing_shown_beyond_author(reader_id)),
+                .filter(writing_shown_beyond_author(Form::Walk, reader_id)),
             page,
             horizon,
         ));
@@ -375,6 +417,17 @@ pub fn newest_first_query(
     reader_id: i64,
     page: PageRequest,
 ) -> SelectStatement {
+    join_posts(newest_first_members(backend, reader_id, page, None), page)
+}
+
+/// The two walks of [`newest_first_query`], each cut to the page; only the entries above `since`
+/// when it is given (the feed's fan-out position: [`feed_query`]).
+fn newest_first_members(
+    backend: DbBackend,
+    reader_id: i64,
+    page: PageRequest,
+    since: Option<Expr>,
+) -> Vec<SelectStatement> {
     // SQLite's planner would rather gather every followee's posts from `idx_posts_author_created`
     // (and reposts from `idx_reposts_user_created`) and sort them (22.7 ms for 5,000 followees on
     // the benchmark dataset, 3.0 ms with the walk): a unary `+` is its documented way to keep a
@@ -387,41 +440,171 @@ pub fn newest_first_query(
     };
     let author = hinted(Expr::col((post::Entity, post::Column::AuthorId)));
     let reposter = hinted(Expr::col((repost::Entity, repost::Column::UserId)));
-    let writings = writings(
+    let mut posts = post::Entity::find()
+        .filter(followed_or_self(Form::Walk, author, reader_id))
+        .filter(writing_shown_beyond_author(Form::Walk, reader_id));
+    let mut reposts = repost::Entity::find()
+        .filter(followed_or_self(Form::Walk, reposter, reader_id))
+        .filter(repost_shown_beyond_reposter(reader_id));
+    if let Some(since) = since {
+        posts = posts.filter(Expr::col((post::Entity, post::Column::CreatedAt)).gt(since.clone()));
+        reposts = reposts.filter(Expr::col((repost::Entity, repost::Column::CreatedAt)).gt(since));
+    }
+    vec![
+        writings(backend, posts, page, None),
+        repost_entries(backend, reposts, page, None),
+    ]
+}
+
+/// A page of a reader's timeline from its feed ([`crate::services::feeds`]): the feed's
+/// writings and reposts above `floor` and up to the fan-out position, each held to the same rules
+/// as on the walk (in their probing form: one primary-key probe per candidate, rather than the
+/// reader's followees as a list), and the entries above the fan-out position from the walk,
+/// merged and joined with their posts. Whether the page lies wholly above the floor is the
+/// caller's question ([`page`]).
+pub fn feed_query(
+    backend: DbBackend,
+    reader_id: i64,
+    page: PageRequest,
+    floor: Position,
+) -> SelectStatement {
+    let at = Expr::col((feed_entry::Entity, feed_entry::Column::At));
+    let entry_post = Expr::col((feed_entry::Entity, feed_entry::Column::PostId));
+    let member = |is_repost: bool| {
+        let mut query = Query::select();
+        query
+            .expr_as(at.clone(), Alias::new(ENTRY_AT))
+            .expr_as(entry_post.clone(), Alias::new(ENTRY_POST))
+            .from(feed_entry::Entity)
+            .and_where(feed_entry::Column::ReaderId.eq(reader_id))
+            .and_where(feed_entry::Column::IsRepost.eq(is_repost))
+            .and_where(at.clone().lte(feeds::fanned_out()));
+        if floor != feeds::WHOLE {
+            query.cond_where(crate::services::keyset::newer_than(
+                backend,
+                feed_entry::Column::At,
+                feed_entry::Column::PostId,
+                floor,
+            ));
+        }
+        if let Some(keyset) =
+            page.keyset(backend, feed_entry::Column::At, feed_entry::Column::PostId)
+        {
+            query.cond_where(keyset);
+        }
+        query
+            .order_by((feed_entry::Entity, feed_entry::Column::At), page.order())
+            .order_by(
+                (feed_entry::Entity, feed_entry::Column::PostId),
+                page.order(),
+            )
+            .limit(page.fetch_limit());
+        query
+    };
+    let mut writings = member(false);
+    writings
+        .expr_as(Expr::value(Option::<i64>::None), Alias::new(ENTRY_REPOSTER))
+        .inner_join(
+            post::Entity,
+            Expr::col((post::Entity, post::Column::Id))
+                .equals((feed_entry::Entity, feed_entry::Column::PostId)),
+        )
+        .cond_where(followed_or_self(
+            Form::Probe,
+            Expr::col((post::Entity, post::Column::AuthorId)),
+            reader_id,
+        ))
+        .cond_where(writing_shown_beyond_author(Form::Probe, reader_id));
+    let mut reposts = member(true);
+    reposts
+        .expr_as(
+            Expr::col((feed_entry::Entity, feed_entry::Column::SourceId)),
+            Alias::new(ENTRY_REPOSTER),
+        )
+        .inner_join(
+            repost::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((repost::Entity, repost::Column::PostId))
+                        .equals((feed_entry::Entity, feed_entry::Column::PostId)),
+                )
+                .add(
+                    Expr::col((repost::Entity, repost::Column::UserId))
+                        .equals((feed_entry::Entity, feed_entry::Column::SourceId)),
+                )
+                .add(
+                    Expr::col((repost::Entity, repost::Column::CreatedAt))
+                        .equals((feed_entry::Entity, feed_entry::Column::At)),
+                ),
+        )
+        .cond_where(followed_or_self(
+            Form::Probe,
+            Expr::col((repost::Entity, repost::Column::UserId)),
+            reader_id,
+        ))
+        .cond_where(repost_shown_beyond_reposter(reader_id));
+    let mut members = vec![writings, reposts];
+    members.extend(newest_first_members(
         backend,
-        post::Entity::find()
-            .filter(followed_or_self(author, reader_id))
-            .filter(writing_shown_beyond_author(reader_id)),
+        reader_id,
         page,
-        None,
-    );
-    let reposts = repost_entries(
-        backend,
-        repost::Entity::find()
-            .filter(followed_or_self(reposter, reader_id))
-            .filter(repost_shown_beyond_reposter(reader_id)),
-        page,
-        None,
-    );
-    join_posts(vec![writings, reposts], page)
+        Some(feeds::fanned_out()),
+    ));
+    join_posts(members, page)
+}
+
+/// How a rule asks about the reader's followees: as the list (`IN (SELECT followed_id ...)`),
+/// which the walks test index entries against, or as one primary-key probe per candidate
+/// (`EXISTS`), for the feed's few candidates (hashing thousands of followees to test twenty
+/// entries costs more than the entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Walk,
+    Probe,
 }
 
 /// `account = reader OR (account IN followees AND account NOT IN muted)`: an account whose
 /// entries the reader sees.
-fn followed_or_self(account: Expr, reader_id: i64) -> Condition {
-    Condition::any().add(account.clone().eq(reader_id)).add(
-        Condition::all()
+fn followed_or_self(form: Form, account: Expr, reader_id: i64) -> Condition {
+    let followed = match form {
+        Form::Walk => Condition::all()
             .add(account.clone().in_subquery(followees(reader_id)))
-            .add(account.not_in_subquery(muted_by(reader_id))),
-    )
+            .add(account.clone().not_in_subquery(muted_by(reader_id))),
+        Form::Probe => Condition::all()
+            .add(Expr::exists(follow_probe(reader_id, account.clone())))
+            .add(Expr::exists(mute_probe(reader_id, account.clone())).not()),
+    };
+    Condition::any().add(account.eq(reader_id)).add(followed)
+}
+
+/// `SELECT 1 FROM follows WHERE follower_id = reader AND followed_id = account`.
+fn follow_probe(reader_id: i64, account: Expr) -> SelectStatement {
+    let probe = Alias::new("probe_follow");
+    Query::select()
+        .expr(Expr::val(1))
+        .from_as(follow::Entity, probe.clone())
+        .and_where(Expr::col((probe.clone(), follow::Column::FollowerId)).eq(reader_id))
+        .and_where(Expr::col((probe, follow::Column::FollowedId)).eq(account))
+        .to_owned()
+}
+
+/// `SELECT 1 FROM mutes WHERE muter_id = reader AND muted_id = account`.
+fn mute_probe(reader_id: i64, account: Expr) -> SelectStatement {
+    let probe = Alias::new("probe_mute");
+    Query::select()
+        .expr(Expr::val(1))
+        .from_as(mute::Entity, probe.clone())
+        .and_where(Expr::col((probe.clone(), mute::Column::MuterId)).eq(reader_id))
+        .and_where(Expr::col((probe, mute::Column::MutedId)).eq(account))
+        .to_owned()
 }
 
 /// What a writing by an account whose entries the reader sees must also meet: the reply rule,
 /// and no newer entry for the post (a repost the reader sees; every repost is newer than the
 /// writing).
-fn writing_shown_beyond_author(reader_id: i64) -> Condition {
+fn writing_shown_beyond_author(form: Form, reader_id: i64) -> Condition {
     Condition::all()
-        .add(reply_rule(reader_id))
+        .add(reply_rule(form, reader_id))
         .add(no_newer_entry(
             reader_id,
             Expr::col((post::Entity, post::Column::Id)),
@@ -539,12 +722,16 @@ fn no_newer_entry(reader_id: i64, post: Expr, since: Option<Expr>) -> Expr {
 /// reader or by an account the reader follows (muted or not). `parent_author_id` is on the
 /// reply's own row and in `idx_posts_created_author_parent`, so the newest-first walk still reads the
 /// index alone.
-fn reply_rule(reader_id: i64) -> Condition {
+fn reply_rule(form: Form, reader_id: i64) -> Condition {
     let parent_author = Expr::col((post::Entity, post::Column::ParentAuthorId));
+    let followed = match form {
+        Form::Walk => parent_author.clone().in_subquery(followees(reader_id)),
+        Form::Probe => Expr::exists(follow_probe(reader_id, parent_author.clone())),
+    };
     Condition::any()
         .add(parent_author.clone().is_null())
-        .add(parent_author.clone().eq(reader_id))
-        .add(parent_author.in_subquery(followees(reader_id)))
+        .add(parent_author.eq(reader_id))
+        .add(followed)
 }
 
 /// `SELECT followed_id FROM follows WHERE follower_id = reader_id`.

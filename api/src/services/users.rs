@@ -788,5 +788,7 @@ pub(crate) fn sample(id: i64) -> user::Model {
         email_verified_at: None,
         archive_started_at: None,
         avatar_media_id: None,
+        feed_floor_at: None,
+        feed_floor_id: None,
     }
 }
