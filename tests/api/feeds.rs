@@ -424,3 +424,47 @@ async fn follows_racing_posts_and_the_worker_leave_the_feed_whole() {
         assert_eq!(seen.len(), expected as usize, "round {round}");
     }
 }
+
+#[tokio::test]
+async fn a_trimmed_feed_keeps_its_newest_entries_and_the_walk_serves_the_rest() {
+    let app = app_with_feeds(0).await;
+    let reader = app.register("reader").await;
+    let ann = app.register("ann").await;
+    app.follow(&reader, "ann").await.expect(201);
+    build_feed(&app, &reader, "reader", 100).await;
+    for i in 0..7 {
+        app.post_as(&ann, &format!("ann {i}")).await;
+    }
+    settle(&app, 100).await;
+    let reader_id = app.user_id("reader").await;
+    let entries = async || {
+        feed_entry::Entity::find()
+            .filter(feed_entry::Column::ReaderId.eq(reader_id))
+            .all(&app.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(entries().await.len(), 7);
+    // Keeping 4: 7 is not more than twice 4, nothing changes.
+    assert_eq!(
+        feeds::trim(&app.db, 0, 10, 4).await.unwrap(),
+        Some(reader_id)
+    );
+    assert_eq!(entries().await.len(), 7);
+    assert_eq!(
+        feeds::floor_of(&row(&app, "reader").await),
+        Some(feeds::WHOLE)
+    );
+    // Keeping 3: 7 is more than 6, the newest 3 stay and the floor rises below them.
+    feeds::trim(&app.db, 0, 10, 3).await.unwrap();
+    let kept = entries().await;
+    let floor = feeds::floor_of(&row(&app, "reader").await).unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(kept.iter().all(|e| Position {
+        at: e.at,
+        id: e.post_id
+    } > floor));
+    assert_eq!(agrees(&app, &reader, "reader", "trimmed").await.len(), 7);
+    // A look past the last feed finds none.
+    assert_eq!(feeds::trim(&app.db, reader_id, 10, 3).await.unwrap(), None);
+}

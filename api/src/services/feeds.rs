@@ -35,8 +35,13 @@
 //!   entries above it) deletes the entries at or below the new floor in the same transaction, so
 //!   a read that still holds the old floor finds its page cut short and reads the walk.
 //!
-//! Not yet: trimming long feeds, and dropping the feeds of readers who stopped reading (both left
-//! for later; a feed only grows by the entries its reader's followees write).
+//! - **Trimming** ([`trim`]): every [`TRIM_EVERY`] the worker looks at the next
+//!   [`TRIMS_PER_LOOK`] feeds, and one that holds more than twice [`FEED_LENGTH`] entries keeps
+//!   its newest [`FEED_LENGTH`]: its floor rises as above, under the reader's row lock (so no
+//!   follow copies entries in below the new floor meanwhile).
+//!
+//! Not yet: dropping the feeds of readers who stopped reading, and keeping very large accounts
+//! out of the fan-out (their entries go to every follower with a feed, in the worker).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -74,6 +79,10 @@ const FANOUT_BATCH: u64 = 1_000;
 
 /// How many accounts one read of a build asks for at once.
 const SOURCES_PER_READ: usize = 100;
+
+/// How often the worker trims feeds, and how many it looks at each time ([`trim`]).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+const TRIMS_PER_LOOK: u64 = 100;
 
 /// The floor of `reader`'s built feed, as the row shows it; `None` without one.
 pub fn floor_of(reader: &user::Model) -> Option<Position> {
@@ -143,17 +152,98 @@ async fn record_wanted(
 }
 
 async fn work_forever(db: DatabaseConnection, wake: std::sync::Arc<Notify>) {
+    let mut trimmed_after = 0;
+    let mut next_trim = tokio::time::Instant::now() + TRIM_EVERY;
     loop {
+        let mut pause = WORKER_EVERY;
         match step(&db, FEED_LENGTH).await {
             Ok(true) => continue,
             Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "the feeds' worker failed a step"),
+            Err(err) => {
+                tracing::warn!(error = %err, "the feeds' worker failed a step");
+                pause = Duration::from_secs(1);
+            }
+        }
+        if tokio::time::Instant::now() >= next_trim {
+            next_trim = tokio::time::Instant::now() + TRIM_EVERY;
+            match trim(&db, trimmed_after, TRIMS_PER_LOOK, FEED_LENGTH).await {
+                Ok(last) => trimmed_after = last.unwrap_or(0),
+                Err(err) => tracing::warn!(error = %err, "the feeds' worker failed a trim"),
+            }
         }
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(WORKER_EVERY) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
+}
+
+/// Trims the built feeds of up to `count` readers after `after` (by id): one holding more than
+/// `2 * keep` entries keeps its newest `keep`, and its floor rises below them. Returns the last
+/// reader looked at (`None`: none was left, start again from the first).
+pub async fn trim(
+    db: &DatabaseConnection,
+    after: i64,
+    count: u64,
+    keep: usize,
+) -> Result<Option<i64>, ApiError> {
+    let txn = begin(db).await?;
+    let readers: Vec<i64> = feed::Entity::find()
+        .select_only()
+        .column(feed::Column::ReaderId)
+        .filter(feed::Column::ReaderId.gt(after))
+        .filter(feed::Column::FloorAt.is_not_null())
+        .order_by_asc(feed::Column::ReaderId)
+        .limit(count)
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let fanned: i64 = feed_fanout::Entity::find_by_id(1)
+        .select_only()
+        .column(feed_fanout::Column::At)
+        .into_tuple()
+        .one(&txn)
+        .await?
+        .unwrap_or(i64::MIN);
+    for reader in &readers {
+        let nth = |n: usize| {
+            feed_entry::Entity::find()
+                .select_only()
+                .column(feed_entry::Column::At)
+                .column(feed_entry::Column::PostId)
+                .filter(feed_entry::Column::ReaderId.eq(*reader))
+                .order_by_desc(feed_entry::Column::At)
+                .order_by_desc(feed_entry::Column::PostId)
+                .offset(n as u64)
+                .limit(1)
+                .into_tuple::<(i64, i64)>()
+        };
+        if nth(2 * keep).one(&txn).await?.is_none() {
+            continue;
+        }
+        // Under the reader's lock: a follow copying entries in is wholly before or after. A
+        // reader busy writing is left for the next round.
+        let mut lock = user::Entity::find()
+            .select_only()
+            .column(user::Column::Id)
+            .filter(user::Column::Id.eq(*reader));
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            lock = lock.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        if lock.into_tuple::<i64>().one(&txn).await?.is_none() {
+            continue;
+        }
+        // Never above the fan-out position: what the worker fans out meanwhile lies above it,
+        // so nothing lands at or below the new floor.
+        match nth(keep).one(&txn).await? {
+            Some((at, id)) if at <= fanned => {
+                raise_floor(&txn, *reader, Position { at, id }).await?;
+            }
+            _ => {}
+        }
+    }
+    txn.commit().await?;
+    Ok(readers.last().copied())
 }
 
 /// One step of the feeds' worker: builds the feeds asked for (a few, `length` entries each), and
