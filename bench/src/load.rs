@@ -99,6 +99,28 @@ pub async fn run(options: LoadOptions) -> Result<(), BoxError> {
             PageRequest::older(20, None),
         )
         .await?;
+        // With feeds on (the server's default, `TIMELINE_FEEDS`), that read asked for the
+        // reader's feed: once the server's worker has built it, the page is checked again, as
+        // the feed serves it.
+        if std::env::var("TIMELINE_FEEDS").as_deref() != Ok("false") {
+            let mut built = None;
+            for _ in 0..100 {
+                let row = user_by_name(&db, name).await?;
+                if row.feed_floor_at.is_some() {
+                    built = Some(row);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let reader = built.ok_or_else(|| format!("{name}'s feed was not built in 10 s"))?;
+            check_timeline(
+                &db,
+                client.get(&url).bearer_auth(&token),
+                &reader,
+                PageRequest::older(20, None),
+            )
+            .await?;
+        }
         scenarios.push(
             scenario(
                 &client,

@@ -158,7 +158,15 @@ async fn a_feed_serves_what_the_walk_does_above_and_below_its_floor() {
         id: e.post_id
     } > floor));
     let backend = app.db.get_database_backend();
-    let first = timeline::feed_query(backend, reader_id, PageRequest::older(3, None), floor);
+    let (fanned, horizon) = feeds::positions(&app.db).await.unwrap();
+    let first = timeline::feed_query(
+        backend,
+        reader_id,
+        PageRequest::older(3, None),
+        floor,
+        fanned,
+        horizon,
+    );
     let rows = sea_orm::ConnectionTrait::query_all(&app.db, &first)
         .await
         .unwrap();

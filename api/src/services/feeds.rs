@@ -676,16 +676,27 @@ async fn insert(
     Ok(())
 }
 
-/// The fan-out position as an expression for a timeline's own statement:
-/// `(SELECT at FROM feed_fanout WHERE id = 1)`, read in the same snapshot as the entries.
-pub fn fanned_out() -> Expr {
-    Expr::from(
-        sea_orm::sea_query::Query::select()
-            .column(feed_fanout::Column::At)
-            .from(feed_fanout::Entity)
-            .and_where(feed_fanout::Column::Id.eq(1))
-            .to_owned(),
-    )
+/// The fan-out position and the posts' horizon, as they are now, in one statement: a feed's page
+/// reads the feed up to the first and the walk from there up to the second
+/// ([`crate::services::timeline::feed_query`]). Both only grow, so values read before the page
+/// are safe to show up to.
+pub async fn positions(db: &impl ConnectionTrait) -> Result<(i64, i64), ApiError> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT (SELECT at FROM feed_fanout WHERE id = 1), (SELECT MIN(at) FROM post_clocks)",
+        ))
+        .await?;
+    let (fanned, horizon) = match row {
+        Some(row) => (
+            row.try_get_by_index::<Option<i64>>(0)?,
+            row.try_get_by_index::<Option<i64>>(1)?,
+        ),
+        None => (None, None),
+    };
+    let fanned = fanned.unwrap_or(i64::MIN);
+    Ok((fanned, horizon.unwrap_or(i64::MIN).max(fanned)))
 }
 
 #[cfg(test)]
