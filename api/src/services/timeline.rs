@@ -31,10 +31,14 @@
 //!   each keeping only entries that qualify and reading the index alone for the author tests, cut
 //!   to the page and merged. Cost grows with how far back the reader's newest entries lie, which
 //!   shrinks as the reader follows more.
+//! - **Many followees, with a feed** (when feeds are on, [`Strategy`]): a page toward older items
+//!   reads the reader's precomputed candidates ([`crate::services::feeds`], [`feed_query`]) held
+//!   to the same conditions in a probing form, with the walks above the feed's fan-out position;
+//!   a page that reaches below the feed's floor, and every `newer_than` page, is read as above.
 //!
-//! Either way the page's posts are joined in the same statement; nothing is cached, so unfollows,
-//! unreposts and deletions show on the next read. `docs/design.md` and `bench/RESULTS.md` give the
-//! measured costs.
+//! The page's posts are joined in the same statement; no answer is cached (a feed holds
+//! candidates, not answers), so unfollows, unreposts and deletions show on the next read.
+//! `docs/design.md` and `bench/RESULTS.md` give the measured costs.
 
 use entity::{block, feed_entry, follow, mute, post, repost, user};
 use sea_orm::sea_query::{
